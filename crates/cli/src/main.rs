@@ -1,0 +1,33 @@
+//! `bedside`: Bedside's decoding (and, as they land, evaluation and prediction) on the command line.
+//! A thin layer over the library crates: parse flags, call the library, print JSON or one error line.
+
+mod decode;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "bedside", version, about = "Point-of-care medical image decoding and diagnosis")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Decode(decode::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bedside: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

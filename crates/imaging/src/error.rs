@@ -1,0 +1,29 @@
+use thiserror::Error;
+
+/// Why a file could not be decoded. Messages are one readable line, fit to show a clinician.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("not a DICOM file (no DICM marker) nor a JPEG, PNG or WebP photo")]
+    UnknownFormat,
+    #[error("could not read the DICOM header: {0}")]
+    DicomHeader(String),
+    #[error("the DICOM file has no pixel data")]
+    NoPixelData,
+    #[error("invalid {attribute}: {detail}")]
+    InvalidAttribute { attribute: &'static str, detail: String },
+    #[error("{what} is not supported yet")]
+    Unsupported { what: String },
+    #[error("could not decode the pixel data of frame {frame}: {detail}")]
+    PixelData { frame: u32, detail: String },
+    #[error("the pixel data is truncated: frame {frame} needs {expected} bytes but only {actual} are there")]
+    Truncated { frame: u32, expected: u64, actual: u64 },
+    #[error("frame {index} does not exist (the file has {frames} frame(s), counted from 0)")]
+    NoSuchFrame { index: u32, frames: u32 },
+    #[error(
+        "image too large: {columns}×{rows} pixels ({bytes} bytes per frame) exceeds the limit of {limit} bytes"
+    )]
+    TooLarge { rows: u32, columns: u32, bytes: u64, limit: u64 },
+    #[error("could not decode the photo: {0}")]
+    Photo(String),
+}

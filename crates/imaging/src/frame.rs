@@ -1,0 +1,174 @@
+//! One decoded frame of stored sample values, and drawing it through a window.
+
+use crate::Rescale;
+use serde::Serialize;
+
+/// A VOI window in modality units (after rescale), as DICOM's linear VOI LUT function defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+}
+
+impl Window {
+    /// Maps a modality value to a display level in 0..=255 (PS3.3 C.11.2.1.2.1, linear).
+    pub fn level(&self, x: f64) -> u8 {
+        let width = self.width.max(1.0);
+        let t = (x - (self.center - 0.5)) / (width - 1.0).max(f64::MIN_POSITIVE) + 0.5;
+        (t.clamp(0.0, 1.0) * 255.0).round() as u8
+    }
+}
+
+/// Stored values of one frame, interleaved by sample (RGBRGB… for colour), before any LUT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub columns: u32,
+    pub rows: u32,
+    /// 1 for grey, 3 for RGB.
+    pub samples: u8,
+    pub bits_stored: u16,
+    /// MONOCHROME1: the lowest value is drawn white.
+    pub invert: bool,
+    pub rescale: Rescale,
+    pub stored: Vec<i32>,
+}
+
+// Above this many distinct stored values a lookup table costs more than it saves.
+const MAX_LUT: i64 = 1 << 17;
+
+impl Frame {
+    pub fn is_grey(&self) -> bool {
+        self.samples == 1
+    }
+
+    /// Smallest and largest stored value (over all samples); `(0, 0)` for an empty frame.
+    pub fn min_max(&self) -> (i32, i32) {
+        let mut it = self.stored.iter().copied();
+        let Some(first) = it.next() else { return (0, 0) };
+        it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    }
+
+    /// Lowest and highest modality value (the rescale may have a negative slope).
+    pub fn modality_range(&self) -> (f64, f64) {
+        let (lo, hi) = self.min_max();
+        let (a, b) = (self.rescale.apply(lo as f64), self.rescale.apply(hi as f64));
+        (a.min(b), a.max(b))
+    }
+
+    /// A window spanning every modality value of the frame.
+    pub fn full_window(&self) -> Window {
+        let (lo, hi) = self.modality_range();
+        Window { center: (lo + hi) / 2.0 + 0.5, width: (hi - lo + 1.0).max(1.0) }
+    }
+
+    /// Draws the frame as RGBA8 (row-major, `4 × columns × rows` bytes). Grey frames go through the
+    /// rescale, `window` (the full range if `None`) and MONOCHROME1 inversion; colour frames are drawn
+    /// as stored, scaled to 8 bits.
+    pub fn render_rgba(&self, window: Option<Window>) -> Vec<u8> {
+        let pixels = self.columns as usize * self.rows as usize;
+        let mut out = Vec::with_capacity(pixels * 4);
+        if self.is_grey() {
+            let window = window.unwrap_or_else(|| self.full_window());
+            let level = |v: i32| {
+                let l = window.level(self.rescale.apply(v as f64));
+                if self.invert { 255 - l } else { l }
+            };
+            let (lo, hi) = self.min_max();
+            if (hi as i64 - lo as i64) < MAX_LUT {
+                let lut: Vec<u8> = (lo..=hi).map(level).collect();
+                for &v in &self.stored {
+                    let l = lut[(v - lo) as usize];
+                    out.extend_from_slice(&[l, l, l, 255]);
+                }
+            } else {
+                for &v in &self.stored {
+                    let l = level(v);
+                    out.extend_from_slice(&[l, l, l, 255]);
+                }
+            }
+        } else {
+            let shift = self.bits_stored.saturating_sub(8).min(24);
+            for rgb in self.stored.chunks_exact(3) {
+                let c = |v: i32| (v >> shift).clamp(0, 255) as u8;
+                out.extend_from_slice(&[c(rgb[0]), c(rgb[1]), c(rgb[2]), 255]);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(stored: Vec<i32>, invert: bool) -> Frame {
+        Frame {
+            columns: stored.len() as u32,
+            rows: 1,
+            samples: 1,
+            bits_stored: 16,
+            invert,
+            rescale: Rescale::IDENTITY,
+            stored,
+        }
+    }
+
+    #[test]
+    fn linear_window_follows_the_dicom_formula() {
+        let w = Window { center: 40.0, width: 400.0 };
+        assert_eq!(w.level(-160.0), 0); // at and below the bottom edge
+        assert_eq!(w.level(240.0), 255); // at and above the top edge
+        assert_eq!(w.level(39.5), 128); // the centre maps to the middle
+        assert!(w.level(100.0) > w.level(0.0));
+    }
+
+    #[test]
+    fn full_window_spans_min_to_max() {
+        let rgba = grey(vec![100, 150, 200], false).render_rgba(None);
+        assert_eq!(rgba[0], 0);
+        assert_eq!(rgba[8], 255);
+        assert!((120..136).contains(&rgba[4]), "middle value drawn as {}", rgba[4]);
+        assert_eq!(rgba[3], 255, "opaque");
+    }
+
+    #[test]
+    fn monochrome1_is_inverted() {
+        let normal = grey(vec![0, 1000], false).render_rgba(None);
+        let inverted = grey(vec![0, 1000], true).render_rgba(None);
+        assert_eq!((normal[0], normal[4]), (0, 255));
+        assert_eq!((inverted[0], inverted[4]), (255, 0));
+    }
+
+    #[test]
+    fn rescale_moves_the_window_into_modality_units() {
+        let mut f = grey(vec![0, 1024, 2048], false);
+        f.rescale = Rescale { slope: 1.0, intercept: -1024.0 };
+        assert_eq!(f.modality_range(), (-1024.0, 1024.0));
+        // A narrow window around 0 HU: stored 1024 is the middle, the others clip.
+        let rgba = f.render_rgba(Some(Window { center: 0.5, width: 10.0 }));
+        assert_eq!((rgba[0], rgba[8]), (0, 255));
+        assert!((120..136).contains(&rgba[4]));
+    }
+
+    #[test]
+    fn wide_ranges_skip_the_lookup_table_and_agree() {
+        let stored = vec![-2_000_000, 0, 2_000_000];
+        let rgba = grey(stored, false).render_rgba(None);
+        assert_eq!((rgba[0], rgba[8]), (0, 255));
+        assert!((120..136).contains(&rgba[4]));
+    }
+
+    #[test]
+    fn colour_of_more_than_8_bits_is_scaled() {
+        let f = Frame {
+            columns: 1,
+            rows: 1,
+            samples: 3,
+            bits_stored: 16,
+            invert: false,
+            rescale: Rescale::IDENTITY,
+            stored: vec![65535, 32768, 0],
+        };
+        assert_eq!(f.render_rgba(None), vec![255, 128, 0, 255]);
+    }
+}

@@ -1,0 +1,151 @@
+//! Bytes in, pixels and metadata out.
+//!
+//! `bedside-imaging` turns the bytes of a file a clinician opens — a DICOM object or an ordinary photo
+//! (JPEG, PNG, WebP) — into a [`Study`]: its header ([`Info`]) plus frames of stored sample values that
+//! can be windowed and drawn ([`Frame::render_rgba`]). The same code runs natively (the `bedside` CLI)
+//! and in WebAssembly (the browser's decode worker); nothing here touches the file system or prints.
+//!
+//! It is not a model-preprocessing crate (resizing and normalising for a network belong beside the
+//! model) and not a DICOM writer.
+//!
+//! DICOM goes through `dicom-object` and `dicom-pixeldata` with their default features off (no rayon,
+//! which wasm32 lacks) and only pure-Rust codecs: JPEG baseline/lossless through `jpeg-decoder`, RLE
+//! and deflate. Photos go through `image`, with the EXIF orientation applied.
+//!
+//! Hostile input gets an [`Error`], never a panic: sizes are checked against [`Limits`] before any
+//! pixel buffer is allocated.
+//!
+//! ```no_run
+//! let bytes = std::fs::read("MR_small.dcm").unwrap();
+//! let study = bedside_imaging::Study::open(&bytes, &bedside_imaging::Limits::default()).unwrap();
+//! let frame = study.frame(0).unwrap();
+//! let rgba = frame.render_rgba(study.default_window(&frame));
+//! assert_eq!(rgba.len(), 4 * study.info().rows as usize * study.info().columns as usize);
+//! ```
+
+mod dicom;
+mod error;
+mod frame;
+mod photo;
+
+pub use error::Error;
+pub use frame::{Frame, Window};
+
+use serde::Serialize;
+
+/// Bounds that keep hostile files from exhausting memory; checked before allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest decoded frame accepted, in bytes of stored samples (rows × columns × samples × bytes).
+    pub max_frame_bytes: u64,
+    /// Largest width or height accepted, in pixels.
+    pub max_side: u32,
+}
+
+impl Default for Limits {
+    /// Room for a 4k×4k 16-bit CR with margin (and an 8k×8k RGB photo), far below what a browser tab
+    /// can hold.
+    fn default() -> Self {
+        Limits { max_frame_bytes: 256 << 20, max_side: 16_384 }
+    }
+}
+
+impl Limits {
+    fn check(&self, rows: u32, columns: u32, samples: u32, bytes_per_sample: u32) -> Result<(), Error> {
+        let bytes = rows as u64 * columns as u64 * samples as u64 * bytes_per_sample as u64;
+        if rows > self.max_side || columns > self.max_side || bytes > self.max_frame_bytes {
+            return Err(Error::TooLarge { rows, columns, bytes, limit: self.max_frame_bytes });
+        }
+        Ok(())
+    }
+}
+
+/// What a file is, as `bedside decode` reports it (one JSON object, stable keys).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Info {
+    pub rows: u32,
+    pub columns: u32,
+    pub frames: u32,
+    /// DICOM Modality (e.g. `"CR"`, `"MR"`); `"photo"` for photos; `null` if a DICOM file has none.
+    pub modality: Option<String>,
+    pub photometric_interpretation: String,
+    /// Transfer syntax UID; `null` for photos.
+    pub transfer_syntax: Option<String>,
+    pub bits_stored: u16,
+}
+
+/// Rescale slope and intercept: stored value → modality value (e.g. Hounsfield units).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rescale {
+    pub slope: f64,
+    pub intercept: f64,
+}
+
+impl Rescale {
+    pub const IDENTITY: Rescale = Rescale { slope: 1.0, intercept: 0.0 };
+
+    pub fn apply(&self, stored: f64) -> f64 {
+        stored * self.slope + self.intercept
+    }
+}
+
+/// An opened file: its header and a way to decode any one of its frames.
+pub struct Study {
+    info: Info,
+    attributes: Vec<(String, String)>,
+    rescale: Rescale,
+    window: Option<Window>,
+    source: Source,
+    limits: Limits,
+}
+
+enum Source {
+    Dicom(Box<dicom::DicomSource>),
+    Photo(Frame),
+}
+
+impl Study {
+    /// Opens a DICOM file (with or without its 128-byte preamble) or a JPEG/PNG/WebP photo.
+    pub fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
+        if let Some(dataset) = dicom::dicom_body(bytes) {
+            return dicom::open(dataset, limits);
+        }
+        if photo::is_photo(bytes) {
+            return photo::open(bytes, limits);
+        }
+        Err(Error::UnknownFormat)
+    }
+
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// Labelled header values for a metadata panel, in display order.
+    pub fn attributes(&self) -> &[(String, String)] {
+        &self.attributes
+    }
+
+    pub fn rescale(&self) -> Rescale {
+        self.rescale
+    }
+
+    /// Decodes one frame (from 0) without decoding the others where the encoding allows it.
+    pub fn frame(&self, index: u32) -> Result<Frame, Error> {
+        if index >= self.info.frames {
+            return Err(Error::NoSuchFrame { index, frames: self.info.frames });
+        }
+        match &self.source {
+            Source::Dicom(source) => source.frame(index, &self.info, &self.limits),
+            Source::Photo(frame) => Ok(frame.clone()),
+        }
+    }
+
+    /// The window to show first: the file's own (first Window Center/Width), else the frame's full
+    /// range of modality values. `None` for colour images, which are drawn as they are.
+    pub fn default_window(&self, frame: &Frame) -> Option<Window> {
+        if !frame.is_grey() {
+            return None;
+        }
+        self.window.or_else(|| Some(frame.full_window()))
+    }
+}

@@ -1,0 +1,74 @@
+//! Photos (JPEG, PNG, WebP) through `image`, upright per their EXIF orientation.
+
+use crate::{Error, Frame, Info, Limits, Rescale, Source, Study};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use std::io::Cursor;
+
+pub(crate) fn is_photo(bytes: &[u8]) -> bool {
+    matches!(image::guess_format(bytes), Ok(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP))
+}
+
+pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::Photo(e.to_string()))?;
+    let mut decoder = reader.into_decoder().map_err(|e| Error::Photo(e.to_string()))?;
+    // The header's size is checked before any pixel is decoded: a 1 kB file may claim 60000×60000.
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let bytes_per_sample = color.bytes_per_pixel() as u32 / color.channel_count() as u32;
+    let samples = if color.has_color() { 3 } else { 1 };
+    limits.check(height, width, samples, bytes_per_sample)?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    image_limits.max_alloc = Some(limits.max_frame_bytes.saturating_mul(2));
+    decoder.set_limits(image_limits).map_err(|e| Error::Photo(e.to_string()))?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Photo(e.to_string()))?;
+    image.apply_orientation(orientation);
+    let (columns, rows) = (image.width(), image.height());
+
+    let sixteen = bytes_per_sample > 1;
+    let bits_stored: u16 = if sixteen { 16 } else { 8 };
+    let stored: Vec<i32> = match (samples, sixteen) {
+        (1, false) => image.into_luma8().into_raw().into_iter().map(i32::from).collect(),
+        (1, true) => image.into_luma16().into_raw().into_iter().map(i32::from).collect(),
+        (_, false) => image.into_rgb8().into_raw().into_iter().map(i32::from).collect(),
+        (_, true) => image.into_rgb16().into_raw().into_iter().map(i32::from).collect(),
+    };
+    let photometric = if samples == 3 { "RGB" } else { "MONOCHROME2" };
+    let info = Info {
+        rows,
+        columns,
+        frames: 1,
+        modality: Some("photo".into()),
+        photometric_interpretation: photometric.into(),
+        transfer_syntax: None,
+        bits_stored,
+    };
+    let format = image::guess_format(bytes).map_or("photo", |f| f.extensions_str()[0]);
+    let attributes = vec![
+        ("Format".to_string(), format.to_uppercase()),
+        ("Size".to_string(), format!("{columns} × {rows}")),
+        ("Colour".to_string(), if samples == 3 { "RGB" } else { "grey" }.to_string()),
+        ("Bits per sample".to_string(), bits_stored.to_string()),
+    ];
+    let frame = Frame {
+        columns,
+        rows,
+        samples: samples as u8,
+        bits_stored,
+        invert: false,
+        rescale: Rescale::IDENTITY,
+        stored,
+    };
+    Ok(Study {
+        info,
+        attributes,
+        rescale: Rescale::IDENTITY,
+        window: None,
+        source: Source::Photo(frame),
+        limits: *limits,
+    })
+}

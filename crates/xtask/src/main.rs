@@ -1,0 +1,4 @@
+fn main() {
+    let dir = bedside_corpus::ensure().unwrap();
+    println!("{}", dir.display());
+}
