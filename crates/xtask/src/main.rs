@@ -1,4 +1,117 @@
-fn main() {
-    let dir = bedside_corpus::ensure().unwrap();
-    println!("{}", dir.display());
+//! `cargo xtask`: Bedside's project automation, in Rust so it runs wherever cargo does.
+//!
+//! - `corpus` — fetch and unpack the DICOM test corpus (see `bedside-corpus`).
+//! - `serve [--port N]` — build the browser app and serve it on 127.0.0.1.
+//! - `test` — everything: native tests, wasm tests in headless Chromium, end-to-end browser tests.
+//!
+//! `serve` and `test` first install what a fresh Debian machine lacks (the wasm32 target,
+//! wasm-bindgen-cli at the version in Cargo.lock, Chromium and ChromeDriver, the npm packages of
+//! `package-lock.json`).
+
+mod serve;
+mod setup;
+mod web;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, serve and test Bedside")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Download the DICOM test corpus from the Python package registry into target/corpus
+    /// (BEDSIDE_CORPUS overrides); idempotent.
+    Corpus,
+    /// Build the app for the browser (release, wasm32 with SIMD) and serve it.
+    Serve {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Run every test: native, wasm-bindgen-test in headless Chromium, and the end-to-end tests in tests/.
+    Test,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Task::Corpus => {
+            let dir = bedside_corpus::ensure()?;
+            println!("corpus ready: {}", dir.display());
+        }
+        Task::Serve { port } => {
+            setup::wasm_toolchain()?;
+            web::build()?;
+            let server = serve::Server::start(root(), port)?;
+            println!("Bedside is at http://{} (Ctrl-C stops it)", server.addr());
+            server.join();
+        }
+        Task::Test => test()?,
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    setup::wasm_toolchain()?;
+    setup::browser()?;
+    setup::npm_packages()?;
+    step("DICOM corpus");
+    let corpus = bedside_corpus::ensure()?;
+
+    step("native tests");
+    run(cargo().arg("test"))?;
+
+    step("wasm tests in headless Chromium");
+    run(cargo()
+        .args(["test", "--package", "bedside-web", "--target", "wasm32-unknown-unknown", "--tests"])
+        // wasm-bindgen-test-runner reads webdriver.json (Chromium's flags) from the working directory.
+        .current_dir(root().join("crates/web"))
+        .env("CHROMEDRIVER", setup::CHROMEDRIVER))?;
+
+    step("end-to-end tests in headless Chromium");
+    web::build()?;
+    let server = serve::Server::start(root(), 0)?;
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1", "tests/e2e/"])
+        .current_dir(root())
+        .env("BEDSIDE_URL", format!("http://{}", server.addr()))
+        .env("BEDSIDE_CORPUS", corpus.canonicalize()?))?;
+    println!("\nall test suites passed");
+    Ok(())
+}
+
+/// The workspace root (xtask lives in crates/xtask).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn step(name: &str) {
+    println!("\n==> {name}");
+}
+
+/// Runs a command with inherited output; fails with the command line if it fails.
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout, or `None` if it cannot start or fails.
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
