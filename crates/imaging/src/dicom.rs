@@ -37,7 +37,7 @@ pub(crate) struct DicomSource {
 
 /// Parses the file meta group and the data set after it.
 fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
-    let header_error = |e: &dyn std::error::Error| Error::DicomHeader(error_chain(e));
+    let header_error = |e: &(dyn std::error::Error + 'static)| Error::DicomHeader(error_chain(e));
     let mut rest = body;
     let meta = FileMetaTable::from_reader(&mut rest).map_err(|e| header_error(&e))?;
     // Some writers declare an explicit-VR transfer syntax but encode the data set in implicit VR
@@ -260,7 +260,7 @@ fn attributes(
         .ok()
         .flatten()
         .and_then(|e| e.to_multi_float64().ok())
-        .filter(|v| v.len() == 2)
+        .filter(|v| v.len() == 2 && v.iter().all(|&mm| mm > 0.0))
         .map(|v| format!("{} × {} mm", v[0], v[1]));
     let mut out = vec![
         ("Patient", text(object, tags::PATIENT_NAME)),
@@ -319,8 +319,22 @@ fn float(object: &DefaultDicomObject, tag: Tag) -> Option<f64> {
     values.first().copied().filter(|v| v.is_finite())
 }
 
-/// "outer: inner: innermost" — snafu errors keep the useful detail in their sources.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+/// "outer: inner: innermost" — snafu errors keep the useful detail in their sources. A file cut short
+/// says so first, since "failed to fill whole buffer" is all the innermost error knows.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut ended_early = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            ended_early |= io.kind() == std::io::ErrorKind::UnexpectedEof;
+        }
+        source = e.source();
+    }
+    let chain = full_chain(error);
+    if ended_early { format!("it ends early (truncated): {chain}") } else { chain }
+}
+
+fn full_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

@@ -6,7 +6,7 @@ use thiserror::Error;
 pub enum Error {
     #[error("not a DICOM file (no DICM marker) nor a JPEG, PNG or WebP photo")]
     UnknownFormat,
-    #[error("could not read the DICOM header: {0}")]
+    #[error("could not read the DICOM file: {0}")]
     DicomHeader(String),
     #[error("the DICOM file has no pixel data")]
     NoPixelData,

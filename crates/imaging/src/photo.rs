@@ -72,3 +72,72 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
         limits: *limits,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32, color: image::ColorType) -> Vec<u8> {
+        let mut out = Vec::new();
+        let pixels = vec![90u8; (width * height) as usize * color.bytes_per_pixel() as usize];
+        image::write_buffer_with_format(
+            &mut Cursor::new(&mut out),
+            &pixels,
+            width,
+            height,
+            color,
+            ImageFormat::Png,
+        )
+        .unwrap();
+        out
+    }
+
+    /// Rewrites the IHDR size of a PNG (and its CRC) so the header claims far more than the data holds.
+    fn claim_size(mut png: Vec<u8>, width: u32, height: u32) -> Vec<u8> {
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        png
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn grey_and_colour_photos_keep_their_samples() {
+        let grey = open(&png(5, 3, image::ColorType::L8), &Limits::default()).unwrap();
+        assert_eq!(grey.info().photometric_interpretation, "MONOCHROME2");
+        assert_eq!((grey.info().columns, grey.info().rows), (5, 3));
+        let frame = grey.frame(0).unwrap();
+        assert_eq!(frame.min_max(), (90, 90));
+        let rgba = open(&png(2, 2, image::ColorType::Rgba16), &Limits::default()).unwrap();
+        assert_eq!(rgba.info().photometric_interpretation, "RGB");
+        assert_eq!(rgba.info().bits_stored, 16);
+        assert_eq!(rgba.frame(0).unwrap().stored.len(), 2 * 2 * 3);
+    }
+
+    #[test]
+    fn a_header_claiming_60000_squared_is_refused_before_decoding() {
+        let bomb = claim_size(png(1, 1, image::ColorType::Rgb8), 60_000, 60_000);
+        let err = Study::open(&bomb, &Limits::default()).err().expect("refused");
+        assert!(matches!(err, Error::TooLarge { rows: 60_000, columns: 60_000, .. }), "{err}");
+        assert!(err.to_string().contains("60000×60000"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_photo_is_an_error() {
+        let mut bytes = png(4, 4, image::ColorType::L8);
+        let len = bytes.len();
+        bytes.truncate(len - 20);
+        assert!(matches!(Study::open(&bytes, &Limits::default()), Err(Error::Photo(_))));
+    }
+}

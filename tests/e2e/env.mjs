@@ -1,0 +1,59 @@
+// Where the end-to-end tests find things: the served app, the DICOM corpus, the shared photos and
+// the browser. Everything comes from the environment so CI and a developer run the same tests.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const artifactsDir = path.join(repoRoot, 'tests/e2e/artifacts');
+
+if (!process.env.BEDSIDE_URL) {
+  throw new Error('BEDSIDE_URL is required: the base URL of the served app, e.g. http://127.0.0.1:8099 '
+    + 'while `cargo xtask serve --port 8099` runs');
+}
+/** Base URL of the served repo root. */
+export const baseUrl = process.env.BEDSIDE_URL;
+
+const corpusDir = path.resolve(process.env.BEDSIDE_CORPUS ?? path.join(repoRoot, 'target/corpus'));
+const dataDir = path.resolve(process.env.BEDSIDE_DATA ?? path.join(repoRoot, '../shared/data'));
+let corpusFiles = null; // basename -> path, listed once
+
+/** A corpus file by basename, wherever it lies under BEDSIDE_CORPUS (the unpacked packages nest). */
+export function corpusFile(name) {
+  if (!corpusFiles) {
+    assert.ok(existsSync(corpusDir), `no corpus at ${corpusDir}: run \`cargo xtask corpus\` or set BEDSIDE_CORPUS`);
+    corpusFiles = new Map();
+    for (const rel of readdirSync(corpusDir, { recursive: true })) {
+      const base = path.basename(rel);
+      if (!corpusFiles.has(base)) corpusFiles.set(base, path.join(corpusDir, rel));
+    }
+  }
+  const found = corpusFiles.get(name);
+  assert.ok(found, `${name} is not under ${corpusDir}`);
+  return found;
+}
+
+/**
+ * A folder of the shared data (e.g. 'originals'), or null after skipping the test when it is absent.
+ * With BEDSIDE_REQUIRE_DATA=1 an absent folder fails the test instead, so CI cannot pass by skipping.
+ */
+export function sharedData(t, folder) {
+  const dir = path.join(dataDir, folder);
+  if (existsSync(dir)) return dir;
+  const reason = `shared data folder ${dir} is missing (set BEDSIDE_DATA)`;
+  assert.notEqual(process.env.BEDSIDE_REQUIRE_DATA, '1', reason);
+  console.log(`skipped "${t.name}": ${reason}`);
+  t.skip(reason);
+  return null;
+}
+
+/** Debian's Chromium, headless: playwright-core cannot download its own browsers here. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu-sandbox', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}

@@ -1,0 +1,180 @@
+// The canvas view of one image: fit, zoom, pan and pinch, plus one-pointer window drags that it
+// hands back to the page. Knows nothing about DICOM; it draws RGBA pixels under a view transform.
+
+// A tinted (not grey) letterbox, so no pixel of a grey image can be mistaken for background.
+export const BACKGROUND = [10, 12, 16];
+const WHEEL_ZOOM = 0.0015; // per wheel delta pixel: a typical notch (100) zooms by ~16 %
+
+export class Viewer {
+  #canvas;
+  #ctx;
+  #image = null; // offscreen canvas holding the last rendered pixels at their own size
+  #scale = 1; // screen (CSS) pixels per image pixel
+  #tx = 0; // image origin on the canvas, CSS pixels
+  #ty = 0;
+  #fitted = true; // untouched by the user: keep fitting when the canvas resizes
+  #pointers = new Map(); // pointerId -> last {x, y}
+  #pinched = false; // once two fingers were down, a lone finger left behind must not window
+
+  /** 'window' or 'pan': what a one-pointer drag does. */
+  tool = 'window';
+
+  /** @param {(dx: number, dy: number) => void} onWindowDrag drag as fractions of the canvas size */
+  constructor(canvas, onWindowDrag) {
+    this.#canvas = canvas;
+    this.#ctx = canvas.getContext('2d');
+    this.onWindowDrag = onWindowDrag;
+    new ResizeObserver(() => this.#resize()).observe(canvas);
+    canvas.addEventListener('pointerdown', (e) => this.#down(e));
+    canvas.addEventListener('pointermove', (e) => this.#move(e));
+    for (const type of ['pointerup', 'pointercancel']) canvas.addEventListener(type, (e) => this.#up(e));
+    canvas.addEventListener('wheel', (e) => this.#wheel(e), { passive: false });
+    // A long press would open the context menu in the middle of a touch drag.
+    canvas.addEventListener('contextmenu', (e) => e.preventDefault());
+  }
+
+  get hasImage() {
+    return this.#image !== null;
+  }
+
+  /** Shows new pixels; `fit` resets the view (a new file), otherwise the zoom and pan stay. */
+  show(rgba, columns, rows, fit) {
+    if (rgba.byteLength !== columns * rows * 4) {
+      throw new Error(`expected ${columns}×${rows} RGBA pixels, got ${rgba.byteLength} bytes`);
+    }
+    const image = this.#image ?? document.createElement('canvas');
+    if (image.width !== columns || image.height !== rows) [image.width, image.height] = [columns, rows];
+    image.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), columns, rows), 0, 0);
+    this.#image = image;
+    if (fit) this.fit();
+    else this.draw();
+  }
+
+  fit() {
+    this.#fitted = true;
+    if (this.#image) {
+      const { width, height } = this.#cssSize();
+      this.#scale = this.#fitScale();
+      this.#tx = (width - this.#image.width * this.#scale) / 2;
+      this.#ty = (height - this.#image.height * this.#scale) / 2;
+    }
+    this.draw();
+  }
+
+  /** Zooms by `factor` keeping the point (x, y) in CSS pixels (default: the centre) still. */
+  zoomBy(factor, x, y) {
+    if (!this.#image) return;
+    const size = this.#cssSize();
+    x ??= size.width / 2;
+    y ??= size.height / 2;
+    const fit = this.#fitScale();
+    const scale = Math.min(Math.max(this.#scale * factor, fit / 4), Math.max(fit * 8, 40));
+    const k = scale / this.#scale;
+    this.#tx = x - (x - this.#tx) * k;
+    this.#ty = y - (y - this.#ty) * k;
+    this.#scale = scale;
+    this.#fitted = false;
+    this.draw();
+  }
+
+  panBy(dx, dy) {
+    this.#tx += dx;
+    this.#ty += dy;
+    this.#fitted = false;
+    this.draw();
+  }
+
+  draw() {
+    const ctx = this.#ctx;
+    const dpr = this.#canvas.width / Math.max(this.#cssSize().width, 1);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = `rgb(${BACKGROUND})`;
+    ctx.fillRect(0, 0, this.#canvas.width, this.#canvas.height);
+    if (!this.#image) return;
+    // Smooth only when shrinking; enlarged pixels stay sharp so the reader sees the real samples.
+    ctx.imageSmoothingEnabled = this.#scale < 1;
+    const s = this.#scale * dpr;
+    ctx.setTransform(s, 0, 0, s, this.#tx * dpr, this.#ty * dpr);
+    ctx.drawImage(this.#image, 0, 0);
+    // Test hook: where the image landed, in canvas pixels, clipped to the canvas.
+    const x0 = Math.max(0, Math.round(this.#tx * dpr));
+    const y0 = Math.max(0, Math.round(this.#ty * dpr));
+    const x1 = Math.min(this.#canvas.width, Math.round(this.#tx * dpr + this.#image.width * s));
+    const y1 = Math.min(this.#canvas.height, Math.round(this.#ty * dpr + this.#image.height * s));
+    this.#canvas.dataset.imageRect = `${x0} ${y0} ${Math.max(0, x1 - x0)} ${Math.max(0, y1 - y0)}`;
+  }
+
+  #cssSize() {
+    return { width: this.#canvas.clientWidth, height: this.#canvas.clientHeight };
+  }
+
+  #fitScale() {
+    const { width, height } = this.#cssSize();
+    return Math.min(width / this.#image.width, height / this.#image.height) || 1;
+  }
+
+  #resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const { width, height } = this.#cssSize();
+    this.#canvas.width = Math.max(1, Math.round(width * dpr));
+    this.#canvas.height = Math.max(1, Math.round(height * dpr));
+    if (this.#fitted) this.fit();
+    else this.draw();
+  }
+
+  #point(e) {
+    const r = this.#canvas.getBoundingClientRect();
+    return { x: e.clientX - r.left, y: e.clientY - r.top };
+  }
+
+  #down(e) {
+    if (e.pointerType === 'mouse' && e.button !== 0) return;
+    this.#canvas.setPointerCapture(e.pointerId);
+    this.#pointers.set(e.pointerId, this.#point(e));
+    if (this.#pointers.size > 1) this.#pinched = true;
+  }
+
+  #move(e) {
+    const last = this.#pointers.get(e.pointerId);
+    if (!last || !this.#image) return;
+    const now = this.#point(e);
+    if (this.#pointers.size === 1) {
+      this.#pointers.set(e.pointerId, now);
+      if (this.#pinched) return;
+      const dx = now.x - last.x;
+      const dy = now.y - last.y;
+      if (this.tool === 'window') {
+        const { width, height } = this.#cssSize();
+        this.onWindowDrag(dx / width, dy / height);
+      } else {
+        this.panBy(dx, dy);
+      }
+      return;
+    }
+    // Two fingers: the midpoint pans and the spread zooms, both measured against the last move.
+    const [a, b] = [...this.#pointers.values()];
+    const before = pair(a, b);
+    this.#pointers.set(e.pointerId, now);
+    const [a2, b2] = [...this.#pointers.values()];
+    const after = pair(a2, b2);
+    this.#tx += after.x - before.x;
+    this.#ty += after.y - before.y;
+    this.zoomBy(before.d > 0 ? after.d / before.d : 1, after.x, after.y);
+  }
+
+  #up(e) {
+    this.#pointers.delete(e.pointerId);
+    if (this.#pointers.size === 0) this.#pinched = false;
+  }
+
+  #wheel(e) {
+    e.preventDefault();
+    const { x, y } = this.#point(e);
+    const pixels = e.deltaMode === WheelEvent.DOM_DELTA_LINE ? e.deltaY * 16 : e.deltaY;
+    this.zoomBy(Math.exp(-pixels * WHEEL_ZOOM), x, y);
+  }
+}
+
+function pair(a, b) {
+  return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2, d: Math.hypot(a.x - b.x, a.y - b.y) };
+}
