@@ -1,0 +1,83 @@
+//! `bedside train`: train a task's student on the shared data and write its artifact.
+
+use bedside_model::student::StudentConfig;
+use bedside_model::task::Task;
+use bedside_train::Progress;
+use bedside_train::augment::Augment;
+use bedside_train::pipeline::{self, Job};
+use bedside_train::trainer::TrainSettings;
+use std::path::PathBuf;
+
+/// Train the student for one task on its train split, calibrate it and choose its operating threshold
+/// on the val split, and write model.json + model-fp32.bin. Prints one line of JSON with the
+/// validation metrics (95 % bootstrap intervals). Checkpoints after every epoch; --resume continues.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which model: chest, skin or breast.
+    #[arg(long, value_parser = parse_task)]
+    task: Task,
+    /// The task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<task folder>].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where to write the artifact [default: models/<task>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Checkpoints and logs [default: target/train/<task>].
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue from the last checkpoint in the run folder.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop each epoch after N batches (a quick smoke run).
+    #[arg(long, value_name = "N")]
+    max_batches: Option<usize>,
+}
+
+pub fn parse_task(name: &str) -> Result<Task, String> {
+    Task::from_name(name).ok_or_else(|| format!("unknown task {name:?}: use chest, skin or breast"))
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let task = args.task;
+    let (_, _, channels) = task.input_shape();
+    let settings = TrainSettings {
+        network: StudentConfig::new(task.classes().len()).with_in_channels(channels as usize),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        augment: Augment::standard(task.mirror_is_valid()),
+        class_weights: true,
+        max_batches: args.max_batches,
+        distillation: None,
+    };
+    let job = Job {
+        task,
+        data_dir: args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(task)),
+        run_dir: args.run_dir.clone().unwrap_or_else(|| PathBuf::from("target/train").join(task.name())),
+        out_dir: Some(args.out.clone().unwrap_or_else(|| PathBuf::from("models").join(task.name()))),
+        settings,
+        resume: args.resume,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let outcome = pipeline::run(&job, None, &Progress::default()).map_err(|e| e.to_string())?;
+    let summary = serde_json::json!({
+        "task": task.name(),
+        "temperature": outcome.info.temperature,
+        "threshold": outcome.info.threshold,
+        "validation": outcome.validation,
+    });
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Bedside's networks, written once for every backend.
+//!
+//! - [`student`]: the small MobileNetV2-style classifier that ships to the browser (≤ 1 M parameters,
+//!   inverted residual blocks with squeeze-excitation, global average pooling → linear, so a class
+//!   activation map needs no gradients).
+//! - [`artifact`]: `model.json` + `model-fp32.bin`, the versioned files a trained model ships as.
+//! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
+//! - [`teacher`]: EfficientNet-Lite0, the ImageNet-pretrained teacher the students are distilled from.
+//!
+//! No I/O and no backend choice here: the caller picks the `Device` (flex + autodiff to train, webgpu or
+//! flex in the browser). Training, data and metrics live in `bedside-train`.
+
+pub mod artifact;
+pub mod input;
+pub mod student;
+pub mod task;
+pub mod teacher;

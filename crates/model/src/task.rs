@@ -1,0 +1,131 @@
+//! The three diagnostic tasks: each one's classes, input shape and decision rule in one place.
+
+use crate::input::Framing;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Pediatric chest X-ray: normal / pneumonia.
+    Chest,
+    /// Dermatoscopic photo: seven HAM10000 diagnoses.
+    Skin,
+    /// Breast ultrasound: benign / malignant / normal.
+    Breast,
+}
+
+impl Task {
+    pub const ALL: [Task; 3] = [Task::Chest, Task::Skin, Task::Breast];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Chest => "chest",
+            Task::Skin => "skin",
+            Task::Breast => "breast",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Task> {
+        Task::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The task's folder under the shared data directory.
+    pub fn data_folder(self) -> &'static str {
+        match self {
+            Task::Chest => "chest_pneumonia",
+            Task::Skin => "skin_ham10000",
+            Task::Breast => "breast_busi",
+        }
+    }
+
+    /// Class names exactly as in the task's labels.csv, in the model's output order.
+    pub fn classes(self) -> &'static [&'static str] {
+        match self {
+            Task::Chest => &["normal", "pneumonia"],
+            Task::Skin => &["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
+            Task::Breast => &["benign", "malignant", "normal"],
+        }
+    }
+
+    /// The class whose sensitivity the clinician cares most about.
+    pub fn positive_class(self) -> &'static str {
+        match self {
+            Task::Chest => "pneumonia",
+            Task::Skin => "mel",
+            Task::Breast => "malignant",
+        }
+    }
+
+    pub fn positive_index(self) -> usize {
+        self.classes().iter().position(|c| *c == self.positive_class()).expect("positive class listed")
+    }
+
+    /// Input width, height and channels of the shipped student.
+    pub fn input_shape(self) -> (u32, u32, u32) {
+        match self {
+            Task::Chest | Task::Breast => (128, 128, 1),
+            Task::Skin => (128, 96, 3),
+        }
+    }
+
+    /// How a picture is framed, matching how the training images were made (see the data READMEs).
+    pub fn framing(self) -> Framing {
+        match self {
+            // Chest films were published squashed to a square; breast images are centre squares
+            // already, and centre-cropping a full ultrasound frame to a square is the same framing.
+            Task::Chest => Framing::Squash,
+            Task::Skin | Task::Breast => Framing::CenterCrop,
+        }
+    }
+
+    /// Whether a left–right mirror image is still a valid example (not for chest films: the heart
+    /// is on the left).
+    pub fn mirror_is_valid(self) -> bool {
+        !matches!(self, Task::Chest)
+    }
+
+    /// Whether the decision uses a stored threshold on the positive class (chest, skin) rather
+    /// than the plain argmax (breast).
+    pub fn uses_threshold(self) -> bool {
+        !matches!(self, Task::Breast)
+    }
+
+    /// The decision rule, the same everywhere: chest and skin call the positive class when its
+    /// probability reaches `threshold`, otherwise the most probable other class; breast is argmax.
+    pub fn decide(self, probabilities: &[f32], threshold: f32) -> usize {
+        let argmax_excluding = |skip: Option<usize>| {
+            (0..probabilities.len())
+                .filter(|&i| Some(i) != skip)
+                .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+                .unwrap_or(0)
+        };
+        if !self.uses_threshold() {
+            return argmax_excluding(None);
+        }
+        let positive = self.positive_index();
+        if probabilities[positive] >= threshold { positive } else { argmax_excluding(Some(positive)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_rule() {
+        assert_eq!(Task::Chest.decide(&[0.6, 0.4], 0.3), 1, "pneumonia above a low threshold");
+        assert_eq!(Task::Chest.decide(&[0.3, 0.7], 0.8), 0, "normal below the threshold");
+        let skin = [0.05, 0.05, 0.3, 0.0, 0.25, 0.35, 0.0];
+        assert_eq!(Task::Skin.decide(&skin, 0.2), 4, "mel reaches its threshold");
+        assert_eq!(Task::Skin.decide(&skin, 0.5), 5, "else argmax of the others: nv");
+        assert_eq!(Task::Breast.decide(&[0.2, 0.5, 0.3], 0.99), 1, "breast ignores the threshold");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for task in Task::ALL {
+            assert_eq!(Task::from_name(task.name()), Some(task));
+            assert!(task.classes().contains(&task.positive_class()));
+        }
+    }
+}

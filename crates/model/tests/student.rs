@@ -1,0 +1,66 @@
+//! The student network on the CPU backend: size, output shapes, BatchNorm folding, the artifact.
+
+use bedside_model::artifact::{student_from_bytes, student_to_bytes};
+use bedside_model::student::StudentConfig;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+
+fn input(device: &Device, n: usize, c: usize, h: usize, w: usize) -> Tensor<4> {
+    let values: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    Tensor::from_data(TensorData::new(values, [n, c, h, w]), device)
+}
+
+fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
+    let (a, b) = (a.into_data(), b.into_data());
+    let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn stays_under_a_million_parameters() {
+    let device = Device::flex();
+    for (classes, channels) in [(2, 1), (7, 3), (3, 1)] {
+        let params = StudentConfig::new(classes).with_in_channels(channels).init(&device).num_params();
+        assert!((300_000..1_000_000).contains(&params), "{classes} classes: {params} parameters");
+    }
+}
+
+#[test]
+fn logits_and_features_have_the_documented_shapes() {
+    let device = Device::flex();
+    let model = StudentConfig::new(7).with_in_channels(3).init(&device).valid();
+    let (logits, features) = model.forward_with_features(input(&device, 2, 3, 96, 128));
+    assert_eq!(logits.dims(), [2, 7]);
+    assert_eq!(features.dims(), [2, 640, 3, 4], "1/32 of 96×128");
+}
+
+#[test]
+fn folded_batchnorm_gives_the_same_outputs() {
+    let device = Device::flex().autodiff();
+    let mut model = StudentConfig::new(2).init(&device);
+    // A few training steps so the running statistics and affine parameters are not the identity.
+    let mut optim = AdamWConfig::new().init();
+    for step in 0..3 {
+        let x = input(&device, 4, 1, 64, 64) * (1.0 + step as f32);
+        let loss = model.forward(x).powi_scalar(2).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+    }
+    let plain = Device::flex();
+    let model = model.valid();
+    let x = input(&plain, 3, 1, 64, 64);
+    let reference = model.forward(x.clone());
+    let folded = model.clone().fold_batchnorm();
+    assert!(folded.head.bn.is_none() && folded.head.conv.bias.is_some());
+    let diff = max_abs_diff(reference.clone(), folded.forward(x.clone()));
+    assert!(diff < 1e-4, "folding changed the logits by {diff}");
+
+    // The artifact round trip: bytes → the same network, already folded.
+    let config = StudentConfig::new(2);
+    let bytes = student_to_bytes(model).unwrap();
+    let loaded = student_from_bytes(&config, bytes.clone(), &plain).unwrap();
+    assert!(max_abs_diff(reference, loaded.forward(x)) < 1e-4);
+    let wrong = student_from_bytes(&StudentConfig::new(3), bytes, &plain);
+    assert!(wrong.is_err(), "weights for 2 classes do not load into a 3-class network");
+}

@@ -1,0 +1,283 @@
+//! Classification metrics with bootstrap confidence intervals, and calibration.
+
+use crate::rng::Rng;
+use serde::Serialize;
+
+/// Area under the ROC curve of `scores` for `positive` labels (Mann–Whitney, ties counted half).
+/// `None` when one class is absent.
+pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut n_pos) = (0.0, 0usize);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let mid_rank = (i + j) as f64 / 2.0 + 1.0; // average rank of the tie block
+        for &k in &order[i..=j] {
+            if positive[k] {
+                rank_sum += mid_rank;
+                n_pos += 1;
+            }
+        }
+        i = j + 1;
+    }
+    let n_neg = scores.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    Some((rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0) / (n_pos * n_neg) as f64)
+}
+
+/// ROC curve points (false positive rate, true positive rate) from the highest threshold down.
+pub fn roc_curve(scores: &[f32], positive: &[bool]) -> Vec<(f64, f64)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let n_pos = positive.iter().filter(|&&p| p).count().max(1) as f64;
+    let n_neg = (positive.len() as f64 - n_pos).max(1.0);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    for (idx, &k) in order.iter().enumerate() {
+        if positive[k] {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
+        let last_of_tie = order.get(idx + 1).is_none_or(|&n| scores[n] != scores[k]);
+        if last_of_tie {
+            points.push((fp / n_neg, tp / n_pos));
+        }
+    }
+    points
+}
+
+/// Softmax of each row of logits divided by `temperature`.
+pub fn softmax(logits: &[Vec<f32>], temperature: f32) -> Vec<Vec<f32>> {
+    logits
+        .iter()
+        .map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exp: Vec<f32> = row.iter().map(|&z| ((z - max) / temperature).exp()).collect();
+            let sum: f32 = exp.iter().sum();
+            exp.into_iter().map(|e| e / sum).collect()
+        })
+        .collect()
+}
+
+/// Mean negative log-likelihood of the labels.
+pub fn nll(probabilities: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let total: f64 = probabilities.iter().zip(labels).map(|(p, &y)| -(p[y].max(1e-12) as f64).ln()).sum();
+    total / labels.len().max(1) as f64
+}
+
+/// The temperature that minimises validation NLL (golden-section search on log T in [1/10, 10]).
+pub fn fit_temperature(logits: &[Vec<f32>], labels: &[usize]) -> f32 {
+    let loss = |log_t: f64| nll(&softmax(logits, log_t.exp() as f32), labels);
+    let (mut a, mut b) = ((0.1f64).ln(), (10.0f64).ln());
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    for _ in 0..60 {
+        let (c, d) = (b - g * (b - a), a + g * (b - a));
+        if loss(c) < loss(d) { b = d } else { a = c }
+    }
+    ((a + b) / 2.0).exp() as f32
+}
+
+/// Expected calibration error of the top-label confidence over `bins` equal-width bins.
+pub fn ece(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) -> f64 {
+    let mut conf = vec![0.0; bins];
+    let mut hits = vec![0.0; bins];
+    let mut count = vec![0usize; bins];
+    for (p, &y) in probabilities.iter().zip(labels) {
+        let (top, &c) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("classes");
+        let bin = ((c * bins as f32) as usize).min(bins - 1);
+        conf[bin] += c as f64;
+        hits[bin] += (top == y) as u8 as f64;
+        count[bin] += 1;
+    }
+    let n = labels.len().max(1) as f64;
+    (0..bins).filter(|&b| count[b] > 0).map(|b| (conf[b] - hits[b]).abs() / n).sum()
+}
+
+/// Calibration curve: (mean confidence, accuracy, count) per non-empty bin.
+pub fn reliability(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) -> Vec<(f64, f64, usize)> {
+    let mut acc = vec![(0.0, 0.0, 0usize); bins];
+    for (p, &y) in probabilities.iter().zip(labels) {
+        let (top, &c) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("classes");
+        let bin = ((c * bins as f32) as usize).min(bins - 1);
+        acc[bin].0 += c as f64;
+        acc[bin].1 += (top == y) as u8 as f64;
+        acc[bin].2 += 1;
+    }
+    acc.into_iter().filter(|b| b.2 > 0).map(|(c, h, n)| (c / n as f64, h / n as f64, n)).collect()
+}
+
+/// Point estimate with a 95 % percentile-bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The metrics of one set of predictions (probabilities are calibrated ones; `predicted` follows
+/// the task's decision rule).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Report {
+    pub n: usize,
+    pub accuracy: Estimate,
+    pub balanced_accuracy: Estimate,
+    /// Binary AUC of the positive class for two classes, macro one-vs-rest otherwise.
+    pub auc: Estimate,
+    /// Of the positive class (pneumonia, mel, malignant) against the rest.
+    pub positive_auc: Estimate,
+    pub sensitivity: Estimate,
+    pub specificity: Estimate,
+    pub precision: Estimate,
+    pub f1: Estimate,
+    pub per_class_recall: Vec<f64>,
+    pub confusion: Vec<Vec<usize>>,
+    pub ece: f64,
+}
+
+struct Point {
+    accuracy: f64,
+    balanced_accuracy: f64,
+    auc: f64,
+    positive_auc: f64,
+    sensitivity: f64,
+    specificity: f64,
+    precision: f64,
+    f1: f64,
+}
+
+fn point(p: &[Vec<f32>], labels: &[usize], predicted: &[usize], positive: usize, idx: &[usize]) -> Point {
+    let classes = p.first().map_or(0, Vec::len);
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for &i in idx {
+        confusion[labels[i]][predicted[i]] += 1;
+    }
+    let n = idx.len().max(1) as f64;
+    let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+    let recalls: Vec<f64> = (0..classes)
+        .filter_map(|c| {
+            let total: usize = confusion[c].iter().sum();
+            (total > 0).then(|| confusion[c][c] as f64 / total as f64)
+        })
+        .collect();
+    let auc_of = |class: usize| {
+        let scores: Vec<f32> = idx.iter().map(|&i| p[i][class]).collect();
+        let truth: Vec<bool> = idx.iter().map(|&i| labels[i] == class).collect();
+        roc_auc(&scores, &truth)
+    };
+    let aucs: Vec<f64> = (0..classes).filter_map(auc_of).collect();
+    let positive_auc = auc_of(positive).unwrap_or(f64::NAN);
+    let tp = confusion[positive][positive] as f64;
+    let fn_: f64 = confusion[positive].iter().sum::<usize>() as f64 - tp;
+    let fp: f64 = (0..classes).filter(|&c| c != positive).map(|c| confusion[c][positive] as f64).sum();
+    let tn = n - tp - fn_ - fp;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let (sensitivity, precision) = (ratio(tp, tp + fn_), ratio(tp, tp + fp));
+    Point {
+        accuracy: correct as f64 / n,
+        balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+        auc: if classes == 2 { positive_auc } else { aucs.iter().sum::<f64>() / aucs.len().max(1) as f64 },
+        positive_auc,
+        sensitivity,
+        specificity: ratio(tn, tn + fp),
+        precision,
+        f1: ratio(2.0 * precision * sensitivity, precision + sensitivity),
+    }
+}
+
+/// Full report with `resamples` bootstrap resamples (seeded, so reports are reproducible).
+pub fn report(
+    probabilities: &[Vec<f32>],
+    labels: &[usize],
+    predicted: &[usize],
+    positive: usize,
+    resamples: usize,
+) -> Report {
+    let all: Vec<usize> = (0..labels.len()).collect();
+    let whole = point(probabilities, labels, predicted, positive, &all);
+    let mut rng = Rng::new(2024);
+    let draws: Vec<Point> = (0..resamples)
+        .map(|_| {
+            let idx: Vec<usize> = (0..all.len()).map(|_| rng.below(all.len())).collect();
+            point(probabilities, labels, predicted, positive, &idx)
+        })
+        .collect();
+    let estimate = |value: f64, get: &dyn Fn(&Point) -> f64| {
+        let mut v: Vec<f64> = draws.iter().map(get).filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        let q = |f: f64| v.get(((v.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
+        Estimate { value, low: q(0.025), high: q(0.975) }
+    };
+    let classes = probabilities.first().map_or(0, Vec::len);
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for (&y, &p) in labels.iter().zip(predicted) {
+        confusion[y][p] += 1;
+    }
+    let per_class_recall = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| row[c] as f64 / row.iter().sum::<usize>().max(1) as f64)
+        .collect();
+    Report {
+        n: labels.len(),
+        accuracy: estimate(whole.accuracy, &|p| p.accuracy),
+        balanced_accuracy: estimate(whole.balanced_accuracy, &|p| p.balanced_accuracy),
+        auc: estimate(whole.auc, &|p| p.auc),
+        positive_auc: estimate(whole.positive_auc, &|p| p.positive_auc),
+        sensitivity: estimate(whole.sensitivity, &|p| p.sensitivity),
+        specificity: estimate(whole.specificity, &|p| p.specificity),
+        precision: estimate(whole.precision, &|p| p.precision),
+        f1: estimate(whole.f1, &|p| p.f1),
+        per_class_recall,
+        confusion,
+        ece: ece(probabilities, labels, 15),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_matches_hand_counts() {
+        // Pairs (pos, neg): 0.9>0.1, 0.9>0.4, 0.35<0.4, 0.35>0.1 → 3 of 4.
+        assert_eq!(roc_auc(&[0.9, 0.35, 0.1, 0.4], &[true, true, false, false]), Some(0.75));
+        assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), Some(0.5), "a tie counts half");
+        assert_eq!(roc_auc(&[0.5, 0.7], &[true, true]), None);
+        let curve = roc_curve(&[0.9, 0.35, 0.1, 0.4], &[true, true, false, false]);
+        assert_eq!(curve.first(), Some(&(0.0, 0.0)));
+        assert_eq!(curve.last(), Some(&(1.0, 1.0)));
+    }
+
+    #[test]
+    fn temperature_scaling_fixes_overconfidence() {
+        // Logits that say 99.9 % but are right 75 % of the time.
+        let logits: Vec<Vec<f32>> = (0..400).map(|_| vec![7.0, 0.0]).collect();
+        let labels: Vec<usize> = (0..400).map(|i| usize::from(i % 4 == 0)).collect();
+        let before = ece(&softmax(&logits, 1.0), &labels, 15);
+        let t = fit_temperature(&logits, &labels);
+        let after = ece(&softmax(&logits, t), &labels, 15);
+        assert!(before > 0.2 && after < 0.01, "ECE {before} → {after} at T={t}");
+        // softmax(7/T) = 0.75 exactly when T = 7 / ln 3.
+        assert!((t - 7.0 / 3f32.ln()).abs() < 0.01, "T = {t}");
+    }
+
+    #[test]
+    fn report_counts_the_positive_class() {
+        let p = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.4, 0.6], vec![0.7, 0.3]];
+        let labels = [0, 1, 0, 1];
+        let predicted = [0, 1, 1, 0];
+        let r = report(&p, &labels, &predicted, 1, 200);
+        assert_eq!(r.confusion, vec![vec![1, 1], vec![1, 1]]);
+        assert_eq!((r.sensitivity.value, r.specificity.value, r.accuracy.value), (0.5, 0.5, 0.5));
+        assert_eq!(r.auc.value, 0.75); // 0.8 and 0.3 against 0.1 and 0.6: 3 of 4 pairs
+        assert!(r.accuracy.low <= 0.5 && r.accuracy.high >= 0.5);
+        assert_eq!(r.per_class_recall, vec![0.5, 0.5]);
+    }
+}

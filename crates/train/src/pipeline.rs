@@ -1,0 +1,183 @@
+//! One training job end to end: load the task's data, train the student, calibrate it on
+//! validation, choose the operating threshold, measure, and write the model artifact.
+
+use crate::data::{self, Dataset};
+use crate::metrics::{self, Report};
+use crate::trainer::{self, EpochLog, TeacherTargets, TrainSettings};
+use crate::{Error, Progress};
+use bedside_model::artifact::{self, FORMAT_VERSION, ModelInfo};
+use bedside_model::input::InputSpec;
+use bedside_model::student::Student;
+use bedside_model::task::Task;
+use std::path::{Path, PathBuf};
+
+/// Where and how to train.
+pub struct Job {
+    pub task: Task,
+    /// The task folder (`images/` + `labels.csv`).
+    pub data_dir: PathBuf,
+    /// Checkpoints and logs (under `target/`).
+    pub run_dir: PathBuf,
+    /// Where the artifact goes (`models/<task>`), if anywhere.
+    pub out_dir: Option<PathBuf>,
+    pub settings: TrainSettings,
+    pub resume: bool,
+    /// The command that reproduces this job, for the model card.
+    pub command: String,
+}
+
+pub struct Outcome {
+    pub info: ModelInfo,
+    pub validation: Report,
+    pub history: Vec<EpochLog>,
+}
+
+/// Minimum sensitivity for the positive class that the threshold must keep on validation.
+pub fn target_sensitivity(task: Task) -> f32 {
+    match task {
+        Task::Chest => 0.95,
+        Task::Skin => 0.70,
+        Task::Breast => 0.0,
+    }
+}
+
+/// The task's input spec with placeholder normalisation (fitting does not use it).
+pub fn input_shape(task: Task) -> InputSpec {
+    let (width, height, channels) = task.input_shape();
+    let n = channels as usize;
+    InputSpec { width, height, channels, framing: task.framing(), mean: vec![0.5; n], std: vec![0.25; n] }
+}
+
+/// Loads train and validation sets and fixes the normalisation from the training pixels.
+pub fn load_data(
+    task: Task,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(InputSpec, Dataset, Dataset), Error> {
+    let mut spec = input_shape(task);
+    let train = data::load(task, dir, "train", &spec, progress)?;
+    let val = data::load(task, dir, "val", &spec, progress)?;
+    let (mean, std) = train.pixel_stats(spec.channels as usize);
+    spec.mean = mean;
+    spec.std = std;
+    Ok((spec, train, val))
+}
+
+pub fn run(job: &Job, teacher: Option<&TeacherTargets>, progress: &Progress) -> Result<Outcome, Error> {
+    let (spec, train, val) = load_data(job.task, &job.data_dir, progress)?;
+    progress.println(format!(
+        "{}: {} train / {} val images, classes {:?}",
+        job.task.name(),
+        train.len(),
+        val.len(),
+        train.class_counts()
+    ));
+    let trained = trainer::train_student(
+        &job.settings,
+        &spec,
+        &train,
+        Some(&val),
+        teacher,
+        &job.run_dir,
+        job.resume,
+        progress,
+    )?;
+    let (info, validation) = calibrate(job, &spec, &trained.model, &val);
+    if let Some(out) = &job.out_dir {
+        write_artifact(out, &info, trained.model)?;
+    }
+    Ok(Outcome { info, validation, history: trained.history })
+}
+
+/// Fits the temperature and the threshold on validation and measures the result there.
+fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> (ModelInfo, Report) {
+    let task = job.task;
+    let logits = trainer::predict_logits(model, spec, val, job.settings.batch_size);
+    let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
+    let temperature = metrics::fit_temperature(&logits, &labels);
+    let probabilities = metrics::softmax(&logits, temperature);
+    let threshold = task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels));
+    let info = ModelInfo {
+        format_version: FORMAT_VERSION,
+        task,
+        classes: task.classes().iter().map(|c| c.to_string()).collect(),
+        input: spec.clone(),
+        network: job.settings.network.clone(),
+        temperature,
+        threshold,
+        card: serde_json::json!({
+            "training_command": job.command,
+            "settings": job.settings,
+        }),
+    };
+    let report = evaluate_probabilities(&info, &probabilities, &labels);
+    (info, report)
+}
+
+/// The decision rule applied to calibrated probabilities, measured against the labels.
+pub fn evaluate_probabilities(info: &ModelInfo, probabilities: &[Vec<f32>], labels: &[usize]) -> Report {
+    let threshold = info.threshold.unwrap_or(0.5);
+    let predicted: Vec<usize> = probabilities.iter().map(|p| info.task.decide(p, threshold)).collect();
+    metrics::report(probabilities, labels, &predicted, info.task.positive_index(), 1000)
+}
+
+/// The threshold on the positive class that maximises balanced accuracy while keeping its
+/// sensitivity at or above the task's target (the best balanced accuracy if none does).
+pub fn choose_threshold(task: Task, probabilities: &[Vec<f32>], labels: &[usize]) -> f32 {
+    let positive = task.positive_index();
+    let mut candidates: Vec<f32> = probabilities.iter().map(|p| p[positive]).collect();
+    candidates.push(0.5);
+    candidates.sort_by(f32::total_cmp);
+    candidates.dedup();
+    let score = |t: f32| {
+        let mut hits = vec![(0usize, 0usize); task.classes().len()];
+        for (p, &y) in probabilities.iter().zip(labels) {
+            hits[y].1 += 1;
+            hits[y].0 += (task.decide(p, t) == y) as usize;
+        }
+        let recalls: Vec<f64> = hits.iter().filter(|h| h.1 > 0).map(|h| h.0 as f64 / h.1 as f64).collect();
+        let balanced = recalls.iter().sum::<f64>() / recalls.len().max(1) as f64;
+        let sensitivity = hits[positive].0 as f64 / hits[positive].1.max(1) as f64;
+        (sensitivity >= target_sensitivity(task) as f64, balanced)
+    };
+    candidates
+        .into_iter()
+        .map(|t| (t, score(t)))
+        .max_by(|a, b| (a.1.0, a.1.1).partial_cmp(&(b.1.0, b.1.1)).unwrap_or(std::cmp::Ordering::Equal))
+        .map_or(0.5, |(t, _)| t)
+}
+
+/// Writes `model.json` and `model-fp32.bin` into `dir`.
+pub fn write_artifact(dir: &Path, info: &ModelInfo, model: Student) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    let bytes = artifact::student_to_bytes(model).map_err(|e| Error::Model(e.0))?;
+    let weights = dir.join("model-fp32.bin");
+    std::fs::write(&weights, bytes).map_err(|e| Error::io("could not write", &weights, e))?;
+    let json_path = dir.join("model.json");
+    let json = serde_json::to_string_pretty(info).expect("model info serialises");
+    std::fs::write(&json_path, json + "\n").map_err(|e| Error::io("could not write", &json_path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_keeps_the_target_sensitivity() {
+        // Positives at 0.3..0.9, negatives at 0.1..0.5: a 0.95 target forces a threshold ≤ 0.3.
+        let mut probabilities = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..20 {
+            let p = 0.3 + 0.6 * i as f32 / 19.0;
+            probabilities.push(vec![1.0 - p, p]);
+            labels.push(1);
+            let q = 0.1 + 0.4 * i as f32 / 19.0;
+            probabilities.push(vec![1.0 - q, q]);
+            labels.push(0);
+        }
+        let t = choose_threshold(Task::Chest, &probabilities, &labels);
+        let caught = probabilities.iter().zip(&labels).filter(|(p, y)| **y == 1 && p[1] >= t).count();
+        assert!(caught >= 19, "sensitivity {caught}/20 at threshold {t}");
+        assert!(t > 0.25, "but no lower than needed: {t}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The teacher network (being ported).

@@ -1,0 +1,302 @@
+//! The student's training loop: AdamW with warm-up and cosine decay, class-weighted cross-entropy,
+//! optional distillation from cached teacher logits, a checkpoint after every epoch (`--resume`
+//! continues from it), a progress bar and a per-epoch log.
+
+use crate::augment::Augment;
+use crate::data::Dataset;
+use crate::rng::Rng;
+use crate::{Error, Progress};
+use bedside_model::input::InputSpec;
+use bedside_model::student::{Student, StudentConfig};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Everything that determines a training run (saved with its checkpoints and the model card).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    pub network: StudentConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub augment: Augment,
+    /// Weigh each class by (N / (K · n_class))^½ in the loss, against imbalance.
+    pub class_weights: bool,
+    /// Stop each epoch after this many batches (smoke runs).
+    pub max_batches: Option<usize>,
+    pub distillation: Option<DistillSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillSettings {
+    pub temperature: f32,
+    /// Weight of the distillation term; the label term gets 1 − alpha.
+    pub alpha: f32,
+}
+
+/// The teacher's logits for fixed augmented views of every training image: `[example][view][class]`.
+/// View `v` of example `i` is [`view_rng`]`(seed, i, v)` applied with the student's augmentation.
+pub struct TeacherTargets {
+    pub logits: Vec<Vec<Vec<f32>>>,
+}
+
+/// The random stream that defines augmented view `view` of example `index` (shared with the
+/// teacher so both see the same view).
+pub fn view_rng(seed: u64, index: usize, view: usize) -> Rng {
+    Rng::new(seed).fork(0x5EED_0000 + (index as u64) * 64 + view as u64)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub learning_rate: f64,
+    /// Validation loss and AUC of the positive class, when a validation set is given.
+    pub val_loss: Option<f64>,
+    pub val_auc: Option<f64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    settings: TrainSettings,
+    input: InputSpec,
+    epochs_done: usize,
+    history: Vec<EpochLog>,
+}
+
+/// A trained student (in validation mode) and its training log.
+pub struct Trained {
+    pub model: Student,
+    pub history: Vec<EpochLog>,
+}
+
+fn lr_at(settings: &TrainSettings, step: usize, total: usize, per_epoch: usize) -> f64 {
+    let warmup = per_epoch.max(1);
+    if step < warmup {
+        return settings.learning_rate * (step + 1) as f64 / warmup as f64;
+    }
+    let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
+    settings.learning_rate * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+fn class_weights(data: &Dataset, enabled: bool) -> Vec<f32> {
+    let counts = data.class_counts();
+    if !enabled {
+        return vec![1.0; counts.len()];
+    }
+    let (n, k) = (data.len() as f32, counts.len() as f32);
+    counts.iter().map(|&c| (n / (k * c.max(1) as f32)).sqrt()).collect()
+}
+
+/// Trains a student on `train`, checkpointing into `run_dir`; with `resume`, continues from the
+/// last checkpoint there (the settings must be the same).
+#[allow(clippy::too_many_arguments)]
+pub fn train_student(
+    settings: &TrainSettings,
+    input: &InputSpec,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    teacher: Option<&TeacherTargets>,
+    run_dir: &Path,
+    resume: bool,
+    progress: &Progress,
+) -> Result<Trained, Error> {
+    let device = Device::flex().autodiff();
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io("could not create", run_dir, e))?;
+    let state_path = run_dir.join("checkpoint.json");
+    let model_path = run_dir.join("checkpoint-model.bpk");
+    let optim_path = run_dir.join("checkpoint-optim.bpk");
+
+    let mut model = settings.network.init(&device);
+    let mut optimizer = AdamWConfig::new().with_weight_decay(settings.weight_decay as f32).init();
+    let mut state =
+        CheckpointState { settings: settings.clone(), input: input.clone(), epochs_done: 0, history: vec![] };
+    if resume && state_path.is_file() {
+        let text =
+            std::fs::read_to_string(&state_path).map_err(|e| Error::io("could not read", &state_path, e))?;
+        let saved: CheckpointState =
+            serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", state_path.display())))?;
+        if saved.settings != *settings || saved.input != *input {
+            return Err(Error::Data(format!(
+                "{} was trained with other settings; remove it or run without --resume",
+                run_dir.display()
+            )));
+        }
+        let record = ModuleRecord::load(&model_path)
+            .map_err(|e| Error::Model(format!("{}: {e}", model_path.display())))?;
+        model = model.load_record(record);
+        optimizer = optimizer
+            .load(&optim_path)
+            .map_err(|e| Error::Model(format!("{}: {e}", optim_path.display())))?;
+        state = saved;
+        progress.println(format!("resuming after epoch {} from {}", state.epochs_done, run_dir.display()));
+    }
+
+    let weights = class_weights(train, settings.class_weights);
+    let classes = settings.network.num_classes;
+    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
+    let per_image = c * h * w;
+    let batches = train.len().div_ceil(settings.batch_size);
+    let per_epoch = settings.max_batches.map_or(batches, |m| m.min(batches));
+    let total_steps = per_epoch * settings.epochs;
+    let seed_rng = Rng::new(settings.seed);
+
+    for epoch in state.epochs_done..settings.epochs {
+        let started = std::time::Instant::now();
+        let mut rng = seed_rng.fork(epoch as u64);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        rng.shuffle(&mut order);
+        let bar = progress.bar(per_epoch as u64, &format!("epoch {}/{}", epoch + 1, settings.epochs));
+        let mut loss_sum = 0.0;
+        let mut lr = 0.0;
+        for (b, batch) in order.chunks(settings.batch_size).take(per_epoch).enumerate() {
+            let n = batch.len();
+            let mut pixels = vec![0f32; n * per_image];
+            let mut targets = vec![0f32; n * classes];
+            let mut soft = teacher.map(|_| vec![0f32; n * classes]);
+            let mut weight_sum = 0.0;
+            for (k, &i) in batch.iter().enumerate() {
+                let example = &train.examples[i];
+                let out = &mut pixels[k * per_image..(k + 1) * per_image];
+                match (teacher, &mut soft) {
+                    (Some(t), Some(soft)) => {
+                        // One of the fixed views the teacher saw, and the teacher's soft target for it.
+                        let view = rng.below(t.logits[i].len());
+                        settings.augment.apply(
+                            &example.pixels,
+                            input,
+                            &mut view_rng(settings.seed, i, view),
+                            out,
+                        );
+                        let temperature = settings.distillation.as_ref().map_or(1.0, |d| d.temperature);
+                        let p = crate::metrics::softmax(&[t.logits[i][view].clone()], temperature).remove(0);
+                        soft[k * classes..(k + 1) * classes].copy_from_slice(&p);
+                    }
+                    _ => settings.augment.apply(&example.pixels, input, &mut rng, out),
+                }
+                targets[k * classes + example.label] = weights[example.label];
+                weight_sum += weights[example.label];
+            }
+            let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), &device);
+            let y = Tensor::<2>::from_data(TensorData::new(targets, [n, classes]), &device);
+            let logits = model.forward(x);
+            let hard = -(log_softmax(logits.clone(), 1) * y).sum() / weight_sum;
+            let loss = match (&settings.distillation, soft) {
+                (Some(d), Some(soft)) => {
+                    let t = Tensor::<2>::from_data(TensorData::new(soft, [n, classes]), &device);
+                    // KL(teacher ‖ student) at temperature T, scaled by T² to keep gradient sizes.
+                    let log_student = log_softmax(logits / d.temperature, 1);
+                    let kd = (t.clone() * (t.clamp_min(1e-8).log() - log_student)).sum() / n as f32;
+                    hard * (1.0 - d.alpha) + kd * (d.alpha * d.temperature * d.temperature)
+                }
+                _ => hard,
+            };
+            let loss_value = loss.clone().into_data().as_slice::<f32>().map(|s| s[0]).unwrap_or(f32::NAN);
+            if !loss_value.is_finite() {
+                return Err(Error::Model(format!("the loss diverged at epoch {} batch {b}", epoch + 1)));
+            }
+            loss_sum += loss_value as f64;
+            lr = lr_at(settings, epoch * per_epoch + b, total_steps, per_epoch);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", loss_sum / (b + 1) as f64));
+        }
+        bar.finish_and_clear();
+
+        let (val_loss, val_auc) = match val {
+            Some(val) => {
+                let logits = predict_logits(&model.valid(), input, val, settings.batch_size);
+                let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
+                let probs = crate::metrics::softmax(&logits, 1.0);
+                let positive = train.task.positive_index();
+                let scores: Vec<f32> = probs.iter().map(|p| p[positive]).collect();
+                let truth: Vec<bool> = labels.iter().map(|&l| l == positive).collect();
+                (Some(crate::metrics::nll(&probs, &labels)), crate::metrics::roc_auc(&scores, &truth))
+            }
+            None => (None, None),
+        };
+        let log = EpochLog {
+            epoch: epoch + 1,
+            train_loss: loss_sum / per_epoch.max(1) as f64,
+            learning_rate: lr,
+            val_loss,
+            val_auc,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress.println(format!(
+            "epoch {:>2}/{}  train loss {:.4}  val loss {}  val AUC {}  lr {:.2e}  {:.0} s",
+            log.epoch,
+            settings.epochs,
+            log.train_loss,
+            log.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+            log.val_auc.map_or("-".into(), |v| format!("{v:.4}")),
+            log.learning_rate,
+            log.seconds
+        ));
+        state.history.push(log);
+        state.epochs_done = epoch + 1;
+        model
+            .clone()
+            .into_record()
+            .save(&model_path)
+            .map_err(|e| Error::Model(format!("{}: {e}", model_path.display())))?;
+        optimizer.save(&optim_path).map_err(|e| Error::Model(format!("{}: {e}", optim_path.display())))?;
+        let json = serde_json::to_string_pretty(&state).expect("state serialises");
+        std::fs::write(&state_path, json).map_err(|e| Error::io("could not write", &state_path, e))?;
+    }
+    Ok(Trained { model: model.valid(), history: state.history })
+}
+
+/// Logits of a model in validation mode for every example, in batches, without augmentation.
+pub fn predict_logits(
+    model: &Student,
+    input: &InputSpec,
+    data: &Dataset,
+    batch_size: usize,
+) -> Vec<Vec<f32>> {
+    let device = Device::flex();
+    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
+    let mut out = Vec::with_capacity(data.len());
+    for batch in data.examples.chunks(batch_size) {
+        let pixels: Vec<f32> = batch.iter().flat_map(|e| input.normalise(&e.pixels)).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [batch.len(), c, h, w]), &device);
+        let logits = model.forward(x).into_data();
+        let values = logits.as_slice::<f32>().expect("f32 logits");
+        let classes = values.len() / batch.len();
+        out.extend(values.chunks(classes).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_decays() {
+        let settings = TrainSettings {
+            network: StudentConfig::new(2),
+            epochs: 10,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            seed: 0,
+            augment: Augment::none(),
+            class_weights: false,
+            max_batches: None,
+            distillation: None,
+        };
+        let lrs: Vec<f64> = (0..100).map(|s| lr_at(&settings, s, 100, 10)).collect();
+        assert!(lrs[0] < lrs[9] && (lrs[9] - 1e-3).abs() < 1e-12, "linear warm-up over the first epoch");
+        assert!(lrs.windows(2).skip(10).all(|w| w[1] <= w[0]), "then never rises");
+        assert!(lrs[99] < 1e-4 && lrs[99] > 0.0);
+    }
+}
