@@ -2,6 +2,9 @@
 //! A thin layer over the library crates: parse flags, call the library, print JSON or one error line.
 
 mod decode;
+mod eval;
+mod model_dir;
+mod predict;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +21,8 @@ struct Cli {
 enum Command {
     Decode(decode::Args),
     Train(train::Args),
+    Eval(eval::Args),
+    Predict(predict::Args),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +30,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! [`ensure`] downloads both wheels with `pip download --no-deps`, checks their SHA-256 against the
 //! pinned hashes, and unpacks their 172 `.dcm` files into a cache folder — `target/corpus` by default,
 //! `BEDSIDE_CORPUS` to override. It is idempotent and safe to call from tests running in parallel. The
-//! corpus is never committed to the project.
+//! corpus is never committed to the project. [`fetch_wheel`] does the same for any other pinned wheel.
 //!
 //! [`shared_data`] finds the training/validation images at `BEDSIDE_DATA` (default `../shared/data`),
 //! for tests that skip when they are absent — except under `BEDSIDE_REQUIRE_DATA=1`, where absence fails.
@@ -84,8 +84,8 @@ pub fn ensure() -> Result<PathBuf, Error> {
     fs::create_dir_all(&wheels).map_err(io("could not create", &wheels))?;
     let mut found = 0;
     for (requirement, sha256) in WHEELS {
-        let wheel = download(requirement, sha256, &wheels)?;
-        found += unpack(&wheel, &dir)?;
+        let wheel = download(requirement, sha256, &wheels, &[])?;
+        found += unpack(&wheel, &dir, |p| p.extension().is_some_and(|e| e == "dcm"))?.len();
     }
     if found != EXPECTED_FILES {
         return Err(Error::WrongCount { found });
@@ -106,6 +106,60 @@ pub fn find(name: &str) -> Result<PathBuf, Error> {
     hits.sort();
     hits.into_iter().next().ok_or(Error::NotFound { name: name.into(), dir })
 }
+
+/// Downloads one pinned wheel into `dest/wheels/`, checks its SHA-256, and unpacks the members whose
+/// path inside the wheel `wanted` accepts under `dest/<wheel file stem>/`; returns their paths, sorted.
+///
+/// pip resolves for CPython 3.11 on manylinux x86-64 whatever the host, so that a pinned hash names
+/// the same file everywhere (pure-Python wheels match any platform). Idempotent and safe to call from
+/// tests running in parallel: a marker per requirement records what was unpacked.
+pub fn fetch_wheel(
+    requirement: &str,
+    sha256: &str,
+    dest: &Path,
+    wanted: impl Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, Error> {
+    fs::create_dir_all(dest).map_err(io("could not create", dest))?;
+    let marker = dest.join(format!(".{requirement}.{}", sha256.get(..16).unwrap_or(sha256)));
+    let unpacked = |marker: &Path| -> Option<Vec<PathBuf>> {
+        let list = fs::read_to_string(marker).ok()?;
+        let paths: Vec<PathBuf> = list.lines().map(|l| dest.join(l)).collect();
+        paths.iter().all(|p| p.is_file()).then_some(paths)
+    };
+    if let Some(paths) = unpacked(&marker) {
+        return Ok(paths);
+    }
+    let lock_path = dest.join(".lock");
+    let lock = File::create(&lock_path).map_err(io("could not create", &lock_path))?;
+    lock.lock().map_err(io("could not lock", &lock_path))?;
+    if let Some(paths) = unpacked(&marker) {
+        return Ok(paths);
+    }
+    let wheels = dest.join("wheels");
+    fs::create_dir_all(&wheels).map_err(io("could not create", &wheels))?;
+    let wheel = download(requirement, sha256, &wheels, &PINNED_TAGS)?;
+    let mut paths = unpack(&wheel, dest, wanted)?;
+    paths.sort();
+    let list: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.strip_prefix(dest).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    fs::write(&marker, list.join("\n")).map_err(io("could not write", &marker))?;
+    Ok(paths)
+}
+
+/// The interpreter and platform [`fetch_wheel`] asks pip to resolve for.
+const PINNED_TAGS: [&str; 8] = [
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+    "--platform",
+    "manylinux2014_x86_64",
+];
 
 /// The shared data folder (`$BEDSIDE_DATA`, default `../shared/data` beside the workspace), or `None`
 /// after printing why `test` is skipped. Panics — failing the test — when it is absent and
@@ -163,7 +217,8 @@ fn sha256_hex(path: &Path) -> Result<String, Error> {
 }
 
 /// Downloads one wheel (unless a file with the right hash is already there) and checks its hash.
-fn download(requirement: &str, sha256: &str, wheels: &Path) -> Result<PathBuf, Error> {
+/// `pip_args` go to `pip download` before the requirement.
+fn download(requirement: &str, sha256: &str, wheels: &Path, pip_args: &[&str]) -> Result<PathBuf, Error> {
     let stem = requirement.split("==").next().unwrap_or(requirement).replace('-', "_");
     let existing = |dir: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(dir)
@@ -187,6 +242,7 @@ fn download(requirement: &str, sha256: &str, wheels: &Path) -> Result<PathBuf, E
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d"])
         .arg(wheels)
+        .args(pip_args)
         .arg(requirement)
         .output()
         .map_err(Error::PipMissing)?;
@@ -203,17 +259,17 @@ fn download(requirement: &str, sha256: &str, wheels: &Path) -> Result<PathBuf, E
     Ok(wheel)
 }
 
-/// Unpacks the `.dcm` members of a wheel under `dest/<wheel stem>/`; returns how many.
-fn unpack(wheel: &Path, dest: &Path) -> Result<usize, Error> {
+/// Unpacks the members of a wheel that `wanted` accepts under `dest/<wheel stem>/`; returns their paths.
+fn unpack(wheel: &Path, dest: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, Error> {
     let unzip = |detail: String| Error::Unzip { path: wheel.to_path_buf(), detail };
     let file = File::open(wheel).map_err(io("could not open", wheel))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| unzip(e.to_string()))?;
     let stem = wheel.file_stem().and_then(|s| s.to_str()).unwrap_or("wheel");
-    let mut count = 0;
+    let mut unpacked = Vec::new();
     for i in 0..archive.len() {
         let mut member = archive.by_index(i).map_err(|e| unzip(e.to_string()))?;
         let Some(relative) = member.enclosed_name() else { continue };
-        if relative.extension().is_none_or(|e| e != "dcm") || member.is_dir() {
+        if member.is_dir() || !wanted(&relative) {
             continue;
         }
         let out = dest.join(stem).join(relative);
@@ -222,7 +278,7 @@ fn unpack(wheel: &Path, dest: &Path) -> Result<usize, Error> {
         }
         let mut target = File::create(&out).map_err(io("could not create", &out))?;
         std::io::copy(&mut member, &mut target).map_err(io("could not write", &out))?;
-        count += 1;
+        unpacked.push(out);
     }
-    Ok(count)
+    Ok(unpacked)
 }

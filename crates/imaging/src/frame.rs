@@ -61,36 +61,40 @@ impl Frame {
         Window { center: (lo + hi) / 2.0 + 0.5, width: (hi - lo + 1.0).max(1.0) }
     }
 
-    /// Draws the frame as RGBA8 (row-major, `4 × columns × rows` bytes). Grey frames go through the
-    /// rescale, `window` (the full range if `None`) and MONOCHROME1 inversion; colour frames are drawn
-    /// as stored, scaled to 8 bits.
+    /// Draws the frame as 8-bit display values: one byte per pixel for grey frames (through the
+    /// rescale, `window` — the full range if `None` — and MONOCHROME1 inversion), three for colour
+    /// frames (as stored, scaled to 8 bits). What a model sees and what the screen shows are the same.
+    pub fn render_display(&self, window: Option<Window>) -> Vec<u8> {
+        if !self.is_grey() {
+            let shift = self.bits_stored.saturating_sub(8).min(24);
+            return self.stored.iter().map(|&v| (v >> shift).clamp(0, 255) as u8).collect();
+        }
+        let window = window.unwrap_or_else(|| self.full_window());
+        let level = |v: i32| {
+            let l = window.level(self.rescale.apply(v as f64));
+            if self.invert { 255 - l } else { l }
+        };
+        let (lo, hi) = self.min_max();
+        if (hi as i64 - lo as i64) < MAX_LUT {
+            let lut: Vec<u8> = (lo..=hi).map(level).collect();
+            self.stored.iter().map(|&v| lut[(v - lo) as usize]).collect()
+        } else {
+            self.stored.iter().map(|&v| level(v)).collect()
+        }
+    }
+
+    /// Draws the frame as RGBA8 (row-major, `4 × columns × rows` bytes), as [`Frame::render_display`].
     pub fn render_rgba(&self, window: Option<Window>) -> Vec<u8> {
+        let display = self.render_display(window);
         let pixels = self.columns as usize * self.rows as usize;
         let mut out = Vec::with_capacity(pixels * 4);
         if self.is_grey() {
-            let window = window.unwrap_or_else(|| self.full_window());
-            let level = |v: i32| {
-                let l = window.level(self.rescale.apply(v as f64));
-                if self.invert { 255 - l } else { l }
-            };
-            let (lo, hi) = self.min_max();
-            if (hi as i64 - lo as i64) < MAX_LUT {
-                let lut: Vec<u8> = (lo..=hi).map(level).collect();
-                for &v in &self.stored {
-                    let l = lut[(v - lo) as usize];
-                    out.extend_from_slice(&[l, l, l, 255]);
-                }
-            } else {
-                for &v in &self.stored {
-                    let l = level(v);
-                    out.extend_from_slice(&[l, l, l, 255]);
-                }
+            for &l in &display {
+                out.extend_from_slice(&[l, l, l, 255]);
             }
         } else {
-            let shift = self.bits_stored.saturating_sub(8).min(24);
-            for rgb in self.stored.chunks_exact(3) {
-                let c = |v: i32| (v >> shift).clamp(0, 255) as u8;
-                out.extend_from_slice(&[c(rgb[0]), c(rgb[1]), c(rgb[2]), 255]);
+            for rgb in display.chunks_exact(3) {
+                out.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
             }
         }
         out

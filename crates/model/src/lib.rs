@@ -4,6 +4,7 @@
 //!   inverted residual blocks with squeeze-excitation, global average pooling → linear, so a class
 //!   activation map needs no gradients).
 //! - [`artifact`]: `model.json` + `model-fp32.bin`, the versioned files a trained model ships as.
+//! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
 //! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
 //! - [`teacher`]: EfficientNet-Lite0, the ImageNet-pretrained teacher the students are distilled from.
 //!
@@ -11,6 +12,7 @@
 //! flex in the browser). Training, data and metrics live in `bedside-train`.
 
 pub mod artifact;
+pub mod infer;
 pub mod input;
 pub mod student;
 pub mod task;

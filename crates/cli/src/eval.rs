@@ -1,0 +1,60 @@
+//! `bedside eval`: a model's metrics on one split of a task folder.
+
+use bedside_train::Progress;
+use bedside_train::metrics::Estimate;
+use std::path::PathBuf;
+
+/// Evaluate a model folder on a labelled task folder and print one line of JSON: n, accuracy,
+/// balanced_accuracy, auc (macro one-vs-rest beyond two classes), sensitivity and specificity of the
+/// positive class (pneumonia, mel, malignant), per_class_recall, ece, malignant_auc (breast), and
+/// 95 % bootstrap intervals under "ci95".
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model folder holding model.json and the weights (e.g. models/chest).
+    #[arg(long)]
+    model: PathBuf,
+    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Which rows of labels.csv to use.
+    #[arg(long, default_value = "val")]
+    split: String,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let (info, model) = crate::model_dir::load(&args.model)?;
+    let task = info.task;
+    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(task));
+    let data = bedside_train::data::load(task, &dir, &args.split, &info.input, &Progress::default())
+        .map_err(|e| e.to_string())?;
+    let logits = bedside_train::trainer::predict_logits(&model, &info.input, &data, 64);
+    let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
+    let probabilities = bedside_train::metrics::softmax(&logits, info.temperature);
+    let report = bedside_train::pipeline::evaluate_probabilities(&info, &probabilities, &labels);
+    let recall: serde_json::Map<String, serde_json::Value> =
+        info.classes.iter().cloned().zip(report.per_class_recall.iter().map(|&r| r.into())).collect();
+    let ci = |e: &Estimate| serde_json::json!([e.low, e.high]);
+    let mut out = serde_json::json!({
+        "n": report.n,
+        "accuracy": report.accuracy.value,
+        "balanced_accuracy": report.balanced_accuracy.value,
+        "auc": report.auc.value,
+        "sensitivity": report.sensitivity.value,
+        "specificity": report.specificity.value,
+        "per_class_recall": recall,
+        "ece": report.ece,
+        "ci95": {
+            "accuracy": ci(&report.accuracy),
+            "balanced_accuracy": ci(&report.balanced_accuracy),
+            "auc": ci(&report.auc),
+            "sensitivity": ci(&report.sensitivity),
+            "specificity": ci(&report.specificity),
+        },
+    });
+    if task == bedside_model::task::Task::Breast {
+        out["malignant_auc"] = report.positive_auc.value.into();
+        out["ci95"]["malignant_auc"] = ci(&report.positive_auc);
+    }
+    println!("{out}");
+    Ok(())
+}

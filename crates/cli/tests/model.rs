@@ -1,0 +1,74 @@
+//! `bedside train`, `eval` and `predict` end to end on the real breast ultrasound data, with a
+//! smoke-sized training run (the JSON contracts, not accuracy).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn bedside(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bedside")).args(args).output().expect("bedside runs");
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+fn json(stdout: &str) -> Value {
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    serde_json::from_str(stdout).unwrap()
+}
+
+#[test]
+fn train_eval_predict_on_breast_ultrasound() {
+    let Some(data) = bedside_corpus::shared_data("train_eval_predict_on_breast_ultrasound") else { return };
+    let scratch = std::env::temp_dir().join(format!("bedside-cli-model-{}", std::process::id()));
+    let (model, run) = (scratch.join("model"), scratch.join("run"));
+    let task_dir = data.join("breast_busi");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (code, out, err) = bedside(&[
+        "train",
+        "--task",
+        "breast",
+        "--data",
+        &s(&task_dir),
+        "--out",
+        &s(&model),
+        "--run-dir",
+        &s(&run),
+        "--epochs",
+        "1",
+        "--max-batches",
+        "2",
+        "--batch-size",
+        "8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["validation"]["n"], 80);
+
+    let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir)]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(report["n"], 80);
+    for key in ["accuracy", "balanced_accuracy", "auc", "ece", "malignant_auc", "specificity"] {
+        let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {report}"));
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    let recall = report["per_class_recall"].as_object().unwrap();
+    assert_eq!(recall.keys().collect::<Vec<_>>(), ["benign", "malignant", "normal"]);
+
+    let photo = data.join("originals/breast_malignant_179.png");
+    let (code, out, err) = bedside(&["predict", "--model", &s(&model), &s(&photo)]);
+    assert_eq!(code, 0, "{err}");
+    let prediction = json(&out);
+    let probabilities = prediction["probabilities"].as_object().unwrap();
+    let total: f64 = probabilities.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
+    let label = prediction["label"].as_str().unwrap();
+    let best =
+        probabilities.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+    assert_eq!(label, best, "breast labels are the argmax");
+    assert_eq!(prediction["threshold"], Value::Null);
+
+    let (code, _, err) = bedside(&["predict", "--model", &s(&scratch.join("nowhere")), &s(&photo)]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("bedside: could not read") && err.contains("model.json"), "{err}");
+    std::fs::remove_dir_all(&scratch).ok();
+}

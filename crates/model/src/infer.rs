@@ -1,0 +1,58 @@
+//! From a model's logits to what a clinician is shown: calibrated probabilities and the label the
+//! task's decision rule picks. The same code for the CLI, the evaluation and the browser.
+
+use crate::artifact::ModelInfo;
+use crate::student::Student;
+use burn::prelude::*;
+use serde::Serialize;
+
+/// One image's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Index into `ModelInfo::classes`.
+    pub label: usize,
+    /// Calibrated probabilities, in class order.
+    pub probabilities: Vec<f32>,
+}
+
+/// Softmax of `logits / temperature`.
+pub fn calibrated(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&z| ((z - max) / temperature).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+impl ModelInfo {
+    /// Probabilities and label for one row of logits.
+    pub fn interpret(&self, logits: &[f32]) -> Prediction {
+        let probabilities = calibrated(logits, self.temperature);
+        let label = self.task.decide(&probabilities, self.threshold.unwrap_or(0.5));
+        Prediction { label, probabilities }
+    }
+}
+
+/// Runs the model on normalised planar inputs (`[n, channels, height, width]` flattened) and reads
+/// the logits back synchronously (native use; the browser reads asynchronously).
+pub fn logits(model: &Student, info: &ModelInfo, inputs: Vec<f32>, device: &Device) -> Vec<Vec<f32>> {
+    let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
+    let n = inputs.len() / (c * h * w).max(1);
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, c, h, w]), device);
+    let data = model.forward(x).into_data();
+    let values = data.as_slice::<f32>().expect("f32 logits");
+    values.chunks(info.classes.len()).map(<[f32]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temperature_softens() {
+        let sharp = calibrated(&[2.0, 0.0], 1.0);
+        let soft = calibrated(&[2.0, 0.0], 4.0);
+        assert!((sharp.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(sharp[0] > soft[0] && soft[0] > 0.5);
+        assert!((sharp[0] - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6);
+    }
+}
