@@ -4,8 +4,9 @@ use bedside_model::student::StudentConfig;
 use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::augment::Augment;
+use bedside_train::distill::TeacherSettings;
 use bedside_train::pipeline::{self, Job};
-use bedside_train::trainer::TrainSettings;
+use bedside_train::trainer::{DistillSettings, TrainSettings};
 use std::path::PathBuf;
 
 /// Train the student for one task on its train split, calibrate it and choose its operating threshold
@@ -41,6 +42,23 @@ pub struct Args {
     /// Stop each epoch after N batches (a quick smoke run).
     #[arg(long, value_name = "N")]
     max_batches: Option<usize>,
+    /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
+    #[arg(long)]
+    distill: bool,
+    /// Distillation temperature.
+    #[arg(long, default_value_t = 4.0)]
+    temperature: f32,
+    /// Weight of the distillation term (the label term gets 1 - alpha).
+    #[arg(long, default_value_t = 0.7)]
+    alpha: f32,
+    /// Fixed augmented views per training image whose teacher features are cached.
+    #[arg(long, default_value_t = 3)]
+    views: usize,
+    /// The teacher's stages from this one (0-6) on train; the earlier ones are frozen and cached.
+    #[arg(long, default_value_t = 5)]
+    teacher_stage: usize,
+    #[arg(long, default_value_t = 6)]
+    teacher_epochs: usize,
 }
 
 pub fn parse_task(name: &str) -> Result<Task, String> {
@@ -60,8 +78,18 @@ pub fn run(args: &Args) -> Result<(), String> {
         augment: Augment::standard(task.mirror_is_valid()),
         class_weights: true,
         max_batches: args.max_batches,
-        distillation: None,
+        distillation: args
+            .distill
+            .then_some(DistillSettings { temperature: args.temperature, alpha: args.alpha }),
     };
+    let teacher = args.distill.then(|| TeacherSettings {
+        views: args.views,
+        stage: args.teacher_stage,
+        epochs: args.teacher_epochs,
+        batch_size: args.batch_size,
+        learning_rate: 1e-3,
+        seed: args.seed,
+    });
     let job = Job {
         task,
         data_dir: args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(task)),
@@ -70,13 +98,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         settings,
         resume: args.resume,
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        teacher,
     };
-    let outcome = pipeline::run(&job, None, &Progress::default()).map_err(|e| e.to_string())?;
+    let outcome = pipeline::run(&job, &Progress::default()).map_err(|e| e.to_string())?;
     let summary = serde_json::json!({
         "task": task.name(),
         "temperature": outcome.info.temperature,
         "threshold": outcome.info.threshold,
         "validation": outcome.validation,
+        "teacher_validation": outcome.teacher.map(|t| t.validation),
     });
     println!("{summary}");
     Ok(())

@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod data;
+pub mod distill;
 pub mod metrics;
 pub mod pipeline;
 pub mod rng;

@@ -2,8 +2,9 @@
 //! validation, choose the operating threshold, measure, and write the model artifact.
 
 use crate::data::{self, Dataset};
+use crate::distill::{self, TeacherReport, TeacherSettings};
 use crate::metrics::{self, Report};
-use crate::trainer::{self, EpochLog, TeacherTargets, TrainSettings};
+use crate::trainer::{self, EpochLog, TrainSettings};
 use crate::{Error, Progress};
 use bedside_model::artifact::{self, FORMAT_VERSION, ModelInfo};
 use bedside_model::input::InputSpec;
@@ -24,10 +25,13 @@ pub struct Job {
     pub resume: bool,
     /// The command that reproduces this job, for the model card.
     pub command: String,
+    /// Distil from the adapted teacher (needs `settings.distillation`).
+    pub teacher: Option<TeacherSettings>,
 }
 
 pub struct Outcome {
     pub info: ModelInfo,
+    pub teacher: Option<TeacherReport>,
     pub validation: Report,
     pub history: Vec<EpochLog>,
 }
@@ -63,7 +67,21 @@ pub fn load_data(
     Ok((spec, train, val))
 }
 
-pub fn run(job: &Job, teacher: Option<&TeacherTargets>, progress: &Progress) -> Result<Outcome, Error> {
+pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
+    let (targets, teacher_report) = match &job.teacher {
+        Some(settings) => {
+            let (targets, report) = distill::teacher_targets(
+                job.task,
+                &job.data_dir,
+                &job.settings.augment,
+                settings,
+                &job.run_dir,
+                progress,
+            )?;
+            (Some(targets), Some(report))
+        }
+        None => (None, None),
+    };
     let (spec, train, val) = load_data(job.task, &job.data_dir, progress)?;
     progress.println(format!(
         "{}: {} train / {} val images, classes {:?}",
@@ -77,16 +95,24 @@ pub fn run(job: &Job, teacher: Option<&TeacherTargets>, progress: &Progress) -> 
         &spec,
         &train,
         Some(&val),
-        teacher,
+        targets.as_ref(),
         &job.run_dir,
         job.resume,
         progress,
     )?;
-    let (info, validation) = calibrate(job, &spec, &trained.model, &val);
+    let (mut info, validation) = calibrate(job, &spec, &trained.model, &val);
+    if let Some(report) = &teacher_report {
+        info.card["teacher"] = serde_json::json!({
+            "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",
+            "settings": report.settings,
+            "val_auc_per_epoch": report.val_auc,
+            "validation": report.validation,
+        });
+    }
     if let Some(out) = &job.out_dir {
         write_artifact(out, &info, trained.model)?;
     }
-    Ok(Outcome { info, validation, history: trained.history })
+    Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
 }
 
 /// Fits the temperature and the threshold on validation and measures the result there.

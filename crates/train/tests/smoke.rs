@@ -33,8 +33,9 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
         settings,
         resume: false,
         command: "smoke".into(),
+        teacher: None,
     };
-    let outcome = pipeline::run(&job, None, &Progress::hidden()).unwrap();
+    let outcome = pipeline::run(&job, &Progress::hidden()).unwrap();
     assert_eq!(outcome.validation.n, 80, "the whole val split is measured");
     assert_eq!(outcome.history.len(), 1);
     assert!(outcome.history[0].train_loss.is_finite());
@@ -50,7 +51,7 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     assert!(model.is_ok());
 
     // --resume after the last epoch trains nothing more and keeps the log.
-    let resumed = pipeline::run(&Job { resume: true, ..job }, None, &Progress::hidden()).unwrap();
+    let resumed = pipeline::run(&Job { resume: true, ..job }, &Progress::hidden()).unwrap();
     assert_eq!(resumed.history.len(), 1);
     std::fs::remove_dir_all(&scratch).ok();
 }

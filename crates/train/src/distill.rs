@@ -1,0 +1,324 @@
+//! Knowledge distillation: adapt the ImageNet teacher to a task cheaply, then give the student its
+//! soft targets.
+//!
+//! 1. The frozen early stages of EfficientNet-Lite0 run once over a few fixed augmented views of
+//!    every training image (view `v` of image `i` is [`view_rng`]`(seed, i, v)`, the same random
+//!    stream the student's augmentation uses, so both networks see the same picture); their
+//!    feature maps are cached under the run folder.
+//! 2. The teacher's last stages and a new head train on the cached maps only.
+//! 3. The adapted teacher's logits for every cached view become the student's soft targets.
+
+use crate::augment::Augment;
+use crate::data::Dataset;
+use crate::metrics;
+use crate::trainer::{TeacherTargets, view_rng};
+use crate::{Error, Progress};
+use bedside_model::input::InputSpec;
+use bedside_model::task::Task;
+use bedside_model::teacher::{INPUT_SIZE, Teacher};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherSettings {
+    /// Fixed augmented views cached per training image.
+    pub views: usize,
+    /// Stages before this one stay frozen and are cached; this one onwards trains.
+    pub stage: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// The teacher's input for a task: 224 px on the long side at the student's aspect ratio, RGB (grey
+/// images as three equal channels), normalised as the ImageNet weights expect ((x − 127) / 128).
+pub fn teacher_input(task: Task) -> InputSpec {
+    let (w, h, _) = task.input_shape();
+    let size = INPUT_SIZE as u32;
+    let (width, height) = if w >= h { (size, size * h / w) } else { (size * w / h, size) };
+    let (mean, std) = (crate::teacher::MEAN / 255.0, crate::teacher::STD / 255.0);
+    InputSpec { width, height, channels: 3, framing: task.framing(), mean: vec![mean; 3], std: vec![std; 3] }
+}
+
+/// Cached feature maps: `views` maps of `dims` per example, example-major.
+pub struct FeatureCache {
+    pub dims: [usize; 3],
+    pub views: usize,
+    pub data: Vec<f32>,
+}
+
+impl FeatureCache {
+    fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    fn batch(&self, picks: &[(usize, usize)], device: &Device) -> Tensor<4> {
+        let len = self.len();
+        let mut values = Vec::with_capacity(picks.len() * len);
+        for &(example, view) in picks {
+            let start = (example * self.views + view) * len;
+            values.extend_from_slice(&self.data[start..start + len]);
+        }
+        let [c, h, w] = self.dims;
+        Tensor::from_data(TensorData::new(values, [picks.len(), c, h, w]), device)
+    }
+}
+
+/// Runs the frozen teacher up to `settings.stage` on `views` views of every example (one plain,
+/// unaugmented view when `augment` is `None`), reusing the cache file in `dir` if it is there.
+pub fn cache_features(
+    teacher: &Teacher,
+    data: &Dataset,
+    spec: &InputSpec,
+    augment: Option<&Augment>,
+    settings: &TeacherSettings,
+    dir: &Path,
+    name: &str,
+    progress: &Progress,
+) -> Result<FeatureCache, Error> {
+    let views = if augment.is_some() { settings.views } else { 1 };
+    let path = dir.join(format!("teacher-features-{name}-stage{}-views{views}.f32", settings.stage));
+    let device = Device::flex();
+    let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
+    let probe = teacher.forward_stem_to(Tensor::zeros([1, c, h, w], &device), settings.stage);
+    let [_, fc, fh, fw] = probe.dims();
+    let dims = [fc, fh, fw];
+    let expected = data.len() * views * fc * fh * fw;
+    if let Ok(bytes) = std::fs::read(&path)
+        && bytes.len() == expected * 4
+    {
+        let data = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        return Ok(FeatureCache { dims, views, data });
+    }
+    let bar = progress.bar((data.len() * views) as u64, &format!("teacher {name}"));
+    let mut out = Vec::with_capacity(expected);
+    let per_image = c * h * w;
+    let picks: Vec<(usize, usize)> = (0..data.len()).flat_map(|i| (0..views).map(move |v| (i, v))).collect();
+    for chunk in picks.chunks(16) {
+        let mut pixels = vec![0f32; chunk.len() * per_image];
+        for (k, &(i, v)) in chunk.iter().enumerate() {
+            let target = &mut pixels[k * per_image..(k + 1) * per_image];
+            match augment {
+                Some(a) => {
+                    a.apply(&data.examples[i].pixels, spec, &mut view_rng(settings.seed, i, v), target)
+                }
+                None => target.copy_from_slice(&spec.normalise(&data.examples[i].pixels)),
+            }
+        }
+        let x = Tensor::from_data(TensorData::new(pixels, [chunk.len(), c, h, w]), &device);
+        let maps = teacher.forward_stem_to(x, settings.stage).into_data();
+        out.extend_from_slice(maps.as_slice::<f32>().expect("f32 features"));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, bytes).map_err(|e| Error::io("could not write", &path, e))?;
+    Ok(FeatureCache { dims, views, data: out })
+}
+
+/// What adapting the teacher produced and measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeacherReport {
+    pub settings: TeacherSettings,
+    /// Validation AUC of the positive class after each epoch.
+    pub val_auc: Vec<f64>,
+    pub validation: metrics::Report,
+}
+
+/// Trains the teacher's stages from `settings.stage` on and a new head on cached features; returns
+/// the adapted teacher (validation mode) and its validation report. Reuses a finished adaptation
+/// saved in `dir` with the same settings.
+pub fn adapt_teacher(
+    imagenet: Teacher,
+    task: Task,
+    train: (&FeatureCache, &[usize]),
+    val: (&FeatureCache, &[usize]),
+    settings: &TeacherSettings,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(Teacher, TeacherReport), Error> {
+    let classes = task.classes().len();
+    let device = Device::flex().autodiff();
+    let record_path = dir.join("teacher-adapted.bpk");
+    let report_path = dir.join("teacher.json");
+    let mut teacher =
+        imagenet.fork(&device).train().with_head(classes, &device).freeze_before(settings.stage);
+    if let (Ok(text), true) = (std::fs::read_to_string(&report_path), record_path.is_file())
+        && let Ok(report) = serde_json::from_str::<TeacherReport>(&text)
+        && report.settings == *settings
+    {
+        let record = ModuleRecord::load(&record_path)
+            .map_err(|e| Error::Model(format!("{}: {e}", record_path.display())))?;
+        progress.println(format!("reusing the adapted teacher in {}", dir.display()));
+        return Ok((teacher.load_record(record).valid(), report));
+    }
+
+    let (features, labels) = train;
+    let counts = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count());
+    let weights: Vec<f32> =
+        counts.map(|n| (labels.len() as f32 / (classes as f32 * n.max(1) as f32)).sqrt()).collect();
+    let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
+    let steps_per_epoch = labels.len().div_ceil(settings.batch_size);
+    let total = (steps_per_epoch * settings.epochs).max(1);
+    let mut rng = crate::rng::Rng::new(settings.seed ^ 0x7EAC);
+    let mut val_auc = Vec::new();
+    for epoch in 0..settings.epochs {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        rng.shuffle(&mut order);
+        let bar = progress.bar(steps_per_epoch as u64, &format!("teacher {}/{}", epoch + 1, settings.epochs));
+        for (b, batch) in order.chunks(settings.batch_size).enumerate() {
+            let picks: Vec<(usize, usize)> = batch.iter().map(|&i| (i, rng.below(features.views))).collect();
+            let mut targets = vec![0f32; batch.len() * classes];
+            let mut weight_sum = 0.0;
+            for (k, &i) in batch.iter().enumerate() {
+                targets[k * classes + labels[i]] = weights[labels[i]];
+                weight_sum += weights[labels[i]];
+            }
+            let y = Tensor::<2>::from_data(TensorData::new(targets, [batch.len(), classes]), &device);
+            let logits = teacher.forward_from(settings.stage, features.batch(&picks, &device));
+            let loss = -(log_softmax(logits, 1) * y).sum() / weight_sum;
+            // Cosine decay from the start: the head is new, the tail is pretrained.
+            let t = (epoch * steps_per_epoch + b) as f64 / total as f64;
+            let lr = settings.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+            let grads = GradientsParams::from_grads(loss.backward(), &teacher);
+            teacher = optimizer.step(lr, teacher, grads);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let logits = teacher_logits(&teacher.valid(), settings.stage, val.0);
+        let auc = positive_auc(task, &logits, val.1);
+        progress.println(format!("teacher epoch {}/{}  val AUC {auc:.4}", epoch + 1, settings.epochs));
+        val_auc.push(auc);
+    }
+    let teacher = teacher.valid();
+    let logits = teacher_logits(&teacher, settings.stage, val.0);
+    let probabilities = metrics::softmax(&logits, 1.0);
+    let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
+    let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), 1000);
+    let report = TeacherReport { settings: settings.clone(), val_auc, validation };
+    teacher
+        .clone()
+        .into_record()
+        .save(&record_path)
+        .map_err(|e| Error::Model(format!("{}: {e}", record_path.display())))?;
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    std::fs::write(&report_path, json).map_err(|e| Error::io("could not write", &report_path, e))?;
+    Ok((teacher, report))
+}
+
+fn positive_auc(task: Task, logits: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let positive = task.positive_index();
+    let probabilities = metrics::softmax(logits, 1.0);
+    let scores: Vec<f32> = probabilities.iter().map(|p| p[positive]).collect();
+    let truth: Vec<bool> = labels.iter().map(|&l| l == positive).collect();
+    metrics::roc_auc(&scores, &truth).unwrap_or(f64::NAN)
+}
+
+/// Logits for every cached map, `[example × view]` in cache order.
+pub fn teacher_logits(teacher: &Teacher, stage: usize, cache: &FeatureCache) -> Vec<Vec<f32>> {
+    let device = Device::flex();
+    let count = cache.data.len() / cache.len();
+    let picks: Vec<(usize, usize)> = (0..count).map(|k| (k / cache.views, k % cache.views)).collect();
+    let mut out = Vec::with_capacity(count);
+    for chunk in picks.chunks(64) {
+        let logits = teacher.forward_from(stage, cache.batch(chunk, &device)).into_data();
+        let values = logits.as_slice::<f32>().expect("f32 logits");
+        out.extend(values.chunks(values.len() / chunk.len()).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+/// The whole teacher side for one task: load the data at the teacher's input size, cache, adapt,
+/// and return the soft targets for the student plus the teacher's report.
+pub fn teacher_targets(
+    task: Task,
+    data_dir: &Path,
+    augment: &Augment,
+    settings: &TeacherSettings,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(TeacherTargets, TeacherReport), Error> {
+    let spec = teacher_input(task);
+    let train = crate::data::load(task, data_dir, "train", &spec, progress)?;
+    let val = crate::data::load(task, data_dir, "val", &spec, progress)?;
+    let imagenet =
+        crate::teacher::load_imagenet_teacher(&Device::flex()).map_err(|e| Error::Model(e.to_string()))?;
+    let frozen = imagenet.valid();
+    let train_cache =
+        cache_features(&frozen, &train, &spec, Some(augment), settings, dir, "train", progress)?;
+    let val_cache = cache_features(&frozen, &val, &spec, None, settings, dir, "val", progress)?;
+    let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<usize>>();
+    let (train_labels, val_labels) = (labels(&train), labels(&val));
+    let (teacher, report) = adapt_teacher(
+        frozen,
+        task,
+        (&train_cache, &train_labels),
+        (&val_cache, &val_labels),
+        settings,
+        dir,
+        progress,
+    )?;
+    let flat = teacher_logits(&teacher, settings.stage, &train_cache);
+    let logits = flat.chunks(train_cache.views).map(<[Vec<f32>]>::to_vec).collect();
+    Ok((TeacherTargets { logits }, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn teacher_input_keeps_the_students_aspect_ratio() {
+        let skin = teacher_input(Task::Skin);
+        assert_eq!((skin.width, skin.height, skin.channels), (224, 168, 3));
+        let chest = teacher_input(Task::Chest);
+        assert_eq!((chest.width, chest.height), (224, 224));
+        assert!((chest.mean[0] - 127.0 / 255.0).abs() < 1e-6);
+    }
+
+    /// Student and teacher render view `v` of an image from the same random stream at their own
+    /// sizes: the two pictures must show the same thing.
+    #[test]
+    fn student_and_teacher_see_the_same_view() {
+        let task = Task::Breast;
+        let student = crate::pipeline::input_shape(task);
+        let teacher = teacher_input(task);
+        // A bright square off-centre on a dark background, at a source size of 160×160.
+        let source: Vec<u8> =
+            (0..160 * 160).map(|i| if (i % 160) > 100 && (i / 160) < 50 { 230 } else { 20 }).collect();
+        let small = student.fit(&source, 160, 160, 1);
+        let large = teacher.fit(&source, 160, 160, 1);
+        let augment = Augment::standard(true);
+        for view in 0..4 {
+            let mut s = vec![0f32; 128 * 128];
+            let mut t = vec![0f32; 3 * 224 * 224];
+            augment.apply(&small, &student, &mut view_rng(9, 3, view), &mut s);
+            augment.apply(&large, &teacher, &mut view_rng(9, 3, view), &mut t);
+            // Compare the teacher's first plane sampled at the student's pixel centres.
+            let (mut agree, mut total) = (0, 0);
+            for y in 0..128 {
+                for x in 0..128 {
+                    let (tx, ty) = (x * 224 / 128, y * 224 / 128);
+                    let bright_s = s[y * 128 + x] > 0.0;
+                    let bright_t = t[ty * 224 + tx] > 0.0;
+                    agree += (bright_s == bright_t) as usize;
+                    total += 1;
+                }
+            }
+            assert!(agree as f64 / total as f64 > 0.97, "view {view}: {agree}/{total} pixels agree");
+        }
+        // A different stream gives a different view.
+        let (mut a, mut b) = (vec![0f32; 128 * 128], vec![0f32; 128 * 128]);
+        augment.apply(&small, &student, &mut view_rng(9, 3, 0), &mut a);
+        augment.apply(&small, &student, &mut Rng::new(1), &mut b);
+        assert_ne!(a, b);
+    }
+}
