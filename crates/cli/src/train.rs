@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .distill
             .then_some(DistillSettings { temperature: args.temperature, alpha: args.alpha }),
     };
-    let teacher = args.distill.then(|| TeacherSettings {
+    let teacher = args.distill.then_some(TeacherSettings {
         views: args.views,
         stage: args.teacher_stage,
         epochs: args.teacher_epochs,

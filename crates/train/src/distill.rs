@@ -72,6 +72,7 @@ impl FeatureCache {
 
 /// Runs the frozen teacher up to `settings.stage` on `views` views of every example (one plain,
 /// unaugmented view when `augment` is `None`), reusing the cache file in `dir` if it is there.
+#[allow(clippy::too_many_arguments)]
 pub fn cache_features(
     teacher: &Teacher,
     data: &Dataset,
