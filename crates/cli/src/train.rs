@@ -59,6 +59,10 @@ pub struct Args {
     teacher_stage: usize,
     #[arg(long, default_value_t = 6)]
     teacher_epochs: usize,
+    /// Instead of training the shipped model, run K-fold grouped cross-validation on the train split
+    /// (checkpoints in <run-dir>/cv/fold-N) and write <out>/cv.json.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
 }
 
 pub fn parse_task(name: &str) -> Result<Task, String> {
@@ -100,6 +104,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         teacher,
     };
+    if let Some(k) = args.cv {
+        return cross_validate(&job, k);
+    }
     let outcome = pipeline::run(&job, &Progress::default()).map_err(|e| e.to_string())?;
     let summary = serde_json::json!({
         "task": task.name(),
@@ -109,5 +116,34 @@ pub fn run(args: &Args) -> Result<(), String> {
         "teacher_validation": outcome.teacher.map(|t| t.validation),
     });
     println!("{summary}");
+    Ok(())
+}
+
+fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
+    if k < 2 {
+        return Err(format!("--cv needs at least 2 folds, got {k}"));
+    }
+    if job.teacher.is_some() {
+        return Err("--cv runs without --distill (a teacher adapted on every fold is not implemented)".into());
+    }
+    let progress = Progress::default();
+    let (spec, train, _) = pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
+    let report = bedside_train::cv::cross_validate(
+        &job.settings,
+        &spec,
+        &train,
+        k,
+        &job.run_dir.join("cv"),
+        job.resume,
+        &progress,
+    )
+    .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&report).expect("report serialises");
+    if let Some(out) = &job.out_dir {
+        std::fs::create_dir_all(out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
+        let path = out.join("cv.json");
+        std::fs::write(&path, &json).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    }
+    println!("{json}");
     Ok(())
 }

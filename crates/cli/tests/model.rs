@@ -72,3 +72,25 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert!(err.starts_with("bedside: could not read") && err.contains("model.json"), "{err}");
     std::fs::remove_dir_all(&scratch).ok();
 }
+
+#[test]
+fn cross_validation_covers_the_train_split_in_grouped_folds() {
+    let Some(data) = bedside_corpus::shared_data("cross_validation_covers_the_train_split") else { return };
+    let scratch = std::env::temp_dir().join(format!("bedside-cli-cv-{}", std::process::id()));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (code, out, err) = bedside(&[
+        "train", "--task", "breast", "--data", &s(&data.join("breast_busi")), "--cv", "3",
+        "--out", &s(&scratch.join("out")), "--run-dir", &s(&scratch.join("run")),
+        "--epochs", "1", "--max-batches", "1", "--batch-size", "8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    let folds = report["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let total: u64 = folds.iter().map(|f| f["n"].as_u64().unwrap()).sum();
+    assert_eq!(total, 543, "every train image is checked exactly once");
+    assert!(folds.iter().all(|f| (150..=210).contains(&f["n"].as_u64().unwrap())), "{folds:?}");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(scratch.join("out/cv.json")).unwrap()).unwrap();
+    assert_eq!(written, report);
+    std::fs::remove_dir_all(&scratch).ok();
+}

@@ -1,0 +1,118 @@
+//! Grouped k-fold cross-validation on the training split: how much the training recipe's
+//! results vary with the data it sees, measured without touching the validation split.
+//!
+//! Each fold trains a student on the other folds and is measured on its own (temperature and
+//! threshold are fitted on that fold too, so accuracy, sensitivity and specificity are slightly
+//! optimistic; the AUC does not depend on either). Groups (patients, lesions) never straddle folds.
+
+use crate::data::Dataset;
+use crate::metrics;
+use crate::pipeline::choose_threshold;
+use crate::trainer::{self, TrainSettings};
+use crate::{Error, Progress};
+use bedside_model::input::InputSpec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub n: usize,
+    pub auc: f64,
+    pub positive_auc: f64,
+    pub accuracy: f64,
+    pub balanced_accuracy: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    pub ece: f64,
+}
+
+/// Mean and sample standard deviation over folds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CvReport {
+    pub folds: Vec<FoldResult>,
+    pub auc: Spread,
+    pub positive_auc: Spread,
+    pub accuracy: Spread,
+    pub balanced_accuracy: Spread,
+    pub sensitivity: Spread,
+    pub specificity: Spread,
+}
+
+fn spread(values: impl Iterator<Item = f64>) -> Spread {
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Spread { mean, sd: var.sqrt() }
+}
+
+/// Runs `k` grouped folds over `train`; fold `i` checkpoints in `run_dir/fold-i` (so `resume`
+/// continues an interrupted fold and skips finished ones).
+pub fn cross_validate(
+    settings: &TrainSettings,
+    spec: &InputSpec,
+    train: &Dataset,
+    k: usize,
+    run_dir: &Path,
+    resume: bool,
+    progress: &Progress,
+) -> Result<CvReport, Error> {
+    let folds = train.grouped_folds(k, settings.seed);
+    let task = train.task;
+    let mut results = Vec::new();
+    for (i, held_out) in folds.iter().enumerate() {
+        let rest: Vec<usize> = folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
+        let (fit, check) = (train.subset(&rest), train.subset(held_out));
+        progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
+        let dir = run_dir.join(format!("fold-{}", i + 1));
+        let trained = trainer::train_student(settings, spec, &fit, Some(&check), None, &dir, resume, progress)?;
+        let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
+        let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
+        let temperature = metrics::fit_temperature(&logits, &labels);
+        let probabilities = metrics::softmax(&logits, temperature);
+        let threshold = choose_threshold(task, &probabilities, &labels);
+        let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, threshold)).collect();
+        let r = metrics::report(&probabilities, &labels, &predicted, task.positive_index(), 0);
+        let result = FoldResult {
+            fold: i + 1,
+            n: r.n,
+            auc: r.auc.value,
+            positive_auc: r.positive_auc.value,
+            accuracy: r.accuracy.value,
+            balanced_accuracy: r.balanced_accuracy.value,
+            sensitivity: r.sensitivity.value,
+            specificity: r.specificity.value,
+            ece: r.ece,
+        };
+        progress.println(format!("fold {}/{k}: AUC {:.4}, accuracy {:.4}", i + 1, result.auc, result.accuracy));
+        results.push(result);
+    }
+    Ok(CvReport {
+        auc: spread(results.iter().map(|r| r.auc)),
+        positive_auc: spread(results.iter().map(|r| r.positive_auc)),
+        accuracy: spread(results.iter().map(|r| r.accuracy)),
+        balanced_accuracy: spread(results.iter().map(|r| r.balanced_accuracy)),
+        sensitivity: spread(results.iter().map(|r| r.sensitivity)),
+        specificity: spread(results.iter().map(|r| r.specificity)),
+        folds: results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_mean_and_sample_sd() {
+        let s = spread([1.0, 2.0, 3.0, f64::NAN].into_iter());
+        assert_eq!(s.mean, 2.0);
+        assert!((s.sd - 1.0).abs() < 1e-12);
+    }
+}
