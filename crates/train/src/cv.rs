@@ -68,11 +68,13 @@ pub fn cross_validate(
     let task = train.task;
     let mut results = Vec::new();
     for (i, held_out) in folds.iter().enumerate() {
-        let rest: Vec<usize> = folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
+        let rest: Vec<usize> =
+            folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
         let (fit, check) = (train.subset(&rest), train.subset(held_out));
         progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
         let dir = run_dir.join(format!("fold-{}", i + 1));
-        let trained = trainer::train_student(settings, spec, &fit, Some(&check), None, &dir, resume, progress)?;
+        let trained =
+            trainer::train_student(settings, spec, &fit, Some(&check), None, &dir, resume, progress)?;
         let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
         let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
         let temperature = metrics::fit_temperature(&logits, &labels);
@@ -91,7 +93,12 @@ pub fn cross_validate(
             specificity: r.specificity.value,
             ece: r.ece,
         };
-        progress.println(format!("fold {}/{k}: AUC {:.4}, accuracy {:.4}", i + 1, result.auc, result.accuracy));
+        progress.println(format!(
+            "fold {}/{k}: AUC {:.4}, accuracy {:.4}",
+            i + 1,
+            result.auc,
+            result.accuracy
+        ));
         results.push(result);
     }
     Ok(CvReport {

@@ -6,6 +6,7 @@
 //! CPU backend; the networks themselves live in `bedside-model`.
 
 pub mod augment;
+pub mod card;
 pub mod cv;
 pub mod data;
 pub mod distill;

@@ -1,6 +1,7 @@
 //! One training job end to end: load the task's data, train the student, calibrate it on
 //! validation, choose the operating threshold, measure, and write the model artifact.
 
+use crate::card::{self, CardInputs};
 use crate::data::{self, Dataset};
 use crate::distill::{self, TeacherReport, TeacherSettings};
 use crate::metrics::{self, Report};
@@ -10,6 +11,7 @@ use bedside_model::artifact::{self, FORMAT_VERSION, ModelInfo};
 use bedside_model::input::InputSpec;
 use bedside_model::student::Student;
 use bedside_model::task::Task;
+use burn::module::Module;
 use std::path::{Path, PathBuf};
 
 /// Where and how to train.
@@ -100,7 +102,8 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         job.resume,
         progress,
     )?;
-    let (mut info, validation) = calibrate(job, &spec, &trained.model, &val);
+    let Calibrated { mut info, validation, probabilities, labels } =
+        calibrate(job, &spec, &trained.model, &val);
     if let Some(report) = &teacher_report {
         info.card["teacher"] = serde_json::json!({
             "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",
@@ -110,13 +113,39 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         });
     }
     if let Some(out) = &job.out_dir {
+        let params = trained.model.clone().fold_batchnorm().num_params();
         write_artifact(out, &info, trained.model)?;
+        let weights = out.join("model-fp32.bin");
+        let weights_bytes =
+            std::fs::metadata(&weights).map_err(|e| Error::io("could not read", &weights, e))?.len();
+        let inputs = CardInputs {
+            info: &info,
+            validation: &validation,
+            history: &trained.history,
+            teacher: teacher_report.as_ref(),
+            val_probabilities: &probabilities,
+            val_labels: &labels,
+            train_counts: &train.class_counts(),
+            params,
+            weights_bytes,
+            commit: commit(),
+        };
+        card::write_card(out, &inputs)?;
     }
     Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
 }
 
+/// What calibration fixed and measured, with the validation probabilities it measured on.
+struct Calibrated {
+    info: ModelInfo,
+    validation: Report,
+    /// Calibrated probabilities of every validation image, and its label.
+    probabilities: Vec<Vec<f32>>,
+    labels: Vec<usize>,
+}
+
 /// Fits the temperature and the threshold on validation and measures the result there.
-fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> (ModelInfo, Report) {
+fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Calibrated {
     let task = job.task;
     let logits = trainer::predict_logits(model, spec, val, job.settings.batch_size);
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
@@ -136,8 +165,20 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> (Mo
             "settings": job.settings,
         }),
     };
-    let report = evaluate_probabilities(&info, &probabilities, &labels);
-    (info, report)
+    let validation = evaluate_probabilities(&info, &probabilities, &labels);
+    Calibrated { info, validation, probabilities, labels }
+}
+
+/// The short hash of the checked-out commit, marked `-dirty` when tracked files have changed since;
+/// `None` outside a git checkout.
+fn commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let hash = git(&["rev-parse", "--short", "HEAD"]).filter(|h| !h.is_empty())?;
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{hash}-dirty") } else { hash })
 }
 
 /// The decision rule applied to calibrated probabilities, measured against the labels.

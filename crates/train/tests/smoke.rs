@@ -49,6 +49,11 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     let bytes = std::fs::read(scratch.join("model/model-fp32.bin")).unwrap();
     let model = student_from_bytes(&info.network, bytes, &burn::prelude::Device::flex());
     assert!(model.is_ok());
+    let card = std::fs::read_to_string(scratch.join("model/MODEL_CARD.md")).unwrap();
+    assert!(card.contains("Smoke run") && card.contains("| malignant |"), "{card}");
+    for plot in ["roc", "calibration", "confusion", "training"] {
+        assert!(scratch.join(format!("model/plots/{plot}.png")).is_file(), "{plot}.png");
+    }
 
     // --resume after the last epoch trains nothing more and keeps the log.
     let resumed = pipeline::run(&Job { resume: true, ..job }, &Progress::hidden()).unwrap();

@@ -1,0 +1,437 @@
+//! The text of `MODEL_CARD.md`, section by section. Paragraphs are single lines; a Markdown viewer
+//! wraps them.
+
+use super::data_sheet::{DataSheet, data_sheet};
+use super::{BINS, CardInputs, RESAMPLES, counts, estimate, num, recall_intervals, thousands};
+use crate::metrics::Report;
+use crate::pipeline::target_sensitivity;
+use crate::trainer::TrainSettings;
+use bedside_model::artifact::ModelInfo;
+use bedside_model::input::Framing;
+
+/// Appends one line (no arguments: an empty line).
+macro_rules! put {
+    ($out:expr) => { $out.push('\n') };
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        writeln!($out, $($arg)*).expect("writing to a String");
+    }};
+}
+
+pub fn card(inputs: &CardInputs) -> String {
+    let info = inputs.info;
+    let task = info.task;
+    let sheet = data_sheet(task);
+    let settings: Option<TrainSettings> = serde_json::from_value(info.card["settings"].clone()).ok();
+    let mut out = String::new();
+
+    put!(out, "# Bedside {} model — {}", task.name(), sheet.title);
+    put!(out);
+    if let Some(batches) = settings.as_ref().and_then(|s| s.max_batches) {
+        put!(
+            out,
+            "> **Smoke run.** Every epoch stopped after {batches} batches. This model only proves that the \
+             training pipeline works; it must not be used on patients."
+        );
+        put!(out);
+    }
+    put!(out, "| | |\n|---|---|");
+    put!(out, "| Task | `{}` ({}) |", task.name(), info.classes.join(", "));
+    put!(
+        out,
+        "| Output | calibrated probability of each class, and one decision (see \
+         [Operating point](#operating-point)) |"
+    );
+    put!(out, "| Artifact | `model.json` + `model-fp32.bin`, format version {} |", info.format_version);
+    put!(out, "| Bedside version | {} |", env!("CARGO_PKG_VERSION"));
+    put!(out, "| Commit | {} |", commit(inputs));
+    put!(out, "| Training data licence | {} |", sheet.licence);
+    put!(out);
+
+    put!(out, "## Intended use\n");
+    put!(
+        out,
+        "- **Decision support for clinicians at the point of care.** The model's output is a second opinion \
+         to weigh with the history, the examination and other tests. **It is not a diagnosis.**"
+    );
+    put!(
+        out,
+        "- **Heat maps show where the model looked, not where disease is.** A bright region is what drove \
+         the model's score; it may be an artefact, a marker or normal anatomy."
+    );
+    put!(
+        out,
+        "- Use it only on images like the training data (below). On anything else — another modality, \
+         another population, a photo of a screen — its accuracy is unknown."
+    );
+    put!(out);
+
+    data_section(&mut out, inputs, &sheet);
+    network_section(&mut out, inputs);
+    training_section(&mut out, inputs, settings.as_ref());
+    calibration_section(&mut out, inputs);
+    operating_section(&mut out, inputs);
+    results_section(&mut out, inputs);
+    measured_section(&mut out, inputs);
+    limitations_section(&mut out, inputs, &sheet);
+    out
+}
+
+fn commit(inputs: &CardInputs) -> String {
+    inputs.commit.as_ref().map_or("not recorded (not built from a git checkout)".into(), |c| format!("`{c}`"))
+}
+
+fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
+    let info = inputs.info;
+    let classes = &info.classes;
+    put!(out, "## Data\n");
+    put!(out, "- **Source:** {}", sheet.source);
+    put!(out, "- **Licence:** {}", sheet.licence);
+    put!(out, "- **Images:** {}", sheet.images);
+    put!(out, "- **Split:** {}", sheet.split);
+    if let Some(glossary) = sheet.glossary {
+        put!(out, "- **Classes:** {glossary}");
+    }
+    put!(out);
+    put!(out, "| split | {} | total |", classes.join(" | "));
+    put!(out, "|---|{}---:|", "---:|".repeat(classes.len()));
+    let val = counts(inputs.val_labels, classes.len());
+    for (name, row) in [("train", inputs.train_counts), ("validation", &val[..])] {
+        let cells: Vec<String> = row.iter().map(|n| n.to_string()).collect();
+        put!(out, "| {name} | {} | {} |", cells.join(" | "), row.iter().sum::<usize>());
+    }
+    put!(out, "| test | held back{} |", " |".repeat(classes.len()));
+    put!(out);
+    let input = &info.input;
+    let colour = if input.channels == 1 { "grey (a colour picture is converted to luma)" } else { "RGB" };
+    let framing = match input.framing {
+        Framing::Squash => "the whole picture, squashed to the input shape without keeping its aspect ratio",
+        Framing::CenterCrop => "the largest centred crop with the input's aspect ratio, then resized",
+    };
+    let list = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+    put!(
+        out,
+        "**Model input:** {} × {} pixels, {colour}; framing: {framing}. Pixels are scaled to 0–1 and \
+         normalised with the training set's per-channel mean ({}) and standard deviation ({}). The app \
+         prepares every picture this way before the model sees it.",
+        input.width,
+        input.height,
+        list(&input.mean),
+        list(&input.std)
+    );
+    put!(out);
+}
+
+fn network_section(out: &mut String, inputs: &CardInputs) {
+    let net = &inputs.info.network;
+    let channels = match net.in_channels {
+        1 => "grey input (1 channel)".to_string(),
+        n => format!("{n} input channels"),
+    };
+    put!(out, "## Network\n");
+    put!(
+        out,
+        "- **Student (shipped):** MobileNetV2-style — inverted residual blocks with squeeze-excitation in \
+         the later stages, a 1 × 1 head convolution of {} channels, global average pooling and one linear \
+         layer. Width multiplier {}, squeeze-excitation ratio {}, dropout {}, {channels}, {} classes.",
+        net.head_channels,
+        net.width,
+        net.se_ratio,
+        net.dropout,
+        net.num_classes
+    );
+    put!(
+        out,
+        "- **Size:** {} parameters after folding BatchNorm into the convolutions; `model-fp32.bin` holds \
+         them as 32-bit floats in {} bytes ({:.2} MB).",
+        thousands(inputs.params as u64),
+        thousands(inputs.weights_bytes),
+        inputs.weights_bytes as f64 / 1e6
+    );
+    let Some(teacher) = inputs.teacher else {
+        put!(out, "- **Teacher:** none; the student learned from the labels alone.");
+        put!(out);
+        return;
+    };
+    let network =
+        inputs.info.card["teacher"]["network"].as_str().unwrap_or("EfficientNet-Lite0 with ImageNet weights");
+    let s = &teacher.settings;
+    let aucs: Vec<String> = teacher.val_auc.iter().map(|a| num(*a)).collect();
+    put!(
+        out,
+        "- **Teacher (for distillation, not shipped):** {network}. Trained for {} epochs (batch {}, \
+         learning rate {}, seed {}) on {} fixed augmented views of every training image, stages {} on. \
+         Its validation AUC of {} after each epoch: {}.",
+        s.epochs,
+        s.batch_size,
+        s.learning_rate,
+        s.seed,
+        s.views,
+        s.stage,
+        inputs.info.task.positive_class(),
+        aucs.join(", ")
+    );
+    put!(out);
+    let rule = if inputs.info.task.uses_threshold() {
+        format!("{} called at probability ≥ 0.5", inputs.info.task.positive_class())
+    } else {
+        "the most probable class".to_string()
+    };
+    put!(out, "Teacher on validation (probabilities not calibrated; {rule}):\n");
+    metrics_table(out, &teacher.validation, inputs.info);
+}
+
+fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&TrainSettings>) {
+    put!(out, "## Training\n");
+    if let Some(s) = settings {
+        let a = &s.augment;
+        put!(out, "| setting | value |\n|---|---|");
+        put!(out, "| epochs | {} |", s.epochs);
+        if let Some(m) = s.max_batches {
+            put!(out, "| batches per epoch | at most {m} (smoke run) |");
+        }
+        put!(out, "| batch size | {} |", s.batch_size);
+        put!(
+            out,
+            "| optimiser | AdamW, peak learning rate {}, weight decay {} |",
+            s.learning_rate,
+            s.weight_decay
+        );
+        put!(out, "| schedule | linear warm-up over the first epoch, then cosine decay to 2 % of the peak |");
+        let weights =
+            if s.class_weights { "each class weighted by (N / (K · n_class))^½" } else { "unweighted" };
+        put!(out, "| loss | cross-entropy, {weights} |");
+        match &s.distillation {
+            Some(d) => put!(
+                out,
+                "| distillation | KL divergence to the teacher at temperature {}, weight α = {} \
+                 (labels 1 − α) |",
+                d.temperature,
+                d.alpha
+            ),
+            None => put!(out, "| distillation | none |"),
+        }
+        put!(
+            out,
+            "| augmentation | rotation ±{}°, zoom {}–{}, shift ±{} of the side, brightness ±{}, contrast \
+             ±{}, left–right mirror {} |",
+            a.rotate_degrees,
+            a.scale.0,
+            a.scale.1,
+            a.shift,
+            a.brightness,
+            a.contrast,
+            if a.mirror { "yes" } else { "no" }
+        );
+        put!(out, "| seed | {} |", s.seed);
+        put!(out);
+    }
+    if let Some(command) = inputs.info.card["training_command"].as_str() {
+        put!(out, "Command:\n\n```sh\n{command}\n```\n");
+    }
+    put!(out, "Commit: {}. The shipped weights are those after the last epoch.\n", commit(inputs));
+    put!(
+        out,
+        "| epoch | train loss | val loss | val AUC ({}) | learning rate | seconds |",
+        inputs.info.task.positive_class()
+    );
+    put!(out, "|---:|---:|---:|---:|---:|---:|");
+    for h in inputs.history {
+        let opt = |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
+        put!(
+            out,
+            "| {} | {:.4} | {} | {} | {:.2e} | {:.0} |",
+            h.epoch,
+            h.train_loss,
+            opt(h.val_loss, 4),
+            opt(h.val_auc, 3),
+            h.learning_rate,
+            h.seconds
+        );
+    }
+    put!(out);
+    put!(out, "![Training curves](plots/training.png)\n");
+    put!(
+        out,
+        "The train loss is class-weighted and measured on augmented images (plus the distillation term when \
+         distilled); the validation loss is plain cross-entropy before calibration. They are not on the \
+         same scale: compare each with itself across epochs."
+    );
+    put!(out);
+}
+
+fn calibration_section(out: &mut String, inputs: &CardInputs) {
+    put!(out, "## Calibration\n");
+    put!(
+        out,
+        "The logits are divided by a temperature **T = {:.4}** before the softmax, fitted on the validation \
+         set by minimising its negative log-likelihood. After calibration the expected calibration error \
+         on validation is **ECE = {}** ({BINS} bins): the gap between the model's confidence in its top \
+         class and how often that class is right, averaged over the images. At 0, answers given with \
+         80 % confidence would be right 80 % of the time.",
+        inputs.info.temperature,
+        num(inputs.validation.ece)
+    );
+    put!(out);
+    put!(out, "![Reliability diagram](plots/calibration.png)\n");
+}
+
+fn operating_section(out: &mut String, inputs: &CardInputs) {
+    let (info, report) = (inputs.info, inputs.validation);
+    let positive = info.task.positive_class();
+    put!(out, "## Operating point\n");
+    match info.threshold {
+        Some(t) => {
+            let target = target_sensitivity(info.task) as f64;
+            put!(
+                out,
+                "**Threshold {t:.4}** on the calibrated probability of {positive}: the app reports \
+                 {positive} when its probability is at least {t:.4}, and otherwise the most probable of the \
+                 other classes."
+            );
+            put!(out);
+            put!(
+                out,
+                "It was chosen on the validation set as the threshold with the highest balanced accuracy \
+                 among those that keep the sensitivity for {positive} at or above **{target:.2}**: missing \
+                 {positive} costs more than a false alarm."
+            );
+            if report.sensitivity.value < target {
+                put!(
+                    out,
+                    "**No threshold reached that target on validation**; the one with the best balanced \
+                     accuracy was kept."
+                );
+            }
+        }
+        None => put!(
+            out,
+            "No threshold: the app reports the most probable class (argmax of the calibrated \
+             probabilities)."
+        ),
+    }
+    put!(out);
+    put!(
+        out,
+        "On validation at this operating point: sensitivity for {positive} {}, specificity {}.",
+        estimate(&report.sensitivity),
+        estimate(&report.specificity)
+    );
+    put!(out);
+}
+
+pub fn metrics_table(out: &mut String, report: &Report, info: &ModelInfo) {
+    let positive = info.task.positive_class();
+    let auc =
+        if info.classes.len() == 2 { format!("AUC ({positive})") } else { "AUC (macro, one-vs-rest)".into() };
+    put!(out, "| metric | value (95 % CI) |\n|---|---|");
+    put!(out, "| accuracy | {} |", estimate(&report.accuracy));
+    put!(out, "| balanced accuracy | {} |", estimate(&report.balanced_accuracy));
+    put!(out, "| {auc} | {} |", estimate(&report.auc));
+    put!(out, "| AUC of {positive} vs rest | {} |", estimate(&report.positive_auc));
+    put!(out, "| sensitivity ({positive}) | {} |", estimate(&report.sensitivity));
+    put!(out, "| specificity ({positive}) | {} |", estimate(&report.specificity));
+    put!(out, "| precision ({positive}) | {} |", estimate(&report.precision));
+    put!(out, "| F1 ({positive}) | {} |", estimate(&report.f1));
+    put!(out, "| ECE ({BINS} bins) | {} |", num(report.ece));
+    put!(out);
+}
+
+fn results_section(out: &mut String, inputs: &CardInputs) {
+    let (info, report) = (inputs.info, inputs.validation);
+    let classes = &info.classes;
+    put!(out, "## Results on validation ({} images)\n", report.n);
+    metrics_table(out, report, info);
+    let threshold = info.threshold.unwrap_or(0.5);
+    let predicted: Vec<usize> =
+        inputs.val_probabilities.iter().map(|p| info.task.decide(p, threshold)).collect();
+    let recalls = recall_intervals(inputs.val_labels, &predicted, classes.len());
+    put!(out, "| class | validation images | correctly called | recall (95 % CI) |");
+    put!(out, "|---|---:|---:|---|");
+    for (c, name) in classes.iter().enumerate() {
+        let total: usize = report.confusion[c].iter().sum();
+        put!(out, "| {name} | {total} | {} | {} |", report.confusion[c][c], estimate(&recalls[c]));
+    }
+    put!(out);
+    put!(out, "Confusion matrix (rows: true class; columns: the model's decision):\n");
+    put!(out, "| true \\ decided | {} |", classes.join(" | "));
+    put!(out, "|---|{}", "---:|".repeat(classes.len()));
+    for (name, row) in classes.iter().zip(&report.confusion) {
+        let cells: Vec<String> = row.iter().map(|n| n.to_string()).collect();
+        put!(out, "| **{name}** | {} |", cells.join(" | "));
+    }
+    put!(out);
+    put!(out, "![Confusion matrix](plots/confusion.png)\n");
+    let positive = info.task.positive_class();
+    let curves =
+        if classes.len() == 2 { format!("ROC curve of {positive}") } else { "One-vs-rest ROC curves".into() };
+    put!(out, "{curves}; the dot is the operating point above.\n");
+    put!(out, "![ROC curves](plots/roc.png)\n");
+}
+
+fn measured_section(out: &mut String, inputs: &CardInputs) {
+    let task = inputs.info.task;
+    let positive = task.positive_class();
+    put!(out, "## How the numbers were measured\n");
+    put!(
+        out,
+        "- On the validation split only, with calibrated probabilities and the decision rule above — the \
+         same path the app takes. `bedside eval --model models/{} --split val` recomputes them from the \
+         shipped files and prints the main ones (accuracy, balanced accuracy, AUC, sensitivity, \
+         specificity, per-class recall, ECE, with intervals) as JSON.",
+        task.name()
+    );
+    put!(
+        out,
+        "- 95 % intervals: percentile bootstrap, {RESAMPLES} resamples of the validation images with a \
+         fixed seed."
+    );
+    put!(
+        out,
+        "- Sensitivity, specificity, precision and F1 are for {positive} against all other classes; \
+         balanced accuracy is the mean of the per-class recalls."
+    );
+    if inputs.info.classes.len() == 2 {
+        put!(out, "- AUC is the area under the ROC curve of the {positive} probability (ties count half).");
+    } else {
+        put!(
+            out,
+            "- AUC is the mean of the one-vs-rest AUCs of all classes; the {positive} AUC is that \
+             class's own."
+        );
+    }
+    put!(
+        out,
+        "- ECE: expected calibration error of the top class's probability over {BINS} equal-width bins."
+    );
+    put!(out);
+}
+
+fn limitations_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
+    let classes = &inputs.info.classes;
+    put!(out, "## Limitations\n");
+    put!(
+        out,
+        "- **Validation set only.** The temperature and the operating threshold were fitted on the same \
+         validation images these numbers come from, so they are optimistic. The test split is held back; \
+         the shipped model is judged on it."
+    );
+    let val = counts(inputs.val_labels, classes.len());
+    if let Some((c, smallest)) = val.iter().enumerate().min_by_key(|(_, n)| **n) {
+        put!(
+            out,
+            "- **Small numbers.** {} validation images in all; the smallest class, {}, has {smallest}. The \
+             intervals are wide where counts are small: read the interval, not only the point value.",
+            inputs.val_labels.len(),
+            classes[c]
+        );
+    }
+    for shift in sheet.shifts {
+        put!(out, "- {shift}");
+    }
+    put!(
+        out,
+        "- Performance in another clinic, on other devices or in another population may be lower than \
+         measured here (data set shift); check it on local cases before relying on it."
+    );
+}
