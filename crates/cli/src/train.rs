@@ -127,7 +127,8 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
         return Err("--cv runs without --distill (a teacher adapted on every fold is not implemented)".into());
     }
     let progress = Progress::default();
-    let (spec, train, _) = pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
+    let (spec, train, _) =
+        pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
     let report = bedside_train::cv::cross_validate(
         &job.settings,
         &spec,

@@ -79,9 +79,23 @@ fn cross_validation_covers_the_train_split_in_grouped_folds() {
     let scratch = std::env::temp_dir().join(format!("bedside-cli-cv-{}", std::process::id()));
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (code, out, err) = bedside(&[
-        "train", "--task", "breast", "--data", &s(&data.join("breast_busi")), "--cv", "3",
-        "--out", &s(&scratch.join("out")), "--run-dir", &s(&scratch.join("run")),
-        "--epochs", "1", "--max-batches", "1", "--batch-size", "8",
+        "train",
+        "--task",
+        "breast",
+        "--data",
+        &s(&data.join("breast_busi")),
+        "--cv",
+        "3",
+        "--out",
+        &s(&scratch.join("out")),
+        "--run-dir",
+        &s(&scratch.join("run")),
+        "--epochs",
+        "1",
+        "--max-batches",
+        "1",
+        "--batch-size",
+        "8",
     ]);
     assert_eq!(code, 0, "{err}");
     let report = json(&out);
@@ -90,7 +104,8 @@ fn cross_validation_covers_the_train_split_in_grouped_folds() {
     let total: u64 = folds.iter().map(|f| f["n"].as_u64().unwrap()).sum();
     assert_eq!(total, 543, "every train image is checked exactly once");
     assert!(folds.iter().all(|f| (150..=210).contains(&f["n"].as_u64().unwrap())), "{folds:?}");
-    let written: Value = serde_json::from_str(&std::fs::read_to_string(scratch.join("out/cv.json")).unwrap()).unwrap();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.join("out/cv.json")).unwrap()).unwrap();
     assert_eq!(written, report);
     std::fs::remove_dir_all(&scratch).ok();
 }
