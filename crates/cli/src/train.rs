@@ -101,7 +101,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         out_dir: Some(args.out.clone().unwrap_or_else(|| PathBuf::from("models").join(task.name()))),
         settings,
         resume: args.resume,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // What reproduces the model from scratch: the same command without --resume.
+        command: std::env::args().filter(|a| a != "--resume").collect::<Vec<_>>().join(" "),
         teacher,
     };
     if let Some(k) = args.cv {
