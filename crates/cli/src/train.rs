@@ -102,7 +102,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         settings,
         resume: args.resume,
         // What reproduces the model from scratch: the same command without --resume.
-        command: std::env::args().filter(|a| a != "--resume").collect::<Vec<_>>().join(" "),
+        command: std::iter::once("bedside".to_string())
+            .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
+            .collect::<Vec<_>>()
+            .join(" "),
         teacher,
     };
     if let Some(k) = args.cv {

@@ -104,6 +104,9 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     )?;
     let Calibrated { mut info, validation, probabilities, labels } =
         calibrate(job, &spec, &trained.model, &val);
+    // The measured numbers travel with the model: the page shows them, and CI checks that the
+    // shipped files still reproduce them.
+    info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
     if let Some(report) = &teacher_report {
         info.card["teacher"] = serde_json::json!({
             "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",

@@ -1,0 +1,37 @@
+//! The committed models in models/ still load and reproduce, on the validation split, the numbers
+//! recorded in their model.json when they were trained.
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn shipped_models_reproduce_their_recorded_validation_metrics() {
+    let Some(data) = bedside_corpus::shared_data("shipped_models_reproduce_their_metrics") else { return };
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let mut checked = Vec::new();
+    for task in ["chest", "skin", "breast"] {
+        let dir = models.join(task);
+        let Ok(text) = std::fs::read_to_string(dir.join("model.json")) else { continue };
+        let info: Value = serde_json::from_str(&text).unwrap();
+        let recorded = &info["card"]["validation"];
+        let folder = data.join(match task {
+            "chest" => "chest_pneumonia",
+            "skin" => "skin_ham10000",
+            _ => "breast_busi",
+        });
+        let out = Command::new(env!("CARGO_BIN_EXE_bedside"))
+            .args(["eval", "--model", dir.to_str().unwrap(), "--data", folder.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{task}: {}", String::from_utf8_lossy(&out.stderr));
+        let measured: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(measured["n"], recorded["n"], "{task}");
+        for key in ["accuracy", "auc", "sensitivity", "specificity", "balanced_accuracy"] {
+            let (now, then) = (measured[key].as_f64().unwrap(), recorded[key]["value"].as_f64().unwrap());
+            assert!((now - then).abs() < 1e-6, "{task} {key}: {now} now, {then} when trained");
+        }
+        checked.push(task);
+    }
+    println!("checked {checked:?}");
+    assert!(!checked.is_empty(), "no model in {}", models.display());
+}
