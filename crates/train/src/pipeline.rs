@@ -103,7 +103,7 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         progress,
     )?;
     let Calibrated { mut info, validation, probabilities, labels } =
-        calibrate(job, &spec, &trained.model, &val);
+        calibrate(job, &spec, &trained.model.clone().fold_batchnorm(), &val);
     // The measured numbers travel with the model: the page shows them, and CI checks that the
     // shipped files still reproduce them.
     info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
