@@ -292,15 +292,15 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
             put!(out);
             put!(
                 out,
-                "It was chosen on the validation set as the threshold with the highest balanced accuracy \
-                 among those that keep the sensitivity for {positive} at or above **{target:.2}**: missing \
-                 {positive} costs more than a false alarm."
+                "It was chosen on the validation set as the threshold with the highest accuracy (ties: \
+                 balanced accuracy) among those that keep the sensitivity for {positive} at or above \
+                 **{target:.2}**: missing {positive} costs more than a false alarm."
             );
             if report.sensitivity.value < target {
                 put!(
                     out,
-                    "**No threshold reached that target on validation**; the one with the best balanced \
-                     accuracy was kept."
+                    "**No threshold reached that target on validation**; the one with the best accuracy \
+                     was kept."
                 );
             }
         }
