@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let fitted = info.input.fit(&display, frame.columns, frame.rows, frame.samples as u32);
     let logits = bedside_model::infer::logits(
         &model,
-        &info,
+        &info.input,
         info.input.normalise(&fitted),
         &burn::prelude::Device::flex(),
     );

@@ -2,6 +2,7 @@
 //! task's decision rule picks. The same code for the CLI, the evaluation and the browser.
 
 use crate::artifact::ModelInfo;
+use crate::input::InputSpec;
 use crate::student::Student;
 use burn::prelude::*;
 use serde::Serialize;
@@ -34,13 +35,15 @@ impl ModelInfo {
 
 /// Runs the model on normalised planar inputs (`[n, channels, height, width]` flattened) and reads
 /// the logits back synchronously (native use; the browser reads asynchronously).
-pub fn logits(model: &Student, info: &ModelInfo, inputs: Vec<f32>, device: &Device) -> Vec<Vec<f32>> {
-    let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
+pub fn logits(model: &Student, input: &InputSpec, inputs: Vec<f32>, device: &Device) -> Vec<Vec<f32>> {
+    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
     let n = inputs.len() / (c * h * w).max(1);
     let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, c, h, w]), device);
-    let data = model.forward(x).into_data();
+    let output = model.forward(x);
+    let [_, classes] = output.dims();
+    let data = output.into_data();
     let values = data.as_slice::<f32>().expect("f32 logits");
-    values.chunks(info.classes.len()).map(<[f32]>::to_vec).collect()
+    values.chunks(classes).map(<[f32]>::to_vec).collect()
 }
 
 #[cfg(test)]

@@ -162,9 +162,8 @@ pub fn adapt_teacher(
     }
 
     let (features, labels) = train;
-    let counts = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count());
-    let weights: Vec<f32> =
-        counts.map(|n| (labels.len() as f32 / (classes as f32 * n.max(1) as f32)).sqrt()).collect();
+    let counts: Vec<usize> = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
+    let weights = crate::trainer::class_weights(&counts);
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
     let steps_per_epoch = labels.len().div_ceil(settings.batch_size);
     let total = (steps_per_epoch * settings.epochs).max(1);

@@ -53,17 +53,9 @@ pub fn roc_curve(scores: &[f32], positive: &[bool]) -> Vec<(f64, f64)> {
     points
 }
 
-/// Softmax of each row of logits divided by `temperature`.
+/// Softmax of each row of logits divided by `temperature` (the model's own calibration, row by row).
 pub fn softmax(logits: &[Vec<f32>], temperature: f32) -> Vec<Vec<f32>> {
-    logits
-        .iter()
-        .map(|row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exp: Vec<f32> = row.iter().map(|&z| ((z - max) / temperature).exp()).collect();
-            let sum: f32 = exp.iter().sum();
-            exp.into_iter().map(|e| e / sum).collect()
-        })
-        .collect()
+    logits.iter().map(|row| bedside_model::infer::calibrated(row, temperature)).collect()
 }
 
 /// Mean negative log-likelihood of the labels.

@@ -86,12 +86,9 @@ fn lr_at(settings: &TrainSettings, step: usize, total: usize, per_epoch: usize) 
     settings.learning_rate * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-fn class_weights(data: &Dataset, enabled: bool) -> Vec<f32> {
-    let counts = data.class_counts();
-    if !enabled {
-        return vec![1.0; counts.len()];
-    }
-    let (n, k) = (data.len() as f32, counts.len() as f32);
+/// Loss weight per class, (N / (K · n_class))^½, from the examples per class.
+pub fn class_weights(counts: &[usize]) -> Vec<f32> {
+    let (n, k) = (counts.iter().sum::<usize>() as f32, counts.len() as f32);
     counts.iter().map(|&c| (n / (k * c.max(1) as f32)).sqrt()).collect()
 }
 
@@ -139,7 +136,8 @@ pub fn train_student(
         progress.println(format!("resuming after epoch {} from {}", state.epochs_done, run_dir.display()));
     }
 
-    let weights = class_weights(train, settings.class_weights);
+    let counts = train.class_counts();
+    let weights = if settings.class_weights { class_weights(&counts) } else { vec![1.0; counts.len()] };
     let classes = settings.network.num_classes;
     let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
     let per_image = c * h * w;
@@ -176,7 +174,7 @@ pub fn train_student(
                             out,
                         );
                         let temperature = settings.distillation.as_ref().map_or(1.0, |d| d.temperature);
-                        let p = crate::metrics::softmax(&[t.logits[i][view].clone()], temperature).remove(0);
+                        let p = bedside_model::infer::calibrated(&t.logits[i][view], temperature);
                         soft[k * classes..(k + 1) * classes].copy_from_slice(&p);
                     }
                     _ => settings.augment.apply(&example.pixels, input, &mut rng, out),
@@ -263,15 +261,10 @@ pub fn predict_logits(
     batch_size: usize,
 ) -> Vec<Vec<f32>> {
     let device = Device::flex();
-    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
     let mut out = Vec::with_capacity(data.len());
     for batch in data.examples.chunks(batch_size) {
         let pixels: Vec<f32> = batch.iter().flat_map(|e| input.normalise(&e.pixels)).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [batch.len(), c, h, w]), &device);
-        let logits = model.forward(x).into_data();
-        let values = logits.as_slice::<f32>().expect("f32 logits");
-        let classes = values.len() / batch.len();
-        out.extend(values.chunks(classes).map(<[f32]>::to_vec));
+        out.extend(bedside_model::infer::logits(model, input, pixels, &device));
     }
     out
 }
