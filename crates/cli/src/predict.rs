@@ -1,5 +1,6 @@
 //! `bedside predict`: one file in, a diagnosis out.
 
+use bedside_diagnosis::Diagnoser;
 use bedside_imaging::{Limits, Study};
 use std::path::PathBuf;
 
@@ -11,32 +12,35 @@ pub struct Args {
     /// Model folder holding model.json and the weights (e.g. models/chest).
     #[arg(long)]
     model: PathBuf,
+    /// Also write the picture with the attention heat map of the predicted class over it (PNG).
+    #[arg(long, value_name = "OUT.png")]
+    heatmap: Option<PathBuf>,
+    /// Frame of a multi-frame file, counted from 0.
+    #[arg(long, default_value_t = 0)]
+    frame: u32,
     /// DICOM file or photo (JPEG, PNG, WebP).
     file: PathBuf,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (info, model) = crate::model_dir::load(&args.model)?;
+    let (json, weights) = crate::model_dir::read(&args.model)?;
+    let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())
+        .map_err(|e| format!("{}: {e}", args.model.display()))?;
     let name = args.file.display();
     let bytes = std::fs::read(&args.file).map_err(|e| format!("could not read {name}: {e}"))?;
     let study = Study::open(&bytes, &Limits::default()).map_err(|e| format!("{name}: {e}"))?;
-    let frame = study.frame(0).map_err(|e| format!("{name}: {e}"))?;
-    // The picture as the screen shows it (default window), framed and normalised as in training.
-    let display = frame.render_display(study.default_window(&frame));
-    let fitted = info.input.fit(&display, frame.columns, frame.rows, frame.samples as u32);
-    let logits = bedside_model::infer::logits(
-        &model,
-        &info.input,
-        info.input.normalise(&fitted),
-        &burn::prelude::Device::flex(),
-    );
-    let prediction = info.interpret(&logits[0]);
+    let diagnosis = diagnoser.diagnose_blocking(&study, args.frame).map_err(|e| format!("{name}: {e}"))?;
+    if let Some(out) = &args.heatmap {
+        let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
+        let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
+        overlay.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
+    }
     let probabilities: serde_json::Map<String, serde_json::Value> =
-        info.classes.iter().cloned().zip(prediction.probabilities.iter().map(|&p| p.into())).collect();
+        diagnosis.probabilities.iter().map(|(class, p)| (class.clone(), (*p).into())).collect();
     let out = serde_json::json!({
-        "label": info.classes[prediction.label],
+        "label": diagnosis.label,
         "probabilities": probabilities,
-        "threshold": info.threshold,
+        "threshold": diagnosis.threshold,
     });
     println!("{out}");
     Ok(())

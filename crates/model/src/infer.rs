@@ -2,6 +2,7 @@
 //! task's decision rule picks. The same code for the CLI, the evaluation and the browser.
 
 use crate::artifact::ModelInfo;
+use crate::heat_map::HeatMap;
 use crate::input::InputSpec;
 use crate::student::Student;
 use burn::prelude::*;
@@ -44,6 +45,41 @@ pub fn logits(model: &Student, input: &InputSpec, inputs: Vec<f32>, device: &Dev
     let data = output.into_data();
     let values = data.as_slice::<f32>().expect("f32 logits");
     values.chunks(classes).map(<[f32]>::to_vec).collect()
+}
+
+/// Runs the model on normalised planar inputs and returns, still on the device, the logits
+/// `[n, classes]` and the class activation maps `[n, classes, h, w]`; the caller reads them back
+/// (synchronously natively, asynchronously in the browser).
+pub fn forward_with_maps(
+    model: &Student,
+    input: &InputSpec,
+    inputs: Vec<f32>,
+    device: &Device,
+) -> (Tensor<2>, Tensor<4>) {
+    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
+    let n = inputs.len() / (c * h * w).max(1);
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, c, h, w]), device);
+    let (logits, features) = model.forward_with_features(x);
+    (logits, model.class_activation_maps(features))
+}
+
+impl ModelInfo {
+    /// One image's prediction plus the heat map of the class it was given, at the model's input
+    /// size. `maps` holds every class's activation map (`classes × map_height × map_width`).
+    pub fn interpret_with_map(
+        &self,
+        logits: &[f32],
+        maps: &[f32],
+        map_width: u32,
+        map_height: u32,
+    ) -> (Prediction, HeatMap) {
+        let prediction = self.interpret(logits);
+        let cells = (map_width * map_height) as usize;
+        let own = &maps[prediction.label * cells..(prediction.label + 1) * cells];
+        let heat_map =
+            HeatMap::from_activation(own, map_width, map_height).resized(self.input.width, self.input.height);
+        (prediction, heat_map)
+    }
 }
 
 #[cfg(test)]

@@ -55,23 +55,34 @@ impl InputSpec {
         let Some(img) = img else {
             return vec![0; (self.width * self.height * self.channels) as usize];
         };
-        let framed = match self.framing {
-            Framing::Squash => img,
-            Framing::CenterCrop => {
-                let (w, h) = img.dimensions();
-                // The largest w':h' = width:height window, centred.
-                let (cw, ch) = if w as u64 * self.height as u64 > h as u64 * self.width as u64 {
-                    ((h as u64 * self.width as u64 / self.height as u64) as u32, h)
-                } else {
-                    (w, (w as u64 * self.height as u64 / self.width as u64) as u32)
-                };
-                imageops::crop_imm(&img, (w - cw) / 2, (h - ch) / 2, cw.max(1), ch.max(1)).to_image()
-            }
+        let (w, h) = img.dimensions();
+        let framed = match self.region(w, h) {
+            [0, 0, rw, rh] if (rw, rh) == (w, h) => img,
+            [x, y, rw, rh] => imageops::crop_imm(&img, x, y, rw, rh).to_image(),
         };
         if framed.dimensions() == (self.width, self.height) {
             return framed.into_raw();
         }
         imageops::resize(&framed, self.width, self.height, FilterType::Triangle).into_raw()
+    }
+
+    /// The part of a `width × height` picture the model sees, as `[x, y, width, height]`: all of
+    /// it when squashed, else the largest centred window with the input's aspect ratio. A heat map
+    /// covers exactly this region.
+    pub fn region(&self, width: u32, height: u32) -> [u32; 4] {
+        match self.framing {
+            Framing::Squash => [0, 0, width, height],
+            Framing::CenterCrop => {
+                let (w, h) = (width as u64, height as u64);
+                let (cw, ch) = if w * self.height as u64 > h * self.width as u64 {
+                    (h * self.width as u64 / self.height as u64, h)
+                } else {
+                    (w, w * self.height as u64 / self.width as u64)
+                };
+                let (cw, ch) = (cw.max(1) as u32, ch.max(1) as u32);
+                [width.saturating_sub(cw) / 2, height.saturating_sub(ch) / 2, cw, ch]
+            }
+        }
     }
 
     /// Interleaved bytes at the input shape → normalised planar floats `[channels, height, width]`.
@@ -112,6 +123,9 @@ mod tests {
         let pixels: Vec<u8> = (0..36).map(|i| if (4..8).contains(&(i % 12)) { 0 } else { 255 }).collect();
         let out = spec(4, 3, 1, Framing::CenterCrop).fit(&pixels, 12, 3, 1);
         assert_eq!(out, vec![0; 12]);
+        assert_eq!(spec(4, 3, 1, Framing::CenterCrop).region(12, 3), [4, 0, 4, 3]);
+        assert_eq!(spec(4, 3, 1, Framing::CenterCrop).region(400, 600), [0, 150, 400, 300]);
+        assert_eq!(spec(4, 4, 1, Framing::Squash).region(12, 3), [0, 0, 12, 3]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   activation map needs no gradients).
 //! - [`artifact`]: `model.json` + `model-fp32.bin`, the versioned files a trained model ships as.
 //! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
+//! - [`heat_map`]: class activation maps → the attention heat map shown over the picture.
 //! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
 //! - [`teacher`]: EfficientNet-Lite0, the ImageNet-pretrained teacher the students are distilled from.
 //!
@@ -12,6 +13,7 @@
 //! flex in the browser). Training, data and metrics live in `bedside-train`.
 
 pub mod artifact;
+pub mod heat_map;
 pub mod infer;
 pub mod input;
 pub mod student;

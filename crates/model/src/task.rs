@@ -29,6 +29,24 @@ impl Task {
         Task::ALL.into_iter().find(|t| t.name() == name)
     }
 
+    /// What the model tells apart, for people (model cards, the page).
+    pub fn title(self) -> &'static str {
+        match self {
+            Task::Chest => "Pediatric chest X-ray: normal or pneumonia",
+            Task::Skin => "Dermatoscopy: seven HAM10000 diagnoses",
+            Task::Breast => "Breast ultrasound: benign, malignant or normal",
+        }
+    }
+
+    /// The licence of the images the model was trained on (HAM10000 forbids commercial use).
+    pub fn data_licence(self) -> &'static str {
+        match self {
+            Task::Chest => "CC BY 4.0",
+            Task::Skin => "CC BY-NC 4.0 (non-commercial use only)",
+            Task::Breast => "CC BY 4.0 (the article)",
+        }
+    }
+
     /// The task's folder under the shared data directory.
     pub fn data_folder(self) -> &'static str {
         match self {

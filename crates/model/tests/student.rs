@@ -64,3 +64,18 @@ fn folded_batchnorm_gives_the_same_outputs() {
     let wrong = student_from_bytes(&StudentConfig::new(3), bytes, &plain);
     assert!(wrong.is_err(), "weights for 2 classes do not load into a 3-class network");
 }
+
+#[test]
+fn class_activation_maps_average_to_the_logits() {
+    // GAP → linear makes each logit the mean of its class's activation map plus the bias; a map
+    // computed with the wrong weights, layout or class order would not average back.
+    let device = Device::flex();
+    let model = StudentConfig::new(3).init(&device).valid().fold_batchnorm();
+    let (logits, features) = model.forward_with_features(input(&device, 2, 1, 64, 96));
+    let maps = model.class_activation_maps(features);
+    assert_eq!(maps.dims(), [2, 3, 2, 3]);
+    let bias = model.classifier.bias.as_ref().unwrap().val().reshape([1, 3]);
+    let averaged = maps.mean_dim(3).mean_dim(2).reshape([2, 3]) + bias;
+    let diff = max_abs_diff(averaged, logits);
+    assert!(diff < 1e-4, "maps average to the logits within {diff}");
+}

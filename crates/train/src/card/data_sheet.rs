@@ -6,9 +6,7 @@ use bedside_model::task::Task;
 
 /// Where a task's images come from and what was done to them.
 pub struct DataSheet {
-    pub title: &'static str,
     pub source: &'static str,
-    pub licence: &'static str,
     pub images: &'static str,
     pub split: &'static str,
     /// Known ways the data differ from what a clinic will show the model.
@@ -21,11 +19,9 @@ pub struct DataSheet {
 pub fn data_sheet(task: Task) -> DataSheet {
     match task {
         Task::Chest => DataSheet {
-            title: "Pediatric chest X-ray: normal or pneumonia",
             source: "Kermany D, Zhang K, Goldbaum M. Labeled Optical Coherence Tomography (OCT) and Chest X-Ray \
                      Images for Classification. Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2; Kermany et \
                      al., Cell 172(5):1122–1131 (2018).",
-            licence: "CC BY 4.0",
             images: "160 × 160 grey JPEG. Each film is the whole film squashed to a square (the only complete \
                      public copy had already been re-saved at 224 × 224 without keeping the aspect ratio), \
                      then resized.",
@@ -42,11 +38,9 @@ pub fn data_sheet(task: Task) -> DataSheet {
             glossary: None,
         },
         Task::Skin => DataSheet {
-            title: "Dermatoscopy: seven HAM10000 diagnoses",
             source: "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of \
                      multi-source dermatoscopic images of common pigmented skin lesions. Sci Data 5, 180161 \
                      (2018), doi:10.1038/sdata.2018.161.",
-            licence: "CC BY-NC 4.0 (non-commercial use only)",
             images: "200 × 150 RGB JPEG: the whole 600 × 450 dermatoscopic frame, downscaled without cropping.",
             split: "Grouped by lesion (and near-duplicate images), 70/10/20 into train, validation and test, \
                     stratified by diagnosis. The test split is held back.",
@@ -64,11 +58,9 @@ pub fn data_sheet(task: Task) -> DataSheet {
             ),
         },
         Task::Breast => DataSheet {
-            title: "Breast ultrasound: benign, malignant or normal",
             source: "Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound images. Data in \
                      Brief 28:104863 (2020), doi:10.1016/j.dib.2019.104863 (780 images from 600 women, Baheya \
                      Hospital, Cairo).",
-            licence: "CC BY 4.0 (the article)",
             images: "160 × 160 grey JPEG: a centre square crop (side = the shorter side), then resized.",
             split: "Near-duplicate frames of the same lesion are grouped into clusters (595 from 780 images, \
                     about one per patient); clusters are split 70/10/20 into train, validation and test, \

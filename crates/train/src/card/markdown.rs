@@ -25,7 +25,7 @@ pub fn card(inputs: &CardInputs) -> String {
     let settings: Option<TrainSettings> = serde_json::from_value(info.card["settings"].clone()).ok();
     let mut out = String::new();
 
-    put!(out, "# Bedside {} model — {}", task.name(), sheet.title);
+    put!(out, "# Bedside {} model — {}", task.name(), task.title());
     put!(out);
     if let Some(batches) = settings.as_ref().and_then(|s| s.max_batches) {
         put!(
@@ -45,7 +45,7 @@ pub fn card(inputs: &CardInputs) -> String {
     put!(out, "| Artifact | `model.json` + `model-fp32.bin`, format version {} |", info.format_version);
     put!(out, "| Bedside version | {} |", env!("CARGO_PKG_VERSION"));
     put!(out, "| Commit | {} |", commit(inputs));
-    put!(out, "| Training data licence | {} |", sheet.licence);
+    put!(out, "| Training data licence | {} |", task.data_licence());
     put!(out);
 
     put!(out, "## Intended use\n");
@@ -86,7 +86,7 @@ fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
     let classes = &info.classes;
     put!(out, "## Data\n");
     put!(out, "- **Source:** {}", sheet.source);
-    put!(out, "- **Licence:** {}", sheet.licence);
+    put!(out, "- **Licence:** {}", info.task.data_licence());
     put!(out, "- **Images:** {}", sheet.images);
     put!(out, "- **Split:** {}", sheet.split);
     if let Some(glossary) = sheet.glossary {

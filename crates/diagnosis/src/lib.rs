@@ -1,0 +1,142 @@
+//! From an opened file to what a clinician is shown: a diagnosis with calibrated probabilities and
+//! an attention heat map.
+//!
+//! The one path every front end takes: `bedside-imaging`'s decoded [`Frame`] is drawn through the
+//! file's own default window (never the user's current one, so the answer does not depend on how
+//! the image is being viewed), framed and normalised as in training ([`InputSpec`]), run through the
+//! student once for both the logits and the class activation maps, and interpreted by the task's
+//! decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only the
+//! device differs (flex on the CPU, WebGPU in the browser when there is an adapter).
+//!
+//! Not here: choosing which task a file belongs to (the trust gate) and drawing the heat map.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bedside_diagnosis::Diagnoser;
+//! use bedside_imaging::{Limits, Study};
+//! let dir = std::path::Path::new("models/chest");
+//! let json = std::fs::read_to_string(dir.join("model.json"))?;
+//! let weights = std::fs::read(dir.join("model-fp32.bin"))?;
+//! let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())?;
+//! let study = Study::open(&std::fs::read("film.dcm")?, &Limits::default())?;
+//! let diagnosis = diagnoser.diagnose_blocking(&study, 0)?;
+//! println!("{} {:?}", diagnosis.label, diagnosis.probabilities);
+//! # Ok(()) }
+//! ```
+
+mod overlay;
+
+pub use overlay::overlay;
+
+use bedside_imaging::{Frame, Study};
+use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
+use bedside_model::heat_map::HeatMap;
+use bedside_model::infer::forward_with_maps;
+use bedside_model::input::InputSpec;
+use bedside_model::student::Student;
+use burn::prelude::*;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Decode(#[from] bedside_imaging::Error),
+    #[error("could not read the model's output back from the {device} device: {message}")]
+    ReadBack { device: String, message: String },
+}
+
+/// Runs a future to completion on this thread: how native callers wait for the device.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures_lite::future::block_on(future)
+}
+
+/// A loaded model on one device, ready to diagnose frames.
+#[derive(Debug, Clone)]
+pub struct Diagnoser {
+    info: ModelInfo,
+    model: Student,
+    device: Device,
+}
+
+/// One frame's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnosis {
+    /// The class the task's decision rule picks, named as in the model card.
+    pub label: String,
+    /// Calibrated probability of every class, in the model's class order.
+    pub probabilities: Vec<(String, f32)>,
+    /// The operating threshold on the positive class (`None` where the label is the argmax).
+    pub threshold: Option<f32>,
+    /// Where the model looked for `label`, 0–1, at the model's input size; it covers `region`.
+    #[serde(skip)]
+    pub heat_map: HeatMap,
+    /// The part of the frame the model saw, `[x, y, width, height]` in frame pixels.
+    pub region: [u32; 4],
+}
+
+impl Diagnoser {
+    /// Loads `model.json` text and `model-fp32.bin` bytes onto `device`.
+    pub fn new(model_json: &str, weights: Vec<u8>, device: Device) -> Result<Diagnoser, Error> {
+        let info = ModelInfo::from_json(model_json)?;
+        let model = student_from_bytes(&info.network, weights, &device)?;
+        Ok(Diagnoser { info, model, device })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The model's normalised input for one frame and the region of the frame it covers.
+    pub fn prepare(&self, study: &Study, frame: &Frame) -> (Vec<f32>, [u32; 4]) {
+        let spec: &InputSpec = &self.info.input;
+        let display = frame.render_display(study.default_window(frame));
+        let fitted = spec.fit(&display, frame.columns, frame.rows, frame.samples as u32);
+        (spec.normalise(&fitted), spec.region(frame.columns, frame.rows))
+    }
+
+    /// Diagnoses frame `index` of `study`. Awaits the device (the browser's WebGPU cannot be read
+    /// synchronously); natively, [`Diagnoser::diagnose_blocking`] is the same call.
+    pub async fn diagnose(&self, study: &Study, index: u32) -> Result<Diagnosis, Error> {
+        let frame = study.frame(index)?;
+        let (input, region) = self.prepare(study, &frame);
+        self.run(input, region).await
+    }
+
+    /// [`Diagnoser::diagnose`], blocking until the result is read back.
+    pub fn diagnose_blocking(&self, study: &Study, index: u32) -> Result<Diagnosis, Error> {
+        block_on(self.diagnose(study, index))
+    }
+
+    /// Runs one prepared input (see [`Diagnoser::prepare`]).
+    pub async fn run(&self, input: Vec<f32>, region: [u32; 4]) -> Result<Diagnosis, Error> {
+        let (logits, maps) = forward_with_maps(&self.model, &self.info.input, input, &self.device);
+        let [_, _, map_height, map_width] = maps.dims();
+        let logits = self.read(logits.into_data_async().await)?;
+        let maps = self.read(maps.into_data_async().await)?;
+        let (prediction, heat_map) =
+            self.info.interpret_with_map(&logits, &maps, map_width as u32, map_height as u32);
+        Ok(Diagnosis {
+            label: self.info.classes[prediction.label].clone(),
+            probabilities: self.info.classes.iter().cloned().zip(prediction.probabilities).collect(),
+            threshold: self.info.threshold,
+            heat_map,
+            region,
+        })
+    }
+
+    /// One pass on a blank input, so a device's one-off costs (shader compilation, buffer pools)
+    /// are paid at load time rather than on the first real image.
+    pub async fn warm_up(&self) -> Result<(), Error> {
+        let spec = &self.info.input;
+        let blank = vec![0.0; (spec.channels * spec.width * spec.height) as usize];
+        self.run(blank, [0, 0, spec.width, spec.height]).await.map(|_| ())
+    }
+
+    fn read<E: std::fmt::Debug>(&self, data: Result<TensorData, E>) -> Result<Vec<f32>, Error> {
+        let failed = |message: String| Error::ReadBack { device: format!("{:?}", self.device), message };
+        let data = data.map_err(|e| failed(format!("{e:?}")))?;
+        data.try_into_vec::<f32>().map_err(|e| failed(format!("{e:?}")))
+    }
+}

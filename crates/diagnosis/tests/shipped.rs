@@ -1,0 +1,82 @@
+//! The shipped models on real files from the shared data's `originals/`: probabilities, the
+//! decision rule, the heat map and the overlay.
+
+use bedside_diagnosis::{Diagnoser, overlay};
+use bedside_imaging::{Limits, Study};
+use burn::prelude::Device;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+fn diagnoser(task: &str) -> Diagnoser {
+    let dir = workspace().join("models").join(task);
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    let weights = std::fs::read(dir.join("model-fp32.bin")).unwrap();
+    Diagnoser::new(&json, weights, Device::flex()).unwrap()
+}
+
+fn open(data: &Path, name: &str) -> Study {
+    let bytes = std::fs::read(data.join("originals").join(name)).unwrap();
+    Study::open(&bytes, &Limits::default()).unwrap()
+}
+
+#[test]
+fn a_chest_film_gets_a_calibrated_diagnosis_and_a_heat_map_over_the_whole_film() {
+    let Some(data) = bedside_corpus::shared_data("chest diagnosis") else { return };
+    let diagnoser = diagnoser("chest");
+    let study = open(&data, "chest_person321_virus_648.jpeg");
+    let d = diagnoser.diagnose_blocking(&study, 0).unwrap();
+    let info = study.info();
+
+    let total: f32 = d.probabilities.iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
+    let pneumonia = d.probabilities[1].1;
+    let threshold = d.threshold.expect("chest stores a threshold");
+    assert_eq!(d.label, if pneumonia >= threshold { "pneumonia" } else { "normal" }, "{d:?}");
+    assert_eq!(d.label, "pneumonia", "a validation film labelled pneumonia: {d:?}");
+    // Chest films are squashed whole: the heat map covers every pixel of the film.
+    assert_eq!(d.region, [0, 0, info.columns, info.rows]);
+    assert_eq!((d.heat_map.width, d.heat_map.height), (128, 128));
+    let max = d.heat_map.values.iter().copied().fold(0.0f32, f32::max);
+    let min = d.heat_map.values.iter().copied().fold(1.0f32, f32::min);
+    assert!(max > 0.9 && max <= 1.0 && min >= 0.0, "heat map spans {min}..{max}");
+
+    // The overlay is the film, tinted where the map is hot and untouched where it is cold.
+    let frame = study.frame(0).unwrap();
+    let picture = overlay(&study, &frame, &d);
+    assert_eq!(picture.dimensions(), (info.columns, info.rows));
+    let coloured = picture.pixels().filter(|p| p[0] != p[1] || p[1] != p[2]).count();
+    let share = coloured as f64 / (info.columns * info.rows) as f64;
+    assert!(share > 0.05 && share < 1.0, "{share:.3} of the pixels are tinted");
+}
+
+#[test]
+fn a_skin_photo_is_centre_cropped_to_four_by_three() {
+    let Some(data) = bedside_corpus::shared_data("skin diagnosis") else { return };
+    let diagnoser = diagnoser("skin");
+    let study = open(&data, "skin_ISIC_0031524.jpg");
+    let (w, h) = (study.info().columns, study.info().rows);
+    let d = diagnoser.diagnose_blocking(&study, 0).unwrap();
+    assert_eq!(d.probabilities.len(), 7);
+    assert_eq!((d.heat_map.width, d.heat_map.height), (128, 96));
+    let [x, y, rw, rh] = d.region;
+    assert_eq!(rw * 3, rh * 4, "a 4:3 region: {:?} of {w}×{h}", d.region);
+    assert!(x + rw <= w && y + rh <= h && (rw == w || rh == h));
+}
+
+#[test]
+fn the_same_pixels_give_the_same_answer_and_warm_up_changes_nothing() {
+    let Some(data) = bedside_corpus::shared_data("repeatable diagnosis") else { return };
+    let diagnoser = diagnoser("breast");
+    let study = open(&data, "breast_malignant_179.png");
+    let first = diagnoser.diagnose_blocking(&study, 0).unwrap();
+    bedside_diagnosis::block_on(diagnoser.warm_up()).unwrap();
+    let second = diagnoser.diagnose_blocking(&study, 0).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first.threshold, None, "breast is decided by argmax");
+    let best = first.probabilities.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(first.label, best.0);
+}
+
