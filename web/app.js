@@ -1,5 +1,7 @@
 // Page wiring: opening files, the worker bridge (web/bridge.md), window/level controls and the
-// details panel. Decoding never runs here; the page only asks the worker and draws what comes back.
+// details panel (the diagnosis panel is web/diagnosis.js). Decoding and inference never run here;
+// the page only asks the worker and draws what comes back.
+import { DiagnosisPanel } from './diagnosis.js';
 import { Viewer } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,6 +12,7 @@ const frameInput = $('frame');
 
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const viewer = new Viewer(canvas, windowDrag);
+const diagnosis = new DiagnosisPanel(worker, viewer);
 
 let nextId = 1;
 /** The file the worker holds: {id, name, info, range, defaultWindow}; null before the first open. */
@@ -79,6 +82,7 @@ function onOpened(msg) {
   fillMetadata(msg);
   $('file-name').textContent = name;
   requestRender();
+  diagnosis.opened(id, info);
 }
 
 function onRendered(msg) {
@@ -107,6 +111,7 @@ function onRendered(msg) {
       $('hint').hidden = true;
       if (document.body.dataset.state !== 'error') setState('opened');
     }
+    diagnosis.rendered(msg.id, msg.frame);
   }
   pump();
 }
@@ -123,6 +128,7 @@ function onError(msg) {
 }
 
 worker.onmessage = ({ data: msg }) => {
+  if (diagnosis.handle(msg)) return;
   if (msg.type === 'ready') {
     setStatus('Ready');
     if (document.body.dataset.state === 'loading') setState('ready');

@@ -15,6 +15,9 @@ export class Viewer {
   #fitted = true; // untouched by the user: keep fitting when the canvas resizes
   #pointers = new Map(); // pointerId -> last {x, y}
   #pinched = false; // once two fingers were down, a lone finger left behind must not window
+  #overlay = null; // {canvas, region: [x, y, w, h] in image pixels}: the heat map
+  #overlayOpacity = 0.45;
+  #overlayVisible = true;
 
   /** 'window' or 'pan': what a one-pointer drag does. */
   tool = 'window';
@@ -48,6 +51,29 @@ export class Viewer {
     this.#image = image;
     if (fit) this.fit();
     else this.draw();
+  }
+
+  /**
+   * Shows a heat map (RGBA, `width × height`) stretched over `region` = [x, y, w, h] of the image,
+   * under the same zoom and pan as the image; `null` removes it.
+   */
+  setOverlay(rgba, width, height, region) {
+    if (!rgba) {
+      this.#overlay = null;
+    } else {
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [width, height];
+      canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+      this.#overlay = { canvas, region };
+    }
+    this.draw();
+  }
+
+  /** Heat map opacity (0–1) and visibility. */
+  setOverlayStyle({ opacity = this.#overlayOpacity, visible = this.#overlayVisible }) {
+    this.#overlayOpacity = Math.min(Math.max(opacity, 0), 1);
+    this.#overlayVisible = visible;
+    this.draw();
   }
 
   fit() {
@@ -96,6 +122,17 @@ export class Viewer {
     const s = this.#scale * dpr;
     ctx.setTransform(s, 0, 0, s, this.#tx * dpr, this.#ty * dpr);
     ctx.drawImage(this.#image, 0, 0);
+    const overlay = this.#overlay && this.#overlayVisible && this.#overlayOpacity > 0;
+    if (overlay) {
+      const [x, y, w, h] = this.#overlay.region;
+      ctx.globalAlpha = this.#overlayOpacity;
+      ctx.imageSmoothingEnabled = true; // the map is coarse: interpolate it, never show blocks
+      ctx.drawImage(this.#overlay.canvas, x, y, w, h);
+      ctx.globalAlpha = 1;
+    }
+    // Test hooks: whether a heat map is drawn, and at what opacity.
+    this.#canvas.dataset.heatMap = overlay ? 'shown' : this.#overlay ? 'hidden' : 'none';
+    this.#canvas.dataset.heatOpacity = String(this.#overlayOpacity);
     // Test hook: where the image landed, in canvas pixels, clipped to the canvas.
     const x0 = Math.max(0, Math.round(this.#tx * dpr));
     const y0 = Math.max(0, Math.round(this.#ty * dpr));

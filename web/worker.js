@@ -1,9 +1,13 @@
-// The decode worker: the only place the Wasm module runs, so the page never freezes.
-// One message bridge (see web/bridge.md for the protocol).
-import init, { Study } from '../pkg/bedside_web.js';
+// The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
+// freezes. One message bridge (see web/bridge.md for the protocol).
+import init, { Model, Study } from '../pkg/bedside_web.js';
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
+/** `task/backend` → Promise<{model, summary, …}>: each model is fetched and warmed up once. */
+const models = new Map();
+/** Loads run one after another: the WebGPU device is made once, by the first of them. */
+let loads = Promise.resolve();
 
 const ready = init().then(
   () => self.postMessage({ type: 'ready' }),
@@ -29,8 +33,138 @@ self.onmessage = async ({ data: msg }) => {
         },
         [rgba.buffer],
       );
+    } else if (msg.type === 'load-model') {
+      await model(msg.task, msg.backend);
+    } else if (msg.type === 'diagnose') {
+      await diagnose(msg);
     }
   } catch (err) {
     self.postMessage({ type: 'error', id: msg.id, name: msg.name, message: String(err.message ?? err) });
   }
 };
+
+/** The task's model on the wanted backend ('auto', 'webgpu' or 'cpu'), loading it the first time. */
+function model(task, backend = 'auto') {
+  const key = `${task}/${backend}`;
+  if (!models.has(key)) {
+    const loading = loads.then(() => load(task, backend));
+    loads = loading.catch(() => {});
+    // A failed load is forgotten, so asking again retries (the network may be back).
+    loading.catch(() => models.delete(key));
+    models.set(key, loading);
+  }
+  return models.get(key);
+}
+
+async function load(task, backend) {
+  const progress = (loaded, total) => self.postMessage({ type: 'model-progress', task, loaded, total });
+  try {
+    const started = performance.now();
+    const json = await (await fetchOk(`models/${task}/model.json`)).text();
+    const weights = await fetchWithProgress(`models/${task}/model-fp32.bin`, progress);
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', weights));
+    const sha256 = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+    let fallback = null; // why 'auto' did not get WebGPU
+    let loaded;
+    if (backend === 'auto' || backend === 'webgpu') {
+      const why = await webgpuUnavailable();
+      if (!why) {
+        try {
+          loaded = await Model.load(json, weights, 'webgpu');
+        } catch (err) {
+          if (backend === 'webgpu') throw err;
+          fallback = String(err.message ?? err);
+        }
+      } else if (backend === 'webgpu') {
+        throw new Error(why);
+      } else {
+        fallback = why;
+      }
+    }
+    loaded ??= await Model.load(json, weights, 'cpu');
+    const fetchedMs = performance.now() - started;
+    const warmStart = performance.now();
+    await loaded.warmUp();
+    const entry = {
+      model: loaded,
+      summary: { ...loaded.summary(), sha256, backend: loaded.backend, fallback },
+      loadMs: fetchedMs,
+      warmUpMs: performance.now() - warmStart,
+    };
+    self.postMessage({ type: 'model-ready', task, summary: entry.summary, loadMs: entry.loadMs, warmUpMs: entry.warmUpMs });
+    return entry;
+  } catch (err) {
+    self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+    throw err;
+  }
+}
+
+/** Why WebGPU cannot be used here, or null when the browser offers an adapter. */
+async function webgpuUnavailable() {
+  if (!self.navigator.gpu) return 'this browser has no WebGPU';
+  try {
+    return (await self.navigator.gpu.requestAdapter()) ? null : 'the browser offers no WebGPU adapter';
+  } catch (err) {
+    return `WebGPU adapter request failed (${err.message ?? err})`;
+  }
+}
+
+async function diagnose({ id, task, backend }) {
+  if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
+  let entry;
+  try {
+    entry = await model(task, backend);
+  } catch {
+    return; // model-error already told the page
+  }
+  if (id !== studyId) return;
+  const started = performance.now();
+  const frame = study.frame;
+  let result;
+  try {
+    result = await entry.model.diagnose(study);
+  } catch (err) {
+    self.postMessage({ type: 'diagnosis-error', id, task, message: String(err.message ?? err) });
+    return;
+  }
+  const ms = performance.now() - started;
+  const rgba = result.heat_map.rgba;
+  self.postMessage(
+    {
+      type: 'diagnosis', id, task, frame, backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
+      label: result.label, probabilities: result.probabilities, threshold: result.threshold,
+      region: result.region, heatMap: { width: result.heat_map.width, height: result.heat_map.height, rgba: rgba.buffer },
+    },
+    [rgba.buffer],
+  );
+}
+
+async function fetchOk(url) {
+  const response = await fetch(new URL(`../${url}`, import.meta.url));
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+/** The whole body as bytes, reporting progress as it arrives. */
+async function fetchWithProgress(url, progress) {
+  const response = await fetchOk(url);
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  progress(0, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    progress(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}

@@ -49,11 +49,16 @@ export function sharedData(t, folder) {
   return null;
 }
 
-/** Debian's Chromium, headless: playwright-core cannot download its own browsers here. */
-export function launchBrowser() {
+/**
+ * Debian's Chromium, headless: playwright-core cannot download its own browsers here. With
+ * `webgpu`, Chromium offers WebGPU through its SwiftShader adapter (a CPU emulation: slow, but the
+ * same shaders a GPU runs); without it, no adapter is offered.
+ */
+export function launchBrowser({ webgpu = false } = {}) {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu-sandbox', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
   });
 }

@@ -8,6 +8,7 @@
 //! wasm-bindgen-cli at the version in Cargo.lock, Chromium and ChromeDriver, the npm packages of
 //! `package-lock.json`).
 
+mod fixtures;
 mod serve;
 mod setup;
 mod web;
@@ -68,20 +69,31 @@ fn test() -> Result<()> {
     run(cargo().arg("test"))?;
 
     step("wasm tests in headless Chromium");
+    // The app's own profile: the test build then reuses the app build's burn, wgpu and codecs
+    // instead of compiling them a second time, and tests the code as shipped (optimised).
     run(cargo()
         .args(["test", "--package", "bedside-web", "--target", "wasm32-unknown-unknown", "--tests"])
+        .args(["--profile", web::PROFILE])
         // wasm-bindgen-test-runner reads webdriver.json (Chromium's flags) from the working directory.
         .current_dir(root().join("crates/web"))
         .env("CHROMEDRIVER", setup::CHROMEDRIVER))?;
 
     step("end-to-end tests in headless Chromium");
     web::build()?;
+    // The page's diagnoses are compared with the CLI's on the same files.
+    run(cargo().args(["build", "--package", "bedside-cli"]))?;
+    let cli = target_dir().join("debug").join(format!("bedside{}", std::env::consts::EXE_SUFFIX));
+    let data = shared_data();
+    let fixtures = fixtures::write(&data, &target_dir().join("e2e-fixtures"))?;
     let server = serve::Server::start(root(), 0)?;
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1", "tests/e2e/"])
         .current_dir(root())
         .env("BEDSIDE_URL", format!("http://{}", server.addr()))
-        .env("BEDSIDE_CORPUS", corpus.canonicalize()?))?;
+        .env("BEDSIDE_CORPUS", corpus.canonicalize()?)
+        .env("BEDSIDE_DATA", &data)
+        .env("BEDSIDE_CLI", cli)
+        .env("BEDSIDE_FIXTURES", fixtures))?;
     println!("\nall test suites passed");
     Ok(())
 }
@@ -89,6 +101,17 @@ fn test() -> Result<()> {
 /// The workspace root (xtask lives in crates/xtask).
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root").to_path_buf()
+}
+
+/// Cargo's target folder (`CARGO_TARGET_DIR` when set, as in CI).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), Into::into)
+}
+
+/// The shared data folder as the tests see it (`BEDSIDE_DATA`, default `../shared/data`), absolute.
+fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("BEDSIDE_DATA").map_or_else(|| root().join("../shared/data"), PathBuf::from);
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn cargo() -> Command {

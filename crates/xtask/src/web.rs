@@ -1,11 +1,11 @@
 //! Builds the browser app: the `bedside-web` crate for wasm32 (SIMD on, see .cargo/config.toml),
 //! then wasm-bindgen's ES-module glue into `pkg/`.
 
-use crate::{cargo, root, run, step};
+use crate::{cargo, root, run, step, target_dir};
 use anyhow::Result;
 use std::process::Command;
 
-const PROFILE: &str = "wasm-release";
+pub const PROFILE: &str = "wasm-release";
 
 pub fn build() -> Result<()> {
     step("building the wasm app");
@@ -19,8 +19,7 @@ pub fn build() -> Result<()> {
         "--profile",
         PROFILE,
     ]))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), Into::into);
-    let wasm = target_dir.join("wasm32-unknown-unknown").join(PROFILE).join("bedside_web.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown").join(PROFILE).join("bedside_web.wasm");
     run(Command::new("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root().join("pkg"))

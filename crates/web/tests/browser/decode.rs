@@ -1,13 +1,10 @@
-//! The decoder as the browser runs it: compiled to wasm32 and run in headless Chromium
-//! (`cargo xtask test`). Inputs are built here, so the test needs no files.
+//! The decoder as the browser runs it. Inputs are built here, so the test needs no files.
 
 use bedside_web::Study;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// A 4×2 MONOCHROME1 CT-like image, 16-bit signed, with a rescale to Hounsfield units.
 fn dicom_bytes() -> Vec<u8> {
@@ -39,7 +36,7 @@ fn dicom_bytes() -> Vec<u8> {
     bytes
 }
 
-fn field(value: &wasm_bindgen::JsValue, path: &[&str]) -> wasm_bindgen::JsValue {
+pub(crate) fn field(value: &wasm_bindgen::JsValue, path: &[&str]) -> wasm_bindgen::JsValue {
     path.iter().fold(value.clone(), |v, key| js_sys::Reflect::get(&v, &(*key).into()).unwrap())
 }
 

@@ -1,0 +1,135 @@
+//! A loaded model for the worker: diagnosis and heat map of the frame a [`Study`] holds.
+
+use crate::study::Study;
+use bedside_diagnosis::{Diagnoser, Diagnosis};
+use burn::prelude::Device;
+use js_sys::{Object, Reflect, Uint8Array};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// A model on one backend. Diagnoses run one at a time per worker, on owned inputs, so a
+/// diagnosis in flight never borrows the study it came from.
+#[wasm_bindgen]
+pub struct Model {
+    diagnoser: Rc<Diagnoser>,
+    backend: &'static str,
+}
+
+/// What the page shows about a model (its card summary) and needs to interpret it.
+#[derive(Serialize)]
+struct Summary<'a> {
+    task: &'static str,
+    title: &'static str,
+    licence: &'static str,
+    classes: &'a [String],
+    positive_class: &'static str,
+    threshold: Option<f32>,
+    temperature: f32,
+    input: &'a bedside_model::input::InputSpec,
+    format_version: u32,
+    card: &'a serde_json::Value,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads `model.json` text and `model-fp32.bin` bytes on `backend` ("cpu" or "webgpu"); throws
+    /// an `Error` with one readable line when the files do not fit together or the backend is
+    /// unavailable (no WebGPU adapter: the worker then falls back to "cpu").
+    pub async fn load(model_json: String, weights: Vec<u8>, backend: String) -> Result<Model, JsError> {
+        let (device, backend) = match backend.as_str() {
+            "cpu" => (Device::flex(), "cpu"),
+            "webgpu" => (webgpu().await?, "webgpu"),
+            other => return Err(JsError::new(&format!("unknown backend {other:?}: use cpu or webgpu"))),
+        };
+        let diagnoser = Diagnoser::new(&model_json, weights, device)?;
+        Ok(Model { diagnoser: Rc::new(diagnoser), backend })
+    }
+
+    /// The backend the model runs on: "cpu" or "webgpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.to_string()
+    }
+
+    /// The model's card summary as a plain JS object (see `web/bridge.md`).
+    pub fn summary(&self) -> Result<JsValue, JsError> {
+        let info = self.diagnoser.info();
+        let summary = Summary {
+            task: info.task.name(),
+            title: info.task.title(),
+            licence: info.task.data_licence(),
+            classes: &info.classes,
+            positive_class: info.task.positive_class(),
+            threshold: info.threshold,
+            temperature: info.temperature,
+            input: &info.input,
+            format_version: info.format_version,
+            card: &info.card,
+        };
+        json_value(&summary)
+    }
+
+    /// One pass on a blank input so the first real diagnosis does not pay one-off costs.
+    #[wasm_bindgen(js_name = warmUp)]
+    pub fn warm_up(&self) -> js_sys::Promise {
+        let diagnoser = Rc::clone(&self.diagnoser);
+        wasm_bindgen_futures::future_to_promise(async move {
+            diagnoser.warm_up().await.map_err(to_js)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Diagnoses the frame `study` last decoded; resolves to `{label, probabilities, threshold,
+    /// region, heat_map: {width, height, rgba}}`.
+    pub fn diagnose(&self, study: &Study) -> js_sys::Promise {
+        let diagnoser = Rc::clone(&self.diagnoser);
+        let (input, region) = diagnoser.prepare(&study.study, &study.frame);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let diagnosis = diagnoser.run(input, region).await.map_err(to_js)?;
+            to_object(&diagnosis).map_err(to_js)
+        })
+    }
+}
+
+thread_local! {
+    /// The worker's WebGPU device, made once: burn's runtime cannot be initialised twice.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The WebGPU device, initialised on first use. The worker loads one model at a time, so two
+/// initialisations never race.
+async fn webgpu() -> Result<Device, JsError> {
+    if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU is not available here ({e})")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+fn to_object(diagnosis: &Diagnosis) -> Result<JsValue, JsError> {
+    let out = json_value(diagnosis)?;
+    let map = &diagnosis.heat_map;
+    let heat_map = Object::new();
+    let set = |obj: &Object, key: &str, value: JsValue| Reflect::set(obj, &key.into(), &value).map(|_| ());
+    let failed = |_| JsError::new("could not build the diagnosis object");
+    set(&heat_map, "width", map.width.into()).map_err(failed)?;
+    set(&heat_map, "height", map.height.into()).map_err(failed)?;
+    set(&heat_map, "rgba", Uint8Array::from(map.to_rgba().as_slice()).into()).map_err(failed)?;
+    set(out.unchecked_ref(), "heat_map", heat_map.into()).map_err(failed)?;
+    Ok(out)
+}
+
+fn json_value<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let json = serde_json::to_string(value)?;
+    js_sys::JSON::parse(&json).map_err(|_| JsError::new("not valid JSON"))
+}
+
+fn to_js<E: Into<JsError>>(e: E) -> JsValue {
+    JsValue::from(e.into())
+}

@@ -1,0 +1,58 @@
+//! Files the end-to-end tests open that no data set ships: a chest film from the shared data's
+//! `originals/` wrapped, pixel for pixel, in a DICOM file (Modality CR), as a hospital's archive
+//! would send it. Written under the target folder; never committed.
+
+use anyhow::{Context, Result};
+use bedside_imaging::{Limits, Study};
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use std::path::{Path, PathBuf};
+
+/// The chest film the tests wrap (a validation-split film from `originals/`).
+pub const CHEST_FILM: &str = "chest_person321_virus_648.jpeg";
+
+/// Writes the fixtures into `dir` (made if needed) and returns it; without the shared data there
+/// is nothing to wrap, and the tests that need it skip or fail on their own terms.
+pub fn write(data: &Path, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let film = data.join("originals").join(CHEST_FILM);
+    if film.is_file() {
+        let out = dir.join(CHEST_FILM.replace(".jpeg", ".dcm"));
+        std::fs::write(&out, wrap_in_dicom(&film)?).with_context(|| format!("could not write {}", out.display()))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The photo's decoded grey pixels (EXIF orientation applied, as the app shows them) as an 8-bit
+/// MONOCHROME2 CR image, explicit VR little endian.
+fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(photo).with_context(|| format!("could not read {}", photo.display()))?;
+    let study = Study::open(&bytes, &Limits::default()).with_context(|| format!("{}", photo.display()))?;
+    let frame = study.frame(0)?;
+    anyhow::ensure!(frame.is_grey(), "{} is not a grey picture", photo.display());
+    let pixels: Vec<u8> = frame.stored.iter().map(|&v| v as u8).collect();
+
+    let mut obj = InMemDicomObject::new_empty();
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    obj.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE));
+    obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "2.25.1"));
+    obj.put(DataElement::new(tags::MODALITY, VR::CS, "CR"));
+    obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
+    obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
+    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
+    obj.put(us(tags::ROWS, frame.rows as u16));
+    obj.put(us(tags::COLUMNS, frame.columns as u16));
+    obj.put(us(tags::BITS_ALLOCATED, 8));
+    obj.put(us(tags::BITS_STORED, 8));
+    obj.put(us(tags::HIGH_BIT, 7));
+    obj.put(us(tags::PIXEL_REPRESENTATION, 0));
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(pixels)));
+    let meta = FileMetaTableBuilder::new()
+        .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .media_storage_sop_class_uid(uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE)
+        .media_storage_sop_instance_uid("2.25.1");
+    let mut out = Vec::new();
+    obj.with_meta(meta)?.write_all(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,256 @@
+// End-to-end tests of diagnosis in the page: real files from the shared data's originals/, the
+// shipped models, inference in the worker. Each answer is checked against `bedside predict` on the
+// same file, and the heat map against the pixels the canvas shows.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { artifactsDir, baseUrl, launchBrowser, repoRoot, sharedData } from './env.mjs';
+
+const CHEST = 'chest_person321_virus_648.jpeg'; // labelled pneumonia
+const SKIN = 'skin_ISIC_0026352.jpg'; // labelled mel
+const BREAST = 'breast_malignant_179.png'; // labelled malignant
+const TOLERANCE = 1e-3;
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(() => browser?.close());
+
+async function openApp(t, viewport = { width: 1024, height: 768 }, on = browser) {
+  const context = await on.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(problems, [], 'the page reported errors');
+  });
+  await page.goto(new URL('/index.html', baseUrl).href);
+  await page.waitForFunction(() => document.body.dataset.state === 'ready');
+  return page;
+}
+
+/** How many diagnoses the panel has shown so far. */
+function shownCount(page) {
+  return page.evaluate(() => Number(document.getElementById('diagnosis').dataset.count ?? 0));
+}
+
+/** Opens a file, picks `task` (null: the file routes itself) and waits for its diagnosis. */
+async function diagnose(page, file, task, expected = task ?? 'chest') {
+  const before = await shownCount(page);
+  await page.setInputFiles('input[type=file]', file);
+  await page.waitForFunction((name) => document.getElementById('view').dataset.file === name, path.basename(file));
+  if (task) await page.selectOption('#task', task);
+  return waitForDiagnosis(page, before, expected);
+}
+
+/** Waits for a diagnosis by `task` after the `before`-th (an error fails the test) and reads it. */
+async function waitForDiagnosis(page, before, task) {
+  const outcome = await page.waitForFunction(([n, wanted]) => {
+    const panel = document.getElementById('diagnosis');
+    if (panel.dataset.state === 'error') return `error: ${document.getElementById('diagnosis-status').textContent}`;
+    return Number(panel.dataset.count ?? 0) > n && panel.dataset.task === wanted && panel.dataset.state === 'done' && 'done';
+  }, [before, task], { timeout: 120_000 });
+  assert.equal(await outcome.jsonValue(), 'done');
+  return page.evaluate(() => {
+    const { task, label, probabilities, ms } = document.getElementById('diagnosis').dataset;
+    return { task, label, probabilities: JSON.parse(probabilities), ms: Number(ms) };
+  });
+}
+
+/** `bedside predict` on the same file: the reference the page must reproduce. */
+function predict(task, file) {
+  const cli = process.env.BEDSIDE_CLI;
+  assert.ok(cli && existsSync(cli), 'BEDSIDE_CLI must name the built bedside binary (cargo xtask test sets it)');
+  const out = execFileSync(cli, ['predict', '--model', path.join(repoRoot, 'models', task), file], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+function assertSameProbabilities(page, cli, what) {
+  assert.deepEqual(Object.keys(page).sort(), Object.keys(cli).sort(), `${what}: classes`);
+  for (const [name, p] of Object.entries(cli)) {
+    assert.ok(Math.abs(page[name] - p) <= TOLERANCE, `${what}: p(${name}) page ${page[name]} vs CLI ${p}`);
+  }
+}
+
+/** Share of the drawn image's pixels that are clearly coloured (a grey film tinted by the heat map). */
+function colourfulShare(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('view');
+    const [x, y, w, h] = canvas.dataset.imageRect.split(' ').map(Number);
+    const d = canvas.getContext('2d').getImageData(x, y, w, h).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) n++;
+    return n / (d.length / 4);
+  });
+}
+
+test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a heat map over it', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t);
+  const file = path.join(originals, CHEST);
+  const shown = await diagnose(page, file, 'chest');
+  const cli = predict('chest', file);
+  assert.equal(shown.label, cli.label);
+  assert.equal(shown.label, 'pneumonia', 'a validation film labelled pneumonia');
+  assertSameProbabilities(shown.probabilities, cli.probabilities, CHEST);
+  assert.match(await page.textContent('#result-label'), /pneumonia/);
+  assert.match(await page.textContent('#result-probability'), /% probability \(calibrated\).*pneumonia at/);
+  assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'shown');
+  assert.ok((await colourfulShare(page)) > 0.05, 'the heat map tints the grey film');
+  assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
+  const times = await page.getAttribute('#diagnosis', 'data-model-times');
+  console.log(`chest film diagnosed on the CPU path in ${shown.ms.toFixed(1)} ms (model ${times})`);
+});
+
+test('the same film wrapped in DICOM (Modality CR) routes itself to the chest model and agrees', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const dicom = path.join(process.env.BEDSIDE_FIXTURES ?? '', CHEST.replace('.jpeg', '.dcm'));
+  assert.ok(existsSync(dicom), `${dicom} is missing: cargo xtask test writes it (BEDSIDE_FIXTURES)`);
+  const page = await openApp(t);
+  const shown = await diagnose(page, dicom, null); // no task picked: Modality CR decides
+  assert.equal(shown.task, 'chest');
+  assert.equal(await page.inputValue('#task'), 'chest');
+  assertSameProbabilities(shown.probabilities, predict('chest', dicom).probabilities, 'wrapped film');
+  assertSameProbabilities(shown.probabilities, predict('chest', path.join(originals, CHEST)).probabilities,
+    'wrapped film vs the JPEG');
+});
+
+test('a skin photo gets a diagnosis with a three-item differential', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t);
+  const file = path.join(originals, SKIN);
+  const shown = await diagnose(page, file, 'skin');
+  const cli = predict('skin', file);
+  assert.equal(shown.label, cli.label);
+  assertSameProbabilities(shown.probabilities, cli.probabilities, SKIN);
+  const differential = await page.$$eval('#differential li', (items) => items.map((li) => li.textContent));
+  assert.equal(differential.length, 3);
+  const top = Object.entries(cli.probabilities).sort((a, b) => b[1] - a[1])[0][0];
+  assert.ok(differential[0].startsWith(top), `the differential starts with ${top}: ${differential}`);
+});
+
+test('a breast ultrasound gets a diagnosis; the model card opens with its measured numbers', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t);
+  const file = path.join(originals, BREAST);
+  const shown = await diagnose(page, file, 'breast');
+  const cli = predict('breast', file);
+  assert.equal(shown.label, cli.label);
+  assertSameProbabilities(shown.probabilities, cli.probabilities, BREAST);
+  await page.click('#card-open');
+  await page.waitForSelector('#card[open]');
+  const facts = await page.$$eval('#card-facts dt', (dts) => Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+  assert.match(facts['Sensitivity (malignant)'], /^\d+\.\d % \(95 % CI \d+\.\d %–\d+\.\d %\)$/);
+  assert.equal(facts['Training data licence'], 'CC BY 4.0 (the article)');
+  assert.match(facts.Version, /SHA-256 [0-9a-f]{12}$/);
+  await page.click('#card-close');
+  await page.waitForFunction(() => !document.getElementById('card').open);
+});
+
+test('on a tablet: pinch, pan and heat-map toggle and opacity act on the diagnosed film', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t, { width: 768, height: 1024 });
+  await diagnose(page, path.join(originals, CHEST), 'chest');
+  const tinted = await colourfulShare(page);
+
+  // Two fingers spread: the image grows on screen; the heat map stays drawn over it.
+  const rect = await page.getAttribute('#view', 'data-image-rect');
+  const box = await page.locator('#view').boundingBox();
+  const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+  const fingers = (spread, dx = 0) => [{ x: cx - spread + dx, y: cy, id: 0 }, { x: cx + spread + dx, y: cy, id: 1 }];
+  const cdp = await page.context().newCDPSession(page);
+  // A modest zoom (×1.5), so the screenshot still shows most of the film and its heat map.
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: fingers(80) });
+  for (let spread = 90; spread <= 120; spread += 10) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(spread) });
+  }
+  // Both fingers move sideways together: a pan.
+  for (let dx = 10; dx <= 40; dx += 10) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: fingers(120, dx) });
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await page.waitForFunction((r) => document.getElementById('view').dataset.imageRect !== r, rect);
+  const [, , w0] = rect.split(' ').map(Number);
+  const moved = await page.getAttribute('#view', 'data-image-rect');
+  assert.ok(moved.split(' ').map(Number)[2] >= w0, `pinch out: ${rect} → ${moved}`);
+  assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'shown');
+  const zoomedTint = await colourfulShare(page);
+
+  mkdirSync(artifactsDir, { recursive: true });
+  await page.screenshot({ path: path.join(artifactsDir, 'diagnosis-768x1024.png') });
+
+  // A tap's click may land after tap() returns: wait for its effect.
+  const heatMapIs = (state) => page.waitForFunction((s) => document.getElementById('view').dataset.heatMap === s, state);
+  // The side panel scrolls in portrait; tap() alone may aim at a half-visible button's hidden centre.
+  await page.locator('#heat-toggle').scrollIntoViewIfNeeded();
+  await page.tap('#heat-toggle');
+  await heatMapIs('hidden');
+  assert.equal(await page.getAttribute('#heat-toggle', 'aria-pressed'), 'false');
+  const untinted = await colourfulShare(page);
+  assert.ok(untinted < 0.001, `with the heat map off the film is grey again (${untinted})`);
+  assert.ok(zoomedTint > untinted + 0.005, `the heat map is drawn over the zoomed film (${zoomedTint} tinted)`);
+
+  await page.tap('#heat-toggle');
+  await heatMapIs('shown');
+  await page.fill('#heat-opacity', '1');
+  assert.equal(await page.getAttribute('#view', 'data-heat-opacity'), '1');
+  await page.fill('#heat-opacity', '0.2');
+  assert.equal(await page.getAttribute('#view', 'data-heat-opacity'), '0.2');
+  assert.ok(tinted > 0, 'the film was tinted before the gestures');
+});
+
+test('a photo gets no diagnosis until the user says what it is', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t);
+  await page.setInputFiles('input[type=file]', path.join(originals, SKIN));
+  await page.waitForFunction(() => document.getElementById('diagnosis').dataset.state === 'choose');
+  assert.match(await page.textContent('#diagnosis-status'), /Choose what this image is/);
+  assert.ok(await page.isHidden('#result'));
+  assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'none');
+});
+
+test('with WebGPU offered, Automatic runs on it and agrees with the CPU path within 1e-3', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const gpuBrowser = await launchBrowser({ webgpu: true });
+  t.after(() => gpuBrowser.close());
+  const page = await openApp(t, undefined, gpuBrowser);
+  await page.click('.settings summary'); // the backend choice sits in Settings
+  for (const [task, name] of [['chest', CHEST], ['skin', SKIN], ['breast', BREAST]]) {
+    const file = path.join(originals, name);
+    const gpu = await diagnose(page, file, task);
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu', `${task} ran on WebGPU`);
+    const gpuTimes = await page.getAttribute('#diagnosis', 'data-model-times');
+    const cli = predict(task, file);
+    assertSameProbabilities(gpu.probabilities, cli.probabilities, `${name} on WebGPU vs the CLI`);
+    const before = await shownCount(page);
+    await page.selectOption('#backend', 'cpu');
+    const cpu = await waitForDiagnosis(page, before, task);
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
+    assertSameProbabilities(gpu.probabilities, cpu.probabilities, `${name}: WebGPU vs CPU`);
+    await page.selectOption('#backend', 'auto');
+    const times = await page.getAttribute('#diagnosis', 'data-model-times');
+    console.log(`${name}: WebGPU (SwiftShader) ${gpu.ms.toFixed(0)} ms (model ${gpuTimes}), `
+      + `CPU ${cpu.ms.toFixed(0)} ms (model ${times})`);
+  }
+});
+
+test('without WebGPU, Automatic falls back to the CPU path and says why', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const page = await openApp(t);
+  await diagnose(page, path.join(originals, CHEST), 'chest');
+  assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
+  assert.match(await page.textContent('#backend-active'), /CPU \(Wasm SIMD\) \(WebGPU not used: .+\)/);
+});

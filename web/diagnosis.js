@@ -1,0 +1,239 @@
+// The diagnosis panel: which model a file goes to, asking the worker for a diagnosis, showing the
+// answer, the heat map controls, the model card summary and the compute backend. Inference itself
+// runs in the worker (web/worker.js); this module only asks and shows.
+
+const $ = (id) => document.getElementById(id);
+
+/** DICOM Modality → task: the first hint of what an image is (photos carry none). */
+const TASK_BY_MODALITY = { CR: 'chest', DX: 'chest', US: 'breast', XC: 'skin' };
+
+/** Readable names for the HAM10000 abbreviations the skin model's card uses. */
+const SKIN_NAMES = {
+  akiec: 'actinic keratosis / intraepithelial carcinoma',
+  bcc: 'basal cell carcinoma',
+  bkl: 'benign keratosis',
+  df: 'dermatofibroma',
+  mel: 'melanoma',
+  nv: 'melanocytic naevus',
+  vasc: 'vascular lesion',
+};
+
+const percent = (p) => `${(100 * p).toFixed(1)} %`;
+const interval = (m) => (m ? `${percent(m.value)} (95 % CI ${percent(m.low)}–${percent(m.high)})` : '—');
+
+export class DiagnosisPanel {
+  #worker;
+  #viewer;
+  #file = null; // {id, frame, modality}: the file on screen
+  #chosenTask = ''; // the user's last explicit choice, kept for files that carry no hint
+  #shown = null; // {id, task, frame} of the diagnosis on screen
+  #pending = null; // {id, task, frame} asked of the worker and not answered yet
+  #summaries = new Map(); // task → model card summary
+
+  constructor(worker, viewer) {
+    this.#worker = worker;
+    this.#viewer = viewer;
+    $('task').addEventListener('change', () => {
+      this.#chosenTask = $('task').value;
+      this.#request();
+    });
+    $('backend').addEventListener('change', () => {
+      this.#shown = null;
+      this.#request();
+    });
+    $('heat-toggle').addEventListener('click', () => {
+      const visible = $('heat-toggle').getAttribute('aria-pressed') !== 'true';
+      $('heat-toggle').setAttribute('aria-pressed', String(visible));
+      this.#viewer.setOverlayStyle({ visible });
+    });
+    $('heat-opacity').addEventListener('input', () => {
+      this.#viewer.setOverlayStyle({ opacity: $('heat-opacity').valueAsNumber });
+    });
+    $('card-open').addEventListener('click', () => this.#openCard());
+  }
+
+  /** A new file is on screen: route it and ask for its diagnosis. */
+  opened(id, info) {
+    this.#file = { id, frame: 0, modality: info.modality };
+    this.#shown = null;
+    this.#viewer.setOverlay(null);
+    this.#showResult(null);
+    const routed = TASK_BY_MODALITY[info.modality];
+    $('task').value = routed ?? this.#chosenTask;
+    this.#request();
+  }
+
+  /** The frame on screen changed (multi-frame files): the diagnosis follows it. */
+  rendered(id, frame) {
+    if (!this.#file || this.#file.id !== id || this.#file.frame === frame) return;
+    this.#file.frame = frame;
+    this.#request();
+  }
+
+  /** Worker messages this panel owns; returns false for the others. */
+  handle(msg) {
+    switch (msg.type) {
+      case 'model-progress':
+        if (msg.task === this.#pending?.task) {
+          $('model-progress').hidden = false;
+          $('model-progress').value = msg.total ? msg.loaded / msg.total : 0;
+          this.#status('loading', `Loading the ${msg.task} model… ${Math.round(msg.loaded / 1024)} KB`);
+        }
+        return true;
+      case 'model-ready':
+        this.#summaries.set(msg.task, msg.summary);
+        this.#showBackend(msg.summary.backend, msg.summary.fallback);
+        // Test hook: what loading cost.
+        $('diagnosis').dataset.modelTimes = `load ${Math.round(msg.loadMs)} ms, warm-up ${Math.round(msg.warmUpMs)} ms`;
+        $('model-progress').hidden = true;
+        if (msg.task === this.#pending?.task) this.#status('running', 'Diagnosing…');
+        return true;
+      case 'model-error':
+        $('model-progress').hidden = true;
+        if (msg.task === this.#pending?.task) {
+          this.#pending = null;
+          this.#status('error', msg.message);
+        }
+        return true;
+      case 'diagnosis':
+        this.#onDiagnosis(msg);
+        return true;
+      case 'diagnosis-error':
+        if (this.#isPending(msg)) {
+          this.#pending = null;
+          this.#status('error', `Could not diagnose this image: ${msg.message}`);
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  #request() {
+    const task = $('task').value;
+    if (!this.#file) {
+      // Nothing open yet: fetch the chosen model now, so the first file is answered sooner.
+      if (task) this.#worker.postMessage({ type: 'load-model', task, backend: $('backend').value });
+      return;
+    }
+    if (!task) {
+      this.#pending = null;
+      this.#status('choose', 'Choose what this image is to get a diagnosis.');
+      return;
+    }
+    const { id, frame } = this.#file;
+    const wanted = { id, task, frame };
+    if (same(this.#shown, wanted) || same(this.#pending, wanted)) return;
+    this.#pending = wanted;
+    this.#status(this.#summaries.has(task) ? 'running' : 'loading', 'Diagnosing…');
+    this.#worker.postMessage({ type: 'diagnose', id, task, backend: $('backend').value });
+  }
+
+  #isPending(msg) {
+    return same(this.#pending, msg);
+  }
+
+  #onDiagnosis(msg) {
+    if (!this.#isPending(msg)) return; // an answer for a file, frame or task no longer wanted
+    this.#pending = null;
+    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame };
+    const summary = this.#summaries.get(msg.task);
+    this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, msg.region);
+    this.#showBackend(msg.backend, msg.fallback);
+    this.#showResult(msg, summary);
+    this.#status('done', `${summary?.title ?? msg.task} · ${backendName(msg.backend)} · ${Math.round(msg.ms)} ms`);
+    // Test hooks: the numbers behind what is on screen.
+    const panel = $('diagnosis');
+    panel.dataset.task = msg.task;
+    panel.dataset.label = msg.label;
+    panel.dataset.probabilities = JSON.stringify(Object.fromEntries(msg.probabilities));
+    panel.dataset.ms = String(msg.ms);
+    panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
+  }
+
+  #showResult(msg, summary) {
+    const enabled = Boolean(msg);
+    $('result').hidden = !enabled;
+    $('heat-toggle').disabled = !enabled;
+    $('heat-opacity').disabled = !enabled;
+    if (!msg) {
+      for (const key of ['task', 'label', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
+      return;
+    }
+    const probability = Object.fromEntries(msg.probabilities);
+    $('result-label').textContent = className(msg.task, msg.label);
+    const positive = summary?.positive_class;
+    let line = `${percent(probability[msg.label])} probability (calibrated)`;
+    if (msg.threshold != null && positive) {
+      line += ` · calls ${positive} at ${percent(msg.threshold)} or more (${positive}: ${percent(probability[positive])})`;
+    }
+    $('result-probability').textContent = line;
+    const list = $('differential');
+    list.hidden = msg.task !== 'skin';
+    if (msg.task === 'skin') {
+      const top = [...msg.probabilities].sort((a, b) => b[1] - a[1]).slice(0, 3);
+      list.replaceChildren(
+        ...top.map(([name, p]) => {
+          const li = document.createElement('li');
+          li.textContent = `${className('skin', name)}: ${percent(p)}`;
+          return li;
+        }),
+      );
+    }
+  }
+
+  #showBackend(backend, fallback) {
+    $('backend-active').textContent = `Backend: ${backendName(backend)}`
+      + (fallback ? ` (WebGPU not used: ${fallback})` : '');
+    document.body.dataset.backend = backend; // test hook
+  }
+
+  #status(state, text) {
+    $('diagnosis').dataset.state = state;
+    $('diagnosis-status').textContent = text;
+  }
+
+  #openCard() {
+    const task = this.#shown?.task;
+    const s = task && this.#summaries.get(task);
+    if (!s) return;
+    const v = s.card?.validation ?? {};
+    const facts = [
+      ['Model', `${s.title} (${s.task})`],
+      ['Classes', s.classes.join(', ')],
+      ['Version', `format ${s.format_version}, weights SHA-256 ${s.sha256.slice(0, 12)}`],
+      ['Runs on', backendName(s.backend)],
+      ['Validation images', v.n ?? '—'],
+      [`Sensitivity (${s.positive_class})`, interval(v.sensitivity)],
+      ['Specificity', interval(v.specificity)],
+      ['AUC', interval(v.auc)],
+      ['Accuracy', interval(v.accuracy)],
+      ['Calibration error (ECE)', v.ece != null ? percent(v.ece) : '—'],
+      ['Operating threshold', s.threshold != null ? `${s.positive_class} at ${percent(s.threshold)}` : 'most probable class'],
+      ['Training data licence', s.licence],
+    ];
+    const items = [];
+    for (const [label, value] of facts) {
+      const dt = document.createElement('dt');
+      const dd = document.createElement('dd');
+      dt.textContent = label;
+      dd.textContent = String(value);
+      items.push(dt, dd);
+    }
+    $('card-facts').replaceChildren(...items);
+    $('card-link').href = `models/${s.task}/MODEL_CARD.md`;
+    $('card').showModal();
+  }
+}
+
+function same(a, b) {
+  return Boolean(a && b) && a.id === b.id && a.task === b.task && a.frame === b.frame;
+}
+
+function className(task, name) {
+  return task === 'skin' && SKIN_NAMES[name] ? `${name} (${SKIN_NAMES[name]})` : name;
+}
+
+function backendName(backend) {
+  return backend === 'webgpu' ? 'WebGPU' : 'CPU (Wasm SIMD)';
+}
