@@ -163,11 +163,13 @@ export class DiagnosisPanel {
     const probability = Object.fromEntries(msg.probabilities);
     $('result-label').textContent = className(msg.task, msg.label);
     const positive = summary?.positive_class;
-    let line = `${percent(probability[msg.label])} probability (calibrated)`;
+    $('result-probability').textContent = `${percent(probability[msg.label])} probability (calibrated)`;
+    let rule = 'Decided by the most probable class';
     if (msg.threshold != null && positive) {
-      line += ` · calls ${positive} at ${percent(msg.threshold)} or more (${positive}: ${percent(probability[positive])})`;
+      rule = `Operating threshold: ${positive} at ${percent(msg.threshold)} or more`;
+      if (msg.label !== positive) rule += ` (${positive} here: ${percent(probability[positive])})`;
     }
-    $('result-probability').textContent = line;
+    $('result-threshold').textContent = rule;
     const list = $('differential');
     list.hidden = msg.task !== 'skin';
     if (msg.task === 'skin') {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { artifactsDir, baseUrl, launchBrowser, repoRoot, sharedData } from './env.mjs';
+import { artifactsDir, launchBrowser, openApp as openAppIn, repoRoot, sharedData } from './env.mjs';
 
 const CHEST = 'chest_person321_virus_648.jpeg'; // labelled pneumonia
 const SKIN = 'skin_ISIC_0026352.jpg'; // labelled mel
@@ -19,20 +19,8 @@ before(async () => {
 });
 after(() => browser?.close());
 
-async function openApp(t, viewport = { width: 1024, height: 768 }, on = browser) {
-  const context = await on.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
-  t.after(async () => {
-    await context.close();
-    assert.deepEqual(problems, [], 'the page reported errors');
-  });
-  await page.goto(new URL('/index.html', baseUrl).href);
-  await page.waitForFunction(() => document.body.dataset.state === 'ready');
-  return page;
-}
+/** A fresh page with the decoder ready, in the default browser or `on`. */
+const openApp = (t, viewport, on = browser) => openAppIn(on, t, viewport);
 
 /** How many diagnoses the panel has shown so far. */
 function shownCount(page) {
@@ -100,7 +88,8 @@ test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a hea
   assert.equal(shown.label, 'pneumonia', 'a validation film labelled pneumonia');
   assertSameProbabilities(shown.probabilities, cli.probabilities, CHEST);
   assert.match(await page.textContent('#result-label'), /pneumonia/);
-  assert.match(await page.textContent('#result-probability'), /% probability \(calibrated\).*pneumonia at/);
+  assert.match(await page.textContent('#result-probability'), /^\d+\.\d % probability \(calibrated\)$/);
+  assert.match(await page.textContent('#result-threshold'), /^Operating threshold: pneumonia at \d+\.\d % or more$/);
   assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'shown');
   assert.ok((await colourfulShare(page)) > 0.05, 'the heat map tints the grey film');
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');

@@ -62,3 +62,22 @@ export function launchBrowser({ webgpu = false } = {}) {
       ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
   });
 }
+
+/**
+ * A fresh page of the app in `browser`, with the decoder ready (tablet-like: touch, no DPR scaling);
+ * fails the test if the page throws or logs an error.
+ */
+export async function openApp(browser, t, viewport = { width: 1024, height: 768 }) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(problems, [], 'the page reported errors');
+  });
+  await page.goto(new URL('/index.html', baseUrl).href);
+  await page.waitForFunction(() => document.body.dataset.state === 'ready');
+  return page;
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { BACKGROUND } from '../../web/viewer.js';
-import { artifactsDir, baseUrl, corpusFile, launchBrowser, sharedData } from './env.mjs';
+import { artifactsDir, corpusFile, launchBrowser, openApp as openAppIn, sharedData } from './env.mjs';
 
 let browser;
 before(async () => {
@@ -14,20 +14,7 @@ before(async () => {
 after(() => browser?.close());
 
 /** A fresh page with the decoder ready; fails the test if the page throws or logs an error. */
-async function openApp(t, viewport = { width: 1024, height: 768 }) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
-  t.after(async () => {
-    await context.close();
-    assert.deepEqual(problems, [], 'the page reported errors');
-  });
-  await page.goto(new URL('/index.html', baseUrl).href);
-  await page.waitForFunction(() => document.body.dataset.state === 'ready');
-  return page;
-}
+const openApp = (t, viewport) => openAppIn(browser, t, viewport);
 
 /** Opens a file through the file input and waits until its first frame is on the canvas. */
 async function openFile(page, file) {
