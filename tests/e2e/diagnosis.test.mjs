@@ -58,11 +58,15 @@ function predict(task, file) {
   return JSON.parse(out);
 }
 
+/** Asserts two class → probability maps agree within TOLERANCE and logs the largest difference. */
 function assertSameProbabilities(page, cli, what) {
   assert.deepEqual(Object.keys(page).sort(), Object.keys(cli).sort(), `${what}: classes`);
+  let largest = 0;
   for (const [name, p] of Object.entries(cli)) {
-    assert.ok(Math.abs(page[name] - p) <= TOLERANCE, `${what}: p(${name}) page ${page[name]} vs CLI ${p}`);
+    largest = Math.max(largest, Math.abs(page[name] - p));
+    assert.ok(Math.abs(page[name] - p) <= TOLERANCE, `${what}: p(${name}) ${page[name]} vs ${p}`);
   }
+  console.log(`${what}: largest probability difference ${largest.toExponential(1)}`);
 }
 
 /** Share of the drawn image's pixels that are clearly coloured (a grey film tinted by the heat map). */
