@@ -34,7 +34,7 @@ self.onmessage = async ({ data: msg }) => {
         [rgba.buffer],
       );
     } else if (msg.type === 'load-model') {
-      await model(msg.task, msg.backend);
+      await model(msg.task, msg.backend).catch(() => {}); // model-error already told the page
     } else if (msg.type === 'diagnose') {
       await diagnose(msg);
     }
