@@ -207,6 +207,7 @@ test('a photo gets no diagnosis until the user says what it is', async (t) => {
   if (!originals) return;
   const page = await openApp(t);
   await page.setInputFiles('input[type=file]', path.join(originals, SKIN));
+  await page.waitForFunction((name) => document.getElementById('view').dataset.file === name, SKIN);
   await page.waitForFunction(() => document.getElementById('diagnosis').dataset.state === 'choose');
   assert.match(await page.textContent('#diagnosis-status'), /Choose what this image is/);
   assert.ok(await page.isHidden('#result'));
