@@ -99,7 +99,7 @@ export class DiagnosisPanel {
         this.#onDiagnosis(msg);
         return true;
       case 'diagnosis-error':
-        if (this.#isPending(msg)) {
+        if (same(this.#pending, msg)) {
           this.#pending = null;
           this.#status('error', `Could not diagnose this image: ${msg.message}`);
         }
@@ -129,12 +129,8 @@ export class DiagnosisPanel {
     this.#worker.postMessage({ type: 'diagnose', id, task, backend: $('backend').value });
   }
 
-  #isPending(msg) {
-    return same(this.#pending, msg);
-  }
-
   #onDiagnosis(msg) {
-    if (!this.#isPending(msg)) return; // an answer for a file, frame or task no longer wanted
+    if (!same(this.#pending, msg)) return; // an answer for a file, frame or task no longer wanted
     this.#pending = null;
     this.#shown = { id: msg.id, task: msg.task, frame: msg.frame };
     const summary = this.#summaries.get(msg.task);

@@ -29,9 +29,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     let name = args.file.display();
     let bytes = std::fs::read(&args.file).map_err(|e| format!("could not read {name}: {e}"))?;
     let study = Study::open(&bytes, &Limits::default()).map_err(|e| format!("{name}: {e}"))?;
-    let diagnosis = diagnoser.diagnose_blocking(&study, args.frame).map_err(|e| format!("{name}: {e}"))?;
+    let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
+    let diagnosis = bedside_diagnosis::block_on(diagnoser.diagnose_frame(&study, &frame))
+        .map_err(|e| format!("{name}: {e}"))?;
     if let Some(out) = &args.heatmap {
-        let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
         let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
         overlay.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     }

@@ -52,6 +52,12 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures_lite::future::block_on(future)
 }
 
+/// The frame as the screen first shows it (the file's own default window): what the model sees,
+/// whatever window the user has dragged to since.
+fn first_view(study: &Study, frame: &Frame) -> Vec<u8> {
+    frame.render_display(study.default_window(frame))
+}
+
 /// A loaded model on one device, ready to diagnose frames.
 #[derive(Debug, Clone)]
 pub struct Diagnoser {
@@ -91,16 +97,20 @@ impl Diagnoser {
     /// The model's normalised input for one frame and the region of the frame it covers.
     pub fn prepare(&self, study: &Study, frame: &Frame) -> (Vec<f32>, [u32; 4]) {
         let spec: &InputSpec = &self.info.input;
-        let display = frame.render_display(study.default_window(frame));
-        let fitted = spec.fit(&display, frame.columns, frame.rows, frame.samples as u32);
+        let fitted = spec.fit(&first_view(study, frame), frame.columns, frame.rows, frame.samples as u32);
         (spec.normalise(&fitted), spec.region(frame.columns, frame.rows))
     }
 
     /// Diagnoses frame `index` of `study`. Awaits the device (the browser's WebGPU cannot be read
     /// synchronously); natively, [`Diagnoser::diagnose_blocking`] is the same call.
     pub async fn diagnose(&self, study: &Study, index: u32) -> Result<Diagnosis, Error> {
-        let frame = study.frame(index)?;
-        let (input, region) = self.prepare(study, &frame);
+        self.diagnose_frame(study, &study.frame(index)?).await
+    }
+
+    /// [`Diagnoser::diagnose`] of a frame already decoded (so a caller that also draws it decodes
+    /// it once).
+    pub async fn diagnose_frame(&self, study: &Study, frame: &Frame) -> Result<Diagnosis, Error> {
+        let (input, region) = self.prepare(study, frame);
         self.run(input, region).await
     }
 

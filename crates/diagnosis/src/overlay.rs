@@ -1,7 +1,7 @@
 //! The heat map drawn over the picture, for a report or a PNG (`bedside predict --heatmap`).
 //! The browser composes the same two layers on its canvas instead, so the overlay follows zoom and pan.
 
-use crate::Diagnosis;
+use crate::{Diagnosis, first_view};
 use bedside_imaging::{Frame, Study};
 use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage, RgbaImage};
@@ -12,7 +12,7 @@ const OPACITY: f32 = 0.5;
 /// The frame as the screen shows it first (default window), with the diagnosis's heat map blended
 /// over the region the model saw.
 pub fn overlay(study: &Study, frame: &Frame, diagnosis: &Diagnosis) -> RgbImage {
-    let display = frame.render_display(study.default_window(frame));
+    let display = first_view(study, frame);
     let (w, h) = (frame.columns, frame.rows);
     let mut picture = if frame.is_grey() {
         RgbImage::from_fn(w, h, |x, y| {

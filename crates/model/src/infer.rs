@@ -37,10 +37,7 @@ impl ModelInfo {
 /// Runs the model on normalised planar inputs (`[n, channels, height, width]` flattened) and reads
 /// the logits back synchronously (native use; the browser reads asynchronously).
 pub fn logits(model: &Student, input: &InputSpec, inputs: Vec<f32>, device: &Device) -> Vec<Vec<f32>> {
-    let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
-    let n = inputs.len() / (c * h * w).max(1);
-    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, c, h, w]), device);
-    let output = model.forward(x);
+    let output = model.forward(batch(input, inputs, device));
     let [_, classes] = output.dims();
     let data = output.into_data();
     let values = data.as_slice::<f32>().expect("f32 logits");
@@ -56,11 +53,15 @@ pub fn forward_with_maps(
     inputs: Vec<f32>,
     device: &Device,
 ) -> (Tensor<2>, Tensor<4>) {
+    let (logits, features) = model.forward_with_features(batch(input, inputs, device));
+    (logits, model.class_activation_maps(features))
+}
+
+/// Flattened normalised inputs → the `[n, channels, height, width]` tensor the model takes.
+fn batch(input: &InputSpec, inputs: Vec<f32>, device: &Device) -> Tensor<4> {
     let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
     let n = inputs.len() / (c * h * w).max(1);
-    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, c, h, w]), device);
-    let (logits, features) = model.forward_with_features(x);
-    (logits, model.class_activation_maps(features))
+    Tensor::from_data(TensorData::new(inputs, [n, c, h, w]), device)
 }
 
 impl ModelInfo {
