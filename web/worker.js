@@ -61,7 +61,7 @@ async function load(task, backend) {
   try {
     const started = performance.now();
     const json = await (await fetchOk(`models/${task}/model.json`)).text();
-    const weights = await fetchWithProgress(`models/${task}/model-fp32.bin`, progress);
+    const weights = await fetchWithProgress(`models/${task}/model.bin`, progress);
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', weights));
     const sha256 = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
     let fallback = null; // why 'auto' did not get WebGPU

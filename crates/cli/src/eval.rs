@@ -19,10 +19,13 @@ pub struct Args {
     /// Which rows of labels.csv to use.
     #[arg(long, default_value = "val")]
     split: String,
+    /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
+    #[arg(long)]
+    fp32: bool,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (info, model) = crate::model_dir::load(&args.model)?;
+    let (info, model) = crate::model_dir::load(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
     let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(task));
     let data = bedside_train::data::load(task, &dir, &args.split, &info.input, &Progress::default())
@@ -35,6 +38,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         info.classes.iter().cloned().zip(report.per_class_recall.iter().map(|&r| r.into())).collect();
     let ci = |e: &Estimate| serde_json::json!([e.low, e.high]);
     let mut out = serde_json::json!({
+        "weights": crate::model_dir::Weights::from_flag(args.fp32).file_name(),
         "n": report.n,
         "accuracy": report.accuracy.value,
         "balanced_accuracy": report.balanced_accuracy.value,

@@ -5,6 +5,7 @@ mod decode;
 mod eval;
 mod model_dir;
 mod predict;
+mod quantize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Command {
     Train(train::Args),
     Eval(eval::Args),
     Predict(predict::Args),
+    #[command(visible_alias = "quantise")]
+    Quantize(quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

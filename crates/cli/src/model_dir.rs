@@ -1,24 +1,50 @@
-//! Loading a model folder (`model.json` + weights) for `eval` and `predict`.
+//! Loading a model folder (`model.json` + weights) for `eval`, `predict` and `quantize`.
 
 use bedside_model::artifact::{ModelInfo, student_from_bytes};
 use bedside_model::student::Student;
 use burn::prelude::Device;
 use std::path::Path;
 
-/// The folder's `model.json` text and `model-fp32.bin` bytes.
-pub fn read(dir: &Path) -> Result<(String, Vec<u8>), String> {
+/// Which weights file of a model folder to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// `model.bin`: per-channel int8, what ships.
+    Int8,
+    /// `model-fp32.bin`: the full-precision weights it was quantised from.
+    Fp32,
+}
+
+impl Weights {
+    pub fn from_flag(fp32: bool) -> Weights {
+        if fp32 { Weights::Fp32 } else { Weights::Int8 }
+    }
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Weights::Int8 => "model.bin",
+            Weights::Fp32 => "model-fp32.bin",
+        }
+    }
+}
+
+/// The folder's `model.json` text and the chosen weights file's bytes.
+pub fn read(dir: &Path, weights: Weights) -> Result<(String, Vec<u8>), String> {
     let json_path = dir.join("model.json");
     let text = std::fs::read_to_string(&json_path)
         .map_err(|e| format!("could not read {}: {e}", json_path.display()))?;
-    let weights = dir.join("model-fp32.bin");
-    let bytes = std::fs::read(&weights).map_err(|e| format!("could not read {}: {e}", weights.display()))?;
+    let path = dir.join(weights.file_name());
+    let bytes = std::fs::read(&path).map_err(|e| {
+        let hint = if weights == Weights::Int8 { " (run `bedside quantize`, or pass --fp32)" } else { "" };
+        format!("could not read {}: {e}{hint}", path.display())
+    })?;
     Ok((text, bytes))
 }
 
-pub fn load(dir: &Path) -> Result<(ModelInfo, Student), String> {
-    let (text, bytes) = read(dir)?;
-    let info = ModelInfo::from_json(&text).map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
+pub fn load(dir: &Path, weights: Weights) -> Result<(ModelInfo, Student), String> {
+    let (text, bytes) = read(dir, weights)?;
+    let info =
+        ModelInfo::from_json(&text).map_err(|e| format!("{}: {e}", dir.join("model.json").display()))?;
     let model = student_from_bytes(&info.network, bytes, &Device::flex())
-        .map_err(|e| format!("{}: {e}", dir.join("model-fp32.bin").display()))?;
+        .map_err(|e| format!("{}: {e}", dir.join(weights.file_name()).display()))?;
     Ok((info, model))
 }

@@ -18,12 +18,16 @@ pub struct Args {
     /// Frame of a multi-frame file, counted from 0.
     #[arg(long, default_value_t = 0)]
     frame: u32,
+    /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
+    #[arg(long)]
+    fp32: bool,
     /// DICOM file or photo (JPEG, PNG, WebP).
     file: PathBuf,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (json, weights) = crate::model_dir::read(&args.model)?;
+    let (json, weights) =
+        crate::model_dir::read(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())
         .map_err(|e| format!("{}: {e}", args.model.display()))?;
     let name = args.file.display();

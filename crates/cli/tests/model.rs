@@ -1,4 +1,4 @@
-//! `bedside train`, `eval` and `predict` end to end on the real breast ultrasound data, with a
+//! `bedside train`, `quantize`, `eval` and `predict` end to end on the real breast ultrasound data, with a
 //! smoke-sized training run (the JSON contracts, not accuracy).
 
 use serde_json::Value;
@@ -43,9 +43,28 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["validation"]["n"], 80);
 
+    // Training writes fp32 only; int8 (the default everywhere) needs `quantize` first.
+    let (code, _, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("model.bin") && err.contains("bedside quantize"), "{err}");
+    let (code, out, err) =
+        bedside(&["quantize", "--model", &s(&model), "--data", &s(&task_dir), "--calibration-images", "8"]);
+    assert_eq!(code, 0, "{err}");
+    let quantised = json(&out);
+    let int8_bytes = quantised["validation"]["int8_bytes"].as_u64().unwrap();
+    assert_eq!(int8_bytes, std::fs::metadata(model.join("model.bin")).unwrap().len());
+    assert!(int8_bytes * 3 < quantised["validation"]["fp32_bytes"].as_u64().unwrap(), "{quantised}");
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## int8 weights"), "the card gains the int8 section");
+
+    let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir), "--fp32"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["auc"], quantised["validation"]["fp32_auc"], "the same fp32 weights, the same AUC");
     let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir)]);
     assert_eq!(code, 0, "{err}");
     let report = json(&out);
+    assert_eq!(report["weights"], "model.bin");
+    assert_eq!(report["auc"], quantised["validation"]["int8_auc"]);
     assert_eq!(report["n"], 80);
     for key in ["accuracy", "balanced_accuracy", "auc", "ece", "malignant_auc", "specificity"] {
         let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {report}"));

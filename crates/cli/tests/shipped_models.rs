@@ -1,5 +1,5 @@
 //! The committed models in models/ still load and reproduce, on the validation split, the numbers
-//! recorded in their model.json when they were trained.
+//! recorded in their model.json when they were trained (fp32) and quantised (int8).
 
 use serde_json::Value;
 use std::process::Command;
@@ -7,7 +7,7 @@ use std::process::Command;
 #[test]
 fn shipped_models_reproduce_their_recorded_validation_metrics() {
     let Some(data) = bedside_corpus::shared_data("shipped_models_reproduce_their_metrics") else { return };
-    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let models = bedside_corpus::workspace_root().join("models");
     let mut checked = Vec::new();
     for task in ["chest", "skin", "breast"] {
         let dir = models.join(task);
@@ -19,12 +19,28 @@ fn shipped_models_reproduce_their_recorded_validation_metrics() {
             "skin" => "skin_ham10000",
             _ => "breast_busi",
         });
-        let out = Command::new(env!("CARGO_BIN_EXE_bedside"))
-            .args(["eval", "--model", dir.to_str().unwrap(), "--data", folder.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{task}: {}", String::from_utf8_lossy(&out.stderr));
-        let measured: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let eval = |extra: &[&str]| -> Value {
+            let out = Command::new(env!("CARGO_BIN_EXE_bedside"))
+                .args(["eval", "--model", dir.to_str().unwrap(), "--data", folder.to_str().unwrap()])
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{task}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        // The shipped int8 weights (the default) give what `bedside quantize` recorded.
+        let int8 = eval(&[]);
+        assert_eq!(int8["weights"], "model.bin");
+        let quantised = &info["card"]["int8"]["validation"];
+        for (key, recorded) in [("auc", "int8_auc"), ("accuracy", "int8_accuracy")] {
+            let (now, then) = (int8[key].as_f64().unwrap(), quantised[recorded].as_f64().unwrap());
+            assert!((now - then).abs() < 2e-3, "{task} int8 {key}: {now} now, {then} when quantised");
+        }
+        let drop = quantised["fp32_auc"].as_f64().unwrap() - quantised["int8_auc"].as_f64().unwrap();
+        assert!(drop <= 0.005, "{task}: int8 loses {drop:.4} AUC");
+
+        // The fp32 weights give what training recorded.
+        let measured = eval(&["--fp32"]);
         assert_eq!(measured["n"], recorded["n"], "{task}");
         // Recorded by the release build that trained the model, measured here by the test build:
         // floating-point differences may move an image lying on the threshold, no more.

@@ -180,10 +180,13 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
     None
 }
 
-fn workspace_root() -> PathBuf {
-    // crates/corpus → the workspace root
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).unwrap_or(manifest).to_path_buf()
+/// The workspace root: two levels above `CARGO_MANIFEST_DIR` (every crate is `crates/<name>`), read
+/// at run time where cargo sets it (tests, `cargo run`). The path compiled in is only the fallback:
+/// a build cache shared by checkouts at different paths reuses binaries built in another checkout.
+pub fn workspace_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.ancestors().nth(2).map_or(manifest.clone(), Path::to_path_buf)
 }
 
 /// Every `.dcm` file in the corpus, sorted.

@@ -1,5 +1,5 @@
 //! The shipped models on real files from the shared data's `originals/`: probabilities, the
-//! decision rule, the heat map and the overlay.
+//! decision rule, the heat map and the overlay; int8 against fp32.
 
 use bedside_diagnosis::{Diagnoser, overlay};
 use bedside_imaging::{Limits, Study};
@@ -7,14 +7,19 @@ use burn::prelude::Device;
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    bedside_corpus::workspace_root()
+}
+
+/// The shipped model of `task`: int8 `model.bin`, or with `fp32` the weights it was quantised from.
+fn load(task: &str, weights: &str) -> Diagnoser {
+    let dir = workspace().join("models").join(task);
+    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    let weights = std::fs::read(dir.join(weights)).unwrap();
+    Diagnoser::new(&json, weights, Device::flex()).unwrap()
 }
 
 fn diagnoser(task: &str) -> Diagnoser {
-    let dir = workspace().join("models").join(task);
-    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
-    let weights = std::fs::read(dir.join("model-fp32.bin")).unwrap();
-    Diagnoser::new(&json, weights, Device::flex()).unwrap()
+    load(task, "model.bin")
 }
 
 fn open(data: &Path, name: &str) -> Study {
@@ -80,3 +85,38 @@ fn the_same_pixels_give_the_same_answer_and_warm_up_changes_nothing() {
     assert_eq!(first.label, best.0);
 }
 
+#[test]
+fn int8_weights_give_the_fp32_answer_on_every_original() {
+    let Some(data) = bedside_corpus::shared_data("int8 parity") else { return };
+    let text = std::fs::read_to_string(data.join("originals/labels.csv")).unwrap();
+    let mut largest = 0f32;
+    for line in text.lines().skip(1) {
+        let [file, folder, _label] = line.split(',').collect::<Vec<_>>()[..] else {
+            panic!("bad row {line}")
+        };
+        // The task column names the data folder: chest_pneumonia, skin_ham10000, breast_busi.
+        let task = folder.split('_').next().unwrap();
+        let study = open(&data, file);
+        let int8 = load(task, "model.bin").diagnose_blocking(&study, 0).unwrap();
+        let fp32 = load(task, "model-fp32.bin").diagnose_blocking(&study, 0).unwrap();
+        let diff = int8
+            .probabilities
+            .iter()
+            .zip(&fp32.probabilities)
+            .map(|(a, b)| (a.1 - b.1).abs())
+            .fold(0.0, f32::max);
+        println!("{file}: {} / {}, largest probability difference {diff:.4}", int8.label, fp32.label);
+        assert_eq!(int8.label, fp32.label, "{file}");
+        largest = largest.max(diff);
+        // The heat maps come from the same features: their peaks sit in the same place.
+        let peak = |d: &bedside_diagnosis::Diagnosis| {
+            d.heat_map.values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap()
+        };
+        let (a, b) = (peak(&int8), peak(&fp32));
+        let w = int8.heat_map.width as usize;
+        let dist = ((a % w) as f32 - (b % w) as f32).hypot((a / w) as f32 - (b / w) as f32);
+        assert!(dist <= w as f32 / 8.0, "{file}: heat-map peaks {dist:.1} pixels apart");
+    }
+    // model.json records the validation-wide maximum; the originals must stay well within it.
+    assert!(largest < 0.05, "largest probability difference {largest}");
+}

@@ -70,18 +70,24 @@ pub fn student_to_bytes(model: Student) -> Result<Vec<u8>, ArtifactError> {
     Ok(bytes.to_vec())
 }
 
-/// Builds the network `config` describes, folded, and loads `model-fp32.bin` bytes into it.
+/// Builds the network `config` describes, folded, and loads weights into it: `model.bin` (int8,
+/// see [`crate::quant`]) or `model-fp32.bin`, told apart by their content.
 pub fn student_from_bytes(
     config: &StudentConfig,
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<Student, ArtifactError> {
+    let bytes = if crate::quant::is_int8(&bytes) {
+        crate::quant::write_fp32(&crate::quant::to_fp32(bytes)?)?
+    } else {
+        bytes
+    };
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| ArtifactError(format!("model-fp32.bin is not a weights file: {e}")))?;
+        .map_err(|e| ArtifactError(format!("the weights file is not a burnpack: {e}")))?;
     config
         .init(device)
         .fold_batchnorm()
         .try_load_record(record)
-        .map_err(|e| ArtifactError(format!("model-fp32.bin does not fit the network in model.json: {e}")))
+        .map_err(|e| ArtifactError(format!("the weights do not fit the network in model.json: {e}")))
         .map(|m| m.valid())
 }

@@ -4,8 +4,10 @@
 //!   inverted residual blocks with squeeze-excitation, global average pooling → linear, so a class
 //!   activation map needs no gradients).
 //! - [`artifact`]: `model.json` + `model-fp32.bin`, the versioned files a trained model ships as.
+//! - [`quant`]: `model.bin`, the same weights as per-channel int8 (the shipped default).
 //! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
 //! - [`heat_map`]: class activation maps → the attention heat map shown over the picture.
+//! - [`gate`]: the trust gate's routing and refusal rule.
 //! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
 //! - [`teacher`]: EfficientNet-Lite0, the ImageNet-pretrained teacher the students are distilled from.
 //!
@@ -13,9 +15,11 @@
 //! flex in the browser). Training, data and metrics live in `bedside-train`.
 
 pub mod artifact;
+pub mod gate;
 pub mod heat_map;
 pub mod infer;
 pub mod input;
+pub mod quant;
 pub mod student;
 pub mod task;
 pub mod teacher;

@@ -1,4 +1,5 @@
-//! The three diagnostic tasks: each one's classes, input shape and decision rule in one place.
+//! The three diagnostic tasks, and the gate that routes a picture to one of them: each one's classes,
+//! input shape and decision rule in one place.
 
 use crate::input::Framing;
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,12 @@ pub enum Task {
     Skin,
     /// Breast ultrasound: benign / malignant / normal.
     Breast,
+    /// The trust gate: which of the three a picture is, or `other` (refused). See [`crate::gate`].
+    Gate,
 }
 
 impl Task {
+    /// The diagnostic tasks (not the gate).
     pub const ALL: [Task; 3] = [Task::Chest, Task::Skin, Task::Breast];
 
     pub fn name(self) -> &'static str {
@@ -22,11 +26,13 @@ impl Task {
             Task::Chest => "chest",
             Task::Skin => "skin",
             Task::Breast => "breast",
+            Task::Gate => "gate",
         }
     }
 
+    /// A task by its name, the gate included.
     pub fn from_name(name: &str) -> Option<Task> {
-        Task::ALL.into_iter().find(|t| t.name() == name)
+        Task::ALL.into_iter().chain([Task::Gate]).find(|t| t.name() == name)
     }
 
     /// What the model tells apart, for people (model cards, the page).
@@ -35,6 +41,7 @@ impl Task {
             Task::Chest => "Pediatric chest X-ray: normal or pneumonia",
             Task::Skin => "Dermatoscopy: seven HAM10000 diagnoses",
             Task::Breast => "Breast ultrasound: benign, malignant or normal",
+            Task::Gate => "Which kind of picture: chest X-ray, dermatoscopy, breast ultrasound or other",
         }
     }
 
@@ -44,15 +51,18 @@ impl Task {
             Task::Chest => "CC BY 4.0",
             Task::Skin => "CC BY-NC 4.0 (non-commercial use only)",
             Task::Breast => "CC BY 4.0 (the article)",
+            Task::Gate => "CC BY-NC 4.0 (it saw HAM10000 images: non-commercial use only)",
         }
     }
 
-    /// The task's folder under the shared data directory.
+    /// The task's folder under the shared data directory; the gate reads all three, from the
+    /// data directory itself.
     pub fn data_folder(self) -> &'static str {
         match self {
             Task::Chest => "chest_pneumonia",
             Task::Skin => "skin_ham10000",
             Task::Breast => "breast_busi",
+            Task::Gate => ".",
         }
     }
 
@@ -62,6 +72,8 @@ impl Task {
             Task::Chest => &["normal", "pneumonia"],
             Task::Skin => &["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
             Task::Breast => &["benign", "malignant", "normal"],
+            // The routes, named as the tasks are, then the refusal.
+            Task::Gate => &["chest", "skin", "breast", "other"],
         }
     }
 
@@ -71,6 +83,8 @@ impl Task {
             Task::Chest => "pneumonia",
             Task::Skin => "mel",
             Task::Breast => "malignant",
+            // What the gate must catch: a picture none of the models is for.
+            Task::Gate => "other",
         }
     }
 
@@ -83,6 +97,8 @@ impl Task {
         match self {
             Task::Chest | Task::Breast => (128, 128, 1),
             Task::Skin => (128, 96, 3),
+            // Small: telling a film from a photo needs little detail, and it runs before every diagnosis.
+            Task::Gate => (64, 64, 3),
         }
     }
 
@@ -91,7 +107,7 @@ impl Task {
         match self {
             // Chest films were published squashed to a square; breast images are centre squares
             // already, and centre-cropping a full ultrasound frame to a square is the same framing.
-            Task::Chest => Framing::Squash,
+            Task::Chest | Task::Gate => Framing::Squash,
             Task::Skin | Task::Breast => Framing::CenterCrop,
         }
     }
@@ -103,9 +119,10 @@ impl Task {
     }
 
     /// Whether the decision uses a stored threshold on the positive class (chest, skin) rather
-    /// than the plain argmax (breast).
+    /// than the plain argmax (breast, and the gate, whose threshold is a confidence floor applied
+    /// by [`crate::gate::route`]).
     pub fn uses_threshold(self) -> bool {
-        !matches!(self, Task::Breast)
+        !matches!(self, Task::Breast | Task::Gate)
     }
 
     /// The decision rule, the same everywhere: chest and skin call the positive class when its
@@ -137,11 +154,16 @@ mod tests {
         assert_eq!(Task::Skin.decide(&skin, 0.2), 4, "mel reaches its threshold");
         assert_eq!(Task::Skin.decide(&skin, 0.5), 5, "else argmax of the others: nv");
         assert_eq!(Task::Breast.decide(&[0.2, 0.5, 0.3], 0.99), 1, "breast ignores the threshold");
+        assert_eq!(Task::Gate.decide(&[0.1, 0.5, 0.1, 0.3], 0.99), 1, "the gate routes by argmax");
+        // The gate's classes name the tasks they route to.
+        for task in Task::ALL {
+            assert!(Task::Gate.classes().contains(&task.name()));
+        }
     }
 
     #[test]
     fn names_round_trip() {
-        for task in Task::ALL {
+        for task in Task::ALL.into_iter().chain([Task::Gate]) {
             assert_eq!(Task::from_name(task.name()), Some(task));
             assert!(task.classes().contains(&task.positive_class()));
         }

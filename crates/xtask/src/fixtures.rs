@@ -19,7 +19,8 @@ pub fn write(data: &Path, dir: &Path) -> Result<PathBuf> {
     let film = data.join("originals").join(CHEST_FILM);
     if film.is_file() {
         let out = dir.join(CHEST_FILM.replace(".jpeg", ".dcm"));
-        std::fs::write(&out, wrap_in_dicom(&film)?).with_context(|| format!("could not write {}", out.display()))?;
+        std::fs::write(&out, wrap_in_dicom(&film)?)
+            .with_context(|| format!("could not write {}", out.display()))?;
     }
     Ok(dir.to_path_buf())
 }

@@ -72,5 +72,25 @@ pub fn data_sheet(task: Task) -> DataSheet {
             ],
             glossary: None,
         },
+        Task::Gate => DataSheet {
+            source: "The chest, skin and breast data sets above (each labelled with its own task), and for \
+                     `other` the photographs that ship in the scikit-image, scikit-learn and matplotlib \
+                     Python packages (cats, coffee, astronauts, buildings, text, a CT phantom, cells…).",
+            images: "Every picture squashed to 64 × 64 RGB (grey films repeated into three channels). Each \
+                     `other` photograph is cut into many random crops, half of them turned grey, so that \
+                     neither colour nor framing alone tells a photograph from a film.",
+            split: "Each task's own train and validation splits; the photographs are split by file, one in four \
+                    held out for validation, so validation measures photographs the gate never saw.",
+            shifts: &[
+                "About thirty photographs stand for everything else a clinician might open; pictures unlike \
+                 all of them (other X-rays, CT or MRI slices, clinical skin photos) may not be refused.",
+                "Each task's images come from one collection: films or scans from other equipment may look \
+                 less like their task to the gate.",
+            ],
+            glossary: Some(
+                "chest: pediatric chest X-ray; skin: dermatoscopy; breast: breast ultrasound; other: anything \
+                 else, which Bedside refuses.",
+            ),
+        },
     }
 }

