@@ -7,6 +7,9 @@ const $ = (id) => document.getElementById(id);
 /** DICOM Modality → task: the first hint of what an image is (photos carry none). */
 const TASK_BY_MODALITY = { CR: 'chest', DX: 'chest', US: 'breast', XC: 'skin' };
 
+/** What each gate route is, for notes to the user. */
+const TASK_NAMES = { chest: 'a chest X-ray', skin: 'a skin photo', breast: 'a breast ultrasound', null: 'none of these' };
+
 /** Readable names for the HAM10000 abbreviations the skin model's card uses. */
 const SKIN_NAMES = {
   akiec: 'actinic keratosis / intraepithelial carcinoma',
@@ -25,8 +28,8 @@ export class DiagnosisPanel {
   #worker;
   #viewer;
   #file = null; // {id, frame, modality}: the file on screen
-  #chosenTask = ''; // the user's last explicit choice, kept for files that carry no hint
-  #shown = null; // {id, task, frame} of the diagnosis on screen
+  #chosenTask = 'auto'; // the user's last choice, kept for files whose Modality gives no hint
+  #shown = null; // {id, task, frame, routed} of the diagnosis on screen (task as asked)
   #pending = null; // {id, task, frame} asked of the worker and not answered yet
   #summaries = new Map(); // task → model card summary
 
@@ -74,7 +77,7 @@ export class DiagnosisPanel {
   handle(msg) {
     switch (msg.type) {
       case 'model-progress':
-        if (msg.task === this.#pending?.task) {
+        if (this.#pending) {
           $('model-progress').hidden = false;
           $('model-progress').value = msg.total ? msg.loaded / msg.total : 0;
           this.#status('loading', `Loading the ${msg.task} model… ${Math.round(msg.loaded / 1024)} KB`);
@@ -86,17 +89,20 @@ export class DiagnosisPanel {
         // Test hook: what loading cost.
         $('diagnosis').dataset.modelTimes = `load ${Math.round(msg.loadMs)} ms, warm-up ${Math.round(msg.warmUpMs)} ms`;
         $('model-progress').hidden = true;
-        if (msg.task === this.#pending?.task) this.#status('running', 'Diagnosing…');
+        if (this.#pending) this.#status('running', 'Diagnosing…');
         return true;
       case 'model-error':
         $('model-progress').hidden = true;
-        if (msg.task === this.#pending?.task) {
+        if (this.#pending) {
           this.#pending = null;
           this.#status('error', msg.message);
         }
         return true;
       case 'diagnosis':
         this.#onDiagnosis(msg);
+        return true;
+      case 'refused':
+        this.#onRefused(msg);
         return true;
       case 'diagnosis-error':
         if (same(this.#pending, msg)) {
@@ -113,37 +119,52 @@ export class DiagnosisPanel {
     const task = $('task').value;
     if (!this.#file) {
       // Nothing open yet: fetch the chosen model now, so the first file is answered sooner.
-      if (task) this.#worker.postMessage({ type: 'load-model', task, backend: $('backend').value });
-      return;
-    }
-    if (!task) {
-      this.#pending = null;
-      this.#status('choose', 'Choose what this image is to get a diagnosis.');
+      for (const wanted of new Set(['gate', task === 'auto' ? 'chest' : task])) {
+        this.#worker.postMessage({ type: 'load-model', task: wanted, backend: $('backend').value });
+      }
       return;
     }
     const { id, frame } = this.#file;
     const wanted = { id, task, frame };
     if (same(this.#shown, wanted) || same(this.#pending, wanted)) return;
     this.#pending = wanted;
-    this.#status(this.#summaries.has(task) ? 'running' : 'loading', 'Diagnosing…');
+    this.#status(this.#summaries.has(task) && this.#summaries.has('gate') ? 'running' : 'loading', 'Diagnosing…');
     this.#worker.postMessage({ type: 'diagnose', id, task, backend: $('backend').value });
   }
 
   #onDiagnosis(msg) {
     if (!same(this.#pending, msg)) return; // an answer for a file, frame or task no longer wanted
     this.#pending = null;
-    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame };
-    const summary = this.#summaries.get(msg.task);
+    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: msg.routed };
+    const summary = this.#summaries.get(msg.routed);
     this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, msg.region);
     this.#showBackend(msg.backend, msg.fallback);
-    this.#showResult(msg, summary);
-    this.#status('done', `${summary?.title ?? msg.task} · ${backendName(msg.backend)} · ${Math.round(msg.ms)} ms`);
+    this.#showResult({ ...msg, task: msg.routed }, summary);
+    // Disagreements are shown, not hidden: the model asked for (or the Modality's) against the gate.
+    const seen = msg.gate.task;
+    const note = seen !== msg.routed ? ` · this looks more like ${TASK_NAMES[seen]} to Bedside` : '';
+    const shownTask = msg.task === 'auto' ? `${summary?.title ?? msg.routed} (recognised)` : (summary?.title ?? msg.routed);
+    this.#status('done', `${shownTask} · ${backendName(msg.backend)} · ${Math.round(msg.ms)} ms${note}`);
     // Test hooks: the numbers behind what is on screen.
     const panel = $('diagnosis');
-    panel.dataset.task = msg.task;
+    panel.dataset.route = seen;
+    panel.dataset.task = msg.routed;
     panel.dataset.label = msg.label;
     panel.dataset.probabilities = JSON.stringify(Object.fromEntries(msg.probabilities));
     panel.dataset.ms = String(msg.ms);
+    panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
+  }
+
+  #onRefused(msg) {
+    if (!same(this.#pending, msg)) return;
+    this.#pending = null;
+    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: null };
+    this.#viewer.setOverlay(null);
+    this.#showResult(null);
+    const shares = msg.gate.probabilities.map(([c, p]) => `${c} ${percent(p)}`).join(', ');
+    this.#status('refused', `${msg.message} (${shares})`);
+    const panel = $('diagnosis');
+    panel.dataset.route = 'other';
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
   }
 
@@ -153,7 +174,7 @@ export class DiagnosisPanel {
     $('heat-toggle').disabled = !enabled;
     $('heat-opacity').disabled = !enabled;
     if (!msg) {
-      for (const key of ['task', 'label', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
+      for (const key of ['task', 'route', 'label', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
       return;
     }
     const probability = Object.fromEntries(msg.probabilities);
@@ -192,7 +213,7 @@ export class DiagnosisPanel {
   }
 
   #openCard() {
-    const task = this.#shown?.task;
+    const task = this.#shown?.routed;
     const s = task && this.#summaries.get(task);
     if (!s) return;
     const v = s.card?.validation ?? {};

@@ -109,29 +109,54 @@ async function webgpuUnavailable() {
   }
 }
 
-async function diagnose({ id, task, backend }) {
+/**
+ * The trust gate first: a picture that is none of the three kinds is refused. Otherwise the asked-for
+ * task runs — or, for 'auto', the one the gate picks.
+ */
+async function diagnose({ id, task: requested, backend }) {
   if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
-  let entry;
+  const frame = study.frame;
+  const started = performance.now();
+  const failed = (err) =>
+    self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
+  let gate;
   try {
-    entry = await model(task, backend);
+    gate = await model('gate', backend);
   } catch {
     return; // model-error already told the page
   }
   if (id !== studyId) return;
-  const started = performance.now();
-  const frame = study.frame;
+  let verdict;
+  try {
+    verdict = await gate.model.route(study);
+  } catch (err) {
+    return failed(err);
+  }
+  if (verdict.refused) {
+    const ms = performance.now() - started;
+    self.postMessage({ type: 'refused', id, task: requested, frame, message: verdict.message, gate: verdict, ms });
+    return;
+  }
+  const task = requested === 'auto' ? verdict.task : requested;
+  let entry;
+  try {
+    entry = await model(task, backend);
+  } catch {
+    return;
+  }
+  if (id !== studyId) return;
   let result;
   try {
     result = await entry.model.diagnose(study);
   } catch (err) {
-    self.postMessage({ type: 'diagnosis-error', id, task, message: String(err.message ?? err) });
-    return;
+    return failed(err);
   }
   const ms = performance.now() - started;
   const rgba = result.heat_map.rgba;
   self.postMessage(
     {
-      type: 'diagnosis', id, task, frame, backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
+      type: 'diagnosis', id, task: requested, routed: task, gate: verdict, frame,
+      backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
       label: result.label, probabilities: result.probabilities, threshold: result.threshold,
       region: result.region, heatMap: { width: result.heat_map.width, height: result.heat_map.height, rgba: rgba.buffer },
     },

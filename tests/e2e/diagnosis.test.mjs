@@ -12,6 +12,8 @@ const CHEST = 'chest_person321_virus_648.jpeg'; // labelled pneumonia
 const SKIN = 'skin_ISIC_0026352.jpg'; // labelled mel
 const BREAST = 'breast_malignant_179.png'; // labelled malignant
 const TOLERANCE = 1e-3;
+// A photograph the trust gate never saw (held out from its training; cargo xtask test copies it).
+const HELD_OUT_PHOTO = 'photo-horse.png';
 
 let browser;
 before(async () => {
@@ -54,7 +56,8 @@ async function waitForDiagnosis(page, before, task) {
 function predict(task, file) {
   const cli = process.env.BEDSIDE_CLI;
   assert.ok(cli && existsSync(cli), 'BEDSIDE_CLI must name the built bedside binary (cargo xtask test sets it)');
-  const out = execFileSync(cli, ['predict', '--model', path.join(repoRoot, 'models', task), file], { encoding: 'utf8' });
+  const models = path.join(repoRoot, 'models');
+  const out = execFileSync(cli, ['predict', '--models', models, '--model', path.join(models, task), file], { encoding: 'utf8' });
   return JSON.parse(out);
 }
 
@@ -202,16 +205,44 @@ test('on a tablet: pinch, pan and heat-map toggle and opacity act on the diagnos
   assert.ok(tinted > 0, 'the film was tinted before the gestures');
 });
 
-test('a photo gets no diagnosis until the user says what it is', async (t) => {
+test('a photo routes itself: Automatic recognises a skin photo and gives its diagnosis', async (t) => {
   const originals = sharedData(t, 'originals');
   if (!originals) return;
   const page = await openApp(t);
-  await page.setInputFiles('input[type=file]', path.join(originals, SKIN));
-  await page.waitForFunction((name) => document.getElementById('view').dataset.file === name, SKIN);
-  await page.waitForFunction(() => document.getElementById('diagnosis').dataset.state === 'choose');
-  assert.match(await page.textContent('#diagnosis-status'), /Choose what this image is/);
-  assert.ok(await page.isHidden('#result'));
-  assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'none');
+  assert.equal(await page.inputValue('#task'), 'auto');
+  const file = path.join(originals, SKIN);
+  const shown = await diagnose(page, file, null, 'skin'); // nothing picked: the gate decides
+  assert.equal(await page.getAttribute('#diagnosis', 'data-route'), 'skin');
+  assert.match(await page.textContent('#diagnosis-status'), /\(recognised\)/);
+  const cli = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), file], { encoding: 'utf8' }));
+  assert.equal(cli.task, 'skin');
+  assert.equal(shown.label, cli.label);
+  assertSameProbabilities(shown.probabilities, cli.probabilities, `${SKIN} routed`);
+});
+
+test('a photograph of something else is refused, whatever model is chosen', async (t) => {
+  const photo = path.join(process.env.BEDSIDE_FIXTURES ?? '', HELD_OUT_PHOTO);
+  assert.ok(existsSync(photo), `${photo} is missing: cargo xtask test writes it (BEDSIDE_FIXTURES)`);
+  const page = await openApp(t);
+  const refusal = async (n) => {
+    await page.waitForFunction((count) => {
+      const panel = document.getElementById('diagnosis');
+      return Number(panel.dataset.count ?? 0) > count && panel.dataset.state === 'refused';
+    }, n, { timeout: 120_000 });
+    assert.match(await page.textContent('#diagnosis-status'), /does not look like a chest X-ray, a skin photo or a breast ultrasound/);
+    assert.ok(await page.isHidden('#result'), 'no diagnosis is shown');
+    assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'none');
+    assert.equal(await page.getAttribute('#diagnosis', 'data-route'), 'other');
+  };
+  const before = await shownCount(page);
+  await page.setInputFiles('input[type=file]', photo);
+  await refusal(before);
+  const cli = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), photo], { encoding: 'utf8' }));
+  assert.equal(cli.refused, true, 'bedside predict refuses it too');
+  // Choosing a model does not get round the gate.
+  const chosen = await shownCount(page);
+  await page.selectOption('#task', 'chest');
+  await refusal(chosen);
 });
 
 test('with WebGPU offered, Automatic runs on it and agrees with the CPU path within 1e-3', async (t) => {

@@ -3,9 +3,11 @@
 
 mod decode;
 mod eval;
+mod heatmaps;
 mod model_dir;
 mod predict;
 mod quantize;
+mod robustness;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,8 @@ enum Command {
     Train(train::Args),
     Eval(eval::Args),
     Predict(predict::Args),
+    Heatmaps(heatmaps::Args),
+    Robustness(robustness::Args),
     #[command(visible_alias = "quantise")]
     Quantize(quantize::Args),
 }
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Heatmaps(args) => heatmaps::run(&args),
+        Command::Robustness(args) => robustness::run(&args),
         Command::Quantize(args) => quantize::run(&args),
     };
     match result {

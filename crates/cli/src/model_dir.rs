@@ -48,3 +48,10 @@ pub fn load(dir: &Path, weights: Weights) -> Result<(ModelInfo, Student), String
         .map_err(|e| format!("{}: {e}", dir.join(weights.file_name()).display()))?;
     Ok((info, model))
 }
+
+/// Rewrites the folder's `model.json` (after a step recorded its measurements in `info.card`).
+pub fn write_info(dir: &Path, info: &ModelInfo) -> Result<(), String> {
+    let path = dir.join("model.json");
+    let text = serde_json::to_string_pretty(info).expect("model info serialises") + "\n";
+    std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))
+}

@@ -1,17 +1,27 @@
-//! `bedside predict`: one file in, a diagnosis out.
+//! `bedside predict`: one file in, a diagnosis (or a refusal) out.
 
-use bedside_diagnosis::Diagnoser;
+use crate::model_dir::{Weights, read};
+use bedside_diagnosis::{Diagnoser, block_on};
 use bedside_imaging::{Limits, Study};
-use std::path::PathBuf;
+use bedside_model::gate::{REFUSAL, Route, modality_hint};
+use bedside_model::task::Task;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 
-/// Predict on one DICOM file or photo and print one line of JSON: label, probabilities (class name →
-/// calibrated probability) and the operating threshold (null where the label is the most probable
-/// class).
+/// Predict on one DICOM file or photo and print one line of JSON: task, label, probabilities (class
+/// name → calibrated probability), the operating threshold (null where the label is the most probable
+/// class) and the trust gate's verdict. The gate first checks that the picture is a chest X-ray, a
+/// skin photo or a breast ultrasound and picks the model; a picture it refuses gets
+/// {"refused": true, "message": …} and exit status 0.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder holding model.json and the weights (e.g. models/chest).
+    /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still
+    /// refuses pictures that are none of the three kinds.
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
+    /// Folder holding the shipped models (gate/, chest/, skin/, breast/).
+    #[arg(long, env = "BEDSIDE_MODELS", default_value = "models")]
+    models: PathBuf,
     /// Also write the picture with the attention heat map of the predicted class over it (PNG).
     #[arg(long, value_name = "OUT.png")]
     heatmap: Option<PathBuf>,
@@ -25,28 +35,77 @@ pub struct Args {
     file: PathBuf,
 }
 
+fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
+    let (json, bytes) = read(dir, weights)?;
+    Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn gate_json(gate: &Diagnoser, route: &Route) -> Value {
+    let probabilities: serde_json::Map<String, Value> =
+        gate.info().classes.iter().cloned().zip(route.probabilities.iter().map(|&p| p.into())).collect();
+    json!({
+        "route": route.task.map(Task::name),
+        "confidence": route.confidence,
+        "floor": gate.info().threshold,
+        "probabilities": probabilities,
+    })
+}
+
 pub fn run(args: &Args) -> Result<(), String> {
-    let (json, weights) =
-        crate::model_dir::read(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
-    let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())
-        .map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let weights = Weights::from_flag(args.fp32);
     let name = args.file.display();
     let bytes = std::fs::read(&args.file).map_err(|e| format!("could not read {name}: {e}"))?;
     let study = Study::open(&bytes, &Limits::default()).map_err(|e| format!("{name}: {e}"))?;
     let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
-    let diagnosis = bedside_diagnosis::block_on(diagnoser.diagnose_frame(&study, &frame))
-        .map_err(|e| format!("{name}: {e}"))?;
+
+    let gate = diagnoser(&args.models.join("gate"), weights)
+        .map_err(|e| format!("the trust gate could not be loaded ({e}); pass --models DIR"))?;
+    let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
+    if route.refused() {
+        println!("{}", json!({ "refused": true, "message": REFUSAL, "gate": gate_json(&gate, &route) }));
+        return Ok(());
+    }
+    let model_dir = match (&args.model, route.task) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(task)) => args.models.join(task.name()),
+        (None, None) => unreachable!("a route that is not refused has a task"),
+    };
+    let diagnoser = diagnoser(&model_dir, weights)?;
+    let diagnosis = block_on(diagnoser.diagnose_frame(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     if let Some(out) = &args.heatmap {
         let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
         overlay.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     }
-    let probabilities: serde_json::Map<String, serde_json::Value> =
+    let task = diagnoser.info().task;
+    let probabilities: serde_json::Map<String, Value> =
         diagnosis.probabilities.iter().map(|(class, p)| (class.clone(), (*p).into())).collect();
-    let out = serde_json::json!({
+    let mut out = json!({
+        "task": task.name(),
         "label": diagnosis.label,
         "probabilities": probabilities,
         "threshold": diagnosis.threshold,
+        "gate": gate_json(&gate, &route),
     });
+    // Disagreements are reported, not hidden: the file's Modality or the chosen model against the gate.
+    let hint = study.info().modality.as_deref().and_then(modality_hint);
+    let mut notes = Vec::new();
+    if let Some(hint) = hint.filter(|&h| Some(h) != route.task) {
+        notes.push(format!(
+            "the file's Modality suggests {}, the gate sees {}",
+            hint.name(),
+            route_name(&route)
+        ));
+    }
+    if route.task != Some(task) {
+        notes.push(format!("the {} model was chosen; the gate sees {}", task.name(), route_name(&route)));
+    }
+    if !notes.is_empty() {
+        out["note"] = notes.join("; ").into();
+    }
     println!("{out}");
     Ok(())
+}
+
+fn route_name(route: &Route) -> &'static str {
+    route.task.map_or("other", Task::name)
 }

@@ -1,7 +1,8 @@
 //! `bedside quantize`: a model folder's `model-fp32.bin` → int8 `model.bin`, with the comparison.
 
-use bedside_model::artifact::ModelInfo;
+use bedside_model::artifact::{ModelInfo, student_from_bytes};
 use bedside_model::quant;
+use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::quantise::{Calibration, Comparison, calibrate, compare, every_nth};
 use std::path::PathBuf;
@@ -28,13 +29,15 @@ pub fn run(args: &Args) -> Result<(), String> {
     let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task));
     let progress = Progress::default();
     let load = |split: &str| {
-        bedside_train::data::load(info.task, &dir, split, &info.input, &progress).map_err(|e| e.to_string())
+        bedside_train::pipeline::load_split(info.task, &dir, split, &info.input, &progress)
+            .map_err(|e| e.to_string())
     };
     let weights = quant::read_fp32(fp32.clone()).map_err(|e| e.to_string())?;
     let images = every_nth(&load("train")?, args.calibration_images);
     let calibration = calibrate(&info, &weights, &images, &progress).map_err(|e| e.to_string())?;
     let int8 = quant::to_int8(&weights, &calibration.clips).map_err(|e| e.to_string())?;
-    let comparison = compare(&info, &fp32, &int8, &load("val")?).map_err(|e| e.to_string())?;
+    let val = load("val")?;
+    let comparison = compare(&info, &fp32, &int8, &val).map_err(|e| e.to_string())?;
 
     let out = args.model.join("model.bin");
     std::fs::write(&out, &int8).map_err(|e| format!("could not write {}: {e}", out.display()))?;
@@ -47,9 +50,21 @@ pub fn run(args: &Args) -> Result<(), String> {
         "command": format!("bedside quantize --model {}", args.model.display()),
     });
     info.card["int8"] = summary.clone();
-    let json_path = args.model.join("model.json");
-    let text = serde_json::to_string_pretty(&info).expect("model info serialises") + "\n";
-    std::fs::write(&json_path, text).map_err(|e| format!("could not write {}: {e}", json_path.display()))?;
+    if info.task == Task::Gate {
+        // What ships is int8: the gate's routing and refusal numbers are re-measured on it.
+        let model = student_from_bytes(&info.network, int8.clone(), &burn::prelude::Device::flex())
+            .map_err(|e| e.to_string())?;
+        let (probabilities, _) = bedside_train::quantise::probabilities(&info, &model, &val);
+        let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
+        let evaluation = bedside_train::gate::evaluate(&info, &probabilities, &labels);
+        info.card["gate"] = serde_json::to_value(&evaluation).expect("evaluation serialises");
+        let section = evaluation.card_section().replace(
+            "Measured by `bedside train --task gate` at the end of training.",
+            "Measured on the shipped int8 `model.bin` by `bedside quantize --model <this folder>`.",
+        );
+        bedside_train::card::set_section(&args.model, "gate", &section).map_err(|e| e.to_string())?;
+    }
+    crate::model_dir::write_info(&args.model, &info)?;
     bedside_train::card::set_section(&args.model, "int8", &card_section(&calibration, &comparison))
         .map_err(|e| e.to_string())?;
     println!("{summary}");

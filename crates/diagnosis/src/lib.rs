@@ -8,7 +8,8 @@
 //! decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only the
 //! device differs (flex on the CPU, WebGPU in the browser when there is an adapter).
 //!
-//! Not here: choosing which task a file belongs to (the trust gate) and drawing the heat map.
+//! The trust gate is loaded the same way: [`Diagnoser::route`] says which model a frame goes to, or
+//! refuses it. Not here: drawing the heat map on screen.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +17,7 @@
 //! use bedside_imaging::{Limits, Study};
 //! let dir = std::path::Path::new("models/chest");
 //! let json = std::fs::read_to_string(dir.join("model.json"))?;
-//! let weights = std::fs::read(dir.join("model-fp32.bin"))?;
+//! let weights = std::fs::read(dir.join("model.bin"))?;
 //! let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())?;
 //! let study = Study::open(&std::fs::read("film.dcm")?, &Limits::default())?;
 //! let diagnosis = diagnoser.diagnose_blocking(&study, 0)?;
@@ -30,10 +31,12 @@ pub use overlay::overlay;
 
 use bedside_imaging::{Frame, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
+use bedside_model::gate::{Route, route};
 use bedside_model::heat_map::HeatMap;
 use bedside_model::infer::forward_with_maps;
 use bedside_model::input::InputSpec;
 use bedside_model::student::Student;
+use bedside_model::task::Task;
 use burn::prelude::*;
 use serde::Serialize;
 
@@ -45,6 +48,8 @@ pub enum Error {
     Decode(#[from] bedside_imaging::Error),
     #[error("could not read the model's output back from the {device} device: {message}")]
     ReadBack { device: String, message: String },
+    #[error("the {0} model is not the trust gate")]
+    NotAGate(&'static str),
 }
 
 /// Runs a future to completion on this thread: how native callers wait for the device.
@@ -83,7 +88,7 @@ pub struct Diagnosis {
 }
 
 impl Diagnoser {
-    /// Loads `model.json` text and `model-fp32.bin` bytes onto `device`.
+    /// Loads `model.json` text and weights (`model.bin` or `model-fp32.bin`) onto `device`.
     pub fn new(model_json: &str, weights: Vec<u8>, device: Device) -> Result<Diagnoser, Error> {
         let info = ModelInfo::from_json(model_json)?;
         let model = student_from_bytes(&info.network, weights, &device)?;
@@ -134,6 +139,22 @@ impl Diagnoser {
             heat_map,
             region,
         })
+    }
+
+    /// For the trust gate: which model `frame` goes to, or a refusal (see [`bedside_model::gate`]).
+    pub async fn route(&self, study: &Study, frame: &Frame) -> Result<Route, Error> {
+        let (input, region) = self.prepare(study, frame);
+        self.route_input(input, region).await
+    }
+
+    /// [`Diagnoser::route`] of a prepared input (see [`Diagnoser::prepare`]).
+    pub async fn route_input(&self, input: Vec<f32>, region: [u32; 4]) -> Result<Route, Error> {
+        if self.info.task != Task::Gate {
+            return Err(Error::NotAGate(self.info.task.name()));
+        }
+        let diagnosis = self.run(input, region).await?;
+        let probabilities: Vec<f32> = diagnosis.probabilities.iter().map(|(_, p)| *p).collect();
+        Ok(route(&self.info, &probabilities))
     }
 
     /// One pass on a blank input, so a device's one-off costs (shader compilation, buffer pools)

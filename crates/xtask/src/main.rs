@@ -15,7 +15,7 @@ mod web;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 #[derive(Parser)]
@@ -98,9 +98,10 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// The workspace root (xtask lives in crates/xtask).
+/// The workspace root (read at run time: a build cache shared by checkouts at different paths may
+/// hold an xtask built in another one).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("workspace root").to_path_buf()
+    bedside_corpus::workspace_root()
 }
 
 /// Cargo's target folder (`CARGO_TARGET_DIR` when set, as in CI).

@@ -79,8 +79,8 @@ pub fn data_sheet(task: Task) -> DataSheet {
             images: "Every picture squashed to 64 × 64 RGB (grey films repeated into three channels). Each \
                      `other` photograph is cut into many random crops, half of them turned grey, so that \
                      neither colour nor framing alone tells a photograph from a film.",
-            split: "Each task's own train and validation splits; the photographs are split by file, one in four \
-                    held out for validation, so validation measures photographs the gate never saw.",
+            split: "Each task's own train and validation splits; the photographs are split by file (near-copies such as \
+                    a stereo pair kept together), one in four held out for validation, so validation measures photographs the gate never saw.",
             shifts: &[
                 "About thirty photographs stand for everything else a clinician might open; pictures unlike \
                  all of them (other X-rays, CT or MRI slices, clinical skin photos) may not be refused.",

@@ -8,6 +8,7 @@ use crate::pipeline::target_sensitivity;
 use crate::trainer::TrainSettings;
 use bedside_model::artifact::ModelInfo;
 use bedside_model::input::Framing;
+use bedside_model::task::Task;
 
 /// Appends one line (no arguments: an empty line).
 macro_rules! put {
@@ -49,6 +50,36 @@ pub fn card(inputs: &CardInputs) -> String {
     put!(out);
 
     put!(out, "## Intended use\n");
+    if task == Task::Gate {
+        put!(
+            out,
+            "- **A check before every diagnosis, not a diagnosis.** The gate decides which of Bedside's \
+             three models a picture goes to — chest X-ray, dermatoscopy, breast ultrasound — and refuses \
+             pictures that are none of them, so that a model never answers about something it was not \
+             trained on."
+        );
+        put!(
+            out,
+            "- It is not proof that a picture is fit for diagnosis: a film of poor quality, or an adult's \
+             film, is still routed to the chest model."
+        );
+        put!(out);
+    } else {
+        intended_use(&mut out);
+    }
+
+    data_section(&mut out, inputs, &sheet);
+    network_section(&mut out, inputs);
+    training_section(&mut out, inputs, settings.as_ref());
+    calibration_section(&mut out, inputs);
+    operating_section(&mut out, inputs);
+    results_section(&mut out, inputs);
+    measured_section(&mut out, inputs);
+    limitations_section(&mut out, inputs, &sheet);
+    out
+}
+
+fn intended_use(out: &mut String) {
     put!(
         out,
         "- **Decision support for clinicians at the point of care.** The model's output is a second opinion \
@@ -65,16 +96,6 @@ pub fn card(inputs: &CardInputs) -> String {
          another population, a photo of a screen — its accuracy is unknown."
     );
     put!(out);
-
-    data_section(&mut out, inputs, &sheet);
-    network_section(&mut out, inputs);
-    training_section(&mut out, inputs, settings.as_ref());
-    calibration_section(&mut out, inputs);
-    operating_section(&mut out, inputs);
-    results_section(&mut out, inputs);
-    measured_section(&mut out, inputs);
-    limitations_section(&mut out, inputs, &sheet);
-    out
 }
 
 fn commit(inputs: &CardInputs) -> String {
@@ -281,6 +302,14 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
     let positive = info.task.positive_class();
     put!(out, "## Operating point\n");
     match info.threshold {
+        Some(t) if info.task == Task::Gate => put!(
+            out,
+            "**Refusal floor {t:.4}.** A picture goes to the most probable of chest, skin and breast when \
+             that probability is at least {t:.4} and above other's; otherwise it is refused. The floor was \
+             chosen on validation so that 99 % of the correctly routed task images pass (see the routing \
+             table below). The numbers in this section and the next are for the plain most-probable-class \
+             decision, other included."
+        ),
         Some(t) => {
             let target = target_sensitivity(info.task) as f64;
             put!(

@@ -99,3 +99,56 @@ async fn weights_that_do_not_fit_are_a_readable_error() {
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("weights"), "{message}");
 }
+
+/// A gate whose head ignores the picture: zero weights, so the calibrated probabilities are the
+/// softmax of `bias`. Saved as int8 `model.bin`, as the gate ships.
+async fn gate(bias: [f32; 4]) -> Model {
+    let network = StudentConfig::new(4).with_in_channels(3).with_width(0.35).with_head_channels(64);
+    let mut student = network.init(&Device::flex());
+    student.classifier.weight = student.classifier.weight.map(|w| w.zeros_like());
+    let bias = burn::tensor::Tensor::<1>::from_floats(bias, &Device::flex());
+    student.classifier.bias = student.classifier.bias.map(|b| b.map(|_| bias.clone()));
+    let fp32 = student_to_bytes(student).unwrap();
+    let weights = bedside_model::quant::read_fp32(fp32).unwrap();
+    let int8 = bedside_model::quant::to_int8(&weights, &Default::default()).unwrap();
+    let info = ModelInfo {
+        format_version: FORMAT_VERSION,
+        task: Task::Gate,
+        classes: Task::Gate.classes().iter().map(|c| c.to_string()).collect(),
+        input: InputSpec {
+            width: 64,
+            height: 64,
+            channels: 3,
+            framing: Framing::Squash,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        },
+        network,
+        temperature: 1.0,
+        threshold: Some(0.6),
+        card: serde_json::Value::Null,
+    };
+    Model::load(serde_json::to_string(&info).unwrap(), int8, "cpu".into()).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_gate_routes_or_refuses_with_a_message() {
+    let study = Study::open(&png(), "square.png").unwrap();
+    let verdict = JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&study)).await.unwrap();
+    assert_eq!(field(&verdict, &["task"]).as_string().as_deref(), Some("chest"));
+    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(false));
+    assert!(field(&verdict, &["message"]).is_null());
+    let confidence = field(&verdict, &["confidence"]).as_f64().unwrap();
+    let expected = 4f64.exp() / (4f64.exp() + 3.0);
+    assert!((confidence - expected).abs() < 1e-3, "{confidence} vs {expected}");
+
+    let verdict = JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&study)).await.unwrap();
+    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
+    assert!(field(&verdict, &["task"]).is_null());
+    let message = field(&verdict, &["message"]).as_string().unwrap();
+    assert!(message.contains("does not look like a chest X-ray"), "{message}");
+
+    // Most probable task, but under the floor (0.6): refused too.
+    let verdict = JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&study)).await.unwrap();
+    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
+}

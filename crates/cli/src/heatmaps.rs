@@ -1,0 +1,44 @@
+//! `bedside heatmaps`: checks that a model's heat maps point at what it uses.
+
+use crate::model_dir::{Weights, load};
+use bedside_train::Progress;
+use std::path::PathBuf;
+
+/// Check a model's heat maps on the val split: deletion and insertion AUC against a random pixel
+/// order, and the model-randomisation sanity check. Records the numbers in model.json
+/// ("heat_maps") and MODEL_CARD.md, and prints them as one line of JSON.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model folder (e.g. models/chest).
+    #[arg(long)]
+    model: PathBuf,
+    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Validation images to check (spread evenly over the split).
+    #[arg(long, default_value_t = 200)]
+    images: usize,
+    /// Check the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
+    #[arg(long)]
+    fp32: bool,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let weights = Weights::from_flag(args.fp32);
+    let (mut info, model) = load(&args.model, weights)?;
+    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task));
+    let progress = Progress::default();
+    let val = bedside_train::pipeline::load_split(info.task, &dir, "val", &info.input, &progress)
+        .map_err(|e| e.to_string())?;
+    let check = bedside_train::heat_check::check(&info, &model, &val, args.images, &progress)
+        .map_err(|e| e.to_string())?;
+    let mut summary = serde_json::to_value(&check).expect("check serialises");
+    summary["weights"] = weights.file_name().into();
+    summary["command"] = format!("bedside heatmaps --model {}", args.model.display()).into();
+    info.card["heat_maps"] = summary.clone();
+    crate::model_dir::write_info(&args.model, &info)?;
+    bedside_train::card::set_section(&args.model, "heat-maps", &check.card_section())
+        .map_err(|e| e.to_string())?;
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `bedside predict` through the trust gate: real files route themselves to their model, and
+//! photographs the gate never saw (its held-out validation photographs) are refused.
+
+use bedside_train::gate::is_val_photo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn predict(args: &[&str]) -> Value {
+    let models = bedside_corpus::workspace_root().join("models");
+    let out = Command::new(env!("CARGO_BIN_EXE_bedside"))
+        .args(["predict", "--models", models.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a refusal is not a failure: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn originals_route_themselves_to_their_model() {
+    let Some(data) = bedside_corpus::shared_data("originals_route_themselves") else { return };
+    let text = std::fs::read_to_string(data.join("originals/labels.csv")).unwrap();
+    for line in text.lines().skip(1) {
+        let [file, folder, _] = line.split(',').collect::<Vec<_>>()[..] else { panic!("bad row {line}") };
+        let task = folder.split('_').next().unwrap();
+        let out = predict(&[path(&data.join("originals").join(file))]);
+        println!("{file}: {out}");
+        assert_eq!(out["task"], task, "{file}: {out}");
+        assert_eq!(out["gate"]["route"], task);
+        assert!(out.get("refused").is_none() && out.get("note").is_none(), "{out}");
+        let confidence = out["gate"]["confidence"].as_f64().unwrap();
+        assert!(confidence >= out["gate"]["floor"].as_f64().unwrap(), "{out}");
+        let total: f64 =
+            out["gate"]["probabilities"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn a_chosen_model_is_used_and_the_disagreement_noted() {
+    let Some(data) = bedside_corpus::shared_data("a_chosen_model_is_used") else { return };
+    let models = bedside_corpus::workspace_root().join("models");
+    let skin = data.join("originals/skin_ISIC_0031524.jpg");
+    let out = predict(&["--model", path(&models.join("chest")), path(&skin)]);
+    assert_eq!(out["task"], "chest");
+    assert_eq!(out["gate"]["route"], "skin");
+    assert!(out["note"].as_str().unwrap().contains("the gate sees skin"), "{out}");
+}
+
+#[test]
+fn held_out_photographs_are_refused() {
+    let photos =
+        bedside_corpus::photos(&bedside_corpus::photos_dir()).expect("photographs from the registry");
+    let held_out: Vec<&PathBuf> = photos.iter().filter(|p| is_val_photo(&photos, p)).collect();
+    assert!(held_out.len() >= 5, "{held_out:?}");
+    let models = bedside_corpus::workspace_root().join("models");
+    for photo in held_out {
+        let out = predict(&[path(photo)]);
+        println!("{}: {out}", photo.display());
+        assert_eq!(out["refused"], true, "{}: {out}", photo.display());
+        assert!(out["message"].as_str().unwrap().contains("does not look like a chest X-ray"));
+        assert!(out.get("label").is_none() && out.get("task").is_none(), "no diagnosis: {out}");
+        // Choosing a model does not get round the gate.
+        let forced = predict(&["--model", path(&models.join("chest")), path(photo)]);
+        assert_eq!(forced["refused"], true, "{forced}");
+    }
+}
