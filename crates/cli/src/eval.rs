@@ -1,6 +1,5 @@
 //! `bedside eval`: a model's metrics on one split of a task folder.
 
-use bedside_train::Progress;
 use bedside_train::metrics::Estimate;
 use std::path::PathBuf;
 
@@ -27,10 +26,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let (info, model) = crate::model_dir::load(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
-    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(task));
-    let data =
-        bedside_train::pipeline::load_split(task, &dir, &args.split, &info.input, &Progress::default())
-            .map_err(|e| e.to_string())?;
+    let data = crate::model_dir::data_split(&info, args.data.as_deref(), &args.split)?;
     let logits = bedside_train::trainer::predict_logits(&model, &info.input, &data, 64);
     let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
     let probabilities = bedside_train::metrics::softmax(&logits, info.temperature);

@@ -1,6 +1,6 @@
 //! `bedside heatmaps`: checks that a model's heat maps point at what it uses.
 
-use crate::model_dir::{Weights, load};
+use crate::model_dir::{Weights, data_split, load, record};
 use bedside_train::Progress;
 use std::path::PathBuf;
 
@@ -26,19 +26,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let weights = Weights::from_flag(args.fp32);
     let (mut info, model) = load(&args.model, weights)?;
-    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task));
-    let progress = Progress::default();
-    let val = bedside_train::pipeline::load_split(info.task, &dir, "val", &info.input, &progress)
+    let val = data_split(&info, args.data.as_deref(), "val")?;
+    let check = bedside_train::heat_check::check(&info, &model, &val, args.images, &Progress::default())
         .map_err(|e| e.to_string())?;
-    let check = bedside_train::heat_check::check(&info, &model, &val, args.images, &progress)
-        .map_err(|e| e.to_string())?;
-    let mut summary = serde_json::to_value(&check).expect("check serialises");
-    summary["weights"] = weights.file_name().into();
-    summary["command"] = format!("bedside heatmaps --model {}", args.model.display()).into();
-    info.card["heat_maps"] = summary.clone();
-    crate::model_dir::write_info(&args.model, &info)?;
-    bedside_train::card::set_section(&args.model, "heat-maps", &check.card_section())
-        .map_err(|e| e.to_string())?;
-    println!("{summary}");
-    Ok(())
+    record(&args.model, &mut info, "heat_maps", &check, weights, ("heat-maps", &check.card_section()))
 }

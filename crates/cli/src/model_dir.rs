@@ -55,3 +55,41 @@ pub fn write_info(dir: &Path, info: &ModelInfo) -> Result<(), String> {
     let text = serde_json::to_string_pretty(info).expect("model info serialises") + "\n";
     std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))
 }
+
+/// `split` of the model's task data (`data`, else the task's folder under `$BEDSIDE_DATA`).
+pub fn data_split(
+    info: &ModelInfo,
+    data: Option<&Path>,
+    split: &str,
+) -> Result<bedside_train::data::Dataset, String> {
+    let dir = data.map_or_else(|| bedside_train::data::default_dir(info.task), Path::to_path_buf);
+    bedside_train::pipeline::load_split(
+        info.task,
+        &dir,
+        split,
+        &info.input,
+        &bedside_train::Progress::default(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Records what a step measured on the model in `dir`: under `key` in `model.json`'s card (with the
+/// weights file and the command), as section `id` of `MODEL_CARD.md`, and as one line of JSON on
+/// stdout.
+pub fn record(
+    dir: &Path,
+    info: &mut ModelInfo,
+    key: &str,
+    measured: impl serde::Serialize,
+    weights: Weights,
+    section: (&str, &str),
+) -> Result<(), String> {
+    let mut summary = serde_json::to_value(measured).expect("measurements serialise");
+    summary["weights"] = weights.file_name().into();
+    summary["command"] = format!("bedside {} --model {}", key.replace('_', ""), dir.display()).into();
+    info.card[key] = summary.clone();
+    write_info(dir, info)?;
+    bedside_train::card::set_section(dir, section.0, section.1).map_err(|e| e.to_string())?;
+    println!("{summary}");
+    Ok(())
+}

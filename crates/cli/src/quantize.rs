@@ -26,12 +26,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let (json, fp32) = crate::model_dir::read(&args.model, crate::model_dir::Weights::Fp32)?;
     let mut info = ModelInfo::from_json(&json).map_err(|e| e.to_string())?;
-    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task));
     let progress = Progress::default();
-    let load = |split: &str| {
-        bedside_train::pipeline::load_split(info.task, &dir, split, &info.input, &progress)
-            .map_err(|e| e.to_string())
-    };
+    let load = |split: &str| crate::model_dir::data_split(&info, args.data.as_deref(), split);
     let weights = quant::read_fp32(fp32.clone()).map_err(|e| e.to_string())?;
     let images = every_nth(&load("train")?, args.calibration_images);
     let calibration = calibrate(&info, &weights, &images, &progress).map_err(|e| e.to_string())?;
@@ -39,6 +35,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let val = load("val")?;
     let comparison = compare(&info, &fp32, &int8, &val).map_err(|e| e.to_string())?;
 
+    let network = student_from_bytes(&info.network, fp32.clone(), &burn::prelude::Device::flex())
+        .map_err(|e| e.to_string())?;
+    let size = Size {
+        params: burn::module::Module::num_params(&network),
+        macs: network.macs(info.input.height as usize, info.input.width as usize),
+    };
     let out = args.model.join("model.bin");
     std::fs::write(&out, &int8).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     let summary = serde_json::json!({
@@ -47,6 +49,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         "logit_mse_unclipped": calibration.logit_mse_unclipped,
         "logit_mse_calibrated": calibration.logit_mse_calibrated,
         "validation": comparison,
+        "params": size.params,
+        "macs": size.macs,
         "command": format!("bedside quantize --model {}", args.model.display()),
     });
     info.card["int8"] = summary.clone();
@@ -65,13 +69,19 @@ pub fn run(args: &Args) -> Result<(), String> {
         bedside_train::card::set_section(&args.model, "gate", &section).map_err(|e| e.to_string())?;
     }
     crate::model_dir::write_info(&args.model, &info)?;
-    bedside_train::card::set_section(&args.model, "int8", &card_section(&calibration, &comparison))
+    bedside_train::card::set_section(&args.model, "int8", &card_section(&calibration, &comparison, &size))
         .map_err(|e| e.to_string())?;
     println!("{summary}");
     Ok(())
 }
 
-fn card_section(calibration: &Calibration, c: &Comparison) -> String {
+/// The network's size, the same in both files.
+struct Size {
+    params: usize,
+    macs: u64,
+}
+
+fn card_section(calibration: &Calibration, c: &Comparison, size: &Size) -> String {
     let kb = |b: usize| format!("{:.0} KB", b as f64 / 1000.0);
     format!(
         "## int8 weights (`model.bin`, shipped)\n\n\
@@ -79,6 +89,8 @@ fn card_section(calibration: &Calibration, c: &Comparison) -> String {
          the browser and CLI restore fp32 weights when loading, so int8 changes the download, not the \
          arithmetic. Each tensor's clipping was calibrated on {images} training images (logit MSE from \
          fp32 {before:.2e} unclipped → {after:.2e} calibrated).\n\n\
+         {params} parameters; {macs:.1} M multiply–accumulates per image at the input size (BatchNorm \
+         folded).\n\n\
          | on validation ({n} images) | fp32 (`model-fp32.bin`) | int8 (`model.bin`) |\n\
          |---|---|---|\n\
          | file size | {s32} | {s8} |\n\
@@ -86,6 +98,8 @@ fn card_section(calibration: &Calibration, c: &Comparison) -> String {
          | accuracy | {c32:.4} | {c8:.4} |\n\n\
          Largest difference in any calibrated probability: {diff:.4}; the same label for {agree:.1} % of \
          images. Measured with `bedside quantize --model <this folder>`.\n",
+        params = size.params,
+        macs = size.macs as f64 / 1e6,
         images = calibration.images,
         before = calibration.logit_mse_unclipped,
         after = calibration.logit_mse_calibrated,

@@ -1,7 +1,6 @@
 //! `bedside robustness`: a model under corrupted and adversarial pictures.
 
-use crate::model_dir::{Weights, read};
-use bedside_model::artifact::{ModelInfo, student_from_bytes};
+use crate::model_dir::{Weights, data_split, load, record};
 use bedside_train::Progress;
 use std::path::PathBuf;
 
@@ -16,6 +15,9 @@ pub struct Args {
     /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Validation images to measure on, spread evenly over the split [default: all of them].
+    #[arg(long)]
+    images: Option<usize>,
     /// Measure the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
     #[arg(long)]
     fp32: bool,
@@ -23,23 +25,12 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let weights = Weights::from_flag(args.fp32);
-    let (json, bytes) = read(&args.model, weights)?;
-    let mut info = ModelInfo::from_json(&json).map_err(|e| e.to_string())?;
-    let model = student_from_bytes(&info.network, bytes, &burn::prelude::Device::flex())
-        .map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let dir = args.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task));
-    let progress = Progress::default();
-    let val = bedside_train::pipeline::load_split(info.task, &dir, "val", &info.input, &progress)
+    let (mut info, model) = load(&args.model, weights)?;
+    let mut val = data_split(&info, args.data.as_deref(), "val")?;
+    if let Some(n) = args.images {
+        val = bedside_train::quantise::every_nth(&val, n);
+    }
+    let table = bedside_train::robustness::evaluate(&info, &model, &val, &Progress::default())
         .map_err(|e| e.to_string())?;
-    let table =
-        bedside_train::robustness::evaluate(&info, &model, &val, &progress).map_err(|e| e.to_string())?;
-    let mut summary = serde_json::to_value(&table).expect("table serialises");
-    summary["weights"] = weights.file_name().into();
-    summary["command"] = format!("bedside robustness --model {}", args.model.display()).into();
-    info.card["robustness"] = summary.clone();
-    crate::model_dir::write_info(&args.model, &info)?;
-    bedside_train::card::set_section(&args.model, "robustness", &table.card_section())
-        .map_err(|e| e.to_string())?;
-    println!("{summary}");
-    Ok(())
+    record(&args.model, &mut info, "robustness", &table, weights, ("robustness", &table.card_section()))
 }

@@ -57,6 +57,30 @@ fn train_eval_predict_on_breast_ultrasound() {
     let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("## int8 weights"), "the card gains the int8 section");
 
+    // The heat-map and robustness checks record their numbers beside the int8 ones.
+    let (code, out, err) =
+        bedside(&["heatmaps", "--model", &s(&model), "--data", &s(&task_dir), "--images", "4"]);
+    assert_eq!(code, 0, "{err}");
+    let heat = json(&out);
+    assert_eq!(heat["images"], 4);
+    for key in ["deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random"] {
+        let v = heat[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    let (code, out, err) =
+        bedside(&["robustness", "--model", &s(&model), "--data", &s(&task_dir), "--images", "8"]);
+    assert_eq!(code, 0, "{err}");
+    let table = json(&out);
+    assert_eq!(table["corruptions"].as_array().unwrap().len(), 25, "5 corruptions × 5 severities");
+    assert_eq!(table["fgsm"].as_array().unwrap().len(), 3);
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## Heat maps") && card.contains("## Robustness on validation (8 images)"));
+    assert!(card.contains("where the model looked, not where disease is"));
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(info["card"]["robustness"]["images"], 8);
+    assert_eq!(info["card"]["int8"]["validation"], quantised["validation"], "earlier records are kept");
+
     let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir), "--fp32"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["auc"], quantised["validation"]["fp32_auc"], "the same fp32 weights, the same AUC");

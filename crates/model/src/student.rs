@@ -227,6 +227,32 @@ impl Student {
         (self.classifier.forward(self.dropout.forward(pooled)), features)
     }
 
+    /// Multiply–accumulates for one `height × width` image (convolutions, squeeze-excitation and the
+    /// classifier; BatchNorm assumed folded, activations and pooling not counted).
+    pub fn macs(&self, height: usize, width: usize) -> u64 {
+        // Padding is kernel/2 everywhere, so each convolution's output side is ⌈side / stride⌉.
+        fn conv(c: &Conv2d, (h, w): (usize, usize)) -> (u64, (usize, usize)) {
+            let [c_out, c_in_per_group, kh, kw] = c.weight.dims();
+            let out = (h.div_ceil(c.stride[0]), w.div_ceil(c.stride[1]));
+            ((out.0 * out.1 * c_out * c_in_per_group * kh * kw) as u64, out)
+        }
+        let linear = |l: &Linear| l.weight.dims().iter().product::<usize>() as u64;
+        let (mut total, mut size) = conv(&self.stem.conv, (height, width));
+        for block in &self.blocks {
+            if let Some(expand) = &block.expand {
+                total += conv(&expand.conv, size).0;
+            }
+            let (macs, out) = conv(&block.depthwise.conv, size);
+            total += macs;
+            size = out;
+            if let Some(se) = &block.se {
+                total += linear(&se.reduce) + linear(&se.expand);
+            }
+            total += conv(&block.project.conv, size).0;
+        }
+        total + conv(&self.head.conv, size).0 + linear(&self.classifier)
+    }
+
     /// The same network with every BatchNorm folded into its convolution: identical outputs in
     /// inference, fewer operations.
     pub fn fold_batchnorm(self) -> Self {

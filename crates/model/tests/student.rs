@@ -27,6 +27,21 @@ fn stays_under_a_million_parameters() {
 }
 
 #[test]
+fn multiply_accumulates_match_mobilenet_v2() {
+    // At width 1, 1280 head channels, 1000 classes and 224 × 224, MobileNetV2 is quoted at 300 M
+    // multiply-adds (Sandler et al., 2018); squeeze-excitation adds well under 1 %.
+    let device = Device::flex();
+    let big =
+        StudentConfig::new(1000).with_in_channels(3).with_width(1.0).with_head_channels(1280).init(&device);
+    let macs = big.macs(224, 224);
+    assert!((295_000_000..310_000_000).contains(&macs), "{macs} MACs");
+    // Convolutions dominate: doubling the side roughly quadruples the count.
+    let small = StudentConfig::new(2).init(&device);
+    let ratio = small.macs(256, 256) as f64 / small.macs(128, 128) as f64;
+    assert!((3.9..=4.0).contains(&ratio), "{ratio}");
+}
+
+#[test]
 fn logits_and_features_have_the_documented_shapes() {
     let device = Device::flex();
     let model = StudentConfig::new(7).with_in_channels(3).init(&device).valid();

@@ -22,6 +22,9 @@ use serde::Serialize;
 /// Steps of the deletion and insertion curves (fractions 0, 1/STEPS, …, 1 of the pixels).
 pub const STEPS: usize = 16;
 
+/// Seeded random initialisations the randomisation check averages over.
+pub const RANDOM_INITS: u64 = 3;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HeatMapCheck {
     pub images: usize,
@@ -135,11 +138,17 @@ pub fn check(
     let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
     let plane = h * w;
     let device = Device::flex();
-    // Randomised copies: a fresh classifier, and a fresh network (both folded like the shipped one).
-    let fresh = info.network.init(&device).fold_batchnorm();
-    let mut random_classifier = model.clone();
-    random_classifier.classifier = fresh.classifier.clone();
-    let random_network = fresh;
+    // Randomised copies from RANDOM_INITS seeded initialisations (one is noisy): a fresh classifier,
+    // and a fresh network, both folded like the shipped one.
+    let randomised: Vec<[Student; 2]> = (0..RANDOM_INITS)
+        .map(|seed| {
+            device.seed(seed);
+            let fresh = info.network.init(&device).fold_batchnorm();
+            let mut random_classifier = model.clone();
+            random_classifier.classifier = fresh.classifier.clone();
+            [random_classifier, fresh]
+        })
+        .collect();
 
     let bar = progress.bar(data.len() as u64, "heat-map checks");
     let mut sums = [0.0f64; 6];
@@ -184,9 +193,12 @@ pub fn check(
             sums[o] += area(&probability_of(model, info, deletion, class));
             sums[2 + o] += area(&probability_of(model, info, insertion, class));
         }
-        for (r, randomised) in [&random_classifier, &random_network].into_iter().enumerate() {
-            let (_, maps, _) = run(randomised, info, x.clone());
-            sums[4 + r] += spearman(own, &maps[0][class * cells..(class + 1) * cells]);
+        for pair in &randomised {
+            for (r, randomised) in pair.iter().enumerate() {
+                let (_, maps, _) = run(randomised, info, x.clone());
+                sums[4 + r] +=
+                    spearman(own, &maps[0][class * cells..(class + 1) * cells]) / RANDOM_INITS as f64;
+            }
         }
         bar.inc(1);
     }
@@ -205,6 +217,37 @@ pub fn check(
 }
 
 impl HeatMapCheck {
+    /// What the numbers say, in plain words (margins: a few hundredths of the curve's range).
+    fn reading(&self) -> String {
+        let faithful = self.deletion_auc < self.deletion_auc_random - 0.02
+            && self.insertion_auc > self.insertion_auc_random + 0.02;
+        let mut out = if faithful {
+            "Removing the hottest regions first lowers the probability faster than removing a random map's \
+             regions, and putting them back first raises it faster: the maps point at evidence the model uses."
+                .to_string()
+        } else {
+            "**On these checks the maps do no better than a random map of the same coarseness**: removing or \
+             restoring the hottest regions first does not move the probability clearly faster. Read them \
+             as a rough hint of where the model looked, no more."
+                .to_string()
+        };
+        let sensitive = |r: f64| r.abs() < 0.3;
+        out += match (
+            sensitive(self.rank_correlation_random_classifier),
+            sensitive(self.rank_correlation_random_network),
+        ) {
+            (true, true) => " The maps change when the weights are randomised, as they must.",
+            (true, false) => {
+                " They change when the classifier is randomised, but a randomly initialised network still gives \
+                 similar maps: part of each map is the picture's own structure rather than anything learned."
+            }
+            (false, _) => {
+                " They stay similar when the classifier is randomised: they say little about the class."
+            }
+        };
+        out
+    }
+
     /// The model card's section.
     pub fn card_section(&self) -> String {
         format!(
@@ -217,9 +260,10 @@ impl HeatMapCheck {
              | check | heat-map order | random-map order |\n|---|---|---|\n\
              | deletion AUC (probability of the predicted class as the hottest pixels are removed; lower is better) | {d:.3} | {dr:.3} |\n\
              | insertion AUC (as they are put back into a blurred copy; higher is better) | {ins:.3} | {ir:.3} |\n\n\
-             | model randomisation (maps must change) | mean rank correlation with the shipped maps |\n|---|---|\n\
+             | model randomisation (maps must change; {inits} seeded initialisations) | mean rank correlation with the shipped maps |\n|---|---|\n\
              | classifier re-initialised | {rc:.3} |\n\
              | whole network re-initialised | {rn:.3} |\n\n\
+             {reading}\n\n\
              The random map has the heat map's coarseness (one cell per 32 × 32 pixels), so both orders remove \
              smooth regions. Removed pixels are set to the training mean; insertion starts from the picture box-blurred over \
              1/16 of its size. Measured with `bedside heatmaps --model <this folder>`.\n",
@@ -231,6 +275,8 @@ impl HeatMapCheck {
             ir = self.insertion_auc_random,
             rc = self.rank_correlation_random_classifier,
             rn = self.rank_correlation_random_network,
+            reading = self.reading(),
+            inits = RANDOM_INITS,
         )
     }
 }
