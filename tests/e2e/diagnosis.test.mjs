@@ -114,6 +114,11 @@ test('the same film wrapped in DICOM (Modality CR) routes itself to the chest mo
   assert.equal(shown.task, 'chest');
   assert.equal(await page.inputValue('#task'), 'chest');
   assertSameProbabilities(shown.probabilities, predict('chest', dicom).probabilities, 'wrapped film');
+  // Without --model the CLI takes the Modality's model too, and the gate agrees: no note.
+  const routed = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), dicom], { encoding: 'utf8' }));
+  assert.equal(routed.task, 'chest');
+  assert.equal(routed.gate.route, 'chest');
+  assert.equal(routed.note, undefined);
   assertSameProbabilities(shown.probabilities, predict('chest', path.join(originals, CHEST)).probabilities,
     'wrapped film vs the JPEG');
 });

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 /// Predict on one DICOM file or photo and print one line of JSON: task, label, probabilities (class
 /// name → calibrated probability), the operating threshold (null where the label is the most probable
 /// class) and the trust gate's verdict. The gate first checks that the picture is a chest X-ray, a
-/// skin photo or a breast ultrasound and picks the model; a picture it refuses gets
-/// {"refused": true, "message": …} and exit status 0.
+/// skin photo or a breast ultrasound; a picture it refuses gets {"refused": true, "message": …} and
+/// exit status 0. The model is --model if given, else the one the DICOM Modality names (CR/DX chest,
+/// US breast, XC skin), else the one the gate picks.
 #[derive(clap::Args)]
 pub struct Args {
     /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still
@@ -61,15 +62,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     let gate = diagnoser(&args.models.join("gate"), weights)
         .map_err(|e| format!("the trust gate could not be loaded ({e}); pass --models DIR"))?;
     let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
-    if route.refused() {
+    let Some(seen) = route.task else {
         println!("{}", json!({ "refused": true, "message": REFUSAL, "gate": gate_json(&gate, &route) }));
         return Ok(());
-    }
-    let model_dir = match (&args.model, route.task) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(task)) => args.models.join(task.name()),
-        (None, None) => unreachable!("a route that is not refused has a task"),
     };
+    // The model: the one asked for, else the file's Modality, else what the gate sees (as the page).
+    let hint = study.info().modality.as_deref().and_then(modality_hint);
+    let model_dir = args.model.clone().unwrap_or_else(|| args.models.join(hint.unwrap_or(seen).name()));
     let diagnoser = diagnoser(&model_dir, weights)?;
     let diagnosis = block_on(diagnoser.diagnose_frame(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     if let Some(out) = &args.heatmap {
@@ -86,26 +85,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         "threshold": diagnosis.threshold,
         "gate": gate_json(&gate, &route),
     });
-    // Disagreements are reported, not hidden: the file's Modality or the chosen model against the gate.
-    let hint = study.info().modality.as_deref().and_then(modality_hint);
-    let mut notes = Vec::new();
-    if let Some(hint) = hint.filter(|&h| Some(h) != route.task) {
-        notes.push(format!(
-            "the file's Modality suggests {}, the gate sees {}",
-            hint.name(),
-            route_name(&route)
-        ));
-    }
-    if route.task != Some(task) {
-        notes.push(format!("the {} model was chosen; the gate sees {}", task.name(), route_name(&route)));
-    }
-    if !notes.is_empty() {
-        out["note"] = notes.join("; ").into();
+    // Disagreements are reported, not hidden: the model used (chosen, or the Modality's) against
+    // what the gate sees.
+    if task != seen {
+        let why = if args.model.is_some() { "was chosen" } else { "follows the file's Modality" };
+        out["note"] = format!("the {} model {why}; the gate sees {}", task.name(), seen.name()).into();
     }
     println!("{out}");
     Ok(())
-}
-
-fn route_name(route: &Route) -> &'static str {
-    route.task.map_or("other", Task::name)
 }
