@@ -4,7 +4,7 @@ use bedside_model::artifact::{ModelInfo, student_from_bytes};
 use bedside_model::quant;
 use bedside_model::task::Task;
 use bedside_train::Progress;
-use bedside_train::quantise::{Calibration, Comparison, calibrate, compare, every_nth};
+use bedside_train::quantise::{Calibration, Comparison, calibrate, compare};
 use std::path::PathBuf;
 
 /// Quantise a model's weights to per-channel int8 (model.bin), calibrated on training images, then
@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let progress = Progress::default();
     let load = |split: &str| crate::model_dir::data_split(&info, args.data.as_deref(), split);
     let weights = quant::read_fp32(fp32.clone()).map_err(|e| e.to_string())?;
-    let images = every_nth(&load("train")?, args.calibration_images);
+    let images = load("train")?.every_nth(args.calibration_images);
     let calibration = calibrate(&info, &weights, &images, &progress).map_err(|e| e.to_string())?;
     let int8 = quant::to_int8(&weights, &calibration.clips).map_err(|e| e.to_string())?;
     let val = load("val")?;

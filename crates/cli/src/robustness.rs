@@ -28,7 +28,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (mut info, model) = load(&args.model, weights)?;
     let mut val = data_split(&info, args.data.as_deref(), "val")?;
     if let Some(n) = args.images {
-        val = bedside_train::quantise::every_nth(&val, n);
+        val = val.every_nth(n);
     }
     let table = bedside_train::robustness::evaluate(&info, &model, &val, &Progress::default())
         .map_err(|e| e.to_string())?;

@@ -154,6 +154,14 @@ impl Dataset {
         (mean.iter().map(|&m| m as f32).collect(), std.collect())
     }
 
+    /// At most `count` examples spread evenly over the set (every n-th): a fixed subset for
+    /// calibration and checks.
+    pub fn every_nth(&self, count: usize) -> Dataset {
+        let step = (self.len() / count.max(1)).max(1);
+        let indices: Vec<usize> = (0..self.len()).step_by(step).take(count).collect();
+        self.subset(&indices)
+    }
+
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset { task: self.task, examples: indices.iter().map(|&i| self.examples[i].clone()).collect() }
     }

@@ -95,7 +95,7 @@ pub fn load(
         for (split, cap, out) in
             [("train", settings.per_task_train, &mut train), ("val", settings.per_task_val, &mut val)]
         {
-            let set = crate::quantise::every_nth(&data::load(task, &dir, split, spec, progress)?, cap);
+            let set = data::load(task, &dir, split, spec, progress)?.every_nth(cap);
             out.extend(set.examples.into_iter().map(|e| Example {
                 file: format!("{}/{}", task.data_folder(), e.file),
                 label: route(task),

@@ -133,7 +133,7 @@ pub fn check(
     images: usize,
     progress: &Progress,
 ) -> Result<HeatMapCheck, Error> {
-    let data = crate::quantise::every_nth(data, images);
+    let data = data.every_nth(images);
     let spec = &info.input;
     let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
     let plane = h * w;

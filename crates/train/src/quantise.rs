@@ -139,10 +139,3 @@ pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Re
         int8_bytes: int8.len(),
     })
 }
-
-/// Every `step`-th example: a fixed, spread-out calibration subset.
-pub fn every_nth(data: &Dataset, count: usize) -> Dataset {
-    let step = (data.len() / count.max(1)).max(1);
-    let indices: Vec<usize> = (0..data.len()).step_by(step).take(count).collect();
-    data.subset(&indices)
-}
