@@ -27,10 +27,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (info, model) = crate::model_dir::load(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
     let data = crate::model_dir::data_split(&info, args.data.as_deref(), &args.split)?;
-    let logits = bedside_train::trainer::predict_logits(&model, &info.input, &data, 64);
-    let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
-    let probabilities = bedside_train::metrics::softmax(&logits, info.temperature);
-    let report = bedside_train::pipeline::evaluate_probabilities(&info, &probabilities, &labels);
+    let (_, report) = bedside_train::quantise::probabilities(&info, &model, &data);
     let recall: serde_json::Map<String, serde_json::Value> =
         info.classes.iter().cloned().zip(report.per_class_recall.iter().map(|&r| r.into())).collect();
     let ci = |e: &Estimate| serde_json::json!([e.low, e.high]);
