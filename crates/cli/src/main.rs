@@ -6,6 +6,7 @@ mod eval;
 mod heatmaps;
 mod model_dir;
 mod predict;
+mod prune;
 mod quantize;
 mod robustness;
 mod train;
@@ -28,6 +29,7 @@ enum Command {
     Predict(predict::Args),
     Heatmaps(heatmaps::Args),
     Robustness(robustness::Args),
+    Prune(prune::Args),
     #[command(visible_alias = "quantise")]
     Quantize(quantize::Args),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Heatmaps(args) => heatmaps::run(&args),
         Command::Robustness(args) => robustness::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Quantize(args) => quantize::run(&args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `bedside train`, `quantize`, `eval` and `predict` end to end on the real breast ultrasound data, with a
+//! `bedside train`, `quantize`, `prune`, `eval` and `predict` end to end on the real breast ultrasound data, with a
 //! smoke-sized training run (the JSON contracts, not accuracy).
 
 use serde_json::Value;
@@ -84,6 +84,72 @@ fn train_eval_predict_on_breast_ultrasound() {
     let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir), "--fp32"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["auc"], quantised["validation"]["fp32_auc"], "the same fp32 weights, the same AUC");
+
+    // Pruning half the channels and shipping that point: smaller files, a rewritten card, and
+    // eval measuring the new weights as prune did.
+    let pruned_dir = scratch.join("pruned");
+    std::fs::create_dir_all(&pruned_dir).unwrap();
+    for file in ["model.json", "model-fp32.bin", "model.bin", "MODEL_CARD.md"] {
+        std::fs::copy(model.join(file), pruned_dir.join(file)).unwrap();
+    }
+    let (code, out, err) = bedside(&[
+        "prune",
+        "--model",
+        &s(&pruned_dir),
+        "--data",
+        &s(&task_dir),
+        "--ratios",
+        "0.5",
+        "--epochs",
+        "1",
+        "--max-batches",
+        "2",
+        "--score-images",
+        "16",
+        "--calibration-images",
+        "8",
+        "--views",
+        "1",
+        "--ship",
+        "0.5",
+        "--run-dir",
+        &s(&scratch.join("prune-run")),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let curve = json(&out);
+    let points = curve["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "the trained network and one ratio: {curve}");
+    assert_eq!(curve["shipped_ratio"], 0.5);
+    let (full, half) = (&points[0], &points[1]);
+    assert_eq!(full["auc"], quantised["validation"]["fp32_auc"], "ratio 0 is the trained network");
+    for key in ["params", "macs", "int8_bytes", "fp32_bytes"] {
+        let (a, b) = (full[key].as_f64().unwrap(), half[key].as_f64().unwrap());
+        assert!(b < 0.7 * a && b > 0.3 * a, "{key}: {b} pruned vs {a}");
+    }
+    let size = |f: &str| std::fs::metadata(pruned_dir.join(f)).unwrap().len();
+    assert_eq!(size("model.bin"), half["int8_bytes"].as_u64().unwrap());
+    assert_eq!(size("model-fp32.bin"), half["fp32_bytes"].as_u64().unwrap());
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(pruned_dir.join("model.json")).unwrap()).unwrap();
+    assert_eq!(info["network"]["head_channels"], 320);
+    assert_eq!(info["network"]["hidden"].as_array().unwrap().len(), 17);
+    assert!(info["card"]["int8"].is_null(), "measurements of the replaced weights are dropped");
+    let card = std::fs::read_to_string(pruned_dir.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## Pruning") && card.contains("**(shipped)**"), "{card}");
+    assert!(!card.contains("## int8 weights"), "stale sections go with their weights");
+    assert!(pruned_dir.join("plots/pruning.png").is_file());
+    for (flag, key) in [(None, "int8_auc"), (Some("--fp32"), "auc")] {
+        let mut args =
+            vec!["eval", "--model", pruned_dir.to_str().unwrap(), "--data", task_dir.to_str().unwrap()];
+        args.extend(flag);
+        let (code, out, err) = bedside(&args);
+        assert_eq!(code, 0, "{err}");
+        let measured = json(&out)["auc"].as_f64().unwrap();
+        assert!((measured - half[key].as_f64().unwrap()).abs() < 1e-9, "{key}: {measured} vs {half}");
+    }
+    let (code, _, err) = bedside(&["prune", "--model", &s(&pruned_dir), "--data", &s(&task_dir)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already pruned"), "{err}");
     let (code, out, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir)]);
     assert_eq!(code, 0, "{err}");
     let report = json(&out);

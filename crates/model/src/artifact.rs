@@ -77,6 +77,7 @@ pub fn student_from_bytes(
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<Student, ArtifactError> {
+    config.check().map_err(ArtifactError)?;
     let bytes = if crate::quant::is_int8(&bytes) {
         crate::quant::write_fp32(&crate::quant::to_fp32(bytes)?)?
     } else {

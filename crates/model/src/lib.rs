@@ -4,6 +4,7 @@
 //!   inverted residual blocks with squeeze-excitation, global average pooling → linear, so a class
 //!   activation map needs no gradients).
 //! - [`artifact`]: `model.json` + `model-fp32.bin`, the versioned files a trained model ships as.
+//! - [`prune`]: structured pruning — the same network with whole channels removed.
 //! - [`quant`]: `model.bin`, the same weights as per-channel int8 (the shipped default).
 //! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
 //! - [`heat_map`]: class activation maps → the attention heat map shown over the picture.
@@ -19,6 +20,7 @@ pub mod gate;
 pub mod heat_map;
 pub mod infer;
 pub mod input;
+pub mod prune;
 pub mod quant;
 pub mod student;
 pub mod task;

@@ -32,6 +32,9 @@ pub struct StudentConfig {
     pub se_ratio: f64,
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// Expanded (hidden) channels of each inverted residual block, where pruning narrowed them;
+    /// absent: the block's input channels × its expansion, as MobileNetV2.
+    pub hidden: Option<Vec<usize>>,
 }
 
 /// MobileNetV2's stages: (expansion t, output channels c at width 1, repeats n, first stride s).
@@ -137,6 +140,12 @@ pub struct InvertedResidual {
 
 impl InvertedResidual {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        self.forward_with_hidden(input).0
+    }
+
+    /// The block's output and its hidden map (after depthwise and squeeze-excitation, what the
+    /// projection reads): pruning ranks hidden channels by their activity there.
+    pub fn forward_with_hidden(&self, input: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let mut x = match &self.expand {
             Some(expand) => expand.forward(input.clone()),
             None => input.clone(),
@@ -145,8 +154,8 @@ impl InvertedResidual {
         if let Some(se) = &self.se {
             x = se.forward(x);
         }
-        x = self.project.forward(x);
-        if self.residual { x + input } else { x }
+        let out = self.project.forward(x.clone());
+        (if self.residual { out + input } else { out }, x)
     }
 
     fn fold(self) -> Self {
@@ -170,7 +179,44 @@ pub struct Student {
     pub classifier: Linear,
 }
 
+/// Inverted residual blocks in every student (the sum of the stages' repeats).
+pub const BLOCKS: usize = 17;
+
 impl StudentConfig {
+    /// The expanded channels of every block: `hidden` where pruning set them, else MobileNetV2's.
+    pub fn hidden_channels(&self) -> Vec<usize> {
+        if let Some(hidden) = &self.hidden {
+            return hidden.clone();
+        }
+        let w = |c: usize| round_channels(c as f64 * self.width);
+        let mut c_in = w(32);
+        let mut out = Vec::with_capacity(BLOCKS);
+        for &(t, c, n, _) in &STAGES {
+            for _ in 0..n {
+                out.push(c_in * t);
+                c_in = w(c);
+            }
+        }
+        out
+    }
+
+    /// Rejects shapes [`init`](Self::init) cannot build (a `model.json` is input like any other).
+    pub fn check(&self) -> Result<(), String> {
+        let Some(hidden) = &self.hidden else { return Ok(()) };
+        if hidden.len() != BLOCKS {
+            return Err(format!(
+                "network.hidden has {} entries; a student has {BLOCKS} blocks",
+                hidden.len()
+            ));
+        }
+        // The first block has no expansion: its hidden channels are the stem's and cannot change.
+        let unpruned = StudentConfig { hidden: None, ..self.clone() }.hidden_channels();
+        if hidden[0] != unpruned[0] || hidden.iter().zip(&unpruned).any(|(&h, &full)| h == 0 || h > full) {
+            return Err(format!("network.hidden {hidden:?} does not fit the blocks' widths {unpruned:?}"));
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> Student {
         let w = |c: usize| round_channels(c as f64 * self.width);
         let stem_channels = w(32);
@@ -181,7 +227,10 @@ impl StudentConfig {
             let c_out = w(c);
             for i in 0..n {
                 let stride = if i == 0 { s } else { 1 };
-                let hidden = c_in * t;
+                let hidden = match &self.hidden {
+                    Some(hidden) => hidden[blocks.len()],
+                    None => c_in * t,
+                };
                 let expand = (t != 1).then(|| ConvBn::new(device, [c_in, hidden], 1, 1, 1, true));
                 let depthwise = ConvBn::new(device, [hidden, hidden], 3, stride, hidden, true);
                 let se = (stage >= FIRST_SE_STAGE).then(|| {

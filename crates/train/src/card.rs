@@ -70,6 +70,70 @@ pub fn write_card(dir: &Path, inputs: &CardInputs) -> Result<(), Error> {
     std::fs::write(&path, markdown::card(inputs)).map_err(|e| Error::io("could not write", &path, e))
 }
 
+/// Rewrites `dir/MODEL_CARD.md` and its plots for weights that changed after training (pruned and
+/// fine-tuned): the epoch log and the teacher come from `info.card`, where training recorded them.
+/// Sections later steps wrote (int8, heat maps, robustness) are dropped: they measured other weights.
+#[allow(clippy::too_many_arguments)]
+pub fn rewrite(
+    dir: &Path,
+    info: &ModelInfo,
+    validation: &Report,
+    val_probabilities: &[Vec<f32>],
+    val_labels: &[usize],
+    train_counts: &[usize],
+    params: usize,
+    weights_bytes: u64,
+) -> Result<(), Error> {
+    let history: Vec<EpochLog> = serde_json::from_value(info.card["history"].clone()).map_err(|e| {
+        Error::Data(format!(
+            "{}: model.json has no training history to rewrite the card from: {e}",
+            dir.display()
+        ))
+    })?;
+    let teacher = &info.card["teacher"];
+    let teacher = (!teacher.is_null())
+        .then(|| {
+            serde_json::from_value(serde_json::json!({
+                "settings": teacher["settings"],
+                "val_auc": teacher["val_auc_per_epoch"],
+                "validation": teacher["validation"],
+            }))
+        })
+        .transpose()
+        .map_err(|e| Error::Data(format!("{}: the teacher in model.json: {e}", dir.display())))?;
+    let inputs = CardInputs {
+        info,
+        validation,
+        history: &history,
+        teacher: teacher.as_ref(),
+        val_probabilities,
+        val_labels,
+        train_counts,
+        params,
+        weights_bytes,
+        commit: crate::pipeline::commit(),
+    };
+    write_card(dir, &inputs)
+}
+
+/// Draws `dir/plots/pruning.png` from a pruning curve.
+pub fn pruning_plot(dir: &Path, points: &[crate::prune::Point], shipped: usize) -> Result<(), Error> {
+    let plot_dir = dir.join("plots");
+    std::fs::create_dir_all(&plot_dir).map_err(|e| Error::io("could not create", &plot_dir, e))?;
+    let points: Vec<plots::PrunePoint> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| plots::PrunePoint {
+            params: p.params,
+            pruned: p.auc_pruned,
+            fine_tuned: p.auc,
+            int8: p.int8_auc,
+            shipped: i == shipped,
+        })
+        .collect();
+    plots::pruning(&plot_dir.join("pruning.png"), "Pruning: validation AUC against size", &points)
+}
+
 /// Writes (or replaces) one section of `dir/MODEL_CARD.md` that a later step measured (int8, heat
 /// maps, robustness…), between `<!-- bedside:ID -->` markers, so rerunning the step updates it in
 /// place. A new section goes before "How the numbers were measured", or at the end.

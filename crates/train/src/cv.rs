@@ -74,7 +74,7 @@ pub fn cross_validate(
         progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
         let dir = run_dir.join(format!("fold-{}", i + 1));
         let trained =
-            trainer::train_student(settings, spec, &fit, Some(&check), None, &dir, resume, progress)?;
+            trainer::train_student(settings, None, spec, &fit, Some(&check), None, &dir, resume, progress)?;
         let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
         let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
         let temperature = metrics::fit_temperature(&logits, &labels);

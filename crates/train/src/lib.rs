@@ -14,6 +14,7 @@ pub mod gate;
 pub mod heat_check;
 pub mod metrics;
 pub mod pipeline;
+pub mod prune;
 pub mod quantise;
 pub mod rng;
 pub mod robustness;

@@ -128,6 +128,7 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     ));
     let trained = trainer::train_student(
         &job.settings,
+        None,
         &spec,
         &train,
         Some(&val),
@@ -141,6 +142,8 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     // The measured numbers travel with the model: the page shows them, and CI checks that the
     // shipped files still reproduce them.
     info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
+    // Kept so the card can be rewritten when a later step (pruning) changes the weights.
+    info.card["history"] = serde_json::to_value(&trained.history).expect("history serialises");
     let gate_evaluation = (job.task == Task::Gate).then(|| gate::evaluate(&info, &probabilities, &labels));
     if let Some(evaluation) = &gate_evaluation {
         info.card["gate"] = serde_json::to_value(evaluation).expect("evaluation serialises");
@@ -191,15 +194,7 @@ struct Calibrated {
 /// Fits the temperature and the threshold on validation and measures the result there.
 fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Calibrated {
     let task = job.task;
-    let logits = trainer::predict_logits(model, spec, val, job.settings.batch_size);
-    let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
-    let temperature = metrics::fit_temperature(&logits, &labels);
-    let probabilities = metrics::softmax(&logits, temperature);
-    let threshold = if task == Task::Gate {
-        Some(gate::choose_floor(&probabilities, &labels, GATE_KEEP))
-    } else {
-        task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels))
-    };
+    let Fitted { temperature, threshold, probabilities, labels } = fit(task, model, spec, val);
     let info = ModelInfo {
         format_version: FORMAT_VERSION,
         task,
@@ -217,9 +212,32 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Cal
     Calibrated { info, validation, probabilities, labels }
 }
 
+/// A model's temperature and decision threshold fitted on validation, and the calibrated
+/// validation probabilities.
+pub struct Fitted {
+    pub temperature: f32,
+    pub threshold: Option<f32>,
+    pub probabilities: Vec<Vec<f32>>,
+    pub labels: Vec<usize>,
+}
+
+/// Fits the temperature, then the task's threshold (the gate's refusal floor), on `val`.
+pub fn fit(task: Task, model: &Student, spec: &InputSpec, val: &Dataset) -> Fitted {
+    let logits = trainer::predict_logits(model, spec, val, 64);
+    let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
+    let temperature = metrics::fit_temperature(&logits, &labels);
+    let probabilities = metrics::softmax(&logits, temperature);
+    let threshold = if task == Task::Gate {
+        Some(gate::choose_floor(&probabilities, &labels, GATE_KEEP))
+    } else {
+        task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels))
+    };
+    Fitted { temperature, threshold, probabilities, labels }
+}
+
 /// The short hash of the checked-out commit, marked `-dirty` when tracked files have changed since;
 /// `None` outside a git checkout.
-fn commit() -> Option<String> {
+pub fn commit() -> Option<String> {
     let git = |args: &[&str]| {
         let out = std::process::Command::new("git").args(args).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -93,10 +93,12 @@ pub fn class_weights(counts: &[usize]) -> Vec<f32> {
 }
 
 /// Trains a student on `train`, checkpointing into `run_dir`; with `resume`, continues from the
-/// last checkpoint there (the settings must be the same).
+/// last checkpoint there (the settings must be the same). `start` fine-tunes given weights (of the
+/// shape `settings.network` describes, BatchNorm folded or not) instead of a fresh initialisation.
 #[allow(clippy::too_many_arguments)]
 pub fn train_student(
     settings: &TrainSettings,
+    start: Option<&Student>,
     input: &InputSpec,
     train: &Dataset,
     val: Option<&Dataset>,
@@ -111,7 +113,10 @@ pub fn train_student(
     let model_path = run_dir.join("checkpoint-model.bpk");
     let optim_path = run_dir.join("checkpoint-optim.bpk");
 
-    let mut model = settings.network.init(&device);
+    let mut model = match start {
+        Some(start) => start.clone().fork(&device).train(),
+        None => settings.network.init(&device),
+    };
     let mut optimizer = AdamWConfig::new().with_weight_decay(settings.weight_decay as f32).init();
     let mut state =
         CheckpointState { settings: settings.clone(), input: input.clone(), epochs_done: 0, history: vec![] };
@@ -291,5 +296,54 @@ mod tests {
         assert!(lrs[0] < lrs[9] && (lrs[9] - 1e-3).abs() < 1e-12, "linear warm-up over the first epoch");
         assert!(lrs.windows(2).skip(10).all(|w| w[1] <= w[0]), "then never rises");
         assert!(lrs[99] < 1e-4 && lrs[99] > 0.0);
+    }
+
+    /// At learning rate 0 a fine-tuning run must hand back the weights it started from (a fresh
+    /// initialisation would give other outputs).
+    #[test]
+    fn fine_tuning_starts_from_the_given_weights() {
+        let input = crate::pipeline::input_shape(bedside_model::task::Task::Chest);
+        let side = (input.width * input.height) as usize;
+        let examples = (0..4)
+            .map(|i| crate::data::Example {
+                file: String::new(),
+                label: i % 2,
+                group: i.to_string(),
+                pixels: (0..side).map(|p| ((p * (i + 1)) % 251) as u8).collect(),
+            })
+            .collect();
+        let data = Dataset { task: bedside_model::task::Task::Chest, examples };
+        let settings = TrainSettings {
+            network: StudentConfig::new(2).with_in_channels(1),
+            epochs: 1,
+            batch_size: 2,
+            learning_rate: 0.0,
+            weight_decay: 0.01,
+            seed: 0,
+            augment: Augment::none(),
+            class_weights: false,
+            max_batches: None,
+            distillation: None,
+        };
+        let start = settings.network.init(&Device::flex()).fold_batchnorm();
+        let dir = std::env::temp_dir().join(format!("bedside-fine-tune-{}", std::process::id()));
+        let trained = train_student(
+            &settings,
+            Some(&start),
+            &input,
+            &data,
+            None,
+            None,
+            &dir,
+            false,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let before = predict_logits(&start.valid(), &input, &data, 4);
+        let after = predict_logits(&trained.model, &input, &data, 4);
+        for (a, b) in before.iter().flatten().zip(after.iter().flatten()) {
+            assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
+        }
     }
 }

@@ -357,3 +357,69 @@ pub fn training(path: &Path, positive: &str, history: &[EpochLog]) -> Result<(),
         Ok(())
     })
 }
+
+/// One point of a pruning curve as plotted: parameters and validation AUC (right after pruning,
+/// fine-tuned fp32, int8), and whether it is the shipped point.
+pub struct PrunePoint {
+    pub params: usize,
+    pub pruned: f64,
+    pub fine_tuned: f64,
+    pub int8: f64,
+    pub shipped: bool,
+}
+
+/// Validation AUC against parameters, one line per stage of the pruning, the shipped point ringed.
+pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Error> {
+    save(path, |area| {
+        let kilo = |p: &PrunePoint| p.params as f64 / 1000.0;
+        let right = points.iter().map(kilo).fold(0.0, f64::max) * 1.08;
+        let values = points.iter().flat_map(|p| [p.pruned, p.fine_tuned, p.int8]);
+        let low = values.filter(|v| v.is_finite()).fold(1.0f64, f64::min);
+        let bottom = ((low - 0.02).max(0.0) * 50.0).floor() / 50.0;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, font(24))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..right, bottom..1.0)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.08))
+            .x_desc("Parameters (thousands)")
+            .y_desc("Validation AUC")
+            .label_style(font(16))
+            .axis_desc_style(font(18))
+            .draw()?;
+        let series = [
+            (points.iter().map(|p| p.pruned).collect::<Vec<_>>(), GREY, "right after removing channels"),
+            (points.iter().map(|p| p.fine_tuned).collect(), PALETTE[0], "fine-tuned (fp32)"),
+            (points.iter().map(|p| p.int8).collect(), EMPHASIS, "fine-tuned, int8 (what ships)"),
+        ];
+        for (values, colour, label) in series {
+            let line: Vec<(f64, f64)> = points.iter().zip(values).map(|(p, v)| (kilo(p), v)).collect();
+            let style = colour.stroke_width(2);
+            chart.draw_series(LineSeries::new(line.iter().copied(), style))?;
+            chart
+                .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+        }
+        if let Some(p) = points.iter().find(|p| p.shipped) {
+            let ring = BLACK.stroke_width(2);
+            chart
+                .draw_series([Circle::new((kilo(p), p.int8), 9, ring)])?
+                .label("shipped")
+                .legend(move |(x, y)| Circle::new((x + 12, y), 6, ring));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .margin(12)
+            .label_font(font(16))
+            .background_style(WHITE.mix(0.92))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    })
+}
