@@ -102,7 +102,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         Ship::None => 0,
         Ship::Ratio(r) => points.iter().position(|p| p.ratio == r).expect("checked against --ratios"),
     };
-    let command = format!("bedside prune --model {}", args.model.display());
+    // What reproduces the curve: the same command without --resume.
+    let command = std::iter::once("bedside".to_string())
+        .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let summary = serde_json::json!({
         "points": points,
         "shipped_ratio": points[shipped].ratio,

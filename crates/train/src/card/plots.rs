@@ -387,6 +387,7 @@ pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Er
             .light_line_style(TRANSPARENT)
             .bold_line_style(BLACK.mix(0.08))
             .x_desc("Parameters (thousands)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("Validation AUC")
             .label_style(font(16))
             .axis_desc_style(font(18))
