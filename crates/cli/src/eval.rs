@@ -1,7 +1,6 @@
 //! `bedside eval`: a model's metrics on one split of a task folder.
 
 use bedside_train::metrics::Estimate;
-use std::path::PathBuf;
 
 /// Evaluate a model folder on a labelled task folder and print one line of JSON: n, accuracy,
 /// balanced_accuracy, auc (macro one-vs-rest beyond two classes), sensitivity and specificity of the
@@ -9,12 +8,8 @@ use std::path::PathBuf;
 /// 95 % bootstrap intervals under "ci95".
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder holding model.json and the weights (e.g. models/chest).
-    #[arg(long)]
-    model: PathBuf,
-    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    target: crate::model_dir::Target,
     /// Which rows of labels.csv to use.
     #[arg(long, default_value = "val")]
     split: String,
@@ -24,9 +19,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (info, model) = crate::model_dir::load(&args.model, crate::model_dir::Weights::from_flag(args.fp32))?;
+    let (info, model) =
+        crate::model_dir::load(&args.target.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
-    let data = crate::model_dir::data_split(&info, args.data.as_deref(), &args.split)?;
+    let data = args.target.split(&info, &args.split)?;
     let (_, report) = bedside_train::quantise::probabilities(&info, &model, &data);
     let recall: serde_json::Map<String, serde_json::Value> =
         info.classes.iter().cloned().zip(report.per_class_recall.iter().map(|&r| r.into())).collect();

@@ -3,7 +3,25 @@
 use bedside_model::artifact::{ModelInfo, student_from_bytes};
 use bedside_model::student::Student;
 use burn::prelude::Device;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `--model` and `--data`: the model folder a command measures and the task data it measures on.
+#[derive(clap::Args)]
+pub struct Target {
+    /// Model folder holding model.json and its weights (e.g. models/chest).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+impl Target {
+    /// `split` of the model's task data.
+    pub fn split(&self, info: &ModelInfo, split: &str) -> Result<bedside_train::data::Dataset, String> {
+        data_split(info, self.data.as_deref(), split)
+    }
+}
 
 /// Which weights file of a model folder to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +75,7 @@ pub fn write_info(dir: &Path, info: &ModelInfo) -> Result<(), String> {
 }
 
 /// `split` of the model's task data (`data`, else the task's folder under `$BEDSIDE_DATA`).
-pub fn data_split(
+fn data_split(
     info: &ModelInfo,
     data: Option<&Path>,
     split: &str,

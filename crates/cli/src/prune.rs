@@ -1,6 +1,6 @@
 //! `bedside prune`: the pruning curve of a model folder, and the pruned model if one is worth shipping.
 
-use crate::model_dir::{Weights, data_split, load, write_info};
+use crate::model_dir::{Weights, load, write_info};
 use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::prune::{self, PruneSettings};
@@ -14,12 +14,8 @@ use std::path::PathBuf;
 /// rewritten, and `bedside quantize`, `heatmaps` and `robustness` must then be rerun on it.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder holding model.json and model-fp32.bin, trained and not yet pruned (e.g. models/chest).
-    #[arg(long)]
-    model: PathBuf,
-    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    target: crate::model_dir::Target,
     /// Shares of channels to remove, one point of the curve each.
     #[arg(long, value_delimiter = ',', default_values_t = [0.25, 0.5, 0.7])]
     ratios: Vec<f64>,
@@ -59,12 +55,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(r) = args.ratios.iter().find(|r| !(**r > 0.0 && **r < 1.0)) {
         return Err(format!("--ratios: {r} is not a share between 0 and 1"));
     }
-    let (mut info, model) = load(&args.model, Weights::Fp32)?;
+    let (mut info, model) = load(&args.target.model, Weights::Fp32)?;
     if info.task == Task::Gate {
         return Err("the gate is not pruned: it is already 4.3 M MACs".into());
     }
     if info.network.hidden.is_some() {
-        return Err(format!("{} is already pruned; prune the trained model", args.model.display()));
+        return Err(format!("{} is already pruned; prune the trained model", args.target.model.display()));
     }
     if let Ship::Ratio(r) = args.ship
         && !args.ratios.contains(&r)
@@ -75,12 +71,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         // Shipping rewrites the card, whose training section is drawn from this log.
         return Err(format!(
             "{}/model.json has no training history (card.history) to rewrite the card from; use --ship none",
-            args.model.display()
+            args.target.model.display()
         ));
     }
     let progress = Progress::default();
-    let train = data_split(&info, args.data.as_deref(), "train")?;
-    let val = data_split(&info, args.data.as_deref(), "val")?;
+    let train = args.target.split(&info, "train")?;
+    let val = args.target.split(&info, "val")?;
     let settings = PruneSettings {
         ratios: args.ratios.clone(),
         epochs: args.epochs,
@@ -114,7 +110,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "command": command,
     });
 
-    let dir = &args.model;
+    let dir = &args.target.model;
     if shipped > 0 {
         let chosen = candidates.into_iter().nth(shipped).expect("chosen index is a candidate");
         let write = |name: &str, bytes: &[u8]| {

@@ -5,29 +5,24 @@ use bedside_model::quant;
 use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::quantise::{Calibration, Comparison, calibrate, compare};
-use std::path::PathBuf;
 
 /// Quantise a model's weights to per-channel int8 (model.bin), calibrated on training images, then
 /// compare int8 with fp32 on the val split. Writes model.bin, records the comparison in model.json
 /// ("int8") and MODEL_CARD.md, and prints it as one line of JSON.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder holding model.json and model-fp32.bin (e.g. models/chest).
-    #[arg(long)]
-    model: PathBuf,
-    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    target: crate::model_dir::Target,
     /// Training images the clipping is calibrated on (spread evenly over the train split).
     #[arg(long, default_value_t = 96)]
     calibration_images: usize,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    let (json, fp32) = crate::model_dir::read(&args.model, crate::model_dir::Weights::Fp32)?;
+    let (json, fp32) = crate::model_dir::read(&args.target.model, crate::model_dir::Weights::Fp32)?;
     let mut info = ModelInfo::from_json(&json).map_err(|e| e.to_string())?;
     let progress = Progress::default();
-    let load = |split: &str| crate::model_dir::data_split(&info, args.data.as_deref(), split);
+    let load = |split: &str| args.target.split(&info, split);
     let weights = quant::read_fp32(fp32.clone()).map_err(|e| e.to_string())?;
     let images = load("train")?.every_nth(args.calibration_images);
     let calibration = calibrate(&info, &weights, &images, &progress).map_err(|e| e.to_string())?;
@@ -41,7 +36,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         params: burn::module::Module::num_params(&network),
         macs: network.macs(info.input.height as usize, info.input.width as usize),
     };
-    let out = args.model.join("model.bin");
+    let out = args.target.model.join("model.bin");
     std::fs::write(&out, &int8).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     let summary = serde_json::json!({
         "format": format!("{} v{}", quant::FORMAT, quant::VERSION),
@@ -51,7 +46,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "validation": comparison,
         "params": size.params,
         "macs": size.macs,
-        "command": format!("bedside quantize --model {}", args.model.display()),
+        "command": format!("bedside quantize --model {}", args.target.model.display()),
     });
     info.card["int8"] = summary.clone();
     if info.task == Task::Gate {
@@ -66,11 +61,15 @@ pub fn run(args: &Args) -> Result<(), String> {
             "Measured by `bedside train --task gate` at the end of training.",
             "Measured on the shipped int8 `model.bin` by `bedside quantize --model <this folder>`.",
         );
-        bedside_train::card::set_section(&args.model, "gate", &section).map_err(|e| e.to_string())?;
+        bedside_train::card::set_section(&args.target.model, "gate", &section).map_err(|e| e.to_string())?;
     }
-    crate::model_dir::write_info(&args.model, &info)?;
-    bedside_train::card::set_section(&args.model, "int8", &card_section(&calibration, &comparison, &size))
-        .map_err(|e| e.to_string())?;
+    crate::model_dir::write_info(&args.target.model, &info)?;
+    bedside_train::card::set_section(
+        &args.target.model,
+        "int8",
+        &card_section(&calibration, &comparison, &size),
+    )
+    .map_err(|e| e.to_string())?;
     println!("{summary}");
     Ok(())
 }

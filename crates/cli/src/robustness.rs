@@ -1,20 +1,15 @@
 //! `bedside robustness`: a model under corrupted and adversarial pictures.
 
-use crate::model_dir::{Weights, data_split, load, record};
+use crate::model_dir::{Weights, load, record};
 use bedside_train::Progress;
-use std::path::PathBuf;
 
 /// Measure a model on the val split under common corruptions (Gaussian noise, blur, contrast,
 /// brightness, JPEG; 5 severities each) and FGSM adversarial examples (ε = 1, 2, 4 of 255). Records
 /// the table in model.json ("robustness") and MODEL_CARD.md, and prints it as one line of JSON.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model folder (e.g. models/chest).
-    #[arg(long)]
-    model: PathBuf,
-    /// Task folder (images/ + labels.csv) [default: $BEDSIDE_DATA/<the model's task folder>].
-    #[arg(long)]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    target: crate::model_dir::Target,
     /// Validation images to measure on, spread evenly over the split [default: all of them].
     #[arg(long)]
     images: Option<usize>,
@@ -25,12 +20,19 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let weights = Weights::from_flag(args.fp32);
-    let (mut info, model) = load(&args.model, weights)?;
-    let mut val = data_split(&info, args.data.as_deref(), "val")?;
+    let (mut info, model) = load(&args.target.model, weights)?;
+    let mut val = args.target.split(&info, "val")?;
     if let Some(n) = args.images {
         val = val.every_nth(n);
     }
     let table = bedside_train::robustness::evaluate(&info, &model, &val, &Progress::default())
         .map_err(|e| e.to_string())?;
-    record(&args.model, &mut info, "robustness", &table, weights, ("robustness", &table.card_section()))
+    record(
+        &args.target.model,
+        &mut info,
+        "robustness",
+        &table,
+        weights,
+        ("robustness", &table.card_section()),
+    )
 }
