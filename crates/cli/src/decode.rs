@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 /// Decode a DICOM file or a photo and print one line of JSON: rows, columns, frames, modality,
 /// photometric_interpretation, transfer_syntax, bits_stored, and the min and max stored value of the
-/// chosen frame. Exits 1 with one line on stderr if the file cannot be decoded.
+/// chosen frame. With `--raw-md5` (DICOM only) also dtype, shape, md5_first and md5_all of the raw
+/// pixel array as pydicom's default `pixel_array` returns it. Exits 1 with one line on stderr if the
+/// file cannot be decoded.
 #[derive(clap::Args)]
 pub struct Args {
     /// DICOM file (.dcm, with or without preamble) or photo (JPEG, PNG, WebP).
@@ -17,6 +19,11 @@ pub struct Args {
     /// Which frame to report and draw, counted from 0.
     #[arg(long, value_name = "N", default_value_t = 0)]
     frame: u32,
+    /// Also report `dtype`, `shape`, `md5_first` (of frame N) and `md5_all`: the raw array pydicom's
+    /// default `Dataset.pixel_array` returns (stored values before any LUT, YBR_FULL/YBR_FULL_422 as
+    /// RGB), hashed as little-endian bytes. Decodes every frame.
+    #[arg(long)]
+    raw_md5: bool,
 }
 
 #[derive(Serialize)]
@@ -25,6 +32,8 @@ struct Report<'a> {
     info: &'a bedside_imaging::Info,
     min: i32,
     max: i32,
+    #[serde(flatten)]
+    raw: Option<bedside_imaging::RawDigest>,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -36,7 +45,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         write_png(&study, &frame, out)?;
     }
     let (min, max) = frame.min_max();
-    let report = Report { info: study.info(), min, max };
+    let raw = args.raw_md5.then(|| study.raw_digest(args.frame)).transpose();
+    let raw = raw.map_err(|e| format!("{name}: {e}"))?;
+    let report = Report { info: study.info(), min, max, raw };
     println!("{}", serde_json::to_string(&report).expect("the report serialises"));
     Ok(())
 }

@@ -77,6 +77,37 @@ fn frame_picks_one_frame_of_a_multiframe_file() {
     assert_eq!((fourth["min"].as_i64(), fourth["max"].as_i64()), (Some(1), Some(435)));
 }
 
+#[test]
+fn raw_md5_is_the_digest_of_pydicoms_pixel_array() {
+    // Expected digests: hashlib.md5 of pydicom 3.0.2's `pixel_array` as little-endian bytes.
+    let mr = decode(&corpus("MR_small.dcm"), &["--raw-md5"]);
+    assert_eq!((mr["dtype"].as_str(), &mr["shape"]), (Some("int16"), &json!([64, 64])));
+    assert_eq!(mr["md5_first"], "dc9943d2b303bf18ab512dfdd6df0559");
+    assert_eq!(mr["md5_all"], mr["md5_first"], "one frame");
+    assert_eq!(mr["min"], 127, "the usual keys stay");
+
+    let cine = decode(&corpus("emri_small.dcm"), &["--raw-md5", "--frame", "3"]);
+    assert_eq!((cine["dtype"].as_str(), &cine["shape"]), (Some("uint16"), &json!([10, 64, 64])));
+    assert_eq!(cine["md5_first"], "ad7d4694526519671909ea30995613f8", "of the frame asked for");
+    assert_eq!(cine["md5_all"], "35c5e95fce41d3229ada2d616dabeb2d");
+
+    // Subsampled YCbCr comes out as RGB, in pydicom's arithmetic to the bit.
+    let ybr = decode(&corpus("SC_ybr_full_422_uncompressed.dcm"), &["--raw-md5"]);
+    assert_eq!(ybr["shape"], json!([100, 100, 3]));
+    assert_eq!(ybr["md5_all"], "f6bc7c50c46154e83661bc5649e1f5ff");
+
+    // 32-bit samples in big-endian OW words.
+    let dose = decode(&corpus("rtdose_expb.dcm"), &["--raw-md5"]);
+    assert_eq!((dose["dtype"].as_str(), &dose["shape"]), (Some("uint32"), &json!([15, 10, 10])));
+    assert_eq!(dose["md5_all"], "5d8836986c43b4a16603c48cec2e9c2d");
+}
+
+#[test]
+fn raw_md5_keys_appear_only_when_asked() {
+    let report = decode(&corpus("MR_small.dcm"), &[]);
+    assert!(report.get("md5_first").is_none() && report.get("dtype").is_none(), "{report}");
+}
+
 fn assert_clean_failure(out: &Output, mentions: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit 1, stderr: {stderr}");

@@ -7,6 +7,9 @@
 //! corpus is never committed to the project. [`fetch_wheel`] does the same for any other pinned wheel;
 //! [`photos`] fetches ordinary photographs the same way (the trust gate's `other` pictures).
 //!
+//! [`reference::ensure`] runs the pinned reference decoder (pydicom) over the corpus, once per corpus
+//! and script, for the conformance test.
+//!
 //! [`shared_data`] finds the training/validation images at `BEDSIDE_DATA` (default `../shared/data`),
 //! for tests that skip when they are absent — except under `BEDSIDE_REQUIRE_DATA=1`, where absence fails.
 //!
@@ -14,6 +17,8 @@
 //! let mr = bedside_corpus::find("MR_small.dcm").unwrap();
 //! assert!(mr.is_file());
 //! ```
+
+pub mod reference;
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};

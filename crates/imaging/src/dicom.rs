@@ -1,8 +1,9 @@
-//! DICOM objects: header attributes and frame-by-frame pixel decoding through `dicom-pixeldata`.
+//! DICOM objects: header attributes and frame-by-frame pixel decoding, through our own JPEG and RLE
+//! decoders (`jpeg`, `rle`) and `dicom-pixeldata` for the rest.
 
-use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window};
+use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window, jpeg, rle};
 use dicom_core::Tag;
-use dicom_core::value::Value;
+use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{
@@ -26,12 +27,14 @@ pub(crate) fn dicom_body(bytes: &[u8]) -> Option<&[u8]> {
 /// Pixel layout attributes needed to turn decoded bytes into stored values.
 pub(crate) struct DicomSource {
     object: DefaultDicomObject,
-    bits_allocated: u16,
-    signed: bool,
-    samples: u16,
+    pub(crate) bits_allocated: u16,
+    pub(crate) signed: bool,
+    pub(crate) samples: u16,
     photometric: String,
     /// Planar configuration 1: colour planes one after another (RRR…GGG…BBB).
     planar: bool,
+    /// Explicit VR Big Endian: OW words of 32-bit samples come high word first.
+    big_endian: bool,
     rescale: Rescale,
 }
 
@@ -93,6 +96,15 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     limits.check(rows.into(), columns.into(), samples.into(), bits_allocated.div_ceil(8).into())?;
 
     let transfer_syntax = object.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
+    let own_codec = jpeg::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
+        || transfer_syntax == rle::TRANSFER_SYNTAX;
+    if let Some(ts) = TransferSyntaxRegistry.get(&transfer_syntax)
+        && !own_codec
+        && !ts.can_decode_all()
+    {
+        // Said up front and by name, rather than as a decoder failure on the first frame.
+        return Err(Error::Unsupported { what: format!("{} pixel data", ts.name()) });
+    }
     let rescale = Rescale {
         slope: float(&object, tags::RESCALE_SLOPE).unwrap_or(1.0),
         intercept: float(&object, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
@@ -111,12 +123,33 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
         bits_stored,
     };
     let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
-    let source = DicomSource { object, bits_allocated, signed, samples, photometric, planar, rescale };
+    let big_endian = transfer_syntax == "1.2.840.10008.1.2.2";
+    let source =
+        DicomSource { object, bits_allocated, signed, samples, photometric, planar, big_endian, rescale };
     Ok(Study { info, attributes, rescale, window, source: Source::Dicom(Box::new(source)), limits: *limits })
+}
+
+/// What a 32-bit unsigned sample above `i32::MAX` becomes in [`Frame::stored`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsigned32 {
+    /// Clamped to `i32::MAX`: ordered values, for drawing.
+    Saturate,
+    /// Its bit pattern (read back with `as u32`), for the exact raw array.
+    BitPattern,
 }
 
 impl DicomSource {
     pub(crate) fn frame(&self, index: u32, info: &Info, limits: &Limits) -> Result<Frame, Error> {
+        self.decode_frame(index, info, limits, Unsigned32::Saturate)
+    }
+
+    pub(crate) fn decode_frame(
+        &self,
+        index: u32,
+        info: &Info,
+        limits: &Limits,
+        unsigned32: Unsigned32,
+    ) -> Result<Frame, Error> {
         let bytes_per_sample = self.bits_allocated.div_ceil(8);
         limits.check(info.rows, info.columns, self.samples.into(), bytes_per_sample.into())?;
         let pixels = info.rows as usize * info.columns as usize;
@@ -125,8 +158,43 @@ impl DicomSource {
             // Native pixel data is sliced here rather than in dicom-pixeldata, which sizes frames
             // without regard to YBR_FULL_422 subsampling and only reports "out of range" when short.
             Value::Primitive(value) => {
-                let data = native_frame(&value.to_bytes(), index, pixels, self)?;
+                let mut all = value.to_bytes();
+                // The parser turned each big-endian OW word little-endian; a 32-bit sample is two
+                // such words, high first, so the words of each pair trade places.
+                if self.big_endian && self.bits_allocated == 32 && matches!(value, PrimitiveValue::U16(_)) {
+                    let bytes = all.to_mut();
+                    for sample in bytes.chunks_exact_mut(4) {
+                        sample.rotate_left(2);
+                    }
+                }
+                let data = native_frame(&all, index, pixels, self)?;
                 (self.photometric.clone(), self.planar, data)
+            }
+            // Own codecs first, where dicom-rs's differ from what the files mean.
+            _ if jpeg::TRANSFER_SYNTAXES.contains(&info.transfer_syntax.as_deref().unwrap_or("")) => {
+                let expected = jpeg::Expected {
+                    rows: info.rows,
+                    columns: info.columns,
+                    samples: self.samples,
+                    bits_allocated: self.bits_allocated,
+                    frames: info.frames,
+                    photometric: &self.photometric,
+                    transfer_syntax: info.transfer_syntax.as_deref().unwrap_or(""),
+                };
+                let decoded = jpeg::decode_frame(&self.object, index, &expected, limits)?;
+                (decoded.photometric, false, decoded.data)
+            }
+            _ if info.transfer_syntax.as_deref() == Some(rle::TRANSFER_SYNTAX) => {
+                let stream = encapsulated_frame(&self.object, index, info.frames)
+                    .map_err(|detail| Error::PixelData { frame: index, detail })?;
+                let data = rle::decode_frame(&stream, index, pixels, self.samples, self.bits_allocated)?;
+                // Every segment is full size: there is no subsampled chroma to expand.
+                let photometric = if self.photometric == "YBR_FULL_422" {
+                    "YBR_FULL".into()
+                } else {
+                    self.photometric.clone()
+                };
+                (photometric, false, data)
             }
             _ => {
                 let decoded = self
@@ -142,7 +210,13 @@ impl DicomSource {
             (3, expand_ybr_422(&data, pixels))
         } else {
             let needed = pixels * self.samples as usize;
-            let mut stored = stored_values(&data, self.bits_allocated, self.signed, info.bits_stored);
+            let layout = SampleLayout {
+                bits_allocated: self.bits_allocated,
+                bits_stored: info.bits_stored,
+                signed: self.signed,
+                unsigned32,
+            };
+            let mut stored = stored_values(&data, layout);
             if stored.len() < needed {
                 let expected = (needed * bytes_per_sample as usize) as u64;
                 return Err(Error::Truncated { frame: index, expected, actual: data.len() as u64 });
@@ -166,6 +240,46 @@ impl DicomSource {
             stored,
         })
     }
+}
+
+/// The encoded bytes of frame `index` of encapsulated pixel data: one fragment per frame, or the
+/// fragments the basic offset table groups into it.
+pub(crate) fn encapsulated_frame(
+    object: &DefaultDicomObject,
+    index: u32,
+    frames: u32,
+) -> Result<Vec<u8>, String> {
+    let element = object.element(tags::PIXEL_DATA).map_err(|e| e.to_string())?;
+    let Value::PixelSequence(sequence) = element.value() else {
+        return Err("the pixel data is not encapsulated".into());
+    };
+    let fragments = sequence.fragments();
+    if fragments.len() == 1 || fragments.len() == frames as usize {
+        return fragments
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| format!("no fragment for frame {index}"));
+    }
+    let offsets = sequence.offset_table();
+    let start = match (index, offsets.get(index as usize)) {
+        (_, Some(&offset)) => offset as usize,
+        (0, None) => 0,
+        (_, None) => return Err(format!("the offset table has no entry for frame {index}")),
+    };
+    let end = offsets.get(index as usize + 1).map_or(usize::MAX, |&o| o as usize);
+    // Offsets count each fragment's 8-byte item header.
+    let mut at = 0;
+    let mut stream = Vec::new();
+    for fragment in fragments {
+        if at >= end {
+            break;
+        }
+        if at >= start {
+            stream.extend_from_slice(fragment);
+        }
+        at += fragment.len() + 8;
+    }
+    Ok(stream)
 }
 
 /// One frame's bytes out of native (uncompressed) pixel data; 1-bit samples come out one byte each.
@@ -195,24 +309,36 @@ fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> 
     all.get(start..start + frame_bytes).map(<[u8]>::to_vec).ok_or_else(|| truncated(start + frame_bytes))
 }
 
-/// Little-endian decoded bytes → stored values, sign-extended from `bits_stored` when signed.
-fn stored_values(data: &[u8], bits_allocated: u16, signed: bool, bits_stored: u16) -> Vec<i32> {
+/// How decoded little-endian bytes hold the stored values.
+#[derive(Debug, Clone, Copy)]
+struct SampleLayout {
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+    unsigned32: Unsigned32,
+}
+
+/// Little-endian decoded bytes → stored values. The bits above `bits_stored` are not part of the value
+/// (PS3.5 8.1.1): signed values are sign-extended from the top stored bit, unsigned ones masked.
+fn stored_values(data: &[u8], layout: SampleLayout) -> Vec<i32> {
+    let SampleLayout { bits_allocated, bits_stored, signed, unsigned32 } = layout;
+    let u32_value = |v: u32| match unsigned32 {
+        Unsigned32::Saturate => v.min(i32::MAX as u32) as i32,
+        Unsigned32::BitPattern => v as i32,
+    };
     let mut values: Vec<i32> = match bits_allocated {
         1 | 8 if signed => data.iter().map(|&b| b as i8 as i32).collect(),
         1 | 8 => data.iter().map(|&b| b as i32).collect(),
         16 if signed => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect(),
         16 => data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i32).collect(),
-        // u32 values above i32::MAX saturate; no point-of-care modality stores them.
         _ if signed => data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        _ => data
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).min(i32::MAX as u32) as i32)
-            .collect(),
+        _ => data.chunks_exact(4).map(|c| u32_value(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
     };
-    if signed && bits_stored < bits_allocated && bits_allocated <= 32 {
+    // 1-bit samples arrive one per byte, already 0 or 1.
+    if bits_allocated > 1 && bits_stored < bits_allocated && bits_allocated <= 32 {
         let shift = 32 - bits_stored as u32;
         for v in &mut values {
-            *v = (*v << shift) >> shift;
+            *v = if signed { (*v << shift) >> shift } else { ((*v as u32) << shift >> shift) as i32 };
         }
     }
     values
@@ -234,14 +360,16 @@ fn expand_ybr_422(data: &[u8], pixels: usize) -> Vec<i32> {
     out
 }
 
-/// ITU-R BT.601 full-range YCbCr → RGB, in place, 8-bit.
+/// Full-range YCbCr → RGB (PS3.3 C.7.6.3.1.2), in place, 8-bit; in single precision with the
+/// coefficients and rounding of pydicom's default conversion, so the values match it exactly.
 fn ybr_full_to_rgb(values: &mut [i32]) {
+    let (cb_g, cr_g) = ((-0.114 * 1.772 / 0.587) as f32, (-0.299 * 1.402 / 0.587) as f32);
+    let round = |v: f32| (v + 0.5).floor().clamp(0.0, 255.0) as i32;
     for px in values.chunks_exact_mut(3) {
-        let (y, cb, cr) = (px[0] as f64, px[1] as f64 - 128.0, px[2] as f64 - 128.0);
-        let c = |v: f64| v.round().clamp(0.0, 255.0) as i32;
-        px[0] = c(y + 1.402 * cr);
-        px[1] = c(y - 0.344136 * cb - 0.714136 * cr);
-        px[2] = c(y + 1.772 * cb);
+        let (y, cb, cr) = (px[0] as f32, px[1] as f32 - 128.0, px[2] as f32 - 128.0);
+        px[0] = round(y + 1.402 * cr);
+        px[1] = round(y + cb_g * cb + cr_g * cr);
+        px[2] = round(y + 1.772 * cb);
     }
 }
 
@@ -345,4 +473,39 @@ fn full_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(bits_allocated: u16, bits_stored: u16, signed: bool, unsigned32: Unsigned32) -> SampleLayout {
+        SampleLayout { bits_allocated, bits_stored, signed, unsigned32 }
+    }
+
+    #[test]
+    fn bits_above_bits_stored_are_not_part_of_the_value() {
+        // 0xF123 with 12 bits stored: unsigned 0x123; signed, bit 11 clear, +0x123.
+        let data = 0xF123u16.to_le_bytes();
+        assert_eq!(stored_values(&data, layout(16, 12, false, Unsigned32::Saturate)), [0x123]);
+        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate)), [0x123]);
+        // 0x0800 with 12 bits stored, signed: the sign bit is set, -2048.
+        let data = 0x0800u16.to_le_bytes();
+        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate)), [-2048]);
+    }
+
+    #[test]
+    fn large_unsigned_32_bit_values_saturate_for_drawing_and_keep_their_bits_for_raw() {
+        let data = u32::MAX.to_le_bytes();
+        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::Saturate)), [i32::MAX]);
+        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::BitPattern)), [-1]);
+    }
+
+    #[test]
+    fn ybr_full_converts_as_pydicom_does() {
+        // Expected values from pydicom 3.0.2's convert_color_space(..., "YBR_FULL", "RGB").
+        let mut px = vec![128, 128, 128, 76, 85, 255, 255, 0, 0];
+        ybr_full_to_rgb(&mut px);
+        assert_eq!(px, [128, 128, 128, 254, 0, 0, 76, 255, 28]);
+    }
 }

@@ -26,4 +26,6 @@ pub enum Error {
     TooLarge { rows: u32, columns: u32, bytes: u64, limit: u64 },
     #[error("could not decode the photo: {0}")]
     Photo(String),
+    #[error("raw stored values exist for DICOM files only, not for photos")]
+    NotDicom,
 }

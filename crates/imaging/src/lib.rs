@@ -9,8 +9,20 @@
 //! model) and not a DICOM writer.
 //!
 //! DICOM goes through `dicom-object` and `dicom-pixeldata` with their default features off (no rayon,
-//! which wasm32 lacks) and only pure-Rust codecs: JPEG baseline/lossless through `jpeg-decoder`, RLE
-//! and deflate. Photos go through `image`, with the EXIF orientation applied.
+//! which wasm32 lacks) and only pure-Rust codecs, each chosen because it builds for wasm32:
+//! - JPEG baseline and lossless: `jpeg-decoder`, driven by our `jpeg` module rather than dicom-rs's
+//!   adapter, which lets the decoder guess the colour space (RGB streams came out in false colour);
+//!   here the photometric interpretation decides, as in pydicom.
+//! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
+//! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
+//!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
+//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested.
+//! - Deflated data sets: dicom-rs's `deflate`.
+//!
+//! JPEG-LS, 12-bit JPEG extended and PALETTE COLOR are refused with a clear error for now.
+//! `CONFORMANCE.md` beside this crate lists every test-corpus file against a reference decoder
+//! (pydicom); [`Study::raw_digest`] gives the digest of the raw array it is compared on. Photos go
+//! through `image`, with the EXIF orientation applied.
 //!
 //! Hostile input gets an [`Error`], never a panic: sizes are checked against [`Limits`] before any
 //! pixel buffer is allocated.
@@ -26,10 +38,14 @@
 mod dicom;
 mod error;
 mod frame;
+mod jpeg;
 mod photo;
+mod raw;
+mod rle;
 
 pub use error::Error;
 pub use frame::{Frame, Window};
+pub use raw::{Dtype, RawDigest, RawLayout};
 
 use serde::Serialize;
 

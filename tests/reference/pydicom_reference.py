@@ -1,0 +1,85 @@
+"""Reference decode of the DICOM test corpus with pydicom, for Bedside's conformance test.
+
+Usage: python pydicom_reference.py CORPUS_DIR OUT_DIR
+
+For every .dcm file under CORPUS_DIR (sorted) it writes one entry of OUT_DIR/reference.json: the shape,
+dtype and MD5 (first frame, all frames) of exactly what pydicom's default `Dataset.pixel_array` returns,
+as little-endian bytes, with the transfer syntax, photometric interpretation and whether the transfer
+syntax is lossy — or the error pydicom gave. For lossy files the first frame is also saved as .npy in
+OUT_DIR for a tolerance compare. The pinned package versions are in the Rust side that runs this script.
+"""
+
+import hashlib
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+# Transfer syntaxes whose decoded values depend on the decoder (lossy, or may be).
+LOSSY = {
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended (12-bit)
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+}
+
+
+def little_endian(arr: np.ndarray) -> bytes:
+    return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def reference(path: Path, out_dir: Path, key: str) -> dict:
+    entry = {"file": key}
+    try:
+        ds = pydicom.dcmread(path)
+        meta = getattr(ds, "file_meta", None)
+        ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        entry["transfer_syntax"] = ts
+        entry["photometric"] = str(ds.get("PhotometricInterpretation", ""))
+        entry["lossy"] = ts in LOSSY
+        arr = ds.pixel_array
+    except Exception as exc:  # every failure is a result: the file is recorded as one pydicom refuses
+        entry["error"] = one_line(exc)
+        return entry
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    multi_frame = arr.ndim == (3 if samples == 1 else 4)
+    first = arr[0] if multi_frame else arr
+    entry["shape"] = list(arr.shape)
+    entry["dtype"] = arr.dtype.name
+    entry["md5_first"] = hashlib.md5(little_endian(first)).hexdigest()
+    entry["md5_all"] = hashlib.md5(little_endian(arr)).hexdigest()
+    if entry["lossy"]:
+        npy = hashlib.md5(key.encode()).hexdigest()[:16] + ".npy"
+        np.save(out_dir / npy, np.ascontiguousarray(first.astype(first.dtype.newbyteorder("<"))))
+        entry["npy"] = npy
+    return entry
+
+
+def main() -> int:
+    corpus, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    warnings.simplefilter("ignore")
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    files = sorted(corpus.rglob("*.dcm"))
+    entries = [reference(p, out_dir, p.relative_to(corpus).as_posix()) for p in files]
+    versions = {"pydicom": pydicom.__version__, "numpy": np.__version__}
+    result = {"versions": versions, "files": entries}
+    tmp = out_dir / "reference.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out_dir / "reference.json")
+    print(f"{len(entries)} files, {sum('error' in e for e in entries)} errors", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
