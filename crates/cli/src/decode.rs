@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 /// Decode a DICOM file or a photo and print one line of JSON: rows, columns, frames, modality,
 /// photometric_interpretation, transfer_syntax, bits_stored, and the min and max stored value of the
-/// chosen frame. With `--raw-md5` (DICOM only) also dtype, shape, md5_first and md5_all of the raw
-/// pixel array as pydicom's default `pixel_array` returns it. Exits 1 with one line on stderr if the
-/// file cannot be decoded.
+/// chosen frame (for PALETTE COLOR, of the red, green and blue values looked up). With `--raw-md5`
+/// (DICOM only) also dtype, shape, md5_first and md5_all of the raw pixel array as pydicom's default
+/// `pixel_array` returns it. Exits 1 with one line on stderr if the file cannot be decoded.
 #[derive(clap::Args)]
 pub struct Args {
     /// DICOM file (.dcm, with or without preamble) or photo (JPEG, PNG, WebP).

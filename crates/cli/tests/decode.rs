@@ -96,10 +96,33 @@ fn raw_md5_is_the_digest_of_pydicoms_pixel_array() {
     assert_eq!(ybr["shape"], json!([100, 100, 3]));
     assert_eq!(ybr["md5_all"], "f6bc7c50c46154e83661bc5649e1f5ff");
 
+    // JPEG-LS: the same signed values as the uncompressed original.
+    let jls = decode(&corpus("MR_small_jpeg_ls_lossless.dcm"), &["--raw-md5"]);
+    assert_eq!(jls["transfer_syntax"], "1.2.840.10008.1.2.4.80");
+    assert_eq!((jls["dtype"].as_str(), &jls["md5_all"]), (Some("int16"), &mr["md5_all"]));
+
     // 32-bit samples in big-endian OW words.
     let dose = decode(&corpus("rtdose_expb.dcm"), &["--raw-md5"]);
     assert_eq!((dose["dtype"].as_str(), &dose["shape"]), (Some("uint32"), &json!([15, 10, 10])));
     assert_eq!(dose["md5_all"], "5d8836986c43b4a16603c48cec2e9c2d");
+}
+
+#[test]
+fn palette_color_hashes_its_indices_and_draws_its_colours() {
+    // The raw array is the indices (pydicom 3.0.2's digest); the PNG is the looked-up colours.
+    let path = corpus("gdcm-US-ALOKA-16_big.dcm");
+    let dir = std::env::temp_dir().join(format!("bedside-cli-palette-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("aloka.png");
+    let report = decode(&path, &["--raw-md5", "--png", out.to_str().unwrap()]);
+    assert_eq!(report["photometric_interpretation"], "PALETTE COLOR");
+    assert_eq!((report["dtype"].as_str(), &report["shape"]), (Some("uint16"), &json!([480, 640])));
+    assert_eq!(report["md5_all"], "76e2847e0a1c124a53182ad073111148");
+    let png = image::open(&out).unwrap();
+    assert_eq!(png.color(), image::ColorType::Rgb8, "drawn in colour");
+    // Index 45088 at the top left: red, green, blue 10280, 11565, 16705 of 65535.
+    assert_eq!(png.into_rgb8().get_pixel(0, 0).0, [40, 45, 65]);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

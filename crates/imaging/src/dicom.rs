@@ -1,7 +1,8 @@
-//! DICOM objects: header attributes and frame-by-frame pixel decoding, through our own JPEG and RLE
-//! decoders (`jpeg`, `rle`) and `dicom-pixeldata` for the rest.
+//! DICOM objects: header attributes and frame-by-frame pixel decoding, through our own JPEG, JPEG-LS
+//! and RLE decoders (`jpeg`, `jpegls`, `rle`) and `dicom-pixeldata` for the rest.
 
-use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window, jpeg, rle};
+use crate::palette::Palette;
+use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window, jpeg, jpegls, rle};
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -36,6 +37,8 @@ pub(crate) struct DicomSource {
     /// Explicit VR Big Endian: OW words of 32-bit samples come high word first.
     big_endian: bool,
     rescale: Rescale,
+    /// PALETTE COLOR's tables, read once; a broken table fails drawing, not the raw array.
+    palette: Option<Result<Palette, Error>>,
 }
 
 /// Parses the file meta group and the data set after it.
@@ -90,14 +93,18 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     if bits_stored == 0 || bits_stored > bits_allocated {
         return Err(invalid("Bits Stored", format!("{bits_stored} with {bits_allocated} allocated")));
     }
-    if photometric == "PALETTE COLOR" {
-        return Err(Error::Unsupported { what: "PALETTE COLOR".into() });
+    if photometric == "PALETTE COLOR" && samples != 1 {
+        return Err(invalid("Samples per Pixel", format!("{samples} with PALETTE COLOR (expected 1)")));
     }
     limits.check(rows.into(), columns.into(), samples.into(), bits_allocated.div_ceil(8).into())?;
 
     let transfer_syntax = object.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
     let own_codec = jpeg::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
+        || jpegls::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
         || transfer_syntax == rle::TRANSFER_SYNTAX;
+    if jpegls::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str()) && samples != 1 {
+        return Err(Error::Unsupported { what: "colour JPEG-LS".into() });
+    }
     if let Some(ts) = TransferSyntaxRegistry.get(&transfer_syntax)
         && !own_codec
         && !ts.can_decode_all()
@@ -124,8 +131,18 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     };
     let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
     let big_endian = transfer_syntax == "1.2.840.10008.1.2.2";
-    let source =
-        DicomSource { object, bits_allocated, signed, samples, photometric, planar, big_endian, rescale };
+    let palette = (photometric == "PALETTE COLOR").then(|| Palette::read(&object, signed, big_endian));
+    let source = DicomSource {
+        object,
+        bits_allocated,
+        signed,
+        samples,
+        photometric,
+        planar,
+        big_endian,
+        rescale,
+        palette,
+    };
     Ok(Study { info, attributes, rescale, window, source: Source::Dicom(Box::new(source)), limits: *limits })
 }
 
@@ -139,8 +156,18 @@ pub(crate) enum Unsigned32 {
 }
 
 impl DicomSource {
+    /// Frame `index` as it is drawn: PALETTE COLOR indices come looked up, as RGB at the tables'
+    /// depth, so that every consumer of a frame (drawing, the models) sees the colours the file means.
     pub(crate) fn frame(&self, index: u32, info: &Info, limits: &Limits) -> Result<Frame, Error> {
-        self.decode_frame(index, info, limits, Unsigned32::Saturate)
+        let frame = self.decode_frame(index, info, limits, Unsigned32::Saturate)?;
+        match &self.palette {
+            None => Ok(frame),
+            Some(palette) => {
+                let palette = palette.as_ref().map_err(Clone::clone)?;
+                limits.check(info.rows, info.columns, 3, 2)?;
+                Ok(palette.apply(&frame))
+            }
+        }
     }
 
     pub(crate) fn decode_frame(
@@ -183,6 +210,13 @@ impl DicomSource {
                 };
                 let decoded = jpeg::decode_frame(&self.object, index, &expected, limits)?;
                 (decoded.photometric, false, decoded.data)
+            }
+            _ if jpegls::TRANSFER_SYNTAXES.contains(&info.transfer_syntax.as_deref().unwrap_or("")) => {
+                let stream = encapsulated_frame(&self.object, index, info.frames)
+                    .map_err(|detail| Error::PixelData { frame: index, detail })?;
+                let data =
+                    jpegls::decode_frame(&stream, index, info.rows, info.columns, self.bits_allocated)?;
+                (self.photometric.clone(), false, data)
             }
             _ if info.transfer_syntax.as_deref() == Some(rle::TRANSFER_SYNTAX) => {
                 let stream = encapsulated_frame(&self.object, index, info.frames)

@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 /// Why a file could not be decoded. Messages are one readable line, fit to show a clinician.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("not a DICOM file (no DICM marker) nor a JPEG, PNG or WebP photo")]

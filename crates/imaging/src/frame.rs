@@ -19,7 +19,9 @@ impl Window {
     }
 }
 
-/// Stored values of one frame, interleaved by sample (RGBRGB… for colour), before any LUT.
+/// Stored values of one frame, interleaved by sample (RGBRGB… for colour), before any LUT — except
+/// that a PALETTE COLOR frame comes looked up, as RGB at its tables' depth (8 or 16 bits), since the
+/// colours are what it shows; its indices are [`crate::Study::raw_frame`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     pub columns: u32,

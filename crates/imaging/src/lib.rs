@@ -13,13 +13,24 @@
 //! - JPEG baseline and lossless: `jpeg-decoder`, driven by our `jpeg` module rather than dicom-rs's
 //!   adapter, which lets the decoder guess the colour space (RGB streams came out in false colour);
 //!   here the photometric interpretation decides, as in pydicom.
+//! - JPEG-LS, lossless and near-lossless: `pure_jpegls` (our `jpegls` module), a T.87 decoder whose
+//!   only dependency is `thiserror`; on the corpus's grey files, near-lossless included, its values
+//!   are the reference's exactly. dicom-rs decodes JPEG-LS only through CharLS (C++).
+//!   `dicom-toolkit-codec` 0.5, the other pure-Rust candidate, pulls in a DICOM stack and JPEG 2000
+//!   codec of its own, decodes line-interleaved colour as one tall grey image of component lines
+//!   (an approximation by its own account, not T.87's line interleave) and refuses sample
+//!   interleave. `pure_jpegls` decodes single-component streams only, so colour JPEG-LS (three
+//!   components, line or sample interleaved) is refused.
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
 //!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested.
 //! - Deflated data sets: dicom-rs's `deflate`.
 //!
-//! JPEG-LS, 12-bit JPEG extended and PALETTE COLOR are refused with a clear error for now.
+//! PALETTE COLOR frames are looked up through their red, green and blue tables, whole or segmented
+//! (our `palette` module), when drawn; their raw array stays the indices.
+//!
+//! Colour JPEG-LS and 12-bit JPEG extended are refused with a clear error for now.
 //! `CONFORMANCE.md` beside this crate lists every test-corpus file against a reference decoder
 //! (pydicom); [`Study::raw_digest`] gives the digest of the raw array it is compared on. Photos go
 //! through `image`, with the EXIF orientation applied.
@@ -39,6 +50,8 @@ mod dicom;
 mod error;
 mod frame;
 mod jpeg;
+mod jpegls;
+mod palette;
 mod photo;
 mod raw;
 mod rle;
@@ -145,7 +158,8 @@ impl Study {
         self.rescale
     }
 
-    /// Decodes one frame (from 0) without decoding the others where the encoding allows it.
+    /// Decodes one frame (from 0) without decoding the others where the encoding allows it;
+    /// PALETTE COLOR comes looked up, as RGB.
     pub fn frame(&self, index: u32) -> Result<Frame, Error> {
         if index >= self.info.frames {
             return Err(Error::NoSuchFrame { index, frames: self.info.frames });

@@ -14,25 +14,12 @@ use std::path::{Path, PathBuf};
 /// Files the reference decodes and Bedside does not yet, by file name, with what is missing. A file
 /// that starts to match fails the test until it is taken off this list.
 const KNOWN_GAPS: &[(&str, &str)] = &[
-    // JPEG-LS: dicom-rs decodes it only through CharLS (C++); no pure-Rust decoder is in yet.
-    ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LS lossless not supported yet"),
-    ("emri_small_jpeg_ls_lossless.dcm", "JPEG-LS lossless not supported yet"),
-    ("JPEGLSNearLossless_08.dcm", "JPEG-LS near-lossless not supported yet"),
-    ("JPEGLSNearLossless_16.dcm", "JPEG-LS near-lossless not supported yet"),
-    ("SC_rgb_jls_lossy_line.dcm", "JPEG-LS near-lossless not supported yet"),
-    ("SC_rgb_jls_lossy_sample.dcm", "JPEG-LS near-lossless not supported yet"),
+    // JPEG-LS colour: pure_jpegls decodes single-component streams only, and these are three
+    // components interleaved by line and by sample.
+    ("SC_rgb_jls_lossy_line.dcm", "colour JPEG-LS not supported yet"),
+    ("SC_rgb_jls_lossy_sample.dcm", "colour JPEG-LS not supported yet"),
     // jpeg-decoder refuses 12-bit lossy (DCT) JPEG.
     ("JPGExtended.dcm", "12-bit JPEG extended not supported yet"),
-    // The raw array holds palette indices, but Study::open refuses PALETTE COLOR until the lookup is in.
-    ("examples_palette.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A_2frame.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A_expb.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A_expb_2frame.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A_rle.dcm", "PALETTE COLOR refused"),
-    ("OBXXXX1A_rle_2frame.dcm", "PALETTE COLOR refused"),
-    ("gdcm-US-ALOKA-16.dcm", "PALETTE COLOR refused"),
-    ("gdcm-US-ALOKA-16_big.dcm", "PALETTE COLOR refused"),
     // 4:2:2 baseline JPEG converted to RGB: jpeg-decoder's YCbCr is within 1 of libjpeg's (IDCT and
     // chroma upsampling round differently; within 3 on 4 samples of the cine loop), and the colour
     // conversion multiplies a chroma difference by up to 1.772, so a few RGB samples differ by 3–5.
