@@ -307,13 +307,18 @@ fn summary(p: &Point) -> String {
 /// Largest drop in validation AUC (int8, against the trained network's int8) a shipped pruned
 /// point may cost: the same budget int8 quantisation is held to.
 pub const MAX_AUC_DROP: f64 = 0.005;
+/// Largest drop in validation accuracy at the recalibrated operating point: the ranking (AUC) can
+/// hold while the decisions a clinician sees get worse.
+pub const MAX_ACCURACY_DROP: f64 = 0.01;
 
-/// The point to ship: the most pruned whose int8 validation AUC is within [`MAX_AUC_DROP`] of the
-/// trained network's (index 0, the trained network itself, when none is).
+/// The point to ship: the most pruned whose int8 validation AUC and accuracy are within
+/// [`MAX_AUC_DROP`] and [`MAX_ACCURACY_DROP`] of the trained network's (index 0, the trained
+/// network itself, when none is).
 pub fn choose(points: &[Point]) -> usize {
-    let base = points[0].int8_auc;
+    let (auc, accuracy) = (points[0].int8_auc, points[0].int8_accuracy);
     (1..points.len())
-        .filter(|&i| points[i].int8_auc >= base - MAX_AUC_DROP)
+        .filter(|&i| points[i].int8_auc >= auc - MAX_AUC_DROP)
+        .filter(|&i| points[i].int8_accuracy >= accuracy - MAX_ACCURACY_DROP)
         .max_by(|&a, &b| points[a].ratio.total_cmp(&points[b].ratio))
         .unwrap_or(0)
 }
@@ -328,8 +333,8 @@ pub fn card_section(points: &[Point], shipped: usize, settings: &PruneSettings, 
          {:.0e}, the training augmentation) on the labels and, with weight {}, on the trained network's \
          own outputs (temperature {}) for {} fixed augmented views of each image; then recalibrated \
          (temperature, threshold) and quantised to int8 like the shipped model. AUC is on the validation split, which also chose the \
-         shipped point (the most pruned within {MAX_AUC_DROP} int8 AUC of the trained network), so it \
-         is an optimistic estimate for that point.\n\n",
+         shipped point (the most pruned within {MAX_AUC_DROP} int8 AUC and {MAX_ACCURACY_DROP} int8 \
+         accuracy of the trained network), so it is an optimistic estimate for that point.\n\n",
         settings.score_images,
         settings.epochs,
         settings.learning_rate,
@@ -371,6 +376,10 @@ mod tests {
     use super::*;
 
     fn point(ratio: f64, int8_auc: f64) -> Point {
+        point_with(ratio, int8_auc, 0.9)
+    }
+
+    fn point_with(ratio: f64, int8_auc: f64, int8_accuracy: f64) -> Point {
         Point {
             ratio,
             params: 0,
@@ -380,8 +389,8 @@ mod tests {
             auc_pruned: 0.0,
             auc: int8_auc,
             int8_auc,
-            accuracy: 0.0,
-            int8_accuracy: 0.0,
+            accuracy: int8_accuracy,
+            int8_accuracy,
             temperature: 1.0,
             threshold: None,
             seconds: 0.0,
@@ -394,6 +403,8 @@ mod tests {
         assert_eq!(choose(&points), 2);
         let points = [point(0.0, 0.95), point(0.25, 0.94)];
         assert_eq!(choose(&points), 0, "nothing within budget: the trained network");
+        let points = [point_with(0.0, 0.99, 0.98), point_with(0.5, 0.99, 0.975), point_with(0.7, 0.99, 0.96)];
+        assert_eq!(choose(&points), 1, "the same AUC but worse decisions does not ship");
     }
 
     #[test]
