@@ -236,7 +236,6 @@ pub fn curve(
             }),
             ..trained.clone()
         };
-        let started = std::time::Instant::now();
         let dir = run_dir.join(format!("{ratio:.2}"));
         let tuned = trainer::train_student(
             &fine_tune,
@@ -252,7 +251,8 @@ pub fn curve(
         let mut candidate = measure(&info, tuned.model, train, val, settings, progress)?;
         candidate.point.ratio = ratio;
         candidate.point.auc_pruned = auc_pruned;
-        candidate.point.seconds = started.elapsed().as_secs_f64();
+        // From the epoch log, which a resumed run restores: the fine-tuning's own time.
+        candidate.point.seconds = tuned.history.iter().map(|h| h.seconds).sum();
         candidate.info.card["pruning_fine_tune"] =
             serde_json::to_value(&fine_tune).expect("settings serialise");
         progress.println(format!("ratio {ratio:.2}: {}", summary(&candidate.point)));

@@ -169,6 +169,13 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
         thousands(inputs.weights_bytes),
         inputs.weights_bytes as f64 / 1e6
     );
+    if inputs.info.network.hidden.is_some() {
+        put!(
+            out,
+            "- **Pruned:** trained at full width, then whole channels removed and fine-tuned towards the \
+             unpruned network's outputs; see [Pruning](#pruning)."
+        );
+    }
     let Some(teacher) = inputs.teacher else {
         put!(out, "- **Teacher:** none; the student learned from the labels alone.");
         put!(out);
@@ -250,7 +257,17 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
     if let Some(command) = inputs.info.card["training_command"].as_str() {
         put!(out, "Command:\n\n```sh\n{command}\n```\n");
     }
-    put!(out, "Commit: {}. The shipped weights are those after the last epoch.\n", commit(inputs));
+    if inputs.info.network.hidden.is_some() {
+        // The card was rewritten by the pruning run: its commit, and weights that are no longer these.
+        put!(
+            out,
+            "Commit of the pruning run: {}. The shipped weights are those after the last epoch, pruned and \
+             fine-tuned (see [Pruning](#pruning)).\n",
+            commit(inputs)
+        );
+    } else {
+        put!(out, "Commit: {}. The shipped weights are those after the last epoch.\n", commit(inputs));
+    }
     put!(
         out,
         "| epoch | train loss | val loss | val AUC ({}) | learning rate | seconds |",
