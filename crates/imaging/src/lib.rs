@@ -24,7 +24,10 @@
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
-//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested.
+//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested. **Native
+//!   only for now:** `openjp2` is translated C that still calls the C allocator (`malloc`, `free`,
+//!   `strcpy`), which wasm32-unknown-unknown does not provide, so the browser build leaves it out
+//!   and refuses JPEG 2000 with a clear error.
 //! - Deflated data sets: dicom-rs's `deflate`.
 //!
 //! PALETTE COLOR frames are looked up through their red, green and blue tables, whole or segmented
