@@ -138,9 +138,9 @@ test('RG1_UNCR.dcm (MONOCHROME1 CR) is drawn and labelled MONOCHROME1', async (t
   assert.ok(stats.colourful < 0.001, 'a grey radiograph drawn in colour');
 });
 
-test('SC_rgb_jpeg.dcm (JPEG baseline RGB) is drawn in colour with window controls off', async (t) => {
+test('SC_rgb_jpeg_dcmtk.dcm (JPEG baseline YBR_FULL) is drawn in colour with window controls off', async (t) => {
   const page = await openApp(t);
-  await openFile(page, corpusFile('SC_rgb_jpeg.dcm'));
+  await openFile(page, corpusFile('SC_rgb_jpeg_dcmtk.dcm'));
   const stats = await imageStats(page);
   assert.ok(stats.colourful > 0.05, `only ${(stats.colourful * 100).toFixed(1)} % of pixels are coloured`);
   assert.ok(await page.isDisabled('#wc'));
