@@ -1,18 +1,22 @@
 //! DICOM objects: header attributes and frame-by-frame pixel decoding, through our own JPEG, JPEG-LS
 //! and RLE decoders (`jpeg`, `jpegls`, `rle`) and `dicom-pixeldata` for the rest.
 
+use crate::error::one_line;
+use crate::lengths::{self, Encoding};
 use crate::palette::Palette;
 use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window, jpeg, jpegls, rle};
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
+use dicom_encoding::transfer_syntax::{Codec, DataRWAdapter};
 use dicom_object::{
     DefaultDicomObject, FileMetaTable, InMemDicomObject, OpenFileOptions, file::ReadPreamble,
 };
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_transfer_syntax_registry::entries;
+use std::io::Read;
 
 /// The part of `bytes` that starts at the `DICM` magic: after a 128-byte preamble, or at the start.
 pub(crate) fn dicom_body(bytes: &[u8]) -> Option<&[u8]> {
@@ -44,6 +48,8 @@ pub(crate) struct DicomSource {
 /// Parses the file meta group and the data set after it.
 fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
     let header_error = |e: &(dyn std::error::Error + 'static)| Error::DicomHeader(error_chain(e));
+    // dicom-rs allocates what a length claims before reading it: lengths are checked first.
+    lengths::check_meta(&body[4..]).map_err(Error::DicomHeader)?;
     let mut rest = body;
     let meta = FileMetaTable::from_reader(&mut rest).map_err(|e| header_error(&e))?;
     // Some writers declare an explicit-VR transfer syntax but encode the data set in implicit VR
@@ -51,13 +57,45 @@ fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
     let ts = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
     // Implicit VR has no VR to check, and a deflated data set is compressed bytes.
     let checkable = !matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1.99");
-    if checkable && rest.len() >= 6 && !is_vr(&rest[4..6]) {
+    let implicit = checkable && rest.len() >= 6 && !is_vr(&rest[4..6]);
+    let encoding = match ts {
+        _ if implicit => Some(Encoding { explicit_vr: false, big_endian: false }),
+        "1.2.840.10008.1.2" => Some(Encoding { explicit_vr: false, big_endian: false }),
+        "1.2.840.10008.1.2.2" => Some(Encoding { explicit_vr: true, big_endian: true }),
+        // Deflated: the lengths are inside the compressed stream, checked below.
+        "1.2.840.10008.1.2.1.99" => None,
+        _ => Some(Encoding::EXPLICIT_LE),
+    };
+    match encoding {
+        Some(encoding) => lengths::check(rest, encoding).map_err(Error::DicomHeader)?,
+        None if ts == "1.2.840.10008.1.2.1.99" => check_deflated(rest)?,
+        None => {}
+    }
+    if implicit {
         let dataset =
             InMemDicomObject::read_dataset_with_ts(rest, &entries::IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .map_err(|e| header_error(&e))?;
         return Ok(dataset.with_exact_meta(meta));
     }
     OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(body).map_err(|e| header_error(&e))
+}
+
+/// Most bytes a deflated data set may inflate to (a deflate bomb is refused before dicom-rs parses it).
+const MAX_INFLATED: u64 = 512 << 20;
+
+/// Inflates a deflated data set as dicom-rs will, and walks its lengths (found by fuzzing: a few
+/// hundred deflated bytes claimed a 2.3 GB value). A stream that fails to inflate is dicom-rs's to
+/// report.
+fn check_deflated(deflated: &[u8]) -> Result<(), Error> {
+    let Codec::Dataset(Some(adapter)) = entries::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN.codec() else {
+        return Ok(());
+    };
+    let mut inflated = Vec::new();
+    let read = adapter.adapt_reader(Box::new(deflated)).take(MAX_INFLATED + 1).read_to_end(&mut inflated);
+    if read.is_ok() && inflated.len() as u64 > MAX_INFLATED {
+        return Err(Error::DicomHeader(format!("the deflated data set inflates past {MAX_INFLATED} bytes")));
+    }
+    lengths::check(&inflated, Encoding::EXPLICIT_LE).map_err(Error::DicomHeader)
 }
 
 /// Two upper-case letters: what an explicit-VR element carries after its tag.
@@ -77,7 +115,10 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     let bits_stored: u16 = int(&object, tags::BITS_STORED).unwrap_or(bits_allocated);
     let signed = int::<u16>(&object, tags::PIXEL_REPRESENTATION) == Some(1);
     let planar = samples == 3 && int::<u16>(&object, tags::PLANAR_CONFIGURATION) == Some(1);
-    let frames: u32 = int::<i64>(&object, tags::NUMBER_OF_FRAMES).map_or(1, |n| n.max(1) as u32);
+    let frames = int::<i64>(&object, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    // Beyond u32 a count would wrap (2^32 frames became none at all).
+    let frames = u32::try_from(frames)
+        .map_err(|_| invalid("Number of Frames", format!("{frames} is more than any file holds")))?;
     let photometric = text(&object, tags::PHOTOMETRIC_INTERPRETATION)
         .unwrap_or_else(|| if samples == 3 { "RGB" } else { "MONOCHROME2" }.to_string());
 
@@ -319,18 +360,16 @@ pub(crate) fn encapsulated_frame(
 /// One frame's bytes out of native (uncompressed) pixel data; 1-bit samples come out one byte each.
 fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> Result<Vec<u8>, Error> {
     let samples = pixels * source.samples as usize;
-    let truncated = |expected: usize| Error::Truncated {
-        frame: index,
-        expected: expected as u64,
-        actual: all.len() as u64,
-    };
+    let truncated = |expected: u64| Error::Truncated { frame: index, expected, actual: all.len() as u64 };
     if source.bits_allocated == 1 {
         // Frames of packed bits need not start on a byte boundary.
-        let first_bit = index as usize * samples;
-        let end_byte = (first_bit + samples).div_ceil(8);
-        if all.len() < end_byte {
+        // In u64: on wasm32 a late frame's offset can pass usize::MAX.
+        let first_bit = u64::from(index) * samples as u64;
+        let end_byte = (first_bit + samples as u64).div_ceil(8);
+        if (all.len() as u64) < end_byte {
             return Err(truncated(end_byte));
         }
+        let first_bit = first_bit as usize;
         let bits = first_bit..first_bit + samples;
         return Ok(bits.map(|bit| (all[bit / 8] >> (bit % 8)) & 1).collect());
     }
@@ -339,8 +378,11 @@ fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> 
     } else {
         samples * source.bits_allocated.div_ceil(8) as usize
     };
-    let start = frame_bytes * index as usize;
-    all.get(start..start + frame_bytes).map(<[u8]>::to_vec).ok_or_else(|| truncated(start + frame_bytes))
+    let end = frame_bytes as u64 * (u64::from(index) + 1);
+    if (all.len() as u64) < end {
+        return Err(truncated(end));
+    }
+    Ok(all[end as usize - frame_bytes..end as usize].to_vec())
 }
 
 /// How decoded little-endian bytes hold the stored values.
@@ -492,7 +534,7 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         source = e.source();
     }
-    let chain = full_chain(error);
+    let chain = one_line(&full_chain(error));
     if ended_early { format!("it ends early (truncated): {chain}") } else { chain }
 }
 

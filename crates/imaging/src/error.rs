@@ -24,8 +24,18 @@ pub enum Error {
         "image too large: {columns}×{rows} pixels ({bytes} bytes per frame) exceeds the limit of {limit} bytes"
     )]
     TooLarge { rows: u32, columns: u32, bytes: u64, limit: u64 },
+    #[error(
+        "the image claims {columns}×{rows} pixels but its {encoded} bytes of compressed data cannot hold that many (truncated or corrupt)"
+    )]
+    ImplausibleSize { rows: u32, columns: u32, encoded: u64 },
     #[error("could not decode the photo: {0}")]
     Photo(String),
     #[error("raw stored values exist for DICOM files only, not for photos")]
     NotDicom,
+}
+
+/// A decoder's message as one line: libraries end theirs with newlines or span several lines, and a
+/// message here is one line (found by fuzzing: `image`'s JPEG errors end with "\n").
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

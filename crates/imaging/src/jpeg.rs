@@ -45,6 +45,7 @@ pub(crate) fn decode_frame(
 ) -> Result<Decoded, Error> {
     let fail = |detail: String| Error::PixelData { frame: index, detail };
     let stream = encapsulated_frame(object, index, expected.frames).map_err(fail)?;
+    limits.check_ratio(expected.rows, expected.columns, stream.len())?;
     let mut decoder = Decoder::new(stream.as_slice());
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX));
     if expected.samples == 3 {
@@ -55,7 +56,7 @@ pub(crate) fn decode_frame(
         jpeg_decoder::Error::Unsupported(UnsupportedFeature::SamplePrecision(bits)) => {
             Error::Unsupported { what: format!("{bits}-bit lossy JPEG") }
         }
-        e => fail(format!("JPEG: {e}")),
+        e => fail(format!("JPEG: {}", crate::error::one_line(&e.to_string()))),
     })?;
     let info = decoder.info().ok_or_else(|| fail("JPEG: no frame header".into()))?;
     if (u32::from(info.width), u32::from(info.height)) != (expected.columns, expected.rows) {

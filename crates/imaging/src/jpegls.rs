@@ -25,7 +25,7 @@ pub(crate) fn decode_frame(
         jpegls::CodecError::DimensionMismatch { actual, .. } => {
             fail(format!("the stream holds {actual} pixels but the header says {columns}×{rows}"))
         }
-        e => fail(e.to_string()),
+        e => fail(crate::error::one_line(&e.to_string())),
     })?;
     if (width, height) != (columns, rows) || samples.len() != rows as usize * columns as usize {
         return Err(fail(format!("decoded {} samples for {columns}×{rows}", samples.len())));

@@ -24,10 +24,15 @@
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
-//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested. **Native
-//!   only for now:** `openjp2` is translated C that still calls the C allocator (`malloc`, `free`,
-//!   `strcpy`), which wasm32-unknown-unknown does not provide, so the browser build leaves it out
-//!   and refuses JPEG 2000 with a clear error.
+//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested. `openjp2` is
+//!   machine-translated C that still calls C's `malloc`, `calloc`, `realloc`, `free` and `strcpy`,
+//!   which wasm32-unknown-unknown has no C library for (the module would import them from `env`
+//!   and fail to instantiate); our `c_runtime` module defines them there on Rust's global
+//!   allocator, so the browser decodes JPEG 2000 with the same code. openjp2 also hands null to
+//!   Rust's `dealloc`, which traps in wasm32's allocator, so `c_runtime` sets a global allocator
+//!   there that ignores null and forwards everything else to the standard one. We chose that
+//!   over the alternatives: OpenJPEG itself (`openjpeg-sys`) needs a C toolchain and libc for wasm32,
+//!   and a JPEG 2000 decoder written in Rust is not yet on par with OpenJPEG.
 //! - Deflated data sets: dicom-rs's `deflate`.
 //!
 //! PALETTE COLOR frames are looked up through their red, green and blue tables, whole or segmented
@@ -39,7 +44,8 @@
 //! through `image`, with the EXIF orientation applied.
 //!
 //! Hostile input gets an [`Error`], never a panic: sizes are checked against [`Limits`] before any
-//! pixel buffer is allocated.
+//! pixel buffer is allocated, and declared lengths against the bytes that are there before dicom-rs
+//! reads them. The cargo-fuzz targets in `fuzz/` run this whole path (`fuzzing::decode`).
 //!
 //! ```no_run
 //! let bytes = std::fs::read("MR_small.dcm").unwrap();
@@ -49,11 +55,17 @@
 //! assert_eq!(rgba.len(), 4 * study.info().rows as usize * study.info().columns as usize);
 //! ```
 
+// openjp2's C allocator and string calls, which wasm32-unknown-unknown has no C library for.
+#[cfg(any(all(target_arch = "wasm32", target_os = "unknown"), test))]
+mod c_runtime;
 mod dicom;
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jpeg;
 mod jpegls;
+mod lengths;
 mod palette;
 mod photo;
 mod raw;
@@ -83,6 +95,21 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Most pixels one byte of a compressed stream may stand for. PNG's deflate tops out near 1032
+    /// bytes per byte and JPEG's Huffman codes need a bit or two per 8×8 block, so a real picture
+    /// stays well under this; a 590-byte JPEG claiming 2051×12034 (found by fuzzing) does not, and
+    /// would have been decoded from padding for seconds.
+    pub const MAX_PIXELS_PER_BYTE: u64 = 4096;
+
+    /// Refuses a compressed stream of `encoded` bytes that claims more pixels than it can hold.
+    pub(crate) fn check_ratio(&self, rows: u32, columns: u32, encoded: usize) -> Result<(), Error> {
+        let pixels = u64::from(rows) * u64::from(columns);
+        if pixels > Self::MAX_PIXELS_PER_BYTE.saturating_mul(encoded as u64) {
+            return Err(Error::ImplausibleSize { rows, columns, encoded: encoded as u64 });
+        }
+        Ok(())
+    }
+
     fn check(&self, rows: u32, columns: u32, samples: u32, bytes_per_sample: u32) -> Result<(), Error> {
         let bytes = rows as u64 * columns as u64 * samples as u64 * bytes_per_sample as u64;
         if rows > self.max_side || columns > self.max_side || bytes > self.max_frame_bytes {

@@ -1,5 +1,6 @@
 //! Photos (JPEG, PNG, WebP) through `image`, upright per their EXIF orientation.
 
+use crate::error::one_line;
 use crate::{Error, Frame, Info, Limits, Rescale, Source, Study};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
@@ -8,24 +9,27 @@ pub(crate) fn is_photo(bytes: &[u8]) -> bool {
     matches!(image::guess_format(bytes), Ok(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP))
 }
 
+fn photo_error(e: impl std::fmt::Display) -> Error {
+    Error::Photo(one_line(&e.to_string()))
+}
+
 pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Photo(e.to_string()))?;
-    let mut decoder = reader.into_decoder().map_err(|e| Error::Photo(e.to_string()))?;
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(photo_error)?;
+    let mut decoder = reader.into_decoder().map_err(photo_error)?;
     // The header's size is checked before any pixel is decoded: a 1 kB file may claim 60000×60000.
     let (width, height) = decoder.dimensions();
     let color = decoder.color_type();
     let bytes_per_sample = color.bytes_per_pixel() as u32 / color.channel_count() as u32;
     let samples = if color.has_color() { 3 } else { 1 };
     limits.check(height, width, samples, bytes_per_sample)?;
+    limits.check_ratio(height, width, bytes.len())?;
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_frame_bytes.saturating_mul(2));
-    decoder.set_limits(image_limits).map_err(|e| Error::Photo(e.to_string()))?;
+    decoder.set_limits(image_limits).map_err(photo_error)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Photo(e.to_string()))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(photo_error)?;
     image.apply_orientation(orientation);
     let (columns, rows) = (image.width(), image.height());
 
@@ -131,6 +135,17 @@ mod tests {
         let err = Study::open(&bomb, &Limits::default()).err().expect("refused");
         assert!(matches!(err, Error::TooLarge { rows: 60_000, columns: 60_000, .. }), "{err}");
         assert!(err.to_string().contains("60000×60000"), "{err}");
+    }
+
+    #[test]
+    fn a_small_file_claiming_millions_of_pixels_is_refused() {
+        // 2048×2048 of one grey compresses to a few kB, under the ratio; 16000×16000 (within the
+        // size limits) claimed by the same bytes is not.
+        let honest = png(2048, 2048, image::ColorType::L8);
+        assert!(open(&honest, &Limits::default()).is_ok());
+        let claim = claim_size(honest, 16_000, 16_000);
+        let err = Study::open(&claim, &Limits::default()).err().expect("refused");
+        assert!(matches!(err, Error::ImplausibleSize { rows: 16_000, columns: 16_000, .. }), "{err}");
     }
 
     #[test]

@@ -34,13 +34,22 @@ pub(crate) fn decode_frame(
     if count != expected {
         return Err(fail(format!("{count} segments, expected {expected}")));
     }
-    let mut out = vec![0u8; pixels * expected];
+    let mut segments = Vec::with_capacity(count);
     for segment in 0..count {
         let start = word(1 + segment) as usize;
         let end = if segment + 1 < count { word(2 + segment) as usize } else { stream.len() };
         let encoded = stream
             .get(start..end.min(stream.len()))
             .ok_or_else(|| fail(format!("segment {segment} lies outside the frame")))?;
+        // A PackBits run is two bytes for at most 128: a frame too short for its size is refused
+        // before its buffer is allocated (a few bytes must not claim 256 MiB).
+        if encoded.len().saturating_mul(64) < pixels {
+            return Err(fail(format!("segment {segment} of {} bytes cannot hold {pixels}", encoded.len())));
+        }
+        segments.push(encoded);
+    }
+    let mut out = vec![0u8; pixels * expected];
+    for (segment, encoded) in segments.into_iter().enumerate() {
         let decoded = unpack_bits(encoded, pixels);
         if decoded.len() < pixels {
             return Err(fail(format!("segment {segment} holds {} of {pixels} bytes", decoded.len())));
@@ -126,6 +135,8 @@ mod tests {
         assert!(decode_frame(&[0; 10], 0, 1, 1, 8).is_err(), "no header");
         assert!(decode_frame(&frame(&[&[0, 1]]), 0, 4, 1, 8).is_err(), "segment too short");
         assert!(decode_frame(&frame(&[&[0, 1]]), 0, 1, 1, 16).is_err(), "too few segments");
+        let bomb = decode_frame(&frame(&[&[0x81, 0]]), 0, 16384 * 16384, 1, 8).unwrap_err();
+        assert!(bomb.to_string().contains("cannot hold"), "refused before allocating: {bomb}");
         let mut wild = frame(&[&[0, 1]]);
         wild[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_frame(&wild, 0, 1, 1, 8).is_err(), "offset past the end");

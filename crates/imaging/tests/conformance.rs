@@ -3,9 +3,14 @@
 //! `bedside_corpus::reference`). Where the reference decodes a file, Bedside must give the same dtype
 //! and shape, the same MD5 for lossless transfer syntaxes and values within tolerance for lossy ones —
 //! or the file must be listed in [`KNOWN_GAPS`]. The outcome is written to `crates/imaging/CONFORMANCE.md`.
+//! The comparison of one file is `reference_check`'s, shared with the browser's conformance test
+//! (`crates/web/tests/browser/conformance.rs`), which runs it in Wasm on a subset of the corpus.
+
+mod reference_check;
 
 use bedside_corpus::reference;
 use bedside_imaging::{Limits, Study};
+use reference_check::{Entry, Outcome, compare, syntax_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,71 +32,9 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
     ("color3d_jpeg_baseline.dcm", "YCbCr within 3 of libjpeg's, RGB within 5"),
 ];
 
-/// Largest difference from the reference allowed for a lossy frame: 2 at 8 bits, scaled with the
-/// stored bit depth above that (decoders of lossy streams may round differently).
-fn tolerance(bits_stored: u16) -> i64 {
-    2 << bits_stored.saturating_sub(8).min(24)
-}
-
 #[derive(Deserialize)]
 struct ReferenceRun {
     files: Vec<Entry>,
-}
-
-/// One file as the reference script reports it.
-#[derive(Deserialize)]
-struct Entry {
-    file: String,
-    transfer_syntax: Option<String>,
-    photometric: Option<String>,
-    #[serde(default)]
-    lossy: bool,
-    shape: Option<Vec<u32>>,
-    dtype: Option<String>,
-    md5_first: Option<String>,
-    md5_all: Option<String>,
-    npy: Option<String>,
-    error: Option<String>,
-}
-
-enum Outcome {
-    Exact,
-    WithinTolerance {
-        max_diff: i64,
-    },
-    /// Both decoders refuse the file; Bedside's one-line reason.
-    ClearError(String),
-    /// The reference refuses the file and Bedside decodes it.
-    DecodedWhereReferenceRefuses,
-    KnownGap {
-        reason: &'static str,
-        error: String,
-    },
-    /// What differs; fails the test.
-    Mismatch(String),
-}
-
-impl Outcome {
-    fn label(&self) -> &'static str {
-        match self {
-            Outcome::Exact => "exact",
-            Outcome::WithinTolerance { .. } => "within tolerance",
-            Outcome::ClearError(_) => "clear error",
-            Outcome::DecodedWhereReferenceRefuses => "decoded (reference refuses)",
-            Outcome::KnownGap { .. } => "known gap",
-            Outcome::Mismatch(_) => "MISMATCH",
-        }
-    }
-
-    fn detail(&self) -> String {
-        match self {
-            Outcome::Exact | Outcome::DecodedWhereReferenceRefuses => String::new(),
-            Outcome::WithinTolerance { max_diff } => format!("max abs difference {max_diff}"),
-            Outcome::ClearError(message) => message.clone(),
-            Outcome::KnownGap { reason, error } => format!("{reason} ({error})"),
-            Outcome::Mismatch(detail) => detail.clone(),
-        }
-    }
 }
 
 #[test]
@@ -109,7 +52,12 @@ fn corpus_matches_the_reference_decoder() {
         let key = path.strip_prefix(&corpus).unwrap_or(path).to_string_lossy().replace('\\', "/");
         let entry = *by_file.get(key.as_str()).unwrap_or_else(|| panic!("{key} has no reference entry"));
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let mut outcome = compare(path, entry, &dir);
+        let bytes = std::fs::read(path).expect("corpus file is readable");
+        let npy = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let mut outcome = compare(&bytes, entry, npy);
         let gap = KNOWN_GAPS.iter().find(|(gap, _)| *gap == name).map(|(_, reason)| *reason);
         outcome = match (gap, outcome) {
             (Some(reason), Outcome::Mismatch(error)) => Outcome::KnownGap { reason, error },
@@ -167,113 +115,6 @@ fn reference_or_skip() -> Option<PathBuf> {
         }
         Err(e) => panic!("{e}"),
     }
-}
-
-fn compare(path: &Path, entry: &Entry, dir: &Path) -> Outcome {
-    let bytes = std::fs::read(path).expect("corpus file is readable");
-    let decoded = Study::open(&bytes, &Limits::default()).and_then(|study| {
-        let digest = study.raw_digest(0)?;
-        let first = if entry.lossy { Some(study.raw_frame(0)?) } else { None };
-        Ok((digest, first, study.info().bits_stored))
-    });
-    let (digest, first, bits_stored) = match (decoded, &entry.error) {
-        (Err(e), Some(_)) => return Outcome::ClearError(e.to_string()),
-        (Err(e), None) => return Outcome::Mismatch(format!("Bedside: {e}")),
-        (Ok(_), Some(_)) => return Outcome::DecodedWhereReferenceRefuses,
-        (Ok(ok), None) => ok,
-    };
-    let (shape, dtype) = (entry.shape.as_deref(), entry.dtype.as_deref());
-    if shape != Some(digest.layout.shape.as_slice()) || dtype != Some(digest.layout.dtype.name()) {
-        return Outcome::Mismatch(format!(
-            "{} {:?} here, {} {:?} in the reference",
-            digest.layout.dtype.name(),
-            digest.layout.shape,
-            dtype.unwrap_or("?"),
-            shape.unwrap_or_default()
-        ));
-    }
-    if entry.md5_first.as_deref() == Some(&digest.md5_first)
-        && entry.md5_all.as_deref() == Some(&digest.md5_all)
-    {
-        return Outcome::Exact;
-    }
-    let (Some(first), Some(npy)) = (first, &entry.npy) else {
-        return Outcome::Mismatch("lossless, but the MD5 differs from the reference".into());
-    };
-    let reference = read_npy(&dir.join(npy));
-    let ours = values(&first, digest.layout.dtype.name());
-    assert_eq!(ours.len(), reference.len(), "{}: first frame sizes", entry.file);
-    let diffs: Vec<i64> = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).collect();
-    let max_diff = diffs.iter().copied().max().unwrap_or(0);
-    let limit = tolerance(bits_stored);
-    if max_diff <= limit {
-        return Outcome::WithinTolerance { max_diff };
-    }
-    let over = diffs.iter().filter(|&&d| d > limit).count();
-    let share = 100.0 * over as f64 / diffs.len().max(1) as f64;
-    Outcome::Mismatch(format!(
-        "lossy, max abs difference {max_diff} > {limit} ({share:.2} % of samples over)"
-    ))
-}
-
-/// Little-endian elements of numpy type `dtype` as integers.
-fn values(bytes: &[u8], dtype: &str) -> Vec<i64> {
-    match dtype {
-        "uint8" => bytes.iter().map(|&b| b as i64).collect(),
-        "int8" => bytes.iter().map(|&b| b as i8 as i64).collect(),
-        "uint16" => bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-        "int16" => bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-        "uint32" => bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-        "int32" => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-        other => panic!("no integer dtype {other}"),
-    }
-}
-
-/// The elements of a little-endian integer `.npy` file (format versions 1–3, C order).
-fn read_npy(path: &Path) -> Vec<i64> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(bytes.starts_with(b"\x93NUMPY"), "{} is not .npy", path.display());
-    let (len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + len]).expect("npy header is text");
-    assert!(header.contains("'fortran_order': False"), "{header}");
-    let descr = header.split("'descr': '").nth(1).and_then(|s| s.split('\'').next()).expect("descr");
-    let dtype = match descr.trim_start_matches(['<', '|']) {
-        "u1" => "uint8",
-        "i1" => "int8",
-        "u2" => "uint16",
-        "i2" => "int16",
-        "u4" => "uint32",
-        "i4" => "int32",
-        other => panic!("{}: unexpected dtype {other}", path.display()),
-    };
-    values(&bytes[start + len..], dtype)
-}
-
-fn syntax_name(uid: Option<&str>) -> String {
-    let name = match uid.unwrap_or("") {
-        "1.2.840.10008.1.2" => "Implicit VR Little Endian",
-        "1.2.840.10008.1.2.1" => "Explicit VR Little Endian",
-        "1.2.840.10008.1.2.1.99" => "Deflated Explicit VR Little Endian",
-        "1.2.840.10008.1.2.2" => "Explicit VR Big Endian",
-        "1.2.840.10008.1.2.4.50" => "JPEG Baseline (8-bit)",
-        "1.2.840.10008.1.2.4.51" => "JPEG Extended (12-bit)",
-        "1.2.840.10008.1.2.4.57" => "JPEG Lossless",
-        "1.2.840.10008.1.2.4.70" => "JPEG Lossless SV1",
-        "1.2.840.10008.1.2.4.80" => "JPEG-LS Lossless",
-        "1.2.840.10008.1.2.4.81" => "JPEG-LS Near-Lossless",
-        "1.2.840.10008.1.2.4.90" => "JPEG 2000 Lossless",
-        "1.2.840.10008.1.2.4.91" => "JPEG 2000",
-        "1.2.840.10008.1.2.4.201" => "HTJ2K Lossless",
-        "1.2.840.10008.1.2.4.202" => "HTJ2K Lossless RPCL",
-        "1.2.840.10008.1.2.4.203" => "HTJ2K",
-        "1.2.840.10008.1.2.5" => "RLE Lossless",
-        "" => "none (no file meta)",
-        other => other,
-    };
-    name.to_string()
 }
 
 /// Writes `crates/imaging/CONFORMANCE.md`; under `CI=true` it must already be current.

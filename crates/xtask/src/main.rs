@@ -3,12 +3,17 @@
 //! - `corpus` — fetch and unpack the DICOM test corpus (see `bedside-corpus`).
 //! - `serve [--port N]` — build the browser app and serve it on 127.0.0.1.
 //! - `test` — everything: native tests, wasm tests in headless Chromium, end-to-end browser tests.
+//! - `fuzz [--target NAME] [--seconds N]` — run the cargo-fuzz targets of `fuzz/` (`dicom`, `photo`)
+//!   with the nightly toolchain for N seconds each (default 60), installing cargo-fuzz if missing;
+//!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
 //!
 //! `serve` and `test` first install what a fresh Debian machine lacks (the wasm32 target,
 //! wasm-bindgen-cli at the version in Cargo.lock, Chromium and ChromeDriver, the npm packages of
 //! `package-lock.json`).
 
+mod conformance;
 mod fixtures;
+mod fuzz;
 mod serve;
 mod setup;
 mod web;
@@ -38,6 +43,15 @@ enum Task {
     },
     /// Run every test: native, wasm-bindgen-test in headless Chromium, and the end-to-end tests in tests/.
     Test,
+    /// Fuzz the decoding paths (cargo-fuzz, nightly) and report executions and crashes.
+    Fuzz {
+        /// One target (dicom or photo); every target if left out.
+        #[arg(long)]
+        target: Option<String>,
+        /// How long to run each target, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -54,6 +68,7 @@ fn main() -> Result<()> {
             server.join();
         }
         Task::Test => test()?,
+        Task::Fuzz { target, seconds } => fuzz::fuzz(target.as_deref(), seconds)?,
     }
     Ok(())
 }
@@ -69,6 +84,8 @@ fn test() -> Result<()> {
     run(cargo().arg("test"))?;
 
     step("wasm tests in headless Chromium");
+    // The browser's conformance test embeds a corpus subset and the reference's record of it.
+    let conformance = conformance::write(&target_dir().join("browser-conformance"))?;
     // The app's own profile: the test build then reuses the app build's burn, wgpu and codecs
     // instead of compiling them a second time, and tests the code as shipped (optimised).
     run(cargo()
@@ -76,7 +93,8 @@ fn test() -> Result<()> {
         .args(["--profile", web::PROFILE])
         // wasm-bindgen-test-runner reads webdriver.json (Chromium's flags) from the working directory.
         .current_dir(root().join("crates/web"))
-        .env("CHROMEDRIVER", setup::CHROMEDRIVER))?;
+        .env("CHROMEDRIVER", setup::CHROMEDRIVER)
+        .env("BEDSIDE_BROWSER_CONFORMANCE", conformance))?;
 
     step("end-to-end tests in headless Chromium");
     web::build()?;

@@ -1,0 +1,266 @@
+//! Declared value lengths checked against the bytes that are there, before dicom-rs parses a file.
+//! Its parser reserves a value's declared length before reading the value, so a few hundred bytes
+//! claiming a 4 GiB value allocated 4 GiB (found by fuzzing, `fuzz/artifacts/dicom/`).
+//!
+//! The walk reads element headers as dicom-rs 0.10 does (unknown VRs as UN; an undefined-length UN
+//! as a sequence in the file's own encoding, not the implicit VR PS3.5 6.2.2 asks for, which made
+//! pydicom's `UN_sequence.dcm` claim 3.7 GB), follows them into sequences and items and skips
+//! encapsulated fragments. It
+//! fails only on a length that runs past the end of the bytes; anything else wrong is dicom-rs's to
+//! report.
+
+/// How a data set is encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoding {
+    pub explicit_vr: bool,
+    pub big_endian: bool,
+}
+
+impl Encoding {
+    pub const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, big_endian: false };
+}
+
+use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_dictionary_std::StandardDataDictionary;
+
+const UNDEFINED: u32 = u32::MAX;
+const ITEM_GROUP: u16 = 0xFFFE;
+const ITEM: u16 = 0xE000;
+const SEQUENCE_DELIMITER: u16 = 0xE0DD;
+const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+
+/// Explicit VRs whose length is 2 bytes (PS3.5 7.1.2). dicom-rs reads every other VR, and bytes
+/// that are no VR at all (as UN), with 2 reserved bytes and a 4-byte length; so does this walk.
+fn short_length(vr: [u8; 2]) -> bool {
+    matches!(
+        &vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
+/// Bytes per value of the binary VRs. dicom-rs reads `length / size` values of these but moves its
+/// position on by `length`, so a length that is no multiple of the size shifts every later header
+/// (found by fuzzing: a 2-byte UL made the next element claim 4 GiB); such an element is refused.
+fn value_size(vr: &[u8]) -> Option<u32> {
+    match vr {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"AT" | b"FL" | b"OF" | b"SL" | b"UL" | b"OL" => Some(4),
+        b"FD" | b"OD" | b"SV" | b"OV" | b"UV" => Some(8),
+        _ => None,
+    }
+}
+
+/// The value size of an implicit-VR element, by the dictionary dicom-rs reads it with.
+fn implicit_value_size(tag: (u16, u16)) -> Option<u32> {
+    match StandardDataDictionary.by_tag(Tag(tag.0, tag.1))?.vr() {
+        VirtualVr::Exact(vr) => value_size(vr.to_string().as_bytes()),
+        VirtualVr::Xs => Some(2),
+        _ => None,
+    }
+}
+
+/// Checks the file meta group at the start of `bytes` (after `DICM`). dicom-rs reads elements, of any
+/// group, until it has read as many bytes as the group length says, so this walk does the same.
+pub(crate) fn check_meta(bytes: &[u8]) -> Result<(), String> {
+    let Some(header) = bytes.get(..12) else { return Ok(()) };
+    // (0002,0000) UL, length 4: anything else is dicom-rs's to refuse.
+    if header[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
+        return Ok(());
+    }
+    let group_length = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    walk(&bytes[12..], Encoding::EXPLICIT_LE, Some(group_length as usize))
+}
+
+/// Checks every element of a data set; the error names the element whose length does not fit.
+pub(crate) fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
+    walk(bytes, encoding, None)
+}
+
+/// The walk, over all of `bytes` or (the meta group) until `meta_length` bytes are read; the meta
+/// group's reader reads values its own way, so their sizes are not checked there.
+fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<(), String> {
+    let u16_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1]];
+        if encoding.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+    };
+    let u32_at = |at: usize| {
+        let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+        if encoding.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    let too_long = |tag: (u16, u16), length: u32, left: usize| {
+        format!(
+            "the file ends early: element ({:04X},{:04X}) claims {length} bytes but only {left} follow",
+            tag.0, tag.1
+        )
+    };
+    let mut at = 0;
+    // Inside encapsulated pixel data, items hold fragments of a compressed stream, not elements.
+    let mut fragments = false;
+    while at + 8 <= bytes.len() {
+        let tag = (u16_at(at), u16_at(at + 2));
+        if meta_length.is_some_and(|length| at >= length) {
+            break;
+        }
+        if tag.0 == ITEM_GROUP {
+            let length = u32_at(at + 4);
+            at += 8;
+            match tag.1 {
+                ITEM if length != UNDEFINED => {
+                    if length as usize > bytes.len() - at {
+                        return Err(too_long(tag, length, bytes.len() - at));
+                    }
+                    if fragments {
+                        at += length as usize;
+                    }
+                }
+                SEQUENCE_DELIMITER => fragments = false,
+                _ => {}
+            }
+            continue;
+        }
+        let (vr, length, header) = if !encoding.explicit_vr {
+            (None, u32_at(at + 4), 8)
+        } else {
+            let vr = [bytes[at + 4], bytes[at + 5]];
+            if short_length(vr) {
+                (Some(vr), u32::from(u16_at(at + 6)), 8)
+            } else if at + 12 <= bytes.len() {
+                (Some(vr), u32_at(at + 8), 12)
+            } else {
+                break;
+            }
+        };
+        at += header;
+        if length == UNDEFINED {
+            // Encapsulated pixel data; any other undefined-length value is a sequence, walked on.
+            fragments |= tag == PIXEL_DATA;
+            continue;
+        }
+        if length as usize > bytes.len() - at {
+            return Err(too_long(tag, length, bytes.len() - at));
+        }
+        let size = match vr {
+            Some(vr) => value_size(&vr),
+            None => implicit_value_size(tag),
+        };
+        if let Some(size) = size.filter(|size| length % size != 0 && meta_length.is_none()) {
+            return Err(format!(
+                "element ({:04X},{:04X}) has {length} bytes, not a whole number of {size}-byte values",
+                tag.0, tag.1
+            ));
+        }
+        // A sequence's items are walked; any other value is skipped.
+        if vr != Some(*b"SQ") {
+            at += length as usize;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut out = [tag.0.to_le_bytes(), tag.1.to_le_bytes()].concat();
+        out.extend_from_slice(vr);
+        if !short_length(*vr) {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn lengths_that_fit_pass_and_one_that_does_not_is_named() {
+        let rows = element((0x0028, 0x0010), b"US", &[2, 0]);
+        let pixels = element(PIXEL_DATA, b"OW", &[0; 8]);
+        let good = [rows.clone(), pixels.clone()].concat();
+        assert_eq!(check(&good, Encoding::EXPLICIT_LE), Ok(()));
+        let mut bomb = good.clone();
+        let at = rows.len() + 8;
+        bomb[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+        let message = check(&bomb, Encoding::EXPLICIT_LE).unwrap_err();
+        assert!(message.contains("(7FE0,0010) claims 4294967040 bytes but only 8 follow"), "{message}");
+    }
+
+    #[test]
+    fn fragments_are_skipped_and_sequences_entered() {
+        let mut encapsulated = [PIXEL_DATA.0.to_le_bytes(), PIXEL_DATA.1.to_le_bytes()].concat();
+        encapsulated.extend_from_slice(b"OB\0\0");
+        encapsulated.extend_from_slice(&UNDEFINED.to_le_bytes());
+        for fragment in [&[][..], &[0xFF, 0xD8, 0x28, 0x00, 0x10, 0x00, b'O', b'B'][..]] {
+            encapsulated.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            encapsulated.extend_from_slice(&(fragment.len() as u32).to_le_bytes());
+            encapsulated.extend_from_slice(fragment);
+        }
+        encapsulated.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        assert_eq!(check(&encapsulated, Encoding::EXPLICIT_LE), Ok(()), "fragment bytes are not elements");
+        // A sequence of one item holding an element that claims too much.
+        let inner = element((0x0008, 0x0100), b"LO", b"ab");
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+        item.extend_from_slice(&inner);
+        let mut sequence = element((0x0040, 0x0260), b"SQ", &item);
+        let last = sequence.len() - 4;
+        sequence[last..last + 2].copy_from_slice(&900u16.to_le_bytes());
+        assert!(check(&sequence, Encoding::EXPLICIT_LE).unwrap_err().contains("(0008,0100) claims 900"));
+    }
+
+    #[test]
+    fn binary_values_must_be_whole() {
+        let ul = element((0x0028, 0x0103), b"UL", &[0, 0]);
+        let message = check(&ul, Encoding::EXPLICIT_LE).unwrap_err();
+        assert!(
+            message.contains("(0028,0103) has 2 bytes, not a whole number of 4-byte values"),
+            "{message}"
+        );
+        // Implicit VR: Rows is US in the dictionary.
+        let mut rows = [0x28u8, 0, 0x10, 0, 3, 0, 0, 0].to_vec();
+        rows.extend_from_slice(&[1, 2, 3]);
+        let implicit = Encoding { explicit_vr: false, big_endian: false };
+        assert!(check(&rows, implicit).unwrap_err().contains("2-byte values"));
+        rows[4] = 2;
+        rows.pop();
+        assert_eq!(check(&rows, implicit), Ok(()));
+    }
+
+    #[test]
+    fn the_meta_group_is_walked_as_far_as_its_length_says() {
+        let group_length =
+            |n: u32| [&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00][..], &n.to_le_bytes()].concat();
+        let ts = element((0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2\0");
+        // An element of another group inside the declared length is still read by dicom-rs.
+        let mut stray = element((0x0049, 0x0001), b"OB", &[0; 4]);
+        let at = stray.len() - 8;
+        stray[at..at + 4].copy_from_slice(&0x5500_00A8u32.to_le_bytes());
+        let meta = [group_length((ts.len() + stray.len()) as u32), ts.clone(), stray.clone()].concat();
+        assert!(check_meta(&meta).unwrap_err().contains("(0049,0001) claims 1426063528"));
+        let short = [group_length(ts.len() as u32), ts, stray].concat();
+        assert_eq!(check_meta(&short), Ok(()), "past the group length is the data set's");
+    }
+}
