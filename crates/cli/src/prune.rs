@@ -128,8 +128,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         info = chosen.info;
         info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
         // Measured on the weights just replaced.
-        for stale in ["int8", "heat_maps", "robustness"] {
-            if let Some(card) = info.card.as_object_mut() {
+        if let Some(card) = info.card.as_object_mut() {
+            for stale in ["int8", "heat_maps", "robustness"] {
                 card.remove(stale);
             }
         }

@@ -45,7 +45,11 @@ pub fn prune(
 ) -> Result<(StudentConfig, Student), PruneError> {
     let hidden = config.hidden_channels();
     if keep.blocks.len() != BLOCKS || student.blocks.len() != BLOCKS {
-        return Err(PruneError(format!("expected {BLOCKS} blocks, got {}", keep.blocks.len())));
+        return Err(PruneError(format!(
+            "expected {BLOCKS} blocks, got {} in the plan and {} in the network",
+            keep.blocks.len(),
+            student.blocks.len()
+        )));
     }
     if keep.blocks[0].is_some() {
         return Err(PruneError("the first block has no expansion to prune".into()));
