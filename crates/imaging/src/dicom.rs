@@ -143,9 +143,6 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     let own_codec = jpeg::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
         || jpegls::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
         || transfer_syntax == rle::TRANSFER_SYNTAX;
-    if jpegls::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str()) && samples != 1 {
-        return Err(Error::Unsupported { what: "colour JPEG-LS".into() });
-    }
     if let Some(ts) = TransferSyntaxRegistry.get(&transfer_syntax)
         && !own_codec
         && !ts.can_decode_all()
@@ -255,8 +252,14 @@ impl DicomSource {
             _ if jpegls::TRANSFER_SYNTAXES.contains(&info.transfer_syntax.as_deref().unwrap_or("")) => {
                 let stream = encapsulated_frame(&self.object, index, info.frames)
                     .map_err(|detail| Error::PixelData { frame: index, detail })?;
-                let data =
-                    jpegls::decode_frame(&stream, index, info.rows, info.columns, self.bits_allocated)?;
+                let data = jpegls::decode_frame(
+                    &stream,
+                    index,
+                    info.rows,
+                    info.columns,
+                    self.samples,
+                    self.bits_allocated,
+                )?;
                 (self.photometric.clone(), false, data)
             }
             _ if info.transfer_syntax.as_deref() == Some(rle::TRANSFER_SYNTAX) => {

@@ -1,10 +1,18 @@
-//! JPEG frames (baseline, extended, lossless) through `jpeg-decoder`, with no colour transform of the
-//! decoder's own. `jpeg-decoder` guesses YCbCr for any three-component stream without markers that say
-//! otherwise, which turns streams stored as RGB into false colour; here the photometric interpretation
-//! decides, corrected by the stream's markers as pydicom corrects it (component IDs "RGB" mean RGB; a
-//! JFIF marker means YCbCr), and YCbCr is then converted like every other YBR_FULL frame.
+//! JPEG frames (baseline, extended, lossless) through `jpeg-decoder`, or `jpeg_dct` for the 12-bit DCT
+//! streams it refuses and for 8-bit colour DCT streams, with no colour transform of the decoder's
+//! own. Colour goes to `jpeg_dct` because the YBR→RGB conversion multiplies a chroma difference by up
+//! to 1.772: `jpeg-decoder`'s IDCT and chroma upsampling round differently from libjpeg's (YCbCr
+//! within 3, RGB within 5 on the 4:2:2 corpus files), while `jpeg_dct` computes both as libjpeg does
+//! and matches it exactly on the corpus. Grey 8-bit streams, with no conversion to amplify a
+//! difference, and chroma ratios other than 1 and 2 stay with `jpeg-decoder`.
+//!
+//! `jpeg-decoder` guesses YCbCr for any three-component stream without markers that say otherwise,
+//! which turns streams stored as RGB into false colour; here the photometric interpretation
+//! decides, corrected by the stream's markers as pydicom corrects it (component IDs "RGB" mean RGB;
+//! a JFIF marker means YCbCr), and YCbCr is then converted like every other YBR_FULL frame.
 
 use crate::dicom::encapsulated_frame;
+use crate::jpeg_dct;
 use crate::{Error, Limits};
 use dicom_object::DefaultDicomObject;
 use jpeg_decoder::{ColorTransform, Decoder, PixelFormat, UnsupportedFeature};
@@ -12,7 +20,7 @@ use jpeg_decoder::{ColorTransform, Decoder, PixelFormat, UnsupportedFeature};
 /// The transfer syntaxes decoded here.
 pub(crate) const TRANSFER_SYNTAXES: [&str; 4] = [
     "1.2.840.10008.1.2.4.50", // baseline (8-bit)
-    "1.2.840.10008.1.2.4.51", // extended (12-bit): refused by jpeg-decoder for lossy streams
+    "1.2.840.10008.1.2.4.51", // extended (12-bit): its 12-bit DCT streams go to `jpeg_dct`
     "1.2.840.10008.1.2.4.57", // lossless
     "1.2.840.10008.1.2.4.70", // lossless, first-order prediction
 ];
@@ -46,6 +54,25 @@ pub(crate) fn decode_frame(
     let fail = |detail: String| Error::PixelData { frame: index, detail };
     let stream = encapsulated_frame(object, index, expected.frames).map_err(fail)?;
     limits.check_ratio(expected.rows, expected.columns, stream.len())?;
+    let markers = markers(&stream);
+    // Chosen by the frame header rather than on jpeg-decoder's refusal, which may come from some
+    // other segment first.
+    if jpeg_dct::is_twelve_bit_dct(markers.sof) {
+        if expected.bits_allocated != 16 {
+            return Err(fail(format!("12-bit JPEG in {} bits allocated", expected.bits_allocated)));
+        }
+        let data = jpeg_dct::decode(&stream, index, expected.rows, expected.columns, expected.samples)?;
+        return Ok(Decoded { data, photometric: photometric(&markers, expected) });
+    }
+    if jpeg_dct::is_eight_bit_colour_dct(markers.sof, &markers.sampling) {
+        // Bytes, widened like `jpeg-decoder`'s below when 16 bits are allocated.
+        let data = jpeg_dct::decode(&stream, index, expected.rows, expected.columns, expected.samples)?;
+        let data = match expected.bits_allocated {
+            16 => data.iter().flat_map(|&b| [b, 0]).collect(),
+            _ => data,
+        };
+        return Ok(Decoded { data, photometric: photometric(&markers, expected) });
+    }
     let mut decoder = Decoder::new(stream.as_slice());
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX));
     if expected.samples == 3 {
@@ -81,21 +108,20 @@ pub(crate) fn decode_frame(
         (PixelFormat::L8 | PixelFormat::RGB24, 16) => pixels.iter().flat_map(|&b| [b, 0]).collect(),
         _ => pixels,
     };
-    Ok(Decoded { data, photometric: photometric(&stream, expected) })
+    Ok(Decoded { data, photometric: photometric(&markers, expected) })
 }
 
 /// The colour space the decoded samples are in: the header's, unless the stream's component IDs spell
 /// "RGB" (then RGB) or it has a JFIF marker and the header names no YCbCr (then YCbCr). Decoded frames
 /// are never subsampled, so YBR_FULL_422 comes back as YBR_FULL.
-fn photometric(stream: &[u8], expected: &Expected) -> String {
+fn photometric(markers: &Markers, expected: &Expected) -> String {
     let header = expected.photometric;
     if expected.samples != 3 {
         return header.to_string();
     }
-    let (ids, jfif) = markers(stream);
-    let photometric = if ids == b"RGB" || ids == b"rgb" {
+    let photometric = if markers.ids == b"RGB" || markers.ids == b"rgb" {
         "RGB"
-    } else if jfif && !header.contains("YBR") {
+    } else if markers.jfif && !header.contains("YBR") {
         if expected.transfer_syntax == BASELINE { "YBR_FULL_422" } else { "YBR_FULL" }
     } else {
         header
@@ -103,10 +129,21 @@ fn photometric(stream: &[u8], expected: &Expected) -> String {
     if photometric == "YBR_FULL_422" { "YBR_FULL".into() } else { photometric.into() }
 }
 
-/// Component IDs of the frame header and whether an APPn segment starts with "JFIF", from the marker
-/// segments before the first scan. Malformed streams give what was read so far.
-fn markers(stream: &[u8]) -> (Vec<u8>, bool) {
-    let (mut ids, mut jfif) = (Vec::new(), false);
+/// What the marker segments before the first scan say; malformed streams give what was read so far.
+#[derive(Debug, Default, PartialEq)]
+struct Markers {
+    /// Component IDs of the frame header.
+    ids: Vec<u8>,
+    /// Whether an APPn segment starts with "JFIF".
+    jfif: bool,
+    /// The frame header's marker and sample precision.
+    sof: Option<(u8, u8)>,
+    /// The frame header's sampling factors (H << 4 | V), one per component.
+    sampling: Vec<u8>,
+}
+
+fn markers(stream: &[u8]) -> Markers {
+    let mut found = Markers::default();
     let mut at = 2; // after SOI
     while at + 4 <= stream.len() {
         if stream[at] != 0xFF {
@@ -123,17 +160,19 @@ fn markers(stream: &[u8]) -> (Vec<u8>, bool) {
         let length = u16::from_be_bytes([stream[at + 2], stream[at + 3]]) as usize;
         let payload = stream.get(at + 4..at + 2 + length).unwrap_or(&[]);
         match marker {
-            0xE0..=0xEF => jfif |= payload.starts_with(b"JFIF"),
+            0xE0..=0xEF => found.jfif |= payload.starts_with(b"JFIF"),
             // SOF0–SOF15 except DHT (C4), JPG (C8) and DAC (CC).
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 let count = payload.get(5).copied().unwrap_or(0) as usize;
-                ids = (0..count).filter_map(|i| payload.get(6 + 3 * i).copied()).collect();
+                found.ids = (0..count).filter_map(|i| payload.get(6 + 3 * i).copied()).collect();
+                found.sampling = (0..count).filter_map(|i| payload.get(7 + 3 * i).copied()).collect();
+                found.sof = payload.first().map(|&precision| (marker, precision));
             }
             _ => {}
         }
         at += 2 + length.max(2);
     }
-    (ids, jfif)
+    found
 }
 
 #[cfg(test)]
@@ -166,18 +205,37 @@ mod tests {
 
     #[test]
     fn markers_find_component_ids_and_jfif() {
-        assert_eq!(markers(&stream(b"JFIF\0", *b"RGB")), (b"RGB".to_vec(), true));
-        assert_eq!(markers(&stream(b"Exif\0", [1, 2, 3])), (vec![1, 2, 3], false));
-        assert_eq!(markers(&[0xFF, 0xD8, 0xFF]), (vec![], false), "truncated");
+        let (sof, sampling) = (Some((0xC0, 8)), vec![0x11; 3]);
+        assert_eq!(
+            markers(&stream(b"JFIF\0", *b"RGB")),
+            Markers { ids: b"RGB".to_vec(), jfif: true, sof, sampling: sampling.clone() }
+        );
+        assert_eq!(
+            markers(&stream(b"Exif\0", [1, 2, 3])),
+            Markers { ids: vec![1, 2, 3], jfif: false, sof, sampling }
+        );
+        assert_eq!(markers(&[0xFF, 0xD8, 0xFF]), Markers::default(), "truncated");
     }
 
     #[test]
     fn the_stream_corrects_the_header_as_pydicom_does() {
         let rgb = expected("RGB");
-        assert_eq!(photometric(&stream(b"JFIF\0", [1, 2, 3]), &rgb), "YBR_FULL", "JFIF means YCbCr");
-        assert_eq!(photometric(&stream(b"Exif\0", [1, 2, 3]), &rgb), "RGB", "no marker: as the header says");
+        assert_eq!(
+            photometric(&markers(&stream(b"JFIF\0", [1, 2, 3])), &rgb),
+            "YBR_FULL",
+            "JFIF means YCbCr"
+        );
+        assert_eq!(
+            photometric(&markers(&stream(b"Exif\0", [1, 2, 3])), &rgb),
+            "RGB",
+            "no marker: as the header says"
+        );
         let ybr = expected("YBR_FULL_422");
-        assert_eq!(photometric(&stream(b"JFIF\0", *b"RGB"), &ybr), "RGB", "component IDs R, G, B");
-        assert_eq!(photometric(&stream(b"Exif\0", [1, 2, 3]), &ybr), "YBR_FULL", "decoded at full size");
+        assert_eq!(photometric(&markers(&stream(b"JFIF\0", *b"RGB")), &ybr), "RGB", "component IDs R, G, B");
+        assert_eq!(
+            photometric(&markers(&stream(b"Exif\0", [1, 2, 3])), &ybr),
+            "YBR_FULL",
+            "decoded at full size"
+        );
     }
 }

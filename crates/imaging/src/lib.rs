@@ -13,14 +13,19 @@
 //! - JPEG baseline and lossless: `jpeg-decoder`, driven by our `jpeg` module rather than dicom-rs's
 //!   adapter, which lets the decoder guess the colour space (RGB streams came out in false colour);
 //!   here the photometric interpretation decides, as in pydicom.
-//! - JPEG-LS, lossless and near-lossless: `pure_jpegls` (our `jpegls` module), a T.87 decoder whose
-//!   only dependency is `thiserror`; on the corpus's grey files, near-lossless included, its values
-//!   are the reference's exactly. dicom-rs decodes JPEG-LS only through CharLS (C++).
-//!   `dicom-toolkit-codec` 0.5, the other pure-Rust candidate, pulls in a DICOM stack and JPEG 2000
-//!   codec of its own, decodes line-interleaved colour as one tall grey image of component lines
-//!   (an approximation by its own account, not T.87's line interleave) and refuses sample
-//!   interleave. `pure_jpegls` decodes single-component streams only, so colour JPEG-LS (three
-//!   components, line or sample interleaved) is refused.
+//! - Lossy JPEG that `jpeg-decoder` refuses or rounds too differently: our `jpeg_dct` module, a
+//!   sequential DCT decoder that follows libjpeg's integer IDCT and chroma upsampling. It takes
+//!   12-bit streams (JPEG extended), which `jpeg-decoder` refuses and libjpeg's 12-bit build is C,
+//!   and 8-bit colour streams, where `jpeg-decoder`'s YCbCr is within 3 of libjpeg's and the colour
+//!   conversion makes that up to 5 in RGB. On the corpus its values are the reference's exactly.
+//! - JPEG-LS, lossless and near-lossless, grey and colour: our `jpegls` module, a T.87 decoder of
+//!   its own (one scan per component, line or sample interleave, LSE presets, restart markers); on
+//!   the corpus, near-lossless included, its values are the reference's exactly. dicom-rs decodes
+//!   JPEG-LS only through CharLS (C++). Of the pure-Rust candidates, `pure_jpegls` decodes
+//!   single-component streams only (it is kept to encode test streams), and `dicom-toolkit-codec`
+//!   0.5 pulls in a DICOM stack and JPEG 2000 codec of its own, decodes line-interleaved colour as
+//!   one tall grey image of component lines (an approximation by its own account, not T.87's line
+//!   interleave) and refuses sample interleave.
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
@@ -38,7 +43,6 @@
 //! PALETTE COLOR frames are looked up through their red, green and blue tables, whole or segmented
 //! (our `palette` module), when drawn; their raw array stays the indices.
 //!
-//! Colour JPEG-LS and 12-bit JPEG extended are refused with a clear error for now.
 //! `CONFORMANCE.md` beside this crate lists every test-corpus file against a reference decoder
 //! (pydicom); [`Study::raw_digest`] gives the digest of the raw array it is compared on. Photos go
 //! through `image`, with the EXIF orientation applied.
@@ -64,6 +68,7 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jpeg;
+mod jpeg_dct;
 mod jpegls;
 mod lengths;
 mod palette;

@@ -6,11 +6,15 @@
 //! - `fuzz [--target NAME] [--seconds N]` — run the cargo-fuzz targets of `fuzz/` (`dicom`, `photo`)
 //!   with the nightly toolchain for N seconds each (default 60), installing cargo-fuzz if missing;
 //!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
+//! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
+//!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
+//!   (see the `bench` module).
 //!
 //! `serve` and `test` first install what a fresh Debian machine lacks (the wasm32 target,
 //! wasm-bindgen-cli at the version in Cargo.lock, Chromium and ChromeDriver, the npm packages of
 //! `package-lock.json`).
 
+mod bench;
 mod conformance;
 mod fixtures;
 mod fuzz;
@@ -24,7 +28,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, serve and test Bedside")]
+#[command(name = "cargo xtask", about = "Build, serve, test and benchmark Bedside")]
 struct Cli {
     #[command(subcommand)]
     command: Task,
@@ -52,6 +56,12 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom.
+    Bench {
+        /// Timed runs per file and peer (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -69,6 +79,7 @@ fn main() -> Result<()> {
         }
         Task::Test => test()?,
         Task::Fuzz { target, seconds } => fuzz::fuzz(target.as_deref(), seconds)?,
+        Task::Bench { iterations } => bench::bench(iterations)?,
     }
     Ok(())
 }

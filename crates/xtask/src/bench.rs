@@ -1,0 +1,129 @@
+//! `cargo xtask bench`: decode time of the full-size 16-bit CR in the corpus, uncompressed
+//! (`RG1_UNCR.dcm`) and JPEG 2000 lossless (`RG1_J2KR.dcm`), in Bedside's native build, in its wasm
+//! build in headless Chromium, and in pydicom + pylibjpeg — all three in the same run on the same
+//! machine, so the ratios between them mean something where absolute times would not.
+//!
+//! Each peer times the same thing: the file's bytes already in memory, parsed and the first frame
+//! decoded (`Study::open` in Bedside, `dcmread(...).pixel_array` in pydicom), the median of N runs
+//! after one warm-up. The peers are `crates/imaging/examples/decode_bench.rs` (release build),
+//! `tests/bench/decode.mjs` (the app's `wasm-release` build, as `cargo xtask serve` ships it) and
+//! `tests/bench/decode_pydicom.py` (the reference decoder's pinned virtual environment). The table
+//! is printed and written with the raw numbers to `bench/decode.{md,json}` in the target folder.
+
+use crate::{cargo, root, serve, setup, step, target_dir, web};
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const FILES: [&str; 2] = ["RG1_UNCR.dcm", "RG1_J2KR.dcm"];
+
+pub fn bench(iterations: usize) -> Result<()> {
+    if iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    setup::wasm_toolchain()?;
+    setup::browser()?;
+    setup::npm_packages()?;
+    bedside_corpus::ensure()?;
+    let files: Vec<PathBuf> = FILES.iter().map(|f| bedside_corpus::find(f)).collect::<Result<_, _>>()?;
+    let n = iterations.to_string();
+
+    step("pydicom + pylibjpeg");
+    let python = bedside_corpus::reference::venv()?;
+    let pydicom = measure(
+        Command::new(python)
+            .arg(root().join("tests/bench/decode_pydicom.py"))
+            .args(["--iterations", &n])
+            .args(&files),
+    )?;
+
+    step("Bedside, native (release)");
+    let native = measure(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "bedside-imaging",
+                "--example",
+                "decode_bench",
+                "--",
+            ])
+            .args(["--iterations", &n])
+            .args(&files),
+    )?;
+
+    step("Bedside, wasm in headless Chromium");
+    web::build()?;
+    let server = serve::Server::start(root(), 0)?;
+    let wasm = measure(
+        Command::new("node")
+            .arg(root().join("tests/bench/decode.mjs"))
+            .args(["--iterations", &n])
+            .args(&files)
+            .env("BEDSIDE_URL", format!("http://{}", server.addr())),
+    )?;
+
+    let mut table = String::from(
+        "| file | size | pydicom + pylibjpeg | Bedside native | Bedside wasm (Chromium) | \
+         native speed vs pydicom | wasm speed vs pydicom |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    let ms = |v: &Value| v["median_ms"].as_f64().unwrap_or(f64::NAN);
+    for ((p, nat), w) in pydicom.iter().zip(&native).zip(&wasm) {
+        let shapes = [p, nat, w].map(|v| (v["rows"].as_u64(), v["columns"].as_u64()));
+        if shapes[0] != shapes[1] || shapes[0] != shapes[2] {
+            bail!("the peers decoded {} to different shapes: {shapes:?}", p["file"]);
+        }
+        let _ = writeln!(
+            table,
+            "| {} | {} × {}, {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}× | {:.2}× |",
+            p["file"].as_str().unwrap_or("?"),
+            p["columns"],
+            p["rows"],
+            p["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            ms(p),
+            ms(nat),
+            ms(w),
+            ms(p) / ms(nat),
+            ms(p) / ms(w),
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nMedian of {iterations} runs after one warm-up; each run parses the file from memory and decodes \
+         its first frame. Speed vs pydicom is pydicom's time over Bedside's: above 1, Bedside is faster."
+    );
+    println!("\n{table}");
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("decode.md"), &table)?;
+    let raw =
+        serde_json::json!({ "iterations": iterations, "pydicom": pydicom, "native": native, "wasm": wasm });
+    std::fs::write(dir.join("decode.json"), serde_json::to_string_pretty(&raw)?)?;
+    println!("written to {}", dir.join("decode.md").display());
+    Ok(())
+}
+
+/// Runs one peer and parses its JSON lines (one per file, in the order of [`FILES`]).
+fn measure(cmd: &mut Command) -> Result<Vec<Value>> {
+    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{cmd:?} printed a line that is not JSON"))?;
+    if lines.len() != FILES.len() {
+        bail!("{cmd:?} reported {} files, expected {}", lines.len(), FILES.len());
+    }
+    for line in &lines {
+        println!("{line}");
+    }
+    Ok(lines)
+}
