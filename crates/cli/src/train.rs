@@ -64,6 +64,10 @@ pub struct Args {
     /// (checkpoints in <run-dir>/cv/fold-N) and write <out>/cv.json.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
+    /// Start from the student of another run folder (e.g. a chest run's --run-dir) instead of
+    /// random weights: transfer learning. Only the number of classes may differ.
+    #[arg(long, value_name = "RUN_DIR")]
+    init_from: Option<PathBuf>,
 }
 
 pub fn parse_task(name: &str) -> Result<Task, String> {
@@ -77,8 +81,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     if task == Task::Gate {
         // Telling kinds of picture apart needs far less than a diagnosis: a narrower network.
         network = network.with_width(0.35).with_head_channels(256);
-        if args.distill || args.cv.is_some() {
-            return Err("the gate trains without --distill and --cv".into());
+        if args.distill || args.cv.is_some() || args.init_from.is_some() {
+            return Err("the gate trains without --distill, --cv and --init-from".into());
         }
     }
     let settings = TrainSettings {
@@ -116,6 +120,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(" "),
         teacher,
+        init_from: args.init_from.clone(),
     };
     if let Some(k) = args.cv {
         return cross_validate(&job, k);
@@ -142,8 +147,16 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
     let progress = Progress::default();
     let (spec, train, _) =
         pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
+    let start = match &job.init_from {
+        Some(dir) => Some(
+            bedside_train::trainer::pretrained_start(dir, &job.settings.network)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let report = bedside_train::cv::cross_validate(
         &job.settings,
+        start.as_ref().map(|(model, _)| model),
         &spec,
         &train,
         k,

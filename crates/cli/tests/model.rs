@@ -43,6 +43,40 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["validation"]["n"], 80);
 
+    // Transfer learning: a run started from that run's student says so in its card; a folder
+    // without a student is a clear error.
+    let transfer = scratch.join("transfer");
+    let from = s(&run);
+    let train_from = |init_from: &str| {
+        bedside(&[
+            "train",
+            "--task",
+            "breast",
+            "--data",
+            &s(&task_dir),
+            "--out",
+            &s(&transfer),
+            "--run-dir",
+            &s(&transfer.join("run")),
+            "--init-from",
+            init_from,
+            "--epochs",
+            "1",
+            "--max-batches",
+            "1",
+            "--batch-size",
+            "8",
+        ])
+    };
+    let (code, _, err) = train_from(&from);
+    assert_eq!(code, 0, "{err}");
+    let card = std::fs::read_to_string(transfer.join("MODEL_CARD.md")).unwrap();
+    let line = format!("**Initialisation:** the student of the run in `{from}` (1 epoch on 3 classes");
+    assert!(card.contains(&line), "{card}");
+    let (code, _, err) = train_from(&s(&scratch.join("no-such-run")));
+    assert_eq!(code, 1);
+    assert!(err.contains("no-such-run") && err.contains("checkpoint.json"), "{err}");
+
     // Training writes fp32 only; int8 (the default everywhere) needs `quantize` first.
     let (code, _, err) = bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir)]);
     assert_eq!(code, 1);

@@ -11,6 +11,7 @@ use crate::pipeline::choose_threshold;
 use crate::trainer::{self, TrainSettings};
 use crate::{Error, Progress};
 use bedside_model::input::InputSpec;
+use bedside_model::student::Student;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -54,9 +55,12 @@ fn spread(values: impl Iterator<Item = f64>) -> Spread {
 }
 
 /// Runs `k` grouped folds over `train`; fold `i` checkpoints in `run_dir/fold-i` (so `resume`
-/// continues an interrupted fold and skips finished ones).
+/// continues an interrupted fold and skips finished ones). Every fold starts from `start` when given
+/// (another task's student, see [`trainer::pretrained_start`]), else from random weights.
+#[allow(clippy::too_many_arguments)]
 pub fn cross_validate(
     settings: &TrainSettings,
+    start: Option<&Student>,
     spec: &InputSpec,
     train: &Dataset,
     k: usize,
@@ -74,7 +78,7 @@ pub fn cross_validate(
         progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
         let dir = run_dir.join(format!("fold-{}", i + 1));
         let trained =
-            trainer::train_student(settings, None, spec, &fit, Some(&check), None, &dir, resume, progress)?;
+            trainer::train_student(settings, start, spec, &fit, Some(&check), None, &dir, resume, progress)?;
         let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
         let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
         let temperature = metrics::fit_temperature(&logits, &labels);

@@ -30,6 +30,8 @@ pub struct Job {
     pub command: String,
     /// Distil from the adapted teacher (needs `settings.distillation`).
     pub teacher: Option<TeacherSettings>,
+    /// Start from the student of this run folder (another task's) instead of random weights.
+    pub init_from: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -126,9 +128,13 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         val.len(),
         train.class_counts()
     ));
+    let start = match &job.init_from {
+        Some(dir) => Some(trainer::pretrained_start(dir, &job.settings.network)?),
+        None => None,
+    };
     let trained = trainer::train_student(
         &job.settings,
-        None,
+        start.as_ref().map(|(model, _)| model),
         &spec,
         &train,
         Some(&val),
@@ -147,6 +153,9 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     let gate_evaluation = (job.task == Task::Gate).then(|| gate::evaluate(&info, &probabilities, &labels));
     if let Some(evaluation) = &gate_evaluation {
         info.card["gate"] = serde_json::to_value(evaluation).expect("evaluation serialises");
+    }
+    if let Some((_, description)) = &start {
+        info.card["initialised_from"] = description.as_str().into();
     }
     if let Some(report) = &teacher_report {
         info.card["teacher"] = serde_json::json!({

@@ -71,6 +71,49 @@ struct CheckpointState {
     history: Vec<EpochLog>,
 }
 
+/// The student of another run (its last checkpoint in `run_dir`) as the starting point for
+/// `network`, with a new classifier for `network`'s classes: transfer learning for a task with few
+/// images (breast: 543), from one with more of a similar kind (chest: 4,708 grey X-rays). The rest
+/// of the network must be the same shape. Returns the student and a description for the card.
+pub fn pretrained_start(run_dir: &Path, network: &StudentConfig) -> Result<(Student, String), Error> {
+    let state_path = run_dir.join("checkpoint.json");
+    let model_path = run_dir.join("checkpoint-model.bpk");
+    let text =
+        std::fs::read_to_string(&state_path).map_err(|e| Error::io("could not read", &state_path, e))?;
+    let saved: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", state_path.display())))?;
+    let source = &saved.settings.network;
+    let mut reshaped = source.clone();
+    reshaped.num_classes = network.num_classes;
+    if reshaped != *network {
+        return Err(Error::Data(format!(
+            "{} holds a network of another shape ({} input channels, width {}, head {}, hidden {:?}); \
+             only the number of classes may differ",
+            run_dir.display(),
+            source.in_channels,
+            source.width,
+            source.head_channels,
+            source.hidden
+        )));
+    }
+    let device = Device::flex();
+    let record = ModuleRecord::load(&model_path)
+        .map_err(|e| Error::Model(format!("{}: {e}", model_path.display())))?;
+    let mut model = source.init(&device).load_record(record);
+    model.classifier = burn::nn::LinearConfig::new(network.head_channels, network.num_classes).init(&device);
+    let description = format!(
+        "the student of the run in `{}` ({} epoch{} on {} classes, batch {}, seed {}), its classifier \
+         replaced by a new one for this task's classes; then every layer trained",
+        run_dir.display(),
+        saved.epochs_done,
+        if saved.epochs_done == 1 { "" } else { "s" },
+        source.num_classes,
+        saved.settings.batch_size,
+        saved.settings.seed
+    );
+    Ok((model, description))
+}
+
 /// A trained student (in validation mode) and its training log.
 pub struct Trained {
     pub model: Student,

@@ -7,7 +7,9 @@ use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::augment::Augment;
 use bedside_train::pipeline::{self, Job};
-use bedside_train::trainer::TrainSettings;
+use bedside_train::trainer::{self, TrainSettings};
+use burn::module::Module;
+use burn::store::ModuleRecord;
 
 #[test]
 fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
@@ -34,6 +36,7 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
         resume: false,
         command: "smoke".into(),
         teacher: None,
+        init_from: None,
     };
     let outcome = pipeline::run(&job, &Progress::hidden()).unwrap();
     assert_eq!(outcome.validation.n, 80, "the whole val split is measured");
@@ -58,5 +61,25 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     // --resume after the last epoch trains nothing more and keeps the log.
     let resumed = pipeline::run(&Job { resume: true, ..job }, &Progress::hidden()).unwrap();
     assert_eq!(resumed.history.len(), 1);
+
+    // Transfer learning starts from the run's student: its trained layers as they are, a new
+    // classifier for the other task's classes; a network of another shape is refused.
+    let (start, description) =
+        trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2)).unwrap();
+    assert!(description.contains("1 epoch on 3 classes"), "{description}");
+    assert_eq!(start.classifier.weight.dims(), [640, 2]);
+    let trained = resumed_weights(&scratch.join("run"));
+    assert_eq!(start.stem.conv.weight.val().into_data(), trained.stem.conv.weight.val().into_data());
+    let error = trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2).with_width(0.35))
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("only the number of classes may differ"), "{error}");
     std::fs::remove_dir_all(&scratch).ok();
+}
+
+/// The student as the run's last checkpoint holds it (3 classes, as trained above).
+fn resumed_weights(run: &std::path::Path) -> bedside_model::student::Student {
+    let device = burn::prelude::Device::flex();
+    let record = ModuleRecord::load(run.join("checkpoint-model.bpk")).unwrap();
+    StudentConfig::new(3).init(&device).load_record(record)
 }

@@ -176,6 +176,9 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
              unpruned network's outputs; see [Pruning](#pruning)."
         );
     }
+    if let Some(from) = inputs.info.card["initialised_from"].as_str() {
+        put!(out, "- **Initialisation:** {from}.");
+    }
     let Some(teacher) = inputs.teacher else {
         put!(out, "- **Teacher:** none; the student learned from the labels alone.");
         put!(out);
