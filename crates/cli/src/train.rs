@@ -147,13 +147,7 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
     let progress = Progress::default();
     let (spec, train, _) =
         pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
-    let start = match &job.init_from {
-        Some(dir) => Some(
-            bedside_train::trainer::pretrained_start(dir, &job.settings.network)
-                .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
+    let start = job.start().map_err(|e| e.to_string())?;
     let report = bedside_train::cv::cross_validate(
         &job.settings,
         start.as_ref().map(|(model, _)| model),

@@ -34,6 +34,17 @@ pub struct Job {
     pub init_from: Option<PathBuf>,
 }
 
+impl Job {
+    /// The student to start from (`init_from`'s, with its card description), or `None` for random
+    /// weights.
+    pub fn start(&self) -> Result<Option<(Student, String)>, Error> {
+        self.init_from
+            .as_deref()
+            .map(|dir| trainer::pretrained_start(dir, &self.settings.network))
+            .transpose()
+    }
+}
+
 pub struct Outcome {
     pub info: ModelInfo,
     pub teacher: Option<TeacherReport>,
@@ -128,10 +139,7 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         val.len(),
         train.class_counts()
     ));
-    let start = match &job.init_from {
-        Some(dir) => Some(trainer::pretrained_start(dir, &job.settings.network)?),
-        None => None,
-    };
+    let start = job.start()?;
     let trained = trainer::train_student(
         &job.settings,
         start.as_ref().map(|(model, _)| model),
