@@ -16,6 +16,7 @@ use dicom_object::{
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_transfer_syntax_registry::entries;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// The part of `bytes` that starts at the `DICM` magic: after a 128-byte preamble, or at the start.
@@ -223,7 +224,7 @@ impl DicomSource {
             // Native pixel data is sliced here rather than in dicom-pixeldata, which sizes frames
             // without regard to YBR_FULL_422 subsampling and only reports "out of range" when short.
             Value::Primitive(value) => {
-                let mut all = value.to_bytes();
+                let mut all = native_bytes(value);
                 // The parser turned each big-endian OW word little-endian; a 32-bit sample is two
                 // such words, high first, so the words of each pair trade places.
                 if self.big_endian && self.bits_allocated == 32 && matches!(value, PrimitiveValue::U16(_)) {
@@ -232,7 +233,10 @@ impl DicomSource {
                         sample.rotate_left(2);
                     }
                 }
-                let data = native_frame(&all, index, pixels, self)?;
+                let data = match all {
+                    Cow::Borrowed(all) => native_frame(all, index, pixels, self)?,
+                    Cow::Owned(all) => Cow::Owned(native_frame(&all, index, pixels, self)?.into_owned()),
+                };
                 (self.photometric.clone(), self.planar, data)
             }
             // Own codecs first, where dicom-rs's differ from what the files mean.
@@ -247,7 +251,7 @@ impl DicomSource {
                     transfer_syntax: info.transfer_syntax.as_deref().unwrap_or(""),
                 };
                 let decoded = jpeg::decode_frame(&self.object, index, &expected, limits)?;
-                (decoded.photometric, false, decoded.data)
+                (decoded.photometric, false, Cow::Owned(decoded.data))
             }
             _ if jpegls::TRANSFER_SYNTAXES.contains(&info.transfer_syntax.as_deref().unwrap_or("")) => {
                 let stream = encapsulated_frame(&self.object, index, info.frames)
@@ -260,7 +264,7 @@ impl DicomSource {
                     self.samples,
                     self.bits_allocated,
                 )?;
-                (self.photometric.clone(), false, data)
+                (self.photometric.clone(), false, Cow::Owned(data))
             }
             _ if info.transfer_syntax.as_deref() == Some(rle::TRANSFER_SYNTAX) => {
                 let stream = encapsulated_frame(&self.object, index, info.frames)
@@ -272,7 +276,7 @@ impl DicomSource {
                 } else {
                     self.photometric.clone()
                 };
-                (photometric, false, data)
+                (photometric, false, Cow::Owned(data))
             }
             _ => {
                 let decoded = self
@@ -280,7 +284,7 @@ impl DicomSource {
                     .decode_pixel_data_frame(index)
                     .map_err(|e| Error::PixelData { frame: index, detail: error_chain(&e) })?;
                 let photometric = decoded.photometric_interpretation().as_str().to_string();
-                (photometric, false, decoded.into_data())
+                (photometric, false, Cow::Owned(decoded.into_data()))
             }
         };
 
@@ -361,7 +365,12 @@ pub(crate) fn encapsulated_frame(
 }
 
 /// One frame's bytes out of native (uncompressed) pixel data; 1-bit samples come out one byte each.
-fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> Result<Vec<u8>, Error> {
+fn native_frame<'a>(
+    all: &'a [u8],
+    index: u32,
+    pixels: usize,
+    source: &DicomSource,
+) -> Result<Cow<'a, [u8]>, Error> {
     let samples = pixels * source.samples as usize;
     let truncated = |expected: u64| Error::Truncated { frame: index, expected, actual: all.len() as u64 };
     if source.bits_allocated == 1 {
@@ -374,7 +383,7 @@ fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> 
         }
         let first_bit = first_bit as usize;
         let bits = first_bit..first_bit + samples;
-        return Ok(bits.map(|bit| (all[bit / 8] >> (bit % 8)) & 1).collect());
+        return Ok(Cow::Owned(bits.map(|bit| (all[bit / 8] >> (bit % 8)) & 1).collect()));
     }
     let frame_bytes = if source.photometric == "YBR_FULL_422" && source.bits_allocated == 8 {
         pixels * 2 // two luma and two shared chroma samples per pair of pixels
@@ -385,7 +394,19 @@ fn native_frame(all: &[u8], index: u32, pixels: usize, source: &DicomSource) -> 
     if (all.len() as u64) < end {
         return Err(truncated(end));
     }
-    Ok(all[end as usize - frame_bytes..end as usize].to_vec())
+    Ok(Cow::Borrowed(&all[end as usize - frame_bytes..end as usize]))
+}
+
+/// Native pixel data as little-endian bytes. OW data parses into 16-bit words, which on a
+/// little-endian machine (x86, ARM, wasm32) already are those bytes: borrowed, not copied (a
+/// full-size CR is 7 MB).
+fn native_bytes(value: &PrimitiveValue) -> Cow<'_, [u8]> {
+    match value {
+        PrimitiveValue::U16(words) if cfg!(target_endian = "little") => {
+            Cow::Borrowed(bytemuck::cast_slice(words.as_slice()))
+        }
+        _ => value.to_bytes(),
+    }
 }
 
 /// How decoded little-endian bytes hold the stored values.
@@ -405,22 +426,31 @@ fn stored_values(data: &[u8], layout: SampleLayout) -> Vec<i32> {
         Unsigned32::Saturate => v.min(i32::MAX as u32) as i32,
         Unsigned32::BitPattern => v as i32,
     };
-    let mut values: Vec<i32> = match bits_allocated {
-        1 | 8 if signed => data.iter().map(|&b| b as i8 as i32).collect(),
-        1 | 8 => data.iter().map(|&b| b as i32).collect(),
-        16 if signed => data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect(),
-        16 => data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i32).collect(),
-        _ if signed => data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        _ => data.chunks_exact(4).map(|c| u32_value(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
+    // The bits above `bits_stored` are dropped in the same pass (one pass over a full-size CR, not
+    // two). 1-bit samples arrive one per byte, already 0 or 1.
+    let shift = if bits_allocated > 1 && bits_stored < bits_allocated && bits_allocated <= 32 {
+        32 - bits_stored as u32
+    } else {
+        0
     };
-    // 1-bit samples arrive one per byte, already 0 or 1.
-    if bits_allocated > 1 && bits_stored < bits_allocated && bits_allocated <= 32 {
-        let shift = 32 - bits_stored as u32;
-        for v in &mut values {
-            *v = if signed { (*v << shift) >> shift } else { ((*v as u32) << shift >> shift) as i32 };
+    let keep = |v: i32| match (shift, signed) {
+        (0, _) => v,
+        (_, true) => (v << shift) >> shift,
+        (_, false) => ((v as u32) << shift >> shift) as i32,
+    };
+    match bits_allocated {
+        1 | 8 if signed => data.iter().map(|&b| keep(b as i8 as i32)).collect(),
+        1 | 8 => data.iter().map(|&b| keep(b as i32)).collect(),
+        16 if signed => data.chunks_exact(2).map(|c| keep(i16::from_le_bytes([c[0], c[1]]) as i32)).collect(),
+        16 => data.chunks_exact(2).map(|c| keep(u16::from_le_bytes([c[0], c[1]]) as i32)).collect(),
+        _ if signed => {
+            data.chunks_exact(4).map(|c| keep(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
         }
+        _ => data
+            .chunks_exact(4)
+            .map(|c| keep(u32_value(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+            .collect(),
     }
-    values
 }
 
 /// RRR…GGG…BBB → RGBRGB…
