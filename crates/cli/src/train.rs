@@ -30,9 +30,9 @@ pub struct Args {
     /// Continue from the last checkpoint in the run folder.
     #[arg(long)]
     resume: bool,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = positive)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = positive)]
     batch_size: usize,
     #[arg(long, default_value_t = 2e-3)]
     learning_rate: f64,
@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Stop each epoch after N batches (a quick smoke run).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     max_batches: Option<usize>,
     /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
     #[arg(long)]
@@ -53,13 +53,17 @@ pub struct Args {
     #[arg(long, default_value_t = 0.7)]
     alpha: f32,
     /// Fixed augmented views per training image whose teacher features are cached.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = positive)]
     views: usize,
     /// The teacher's stages from this one (0-6) on train; the earlier ones are frozen and cached.
     #[arg(long, default_value_t = 5)]
     teacher_stage: usize,
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = positive)]
     teacher_epochs: usize,
+    /// Batch size for adapting the teacher [default: --batch-size]. On a few hundred images a
+    /// smaller batch gives the teacher more steps.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    teacher_batch_size: Option<usize>,
     /// Instead of training the shipped model, run K-fold grouped cross-validation on the train split
     /// (checkpoints in <run-dir>/cv/fold-N) and write <out>/cv.json.
     #[arg(long, value_name = "K")]
@@ -68,6 +72,15 @@ pub struct Args {
     /// random weights: transfer learning. Only the number of classes may differ.
     #[arg(long, value_name = "RUN_DIR")]
     init_from: Option<PathBuf>,
+}
+
+/// A count that must be at least 1 (a batch of 0 images would divide by zero deep in training).
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
 }
 
 pub fn parse_task(name: &str) -> Result<Task, String> {
@@ -103,7 +116,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         views: args.views,
         stage: args.teacher_stage,
         epochs: args.teacher_epochs,
-        batch_size: args.batch_size,
+        batch_size: args.teacher_batch_size.unwrap_or(args.batch_size),
         learning_rate: 1e-3,
         seed: args.seed,
     });

@@ -254,3 +254,15 @@ fn cross_validation_covers_the_train_split_in_grouped_folds() {
     assert_eq!(written, report);
     std::fs::remove_dir_all(&scratch).ok();
 }
+
+#[test]
+fn counts_of_zero_are_refused_before_any_work() {
+    // A batch of 0 images once divided by zero in the training loop.
+    for flag in ["--batch-size", "--epochs", "--views", "--teacher-batch-size", "--max-batches"] {
+        let (code, out, err) =
+            bedside(&["train", "--task", "breast", flag, "0", "--run-dir", "/nonexistent/run"]);
+        assert_eq!(code, 2, "{flag} 0: usage error expected, got {code}: {err}");
+        assert!(err.contains(flag) && err.contains("must be at least 1"), "{flag}: {err}");
+        assert!(!err.contains("panicked") && out.is_empty(), "{flag}: {err}");
+    }
+}
