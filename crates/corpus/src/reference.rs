@@ -4,7 +4,8 @@
 //! [`ensure`] creates a virtual environment once (`reference-venv/` in Cargo's target directory, with
 //! a marker naming what was installed), installs [`REQUIREMENTS`] from the Python package registry,
 //! and runs the script over the corpus into `reference/<key>/` — `reference.json` plus a `.npy` first
-//! frame per lossy file — where the key hashes the script, the requirements and every corpus file, so
+//! frame per lossy file, and `derived/`: a few corpus files re-encoded as HTJ2K, which the corpus lacks,
+//! with their own entries keyed `derived/<name>` (see [`path_of`]) — where the key hashes the script, the requirements and every corpus file, so
 //! a change to any of them makes a new run and an unchanged corpus is decoded once. Nothing it writes
 //! is committed.
 
@@ -15,13 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// What the reference decoder runs on, each pinned to one version.
-pub const REQUIREMENTS: [&str; 6] = [
+pub const REQUIREMENTS: [&str; 7] = [
     "pydicom==3.0.2",
     "pylibjpeg==2.1.0",
     "pylibjpeg-libjpeg==2.5.0",
     "pylibjpeg-openjpeg==2.6.0",
     "pylibjpeg-rle==2.2.0",
     "numpy==2.4.6",
+    // Encodes the derived HTJ2K files (OpenJPH): the corpus has none.
+    "imagecodecs==2026.3.6",
 ];
 
 /// The script, relative to the workspace root.
@@ -68,6 +71,12 @@ pub fn ensure() -> Result<PathBuf, Error> {
     }
     drop(lock);
     Ok(out)
+}
+
+/// Where the file of a `reference.json` entry lies: `derived/…` in the reference run's folder `run`,
+/// anything else in the corpus.
+pub fn path_of(run: &Path, file: &str) -> PathBuf {
+    if file.starts_with("derived/") { run.join(file) } else { crate::dir().join(file) }
 }
 
 /// The virtual environment's interpreter, creating the environment and installing [`REQUIREMENTS`]

@@ -29,7 +29,9 @@
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
-//!   HTJ2K to it as well, but the corpus holds no HTJ2K file, so that path is untested. `openjp2` is
+//!   HTJ2K to it as well (openjp2 has OpenJPEG's HT block decoder); the corpus holds no HTJ2K file,
+//!   so the conformance run re-encodes four corpus files as HTJ2K with OpenJPH, an independent
+//!   encoder, and checks those too (lossless ones exact). `openjp2` is
 //!   machine-translated C that still calls C's `malloc`, `calloc`, `realloc`, `free` and `strcpy`,
 //!   which wasm32-unknown-unknown has no C library for (the module would import them from `env`
 //!   and fail to instantiate); our `c_runtime` module defines them there on Rust's global

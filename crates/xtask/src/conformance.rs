@@ -1,5 +1,6 @@
 //! Fixtures for the browser's conformance test (`crates/web/tests/browser/conformance.rs`): a few
-//! small corpus files per transfer syntax and the reference decoder's record of each.
+//! small corpus files per transfer syntax (HTJ2K ones derived by the reference run) and the reference
+//! decoder's record of each.
 //!
 //! The test runs in headless Chromium, where nothing can be read from disk, so everything reaches it
 //! at build time: [`write`] puts `reference.json` (the reference run's entries for the subset) and
@@ -37,13 +38,15 @@ const SUBSET: &[&str] = &[
     "GDCMJ2K_TextGBR.dcm",             // JPEG 2000 Lossless, YBR_RCT
     "693_J2KI.dcm",                    // JPEG 2000 (lossy)
     "US1_J2KI.dcm",                    // JPEG 2000 (lossy), YBR_ICT
+    "CT_small_htj2k.dcm",              // HTJ2K Lossless (derived by the reference run), signed
+    "MR_small_htj2k_lossy.dcm",        // HTJ2K (lossy, derived by the reference run)
     "MR_small_RLE.dcm",                // RLE Lossless
     "SC_rgb_rle_16bit_2frame.dcm",     // RLE Lossless, RGB, two frames
 ];
 
 /// Writes the fixtures into `dest` (made if missing) and returns the path of `fixtures.rs`.
 pub fn write(dest: &Path) -> Result<PathBuf> {
-    let corpus = bedside_corpus::ensure()?.canonicalize()?;
+    bedside_corpus::ensure()?;
     let run = reference::ensure()?.canonicalize()?;
     let json = std::fs::read_to_string(run.join("reference.json")).context("reading reference.json")?;
     let reference: Value = serde_json::from_str(&json).context("parsing reference.json")?;
@@ -82,7 +85,11 @@ pub fn write(dest: &Path) -> Result<PathBuf> {
         writeln!(rs, "Ok(Fixtures {{\n    reference: include_str!({:?}),\n    files: &[", path_str(&subset)?);
     for entry in &chosen {
         let file = entry["file"].as_str().context("entry without a file")?;
-        let _ = writeln!(rs, "        ({file:?}, include_bytes!({:?})),", path_str(&corpus.join(file))?);
+        let _ = writeln!(
+            rs,
+            "        ({file:?}, include_bytes!({:?})),",
+            path_str(&reference::path_of(&run, file).canonicalize()?)?
+        );
         if let Some(npy) = entry["npy"].as_str() {
             let _ = writeln!(rs, "        ({npy:?}, include_bytes!({:?})),", path_str(&run.join(npy))?);
         }
