@@ -27,6 +27,7 @@ use dicom_dictionary_std::StandardDataDictionary;
 const UNDEFINED: u32 = u32::MAX;
 const ITEM_GROUP: u16 = 0xFFFE;
 const ITEM: u16 = 0xE000;
+const ITEM_DELIMITER: u16 = 0xE00D;
 const SEQUENCE_DELIMITER: u16 = 0xE0DD;
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 
@@ -135,6 +136,15 @@ fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<
                     }
                 }
                 SEQUENCE_DELIMITER => fragments = false,
+                ITEM_DELIMITER => {}
+                // dicom-rs reads any other (FFFE,xxxx) as a UN element with this length (found by
+                // fuzzing: an (FFFE,020D) in an item claimed 3.7 GB).
+                _ if length != UNDEFINED => {
+                    if length as usize > bytes.len() - at {
+                        return Err(too_long(tag, length, bytes.len() - at));
+                    }
+                    at += length as usize;
+                }
                 _ => {}
             }
             continue;
@@ -229,6 +239,20 @@ mod tests {
         let last = sequence.len() - 4;
         sequence[last..last + 2].copy_from_slice(&900u16.to_le_bytes());
         assert!(check(&sequence, Encoding::EXPLICIT_LE).unwrap_err().contains("(0008,0100) claims 900"));
+    }
+
+    #[test]
+    fn other_item_group_tags_are_values_whose_length_must_fit() {
+        let tail = element((0x0008, 0x0100), b"LO", b"ab");
+        let mut stray = vec![0xFE, 0xFF, 0x0D, 0x02];
+        stray.extend_from_slice(&2u32.to_le_bytes());
+        stray.extend_from_slice(&[0, 0]);
+        let good = [stray.clone(), tail.clone()].concat();
+        assert_eq!(check(&good, Encoding::EXPLICIT_LE), Ok(()), "the value is skipped, not read as a header");
+        let mut bomb = good;
+        bomb[4..8].copy_from_slice(&0xE000_0000u32.to_le_bytes());
+        let message = check(&bomb, Encoding::EXPLICIT_LE).unwrap_err();
+        assert!(message.contains("(FFFE,020D) claims 3758096384"), "{message}");
     }
 
     #[test]
