@@ -4,10 +4,10 @@
 //! [`ensure`] creates a virtual environment once (`reference-venv/` in Cargo's target directory, with
 //! a marker naming what was installed), installs [`REQUIREMENTS`] from the Python package registry,
 //! and runs the script over the corpus into `reference/<key>/` — `reference.json` plus a `.npy` first
-//! frame per lossy file, and `derived/`: a few corpus files re-encoded as HTJ2K, which the corpus lacks,
-//! with their own entries keyed `derived/<name>` (see [`path_of`]) — where the key hashes the script, the requirements and every corpus file, so
-//! a change to any of them makes a new run and an unchanged corpus is decoded once. Nothing it writes
-//! is committed.
+//! frame per lossy file, and `derived/`: a few corpus files re-encoded as HTJ2K, which the corpus
+//! lacks, with their own entries keyed `derived/<name>` (see [`path_of`]). The key hashes the script,
+//! the requirements and every corpus file, so a change to any of them makes a new run and an
+//! unchanged corpus is decoded once. Nothing it writes is committed.
 
 use crate::{io, target_dir, workspace_root};
 use sha2::{Digest, Sha256};
