@@ -20,8 +20,8 @@ impl Encoding {
     pub const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, big_endian: false };
 }
 
-use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
 const UNDEFINED: u32 = u32::MAX;
@@ -79,6 +79,13 @@ fn implicit_value_size(tag: (u16, u16)) -> Option<u32> {
         VirtualVr::Xs => Some(2),
         _ => None,
     }
+}
+
+/// Whether dicom-rs reads an implicit-VR element as a sequence: its dictionary VR is SQ.
+fn implicit_is_sequence(tag: (u16, u16)) -> bool {
+    StandardDataDictionary
+        .by_tag(Tag(tag.0, tag.1))
+        .is_some_and(|entry| matches!(entry.vr(), VirtualVr::Exact(VR::SQ)))
 }
 
 /// Checks the file meta group at the start of `bytes` (after `DICM`). dicom-rs reads elements, of any
@@ -180,8 +187,15 @@ fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<
                 tag.0, tag.1
             ));
         }
-        // A sequence's items are walked; any other value is skipped.
-        if vr != Some(*b"SQ") {
+        // A sequence's items are walked; any other value is skipped. dicom-rs reads a sequence's
+        // items without bounding them by its length, so one inside it may claim more (found by
+        // fuzzing: in implicit VR, where the dictionary says what is a sequence, an item inside a
+        // 116-byte sequence claimed 4 MB and an element after it 4 GB).
+        let sequence = match vr {
+            Some(vr) => vr == *b"SQ",
+            None => implicit_is_sequence(tag),
+        };
+        if !sequence {
             at += length as usize;
         }
     }
@@ -253,6 +267,27 @@ mod tests {
         bomb[4..8].copy_from_slice(&0xE000_0000u32.to_le_bytes());
         let message = check(&bomb, Encoding::EXPLICIT_LE).unwrap_err();
         assert!(message.contains("(FFFE,020D) claims 3758096384"), "{message}");
+    }
+
+    #[test]
+    fn implicit_sequences_are_entered_by_the_dictionary() {
+        let implicit = Encoding { explicit_vr: false, big_endian: false };
+        let implicit_element = |tag: (u16, u16), value: &[u8]| {
+            let mut out = [tag.0.to_le_bytes(), tag.1.to_le_bytes()].concat();
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value);
+            out
+        };
+        // Dose Reference Sequence (300A,0010) is SQ: its item claims more than the whole file.
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend_from_slice(&0x0040_006Cu32.to_le_bytes());
+        item.extend_from_slice(&implicit_element((0x300A, 0x0012), b"1 "));
+        let sequence = implicit_element((0x300A, 0x0010), &item);
+        let message = check(&sequence, implicit).unwrap_err();
+        assert!(message.contains("(FFFE,E000) claims 4194412"), "{message}");
+        // The same bytes under a tag the dictionary calls LO are a value, skipped whole.
+        let text = implicit_element((0x0008, 0x0070), &item);
+        assert_eq!(check(&text, implicit), Ok(()));
     }
 
     #[test]
