@@ -43,6 +43,11 @@ pub struct Args {
     /// Stop each epoch after N batches (a quick smoke run).
     #[arg(long, value_name = "N", value_parser = positive)]
     max_batches: Option<usize>,
+    /// Weight each class in the loss by (N / (K · n_class))^½ (sqrt), or not at all (none). Weights
+    /// raise the rare classes' recall at the cost of the common ones'; the stored thresholds do that
+    /// job too.
+    #[arg(long, value_enum, default_value_t = ClassWeights::Sqrt)]
+    class_weights: ClassWeights,
     /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
     #[arg(long)]
     distill: bool,
@@ -72,6 +77,12 @@ pub struct Args {
     /// random weights: transfer learning. Only the number of classes may differ.
     #[arg(long, value_name = "RUN_DIR")]
     init_from: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum ClassWeights {
+    Sqrt,
+    None,
 }
 
 /// A count that must be at least 1 (a batch of 0 images would divide by zero deep in training).
@@ -106,7 +117,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         weight_decay: args.weight_decay,
         seed: args.seed,
         augment: Augment::standard(task.mirror_is_valid()),
-        class_weights: true,
+        class_weights: args.class_weights == ClassWeights::Sqrt,
         max_batches: args.max_batches,
         distillation: args
             .distill
@@ -119,6 +130,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         batch_size: args.teacher_batch_size.unwrap_or(args.batch_size),
         learning_rate: 1e-3,
         seed: args.seed,
+        class_weights: args.class_weights == ClassWeights::Sqrt,
     });
     let job = Job {
         task,

@@ -66,6 +66,8 @@ fn train_eval_predict_on_breast_ultrasound() {
             "1",
             "--batch-size",
             "8",
+            "--class-weights",
+            "none",
         ])
     };
     let (code, _, err) = train_from(&from);
@@ -73,6 +75,9 @@ fn train_eval_predict_on_breast_ultrasound() {
     let card = std::fs::read_to_string(transfer.join("MODEL_CARD.md")).unwrap();
     let line = format!("**Initialisation:** the student of the run in `{from}` (1 epoch on 3 classes");
     assert!(card.contains(&line), "{card}");
+    assert!(card.contains("| loss | cross-entropy, unweighted |"), "{card}");
+    let weighted = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(weighted.contains("| loss | cross-entropy, each class weighted by"), "{weighted}");
     let (code, _, err) = train_from(&s(&scratch.join("no-such-run")));
     assert_eq!(code, 1);
     assert!(err.contains("no-such-run") && err.contains("checkpoint.json"), "{err}");

@@ -381,6 +381,7 @@ mod tests {
                 batch_size: 32,
                 learning_rate: 1e-3,
                 seed: 0,
+                class_weights: true,
             },
             val_auc: vec![0.81, 0.9],
             validation: metrics::report(&probabilities, &labels, &predicted, 1, 200),

@@ -34,6 +34,14 @@ pub struct TeacherSettings {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub seed: u64,
+    /// The loss weights classes as the student's does (`TrainSettings::class_weights`); teachers
+    /// adapted before this setting existed were weighted.
+    #[serde(default = "weighted")]
+    pub class_weights: bool,
+}
+
+fn weighted() -> bool {
+    true
 }
 
 /// The teacher's input for a task: 224 px on the long side at the student's aspect ratio, RGB (grey
@@ -163,7 +171,8 @@ pub fn adapt_teacher(
 
     let (features, labels) = train;
     let counts: Vec<usize> = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
-    let weights = crate::trainer::class_weights(&counts);
+    let weights =
+        if settings.class_weights { crate::trainer::class_weights(&counts) } else { vec![1.0; classes] };
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
     let steps_per_epoch = labels.len().div_ceil(settings.batch_size);
     let total = (steps_per_epoch * settings.epochs).max(1);

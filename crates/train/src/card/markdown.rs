@@ -191,12 +191,13 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
     put!(
         out,
         "- **Teacher (for distillation, not shipped):** {network}. Trained for {} epochs (batch {}, \
-         learning rate {}, seed {}) on {} fixed augmented views of every training image, stages {} on. \
-         Its validation AUC of {} after each epoch: {}.",
+         learning rate {}, seed {}, {}) on {} fixed augmented views of every training image, stages \
+         {} on. Its validation AUC of {} after each epoch: {}.",
         s.epochs,
         s.batch_size,
         s.learning_rate,
         s.seed,
+        if s.class_weights { "classes weighted as the student's" } else { "unweighted" },
         s.views,
         s.stage,
         inputs.info.task.positive_class(),
