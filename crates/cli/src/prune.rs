@@ -17,8 +17,9 @@ use std::path::PathBuf;
 pub struct Args {
     #[command(flatten)]
     target: crate::model_dir::Target,
-    /// Shares of channels to remove, one point of the curve each.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.25, 0.5, 0.7])]
+    /// Shares of channels to remove, one point of the curve each (`--ratios 0.25 0.5` or
+    /// `--ratios 0.25,0.5`).
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = [0.25, 0.5, 0.7])]
     ratios: Vec<f64>,
     /// Fine-tuning epochs at each ratio.
     #[arg(long, default_value_t = 2)]

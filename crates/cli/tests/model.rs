@@ -271,3 +271,15 @@ fn counts_of_zero_are_refused_before_any_work() {
         assert!(!err.contains("panicked") && out.is_empty(), "{flag}: {err}");
     }
 }
+
+#[test]
+fn prune_ratios_are_read_space_or_comma_separated_and_checked() {
+    // The second value is out of range: the error names it only if both spellings read it.
+    for ratios in [&["0.25", "1.5"][..], &["0.25,1.5"][..]] {
+        let mut args = vec!["prune", "--model", "/nonexistent/model", "--ratios"];
+        args.extend_from_slice(ratios);
+        let (code, _, err) = bedside(&args);
+        assert_eq!(code, 1, "{ratios:?}: {err}");
+        assert!(err.contains("--ratios: 1.5 is not a share between 0 and 1"), "{ratios:?}: {err}");
+    }
+}
