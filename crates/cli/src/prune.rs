@@ -10,7 +10,8 @@ use std::path::PathBuf;
 /// fine-tune and recalibrate each, quantise it, and measure parameters, MACs, size and validation
 /// AUC. Records the curve in model.json ("pruning"), MODEL_CARD.md and plots/pruning.png, and prints
 /// it as one line of JSON. With --ship auto (the default), the most pruned point whose int8 validation
-/// AUC and accuracy stay within 0.005 and 0.01 of the trained network's replaces model-fp32.bin and
+/// AUC, AUC of the positive class (pneumonia, mel, malignant) and accuracy stay within 0.005, 0.005 and
+/// 0.01 of the trained network's replaces model-fp32.bin and
 /// model.bin; its card is rewritten, and `bedside quantize`, `heatmaps` and `robustness` must then be
 /// rerun on it.
 #[derive(clap::Args)]
@@ -95,10 +96,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     let candidates = prune::curve(&info, &model, &train, &val, &settings, &run_dir, args.resume, &progress)
         .map_err(|e| e.to_string())?;
     let points: Vec<prune::Point> = candidates.iter().map(|c| c.point.clone()).collect();
-    let shipped = match args.ship {
-        Ship::Auto => prune::choose(&points),
-        Ship::None => 0,
-        Ship::Ratio(r) => points.iter().position(|p| p.ratio == r).expect("checked against --ratios"),
+    let (shipped, choice) = match args.ship {
+        Ship::Auto => (prune::choose(&points), prune::Choice::Auto),
+        Ship::None => (0, prune::Choice::Kept),
+        Ship::Ratio(r) => (
+            points.iter().position(|p| p.ratio == r).expect("checked against --ratios"),
+            prune::Choice::Named,
+        ),
     };
     // What reproduces the curve: the same command without --resume.
     let command = std::iter::once("bedside".to_string())
@@ -156,7 +160,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     info.card["pruning"] = summary.clone();
     write_info(dir, &info)?;
     bedside_train::card::pruning_plot(dir, &points, shipped).map_err(|e| e.to_string())?;
-    let section = prune::card_section(&points, shipped, &settings, &command);
+    let section =
+        prune::card_section(&points, shipped, choice, info.task.positive_class(), &settings, &command);
     bedside_train::card::set_section(dir, "pruning", &section).map_err(|e| e.to_string())?;
     println!("{summary}");
     Ok(())

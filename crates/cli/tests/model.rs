@@ -185,7 +185,14 @@ fn train_eval_predict_on_breast_ultrasound() {
         assert_eq!(code, 0, "{err}");
         let measured = json(&out)["auc"].as_f64().unwrap();
         assert!((measured - half[key].as_f64().unwrap()).abs() < 1e-9, "{key}: {measured} vs {half}");
+        if flag.is_none() {
+            // The malignant AUC that --ship auto guards is the one eval reports.
+            let malignant = json(&out)["malignant_auc"].as_f64().unwrap();
+            let recorded = half["int8_positive_auc"].as_f64().unwrap();
+            assert!((malignant - recorded).abs() < 1e-9, "{malignant} vs {half}");
+        }
     }
+    assert!(card.contains("| int8 AUC of malignant |") && card.contains("named by hand"), "{card}");
     let (code, _, err) = bedside(&["prune", "--model", &s(&pruned_dir), "--data", &s(&task_dir)]);
     assert_eq!(code, 1);
     assert!(err.contains("already pruned"), "{err}");

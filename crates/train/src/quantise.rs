@@ -92,6 +92,10 @@ pub struct Comparison {
     pub n: usize,
     pub fp32_auc: f64,
     pub int8_auc: f64,
+    /// AUC of the positive class against the rest (pneumonia, mel, malignant); the same as the AUC
+    /// for two classes.
+    pub fp32_positive_auc: f64,
+    pub int8_positive_auc: f64,
     pub fp32_accuracy: f64,
     pub int8_accuracy: f64,
     /// Largest |p_int8 − p_fp32| over every image and class (calibrated probabilities).
@@ -131,6 +135,8 @@ pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Re
         n: data.len(),
         fp32_auc: r32.auc.value,
         int8_auc: r8.auc.value,
+        fp32_positive_auc: r32.positive_auc.value,
+        int8_positive_auc: r8.positive_auc.value,
         fp32_accuracy: r32.accuracy.value,
         int8_accuracy: r8.accuracy.value,
         max_probability_difference: max_diff,
