@@ -11,9 +11,8 @@ use std::path::PathBuf;
 /// AUC. Records the curve in model.json ("pruning"), MODEL_CARD.md and plots/pruning.png, and prints
 /// it as one line of JSON. With --ship auto (the default), the most pruned point whose int8 validation
 /// AUC, AUC of the positive class (pneumonia, mel, malignant) and accuracy stay within 0.005, 0.005 and
-/// 0.01 of the trained network's replaces model-fp32.bin and
-/// model.bin; its card is rewritten, and `bedside quantize`, `heatmaps` and `robustness` must then be
-/// rerun on it.
+/// 0.01 of the trained network's replaces model-fp32.bin and model.bin; its card is rewritten, and
+/// `bedside quantize`, `heatmaps` and `robustness` must then be rerun on it.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
