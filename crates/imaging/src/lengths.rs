@@ -5,9 +5,9 @@
 //! The walk reads element headers as dicom-rs 0.10 does (unknown VRs as UN; an undefined-length UN
 //! as a sequence in the file's own encoding, not the implicit VR PS3.5 6.2.2 asks for, which made
 //! pydicom's `UN_sequence.dcm` claim 3.7 GB), follows them into sequences and items and skips
-//! encapsulated fragments. It
-//! fails only on a length that runs past the end of the bytes; anything else wrong is dicom-rs's to
-//! report.
+//! encapsulated fragments. It fails on a length that runs past the end of the bytes, on a binary
+//! value that is no whole number of values and on a delimiter with a length; anything else wrong is
+//! dicom-rs's to report.
 
 /// How a data set is encoded.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +142,17 @@ fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<
                         at += length as usize;
                     }
                 }
+                // A delimiter has no value (PS3.5 7.5). Inside a sequence dicom-rs ignores its
+                // length, but outside one it reads it as an element and allocates that length
+                // (found by fuzzing: a meta element running past its group left a (FFFE,E0DD)
+                // claiming 4 GB first in the data set). Which of the two a delimiter is depends on
+                // nesting this walk does not follow, so any length is refused.
+                SEQUENCE_DELIMITER | ITEM_DELIMITER if length != 0 => {
+                    return Err(format!(
+                        "delimiter ({:04X},{:04X}) has a length of {length}; delimiters have none",
+                        tag.0, tag.1
+                    ));
+                }
                 SEQUENCE_DELIMITER => fragments = false,
                 ITEM_DELIMITER => {}
                 // dicom-rs reads any other (FFFE,xxxx) as a UN element with this length (found by
@@ -267,6 +278,20 @@ mod tests {
         bomb[4..8].copy_from_slice(&0xE000_0000u32.to_le_bytes());
         let message = check(&bomb, Encoding::EXPLICIT_LE).unwrap_err();
         assert!(message.contains("(FFFE,020D) claims 3758096384"), "{message}");
+    }
+
+    #[test]
+    fn delimiters_with_a_length_are_refused() {
+        let tail = element((0x0008, 0x0100), b"LO", b"ab");
+        for delimiter in [SEQUENCE_DELIMITER, ITEM_DELIMITER] {
+            let mut bytes = [ITEM_GROUP.to_le_bytes(), delimiter.to_le_bytes()].concat();
+            bytes.extend_from_slice(&[0; 4]);
+            bytes.extend_from_slice(&tail);
+            assert_eq!(check(&bytes, Encoding::EXPLICIT_LE), Ok(()), "a length of 0 is a delimiter");
+            bytes[4..8].copy_from_slice(&0xFFFF_0000u32.to_le_bytes());
+            let message = check(&bytes, Encoding::EXPLICIT_LE).unwrap_err();
+            assert!(message.contains("has a length of 4294901760; delimiters have none"), "{message}");
+        }
     }
 
     #[test]
