@@ -109,6 +109,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             return Err("the gate trains without --distill, --cv and --init-from".into());
         }
     }
+    let weighted = args.class_weights == ClassWeights::Sqrt;
     let settings = TrainSettings {
         network,
         epochs: args.epochs,
@@ -117,7 +118,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         weight_decay: args.weight_decay,
         seed: args.seed,
         augment: Augment::standard(task.mirror_is_valid()),
-        class_weights: args.class_weights == ClassWeights::Sqrt,
+        class_weights: weighted,
         max_batches: args.max_batches,
         distillation: args
             .distill
@@ -130,7 +131,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         batch_size: args.teacher_batch_size.unwrap_or(args.batch_size),
         learning_rate: 1e-3,
         seed: args.seed,
-        class_weights: args.class_weights == ClassWeights::Sqrt,
+        class_weights: weighted,
     });
     let job = Job {
         task,

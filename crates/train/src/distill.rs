@@ -171,8 +171,7 @@ pub fn adapt_teacher(
 
     let (features, labels) = train;
     let counts: Vec<usize> = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
-    let weights =
-        if settings.class_weights { crate::trainer::class_weights(&counts) } else { vec![1.0; classes] };
+    let weights = crate::trainer::class_weights(&counts, settings.class_weights);
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
     let steps_per_epoch = labels.len().div_ceil(settings.batch_size);
     let total = (steps_per_epoch * settings.epochs).max(1);

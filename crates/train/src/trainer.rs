@@ -129,8 +129,12 @@ fn lr_at(settings: &TrainSettings, step: usize, total: usize, per_epoch: usize) 
     settings.learning_rate * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-/// Loss weight per class, (N / (K · n_class))^½, from the examples per class.
-pub fn class_weights(counts: &[usize]) -> Vec<f32> {
+/// Loss weight per class from the examples per class: (N / (K · n_class))^½ when `weighted`,
+/// else 1 each.
+pub fn class_weights(counts: &[usize], weighted: bool) -> Vec<f32> {
+    if !weighted {
+        return vec![1.0; counts.len()];
+    }
     let (n, k) = (counts.iter().sum::<usize>() as f32, counts.len() as f32);
     counts.iter().map(|&c| (n / (k * c.max(1) as f32)).sqrt()).collect()
 }
@@ -185,7 +189,7 @@ pub fn train_student(
     }
 
     let counts = train.class_counts();
-    let weights = if settings.class_weights { class_weights(&counts) } else { vec![1.0; counts.len()] };
+    let weights = class_weights(&counts, settings.class_weights);
     let classes = settings.network.num_classes;
     let (c, h, w) = (input.channels as usize, input.height as usize, input.width as usize);
     let per_image = c * h * w;
