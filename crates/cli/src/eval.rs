@@ -4,8 +4,9 @@ use bedside_train::metrics::Estimate;
 
 /// Evaluate a model folder on a labelled task folder and print one line of JSON: n, accuracy,
 /// balanced_accuracy, auc (macro one-vs-rest beyond two classes), sensitivity and specificity of the
-/// positive class (pneumonia, mel, malignant), per_class_recall, ece, malignant_auc (breast), and
-/// 95 % bootstrap intervals under "ci95".
+/// positive class (pneumonia, mel, malignant), per_class_recall, ece, ece_if_calibrated (the mean
+/// ECE a perfectly calibrated model with the same probabilities would show on this many images; its
+/// 95 % range under "ci95"), malignant_auc (breast), and 95 % bootstrap intervals under "ci95".
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -37,12 +38,14 @@ pub fn run(args: &Args) -> Result<(), String> {
         "specificity": report.specificity.value,
         "per_class_recall": recall,
         "ece": report.ece,
+        "ece_if_calibrated": report.ece_if_calibrated.map(|e| e.value),
         "ci95": {
             "accuracy": ci(&report.accuracy),
             "balanced_accuracy": ci(&report.balanced_accuracy),
             "auc": ci(&report.auc),
             "sensitivity": ci(&report.sensitivity),
             "specificity": ci(&report.specificity),
+            "ece_if_calibrated": report.ece_if_calibrated.as_ref().map(ci),
         },
     });
     if task == bedside_model::task::Task::Breast {

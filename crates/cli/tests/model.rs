@@ -95,6 +95,7 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert!(int8_bytes * 3 < quantised["validation"]["fp32_bytes"].as_u64().unwrap(), "{quantised}");
     let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("## int8 weights"), "the card gains the int8 section");
+    assert!(card.contains("a perfectly calibrated model with these very probabilities would measure"));
 
     // The heat-map and robustness checks record their numbers beside the int8 ones.
     let (code, out, err) =
@@ -208,6 +209,12 @@ fn train_eval_predict_on_breast_ultrasound() {
     }
     let recall = report["per_class_recall"].as_object().unwrap();
     assert_eq!(recall.keys().collect::<Vec<_>>(), ["benign", "malignant", "normal"]);
+    // What a calibrated model would measure on 80 images lies inside its own range, above zero (this
+    // smoke model is far from certain) and is recorded in the card.
+    let floor = report["ece_if_calibrated"].as_f64().unwrap();
+    let range = &report["ci95"]["ece_if_calibrated"];
+    let (low, high) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
+    assert!(0.0 < low && low <= floor && floor <= high && high < 1.0, "{report}");
 
     let photo = data.join("originals/breast_malignant_179.png");
     let models = bedside_corpus::workspace_root().join("models");

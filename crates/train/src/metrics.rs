@@ -92,6 +92,38 @@ pub fn ece(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) -> f64 {
     (0..bins).filter(|&b| count[b] > 0).map(|b| (conf[b] - hits[b]).abs() / n).sum()
 }
 
+/// The ECE a perfectly calibrated model with these very probabilities would show on this many
+/// images: labels are drawn from the probabilities themselves (consistency resampling, Bröcker and
+/// Smith 2007), `resamples` times. ECE over equal-width bins is biased upwards on small sets (about
+/// 0.1 on 80 images), so a measured ECE is only evidence of miscalibration where it lies above this
+/// range.
+pub fn ece_if_calibrated(probabilities: &[Vec<f32>], bins: usize, resamples: usize) -> Estimate {
+    let mut rng = Rng::new(2025);
+    let mut labels = vec![0usize; probabilities.len()];
+    let mut draws: Vec<f64> = (0..resamples)
+        .map(|_| {
+            for (label, p) in labels.iter_mut().zip(probabilities) {
+                let u = rng.unit() * p.iter().sum::<f32>();
+                let mut cumulative = 0.0;
+                *label = p.len() - 1;
+                for (c, &q) in p.iter().enumerate() {
+                    cumulative += q;
+                    if u < cumulative {
+                        *label = c;
+                        break;
+                    }
+                }
+            }
+            ece(probabilities, &labels, bins)
+        })
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    let q =
+        |f: f64| draws.get(((draws.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
+    let mean = draws.iter().sum::<f64>() / draws.len().max(1) as f64;
+    Estimate { value: mean, low: q(0.025), high: q(0.975) }
+}
+
 /// Calibration curve: (mean confidence, accuracy, count) per non-empty bin.
 pub fn reliability(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) -> Vec<(f64, f64, usize)> {
     let mut acc = vec![(0.0, 0.0, 0usize); bins];
@@ -131,6 +163,10 @@ pub struct Report {
     pub per_class_recall: Vec<f64>,
     pub confusion: Vec<Vec<usize>>,
     pub ece: f64,
+    /// What a perfectly calibrated model would measure here ([`ece_if_calibrated`]); absent from
+    /// reports written before it was added.
+    #[serde(default)]
+    pub ece_if_calibrated: Option<Estimate>,
 }
 
 struct Point {
@@ -229,6 +265,7 @@ pub fn report(
         per_class_recall,
         confusion,
         ece: ece(probabilities, labels, 15),
+        ece_if_calibrated: Some(ece_if_calibrated(probabilities, 15, resamples)),
     }
 }
 
@@ -258,6 +295,28 @@ mod tests {
         assert!(before > 0.2 && after < 0.01, "ECE {before} → {after} at T={t}");
         // softmax(7/T) = 0.75 exactly when T = 7 / ln 3.
         assert!((t - 7.0 / 3f32.ln()).abs() < 0.01, "T = {t}");
+    }
+
+    #[test]
+    fn ece_if_calibrated_is_the_small_sample_floor() {
+        // Confidences spread over 0.5–1: on 80 images even a calibrated model shows ECE near 0.1;
+        // on 4,000 it shrinks towards 0 (the bias falls with 1/√n).
+        let probs = |n: usize| -> Vec<Vec<f32>> {
+            (0..n)
+                .map(|i| {
+                    let c = 0.5 + 0.5 * (i as f32 + 0.5) / n as f32;
+                    vec![c, 1.0 - c]
+                })
+                .collect()
+        };
+        let small = ece_if_calibrated(&probs(80), 15, 400);
+        let large = ece_if_calibrated(&probs(4000), 15, 100);
+        assert!(small.value > 0.06 && small.value < 0.14, "80 images: {small:?}");
+        assert!(small.low < small.value && small.value < small.high);
+        assert!(large.value < 0.02, "4000 images: {large:?}");
+        // A model that is certain and always right: every draw agrees with it, so the floor is 0.
+        let certain = ece_if_calibrated(&[vec![1.0, 0.0], vec![0.0, 1.0]], 15, 50);
+        assert_eq!((certain.value, certain.high), (0.0, 0.0));
     }
 
     #[test]
