@@ -155,6 +155,8 @@ pub fn adapt_teacher(
 ) -> Result<(Teacher, TeacherReport), Error> {
     let classes = task.classes().len();
     let device = Device::flex().autodiff();
+    // The new head and the dropout masks come from the backend's generator: seeded, repeatable.
+    device.seed(settings.seed ^ 0x7EAC);
     let record_path = dir.join("teacher-adapted.bpk");
     let report_path = dir.join("teacher.json");
     let mut teacher =

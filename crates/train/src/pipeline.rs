@@ -40,7 +40,7 @@ impl Job {
     pub fn start(&self) -> Result<Option<(Student, String)>, Error> {
         self.init_from
             .as_deref()
-            .map(|dir| trainer::pretrained_start(dir, &self.settings.network))
+            .map(|dir| trainer::pretrained_start(dir, &self.settings.network, self.settings.seed))
             .transpose()
     }
 }

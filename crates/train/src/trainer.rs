@@ -74,8 +74,13 @@ struct CheckpointState {
 /// The student of another run (its last checkpoint in `run_dir`) as the starting point for
 /// `network`, with a new classifier for `network`'s classes: transfer learning for a task with few
 /// images (breast: 543), from one with more of a similar kind (chest: 4,708 grey X-rays). The rest
-/// of the network must be the same shape. Returns the student and a description for the card.
-pub fn pretrained_start(run_dir: &Path, network: &StudentConfig) -> Result<(Student, String), Error> {
+/// of the network must be the same shape; `seed` draws the new classifier. Returns the student and
+/// a description for the card.
+pub fn pretrained_start(
+    run_dir: &Path,
+    network: &StudentConfig,
+    seed: u64,
+) -> Result<(Student, String), Error> {
     let state_path = run_dir.join("checkpoint.json");
     let model_path = run_dir.join("checkpoint-model.bpk");
     let text =
@@ -97,6 +102,8 @@ pub fn pretrained_start(run_dir: &Path, network: &StudentConfig) -> Result<(Stud
         )));
     }
     let device = Device::flex();
+    // The new classifier is drawn from the backend's generator: seeded, so the run is repeatable.
+    device.seed(seed);
     let record = ModuleRecord::load(&model_path)
         .map_err(|e| Error::Model(format!("{}: {e}", model_path.display())))?;
     let mut model = source.init(&device).load_record(record);
@@ -160,6 +167,10 @@ pub fn train_student(
     let model_path = run_dir.join("checkpoint-model.bpk");
     let optim_path = run_dir.join("checkpoint-optim.bpk");
 
+    // Initial weights and dropout masks come from the backend's generator, which is seeded from
+    // entropy unless told otherwise: seed it, and again at every epoch so a resumed run draws
+    // the same masks as an uninterrupted one.
+    device.seed(settings.seed);
     let mut model = match start {
         Some(start) => start.clone().fork(&device).train(),
         None => settings.network.init(&device),
@@ -201,6 +212,7 @@ pub fn train_student(
     for epoch in state.epochs_done..settings.epochs {
         let started = std::time::Instant::now();
         let mut rng = seed_rng.fork(epoch as u64);
+        device.seed(rng.fork(u64::MAX).next_u64());
         let mut order: Vec<usize> = (0..train.len()).collect();
         rng.shuffle(&mut order);
         let bar = progress.bar(per_epoch as u64, &format!("epoch {}/{}", epoch + 1, settings.epochs));

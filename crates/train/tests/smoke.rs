@@ -45,6 +45,34 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     assert!(outcome.info.temperature > 0.0);
     assert_eq!(outcome.info.threshold, None, "breast is decided by argmax");
 
+    // Deterministic with a seed: initialisation, augmentation and dropout masks are all drawn from
+    // it, so the same job again gives the same weights and another seed does not.
+    let again = |seed: u64, dir: &str| {
+        let settings = TrainSettings { seed, ..job.settings.clone() };
+        let rerun = Job {
+            task: Task::Breast,
+            data_dir: job.data_dir.clone(),
+            run_dir: scratch.join(dir),
+            out_dir: None,
+            settings,
+            resume: false,
+            command: "smoke".into(),
+            teacher: None,
+            init_from: None,
+        };
+        let outcome = pipeline::run(&rerun, &Progress::hidden()).unwrap();
+        (outcome.history[0].train_loss, resumed_weights(&scratch.join(dir)))
+    };
+    let first = resumed_weights(&scratch.join("run"));
+    let weights = |m: &bedside_model::student::Student| {
+        (m.stem.conv.weight.val().into_data(), m.classifier.weight.val().into_data())
+    };
+    let (loss, same) = again(1, "again");
+    assert_eq!(loss, outcome.history[0].train_loss);
+    assert_eq!(weights(&same), weights(&first));
+    let (_, other) = again(2, "other-seed");
+    assert_ne!(weights(&other).1, weights(&first).1);
+
     let text = std::fs::read_to_string(scratch.join("model/model.json")).unwrap();
     let info = ModelInfo::from_json(&text).unwrap();
     assert_eq!(info, outcome.info);
@@ -65,12 +93,12 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     // Transfer learning starts from the run's student: its trained layers as they are, a new
     // classifier for the other task's classes; a network of another shape is refused.
     let (start, description) =
-        trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2)).unwrap();
+        trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2), 0).unwrap();
     assert!(description.contains("1 epoch on 3 classes"), "{description}");
     assert_eq!(start.classifier.weight.dims(), [640, 2]);
     let trained = resumed_weights(&scratch.join("run"));
     assert_eq!(start.stem.conv.weight.val().into_data(), trained.stem.conv.weight.val().into_data());
-    let error = trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2).with_width(0.35))
+    let error = trainer::pretrained_start(&scratch.join("run"), &StudentConfig::new(2).with_width(0.35), 0)
         .err()
         .unwrap();
     assert!(error.to_string().contains("only the number of classes may differ"), "{error}");
