@@ -218,15 +218,7 @@ fn recall_intervals(labels: &[usize], predicted: &[usize], classes: usize) -> Ve
     let mut rng = Rng::new(2024);
     let draws: Vec<Vec<f64>> =
         (0..RESAMPLES).map(|_| recalls(&mut (0..labels.len()).map(|_| rng.below(labels.len())))).collect();
-    (0..classes)
-        .map(|c| {
-            let mut v: Vec<f64> = draws.iter().map(|d| d[c]).filter(|x| x.is_finite()).collect();
-            v.sort_by(f64::total_cmp);
-            let q =
-                |f: f64| v.get(((v.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
-            Estimate { value: whole[c], low: q(0.025), high: q(0.975) }
-        })
-        .collect()
+    (0..classes).map(|c| Estimate::from_draws(whole[c], draws.iter().map(|d| d[c]))).collect()
 }
 
 /// Images per class.

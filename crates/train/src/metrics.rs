@@ -100,7 +100,7 @@ pub fn ece(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) -> f64 {
 pub fn ece_if_calibrated(probabilities: &[Vec<f32>], bins: usize, resamples: usize) -> Estimate {
     let mut rng = Rng::new(2025);
     let mut labels = vec![0usize; probabilities.len()];
-    let mut draws: Vec<f64> = (0..resamples)
+    let draws: Vec<f64> = (0..resamples)
         .map(|_| {
             for (label, p) in labels.iter_mut().zip(probabilities) {
                 let u = rng.unit() * p.iter().sum::<f32>();
@@ -117,11 +117,8 @@ pub fn ece_if_calibrated(probabilities: &[Vec<f32>], bins: usize, resamples: usi
             ece(probabilities, &labels, bins)
         })
         .collect();
-    draws.sort_by(f64::total_cmp);
-    let q =
-        |f: f64| draws.get(((draws.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
     let mean = draws.iter().sum::<f64>() / draws.len().max(1) as f64;
-    Estimate { value: mean, low: q(0.025), high: q(0.975) }
+    Estimate::from_draws(mean, draws)
 }
 
 /// Calibration curve: (mean confidence, accuracy, count) per non-empty bin.
@@ -143,6 +140,16 @@ pub struct Estimate {
     pub value: f64,
     pub low: f64,
     pub high: f64,
+}
+
+impl Estimate {
+    /// `value` with the 2.5th and 97.5th percentiles of `draws` (non-finite draws left out).
+    pub fn from_draws(value: f64, draws: impl IntoIterator<Item = f64>) -> Estimate {
+        let mut v: Vec<f64> = draws.into_iter().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        let q = |f: f64| v.get(((v.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
+        Estimate { value, low: q(0.025), high: q(0.975) }
+    }
 }
 
 /// The metrics of one set of predictions (probabilities are calibrated ones; `predicted` follows
@@ -236,12 +243,8 @@ pub fn report(
             point(probabilities, labels, predicted, positive, &idx)
         })
         .collect();
-    let estimate = |value: f64, get: &dyn Fn(&Point) -> f64| {
-        let mut v: Vec<f64> = draws.iter().map(get).filter(|x| x.is_finite()).collect();
-        v.sort_by(f64::total_cmp);
-        let q = |f: f64| v.get(((v.len() as f64 - 1.0) * f).round() as usize).copied().unwrap_or(f64::NAN);
-        Estimate { value, low: q(0.025), high: q(0.975) }
-    };
+    let estimate =
+        |value: f64, get: &dyn Fn(&Point) -> f64| Estimate::from_draws(value, draws.iter().map(get));
     let classes = probabilities.first().map_or(0, Vec::len);
     let mut confusion = vec![vec![0usize; classes]; classes];
     for (&y, &p) in labels.iter().zip(predicted) {
