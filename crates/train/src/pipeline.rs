@@ -16,6 +16,7 @@ use burn::module::Module;
 use std::path::{Path, PathBuf};
 
 /// Where and how to train.
+#[derive(Clone)]
 pub struct Job {
     pub task: Task,
     /// The task folder (`images/` + `labels.csv`).

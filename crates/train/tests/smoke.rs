@@ -49,17 +49,7 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     // it, so the same job again gives the same weights and another seed does not.
     let again = |seed: u64, dir: &str| {
         let settings = TrainSettings { seed, ..job.settings.clone() };
-        let rerun = Job {
-            task: Task::Breast,
-            data_dir: job.data_dir.clone(),
-            run_dir: scratch.join(dir),
-            out_dir: None,
-            settings,
-            resume: false,
-            command: "smoke".into(),
-            teacher: None,
-            init_from: None,
-        };
+        let rerun = Job { run_dir: scratch.join(dir), out_dir: None, settings, ..job.clone() };
         let outcome = pipeline::run(&rerun, &Progress::hidden()).unwrap();
         (outcome.history[0].train_loss, resumed_weights(&scratch.join(dir)))
     };
@@ -67,10 +57,10 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
     let weights = |m: &bedside_model::student::Student| {
         (m.stem.conv.weight.val().into_data(), m.classifier.weight.val().into_data())
     };
-    let (loss, same) = again(1, "again");
+    let (loss, same) = again(job.settings.seed, "again");
     assert_eq!(loss, outcome.history[0].train_loss);
     assert_eq!(weights(&same), weights(&first));
-    let (_, other) = again(2, "other-seed");
+    let (_, other) = again(job.settings.seed + 1, "other-seed");
     assert_ne!(weights(&other).1, weights(&first).1);
 
     let text = std::fs::read_to_string(scratch.join("model/model.json")).unwrap();
