@@ -129,7 +129,7 @@ export class DiagnosisPanel {
     if (same(this.#shown, wanted) || same(this.#pending, wanted)) return;
     this.#pending = wanted;
     this.#status(this.#summaries.has(task) && this.#summaries.has('gate') ? 'running' : 'loading', 'Diagnosing…');
-    this.#worker.postMessage({ type: 'diagnose', id, task, backend: $('backend').value });
+    this.#worker.postMessage({ type: 'diagnose', id, task, frame, backend: $('backend').value });
   }
 
   #onDiagnosis(msg) {

@@ -113,9 +113,8 @@ async function webgpuUnavailable() {
  * The trust gate first: a picture that is none of the three kinds is refused. Otherwise the asked-for
  * task runs — or, for 'auto', the one the gate picks.
  */
-async function diagnose({ id, task: requested, backend }) {
+async function diagnose({ id, task: requested, frame, backend }) {
   if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
-  const frame = study.frame;
   const started = performance.now();
   const failed = (err) =>
     self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
@@ -128,7 +127,7 @@ async function diagnose({ id, task: requested, backend }) {
   if (id !== studyId) return;
   let verdict;
   try {
-    verdict = await gate.model.route(study);
+    verdict = await gate.model.route(study, frame);
   } catch (err) {
     return failed(err);
   }
@@ -147,7 +146,7 @@ async function diagnose({ id, task: requested, backend }) {
   if (id !== studyId) return;
   let result;
   try {
-    result = await entry.model.diagnose(study);
+    result = await entry.model.diagnose(study, frame);
   } catch (err) {
     return failed(err);
   }

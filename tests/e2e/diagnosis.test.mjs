@@ -4,9 +4,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { artifactsDir, launchBrowser, openApp as openAppIn, repoRoot, sharedData } from './env.mjs';
+import { artifactsDir, corpusFile, launchBrowser, openApp as openAppIn, repoRoot, sharedData } from './env.mjs';
 
 const CHEST = 'chest_person321_virus_648.jpeg'; // labelled pneumonia
 const SKIN = 'skin_ISIC_0026352.jpg'; // labelled mel
@@ -293,4 +293,50 @@ test('without WebGPU, Automatic falls back to the CPU path and says why', async 
   await diagnose(page, path.join(originals, CHEST), 'chest');
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
   assert.match(await page.textContent('#backend-active'), /CPU \(Wasm SIMD\) \(WebGPU not used: .+\)/);
+});
+
+test('the worker answers for the frame it was asked to diagnose, whatever frame is drawn meanwhile', async (t) => {
+  const page = await openApp(t);
+  const bytes = [...readFileSync(corpusFile('emri_small.dcm'))];
+  // A worker of its own, spoken to through the bridge as the page speaks to its own (web/bridge.md).
+  const replies = await page.evaluate(async (bytes) => {
+    const worker = new Worker(new URL('web/worker.js', location.href), { type: 'module' });
+    const inbox = [];
+    let wake = () => {};
+    worker.onmessage = ({ data }) => { inbox.push(data); wake(); };
+    const next = async (wanted) => {
+      for (;;) {
+        const at = inbox.findIndex(wanted);
+        if (at >= 0) return inbox.splice(at, 1)[0];
+        await new Promise((resolve) => { wake = resolve; });
+      }
+    };
+    const answer = (m) => ['diagnosis', 'refused', 'diagnosis-error', 'model-error'].includes(m.type);
+    const diagnose = (frame) => worker.postMessage({ type: 'diagnose', id: 1, task: 'auto', frame, backend: 'cpu' });
+    await next((m) => m.type === 'ready');
+    worker.postMessage({ type: 'open', id: 1, name: 'emri_small.dcm', bytes: new Uint8Array(bytes).buffer });
+    const opened = await next((m) => m.type === 'opened');
+    diagnose(3);
+    // Drawn while the models are still loading for frame 3's diagnosis.
+    worker.postMessage({ type: 'render', id: 1, frame: 5, center: NaN, width: NaN });
+    const during = await next(answer);
+    const rendered = await next((m) => m.type === 'rendered');
+    diagnose(5);
+    const five = await next(answer);
+    diagnose(3);
+    const three = await next(answer);
+    worker.terminate();
+    const brief = (m) => ({ type: m.type, frame: m.frame, gate: m.gate?.probabilities, message: m.message });
+    return { frames: opened.info.frames, rendered: rendered.frame, during: brief(during), five: brief(five), three: brief(three) };
+  }, bytes);
+  assert.ok(replies.frames > 5, `emri_small.dcm has ${replies.frames} frames`);
+  assert.equal(replies.rendered, 5);
+  for (const reply of [replies.during, replies.five, replies.three]) {
+    assert.ok(['diagnosis', 'refused'].includes(reply.type), JSON.stringify(reply));
+  }
+  assert.equal(replies.during.frame, 3, 'the reply names the frame asked for');
+  // The gate saw frame 3, not the frame drawn meanwhile: the same verdict as asking for frame 3
+  // alone, and not frame 5's.
+  assert.deepEqual(replies.during.gate, replies.three.gate);
+  assert.notDeepEqual(replies.during.gate, replies.five.gate, 'frames 3 and 5 get different verdicts');
 });

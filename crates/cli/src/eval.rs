@@ -1,6 +1,10 @@
 //! `bedside eval`: a model's metrics on one split of a task folder.
 
+use bedside_model::artifact::ModelInfo;
+use bedside_train::data::Dataset;
 use bedside_train::metrics::Estimate;
+use std::fmt::Write;
+use std::path::Path;
 
 /// Evaluate a model folder on a labelled task folder and print one line of JSON: n, accuracy,
 /// balanced_accuracy, auc (macro one-vs-rest beyond two classes), sensitivity and specificity of the
@@ -17,6 +21,11 @@ pub struct Args {
     /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
     #[arg(long)]
     fp32: bool,
+    /// Also write every image's answer as CSV: file (as in labels.csv), label (the decision) and
+    /// one column per class with its calibrated probability — what `bedside predict --model`
+    /// prints for that file.
+    #[arg(long, value_name = "OUT.csv")]
+    predictions: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -24,7 +33,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         crate::model_dir::load(&args.target.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
     let data = args.target.split(&info, &args.split)?;
-    let (_, report) = bedside_train::quantise::probabilities(&info, &model, &data);
+    let (probabilities, report) = bedside_train::quantise::probabilities(&info, &model, &data);
+    if let Some(out) = &args.predictions {
+        write_predictions(out, &info, &data, &probabilities)?;
+    }
     let recall: serde_json::Map<String, serde_json::Value> =
         info.classes.iter().cloned().zip(report.per_class_recall.iter().map(|&r| r.into())).collect();
     let ci = |e: &Estimate| serde_json::json!([e.low, e.high]);
@@ -54,4 +66,24 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     println!("{out}");
     Ok(())
+}
+
+/// One row per image: `file,label,<class>…`, probabilities with 7 significant digits.
+fn write_predictions(
+    out: &Path,
+    info: &ModelInfo,
+    data: &Dataset,
+    probabilities: &[Vec<f32>],
+) -> Result<(), String> {
+    let threshold = info.threshold.unwrap_or(0.5);
+    let mut csv = format!("file,label,{}\n", info.classes.join(","));
+    for (example, p) in data.examples.iter().zip(probabilities) {
+        let label = &info.classes[info.task.decide(p, threshold)];
+        write!(csv, "{},{label}", example.file).expect("writing to a String");
+        for v in p {
+            write!(csv, ",{v:.7e}").expect("writing to a String");
+        }
+        csv.push('\n');
+    }
+    std::fs::write(out, csv).map_err(|e| format!("could not write {}: {e}", out.display()))
 }

@@ -8,7 +8,7 @@ use bedside_model::task::Task;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// Predict on one DICOM file or photo and print one line of JSON: task, label, probabilities (class
+/// Predict on DICOM files or photos and print one line of JSON per file, in order: task, label, probabilities (class
 /// name → calibrated probability), the operating threshold (null where the label is the most probable
 /// class) and the trust gate's verdict. The gate first checks that the picture is a chest X-ray, a
 /// skin photo or a breast ultrasound; a picture it refuses gets {"refused": true, "message": …} and
@@ -23,7 +23,8 @@ pub struct Args {
     /// Folder holding the shipped models (gate/, chest/, skin/, breast/).
     #[arg(long, env = "BEDSIDE_MODELS", default_value = "models")]
     models: PathBuf,
-    /// Also write the picture with the attention heat map of the predicted class over it (PNG).
+    /// Also write the picture with the attention heat map of the predicted class over it (PNG;
+    /// one file only).
     #[arg(long, value_name = "OUT.png")]
     heatmap: Option<PathBuf>,
     /// Frame of a multi-frame file, counted from 0.
@@ -32,8 +33,9 @@ pub struct Args {
     /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
     #[arg(long)]
     fp32: bool,
-    /// DICOM file or photo (JPEG, PNG, WebP).
-    file: PathBuf,
+    /// DICOM files or photos (JPEG, PNG, WebP); each is read, and its models loaded, once.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
 }
 
 fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
@@ -53,23 +55,42 @@ fn gate_json(gate: &Diagnoser, route: &Route) -> Value {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
+    if args.heatmap.is_some() && args.files.len() > 1 {
+        return Err("--heatmap writes one picture: give one file with it".into());
+    }
     let weights = Weights::from_flag(args.fp32);
-    let name = args.file.display();
-    let bytes = std::fs::read(&args.file).map_err(|e| format!("could not read {name}: {e}"))?;
+    let gate = diagnoser(&args.models.join("gate"), weights)
+        .map_err(|e| format!("the trust gate could not be loaded ({e}); pass --models DIR"))?;
+    let mut models: Vec<(PathBuf, Diagnoser)> = Vec::new();
+    for file in &args.files {
+        println!("{}", predict(args, &gate, &mut models, file)?);
+    }
+    Ok(())
+}
+
+/// One file's line; `models` keeps every model loaded so far by folder.
+fn predict(
+    args: &Args,
+    gate: &Diagnoser,
+    models: &mut Vec<(PathBuf, Diagnoser)>,
+    file: &Path,
+) -> Result<Value, String> {
+    let name = file.display();
+    let bytes = std::fs::read(file).map_err(|e| format!("could not read {name}: {e}"))?;
     let study = Study::open(&bytes, &Limits::default()).map_err(|e| format!("{name}: {e}"))?;
     let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
 
-    let gate = diagnoser(&args.models.join("gate"), weights)
-        .map_err(|e| format!("the trust gate could not be loaded ({e}); pass --models DIR"))?;
     let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     let Some(seen) = route.task else {
-        println!("{}", json!({ "refused": true, "message": REFUSAL, "gate": gate_json(&gate, &route) }));
-        return Ok(());
+        return Ok(json!({ "refused": true, "message": REFUSAL, "gate": gate_json(gate, &route) }));
     };
     // The model: the one asked for, else the file's Modality, else what the gate sees (as the page).
     let hint = study.info().modality.as_deref().and_then(modality_hint);
     let model_dir = args.model.clone().unwrap_or_else(|| args.models.join(hint.unwrap_or(seen).name()));
-    let diagnoser = diagnoser(&model_dir, weights)?;
+    if !models.iter().any(|(dir, _)| *dir == model_dir) {
+        models.push((model_dir.clone(), diagnoser(&model_dir, Weights::from_flag(args.fp32))?));
+    }
+    let diagnoser = &models.iter().find(|(dir, _)| *dir == model_dir).expect("loaded above").1;
     let diagnosis = block_on(diagnoser.diagnose_frame(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     if let Some(out) = &args.heatmap {
         let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
@@ -83,7 +104,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "label": diagnosis.label,
         "probabilities": probabilities,
         "threshold": diagnosis.threshold,
-        "gate": gate_json(&gate, &route),
+        "gate": gate_json(gate, &route),
     });
     // Disagreements are reported, not hidden: the model used (chosen, or the Modality's) against
     // what the gate sees.
@@ -91,6 +112,5 @@ pub fn run(args: &Args) -> Result<(), String> {
         let why = if args.model.is_some() { "was chosen" } else { "follows the file's Modality" };
         out["note"] = format!("the {} model {why}; the gate sees {}", task.name(), seen.name()).into();
     }
-    println!("{out}");
-    Ok(())
+    Ok(out)
 }

@@ -1,5 +1,6 @@
 //! `bedside train`: train a task's student on the shared data and write its artifact.
 
+use bedside_model::input::Intensity;
 use bedside_model::student::StudentConfig;
 use bedside_model::task::Task;
 use bedside_train::Progress;
@@ -48,6 +49,11 @@ pub struct Args {
     /// job too.
     #[arg(long, value_enum, default_value_t = ClassWeights::Sqrt)]
     class_weights: ClassWeights,
+    /// How grey levels are standardised before the network sees them (recorded in model.json, so
+    /// every front end does the same): as-shown, or equalised (histogram equalisation, which makes
+    /// the input independent of exposure, contrast and gamma).
+    #[arg(long, value_enum, default_value_t = IntensityArg::AsShown)]
+    intensity: IntensityArg,
     /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
     #[arg(long)]
     distill: bool,
@@ -77,6 +83,24 @@ pub struct Args {
     /// random weights: transfer learning. Only the number of classes may differ.
     #[arg(long, value_name = "RUN_DIR")]
     init_from: Option<PathBuf>,
+}
+
+/// `--intensity`: how grey levels are standardised before the network sees them.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum IntensityArg {
+    /// As the picture is drawn (the file's default window).
+    AsShown,
+    /// Histogram-equalised: exposure, contrast and gamma no longer change the input.
+    Equalised,
+}
+
+impl From<IntensityArg> for Intensity {
+    fn from(arg: IntensityArg) -> Intensity {
+        match arg {
+            IntensityArg::AsShown => Intensity::AsShown,
+            IntensityArg::Equalised => Intensity::Equalised,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -118,6 +142,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         weight_decay: args.weight_decay,
         seed: args.seed,
         augment: Augment::standard(task.mirror_is_valid()),
+        intensity: args.intensity.into(),
         class_weights: weighted,
         max_batches: args.max_batches,
         distillation: args
@@ -171,8 +196,8 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
         return Err("--cv runs without --distill (a teacher adapted on every fold is not implemented)".into());
     }
     let progress = Progress::default();
-    let (spec, train, _) =
-        pipeline::load_data(job.task, &job.data_dir, &progress).map_err(|e| e.to_string())?;
+    let (spec, train, _) = pipeline::load_data(job.task, job.settings.intensity, &job.data_dir, &progress)
+        .map_err(|e| e.to_string())?;
     let start = job.start().map_err(|e| e.to_string())?;
     let report = bedside_train::cv::cross_validate(
         &job.settings,

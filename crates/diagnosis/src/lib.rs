@@ -1,11 +1,10 @@
 //! From an opened file to what a clinician is shown: a diagnosis with calibrated probabilities and
 //! an attention heat map.
 //!
-//! The one path every front end takes: `bedside-imaging`'s decoded [`Frame`] is drawn through the
-//! file's own default window (never the user's current one, so the answer does not depend on how
-//! the image is being viewed), framed and normalised as in training ([`InputSpec`]), run through the
-//! student once for both the logits and the class activation maps, and interpreted by the task's
-//! decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only the
+//! The one path every front end takes: `bedside-imaging`'s decoded [`Frame`] becomes the model's
+//! input through [`model_view`] (the function training reads its images through too), runs through
+//! the student once for both the logits and the class activation maps, and is interpreted by the
+//! task's decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only the
 //! device differs (flex on the CPU, WebGPU in the browser when there is an adapter).
 //!
 //! The trust gate is loaded the same way: [`Diagnoser::route`] says which model a frame goes to, or
@@ -26,15 +25,16 @@
 //! ```
 
 mod overlay;
+mod preprocess;
 
 pub use overlay::overlay;
+pub use preprocess::{ModelView, model_input, model_view};
 
 use bedside_imaging::{Frame, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route};
 use bedside_model::heat_map::HeatMap;
 use bedside_model::infer::forward_with_maps;
-use bedside_model::input::InputSpec;
 use bedside_model::student::Student;
 use bedside_model::task::Task;
 use burn::prelude::*;
@@ -55,12 +55,6 @@ pub enum Error {
 /// Runs a future to completion on this thread: how native callers wait for the device.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures_lite::future::block_on(future)
-}
-
-/// The frame as the screen first shows it (the file's own default window): what the model sees,
-/// whatever window the user has dragged to since.
-fn first_view(study: &Study, frame: &Frame) -> Vec<u8> {
-    frame.render_display(study.default_window(frame))
 }
 
 /// A loaded model on one device, ready to diagnose frames.
@@ -101,9 +95,7 @@ impl Diagnoser {
 
     /// The model's normalised input for one frame and the region of the frame it covers.
     pub fn prepare(&self, study: &Study, frame: &Frame) -> (Vec<f32>, [u32; 4]) {
-        let spec: &InputSpec = &self.info.input;
-        let fitted = spec.fit(&first_view(study, frame), frame.columns, frame.rows, frame.samples as u32);
-        (spec.normalise(&fitted), spec.region(frame.columns, frame.rows))
+        model_input(study, frame, &self.info.input)
     }
 
     /// Diagnoses frame `index` of `study`. Awaits the device (the browser's WebGPU cannot be read

@@ -1,7 +1,8 @@
 //! The heat map drawn over the picture, for a report or a PNG (`bedside predict --heatmap`).
 //! The browser composes the same two layers on its canvas instead, so the overlay follows zoom and pan.
 
-use crate::{Diagnosis, first_view};
+use crate::Diagnosis;
+use crate::preprocess::first_view;
 use bedside_imaging::{Frame, Study};
 use image::imageops::{self, FilterType};
 use image::{Rgb, RgbImage, RgbaImage};

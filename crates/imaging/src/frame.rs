@@ -11,6 +11,13 @@ pub struct Window {
 }
 
 impl Window {
+    /// The window that draws `bits`-bit values as they are stored (0 → 0, the largest → 255): a
+    /// photo's, since a photo has no window of its own and is shown, and seen by the models, as saved.
+    pub fn identity(bits: u16) -> Window {
+        let full = 2f64.powi(i32::from(bits.clamp(1, 31)));
+        Window { center: full / 2.0, width: full }
+    }
+
     /// Maps a modality value to a display level in 0..=255 (PS3.3 C.11.2.1.2.1, linear).
     pub fn level(&self, x: f64) -> u8 {
         let width = self.width.max(1.0);
@@ -126,6 +133,15 @@ mod tests {
         assert_eq!(w.level(240.0), 255); // at and above the top edge
         assert_eq!(w.level(39.5), 128); // the centre maps to the middle
         assert!(w.level(100.0) > w.level(0.0));
+    }
+
+    #[test]
+    fn identity_window_draws_values_as_stored() {
+        let eight = Window::identity(8);
+        assert!((0..=255).all(|v| eight.level(f64::from(v)) == v as u8));
+        let sixteen = Window::identity(16);
+        assert_eq!((sixteen.level(0.0), sixteen.level(65535.0)), (0, 255));
+        assert_eq!(sixteen.level(257.0 * 100.0), 100);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Photos (JPEG, PNG, WebP) through `image`, upright per their EXIF orientation.
 
 use crate::error::one_line;
-use crate::{Error, Frame, Info, Limits, Rescale, Source, Study};
+use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
@@ -71,7 +71,9 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
         info,
         attributes,
         rescale: Rescale::IDENTITY,
-        window: None,
+        // Grey photos are drawn as stored, not stretched to their own range: that is how every
+        // other viewer shows them and how the models were trained on them.
+        window: (samples == 1).then(|| Window::identity(bits_stored)),
         source: Source::Photo(frame),
         limits: *limits,
     })
@@ -123,6 +125,8 @@ mod tests {
         assert_eq!((grey.info().columns, grey.info().rows), (5, 3));
         let frame = grey.frame(0).unwrap();
         assert_eq!(frame.min_max(), (90, 90));
+        // Drawn as stored (a flat 90, not stretched to its own range), as the models were trained.
+        assert_eq!(frame.render_display(grey.default_window(&frame)), vec![90; 15]);
         let rgba = open(&png(2, 2, image::ColorType::Rgba16), &Limits::default()).unwrap();
         assert_eq!(rgba.info().photometric_interpretation, "RGB");
         assert_eq!(rgba.info().bits_stored, 16);

@@ -77,6 +77,7 @@ mod tests {
                 framing: Framing::Squash,
                 mean: vec![0.5; 3],
                 std: vec![0.25; 3],
+                intensity: Default::default(),
             },
             network: StudentConfig::new(4),
             temperature: 1.0,

@@ -17,6 +17,19 @@ pub enum Framing {
     CenterCrop,
 }
 
+/// How a framed picture's grey levels are standardised before scaling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intensity {
+    /// As the picture is drawn (the file's default window).
+    #[default]
+    AsShown,
+    /// Histogram-equalised, each channel on its own: a film taken with another exposure, contrast
+    /// or gamma — any change that keeps darker darker — reaches the model as the same input, so the
+    /// model cannot learn "how dark the film is", which differs between machines and periods.
+    Equalised,
+}
+
 /// Input shape, framing and normalisation of a model; stored with the model in `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -25,9 +38,17 @@ pub struct InputSpec {
     /// 1: grey (a colour picture is converted to luma); 3: RGB.
     pub channels: u32,
     pub framing: Framing,
-    /// Per-channel mean and standard deviation of the training pixels, on a 0–1 scale.
+    /// Per-channel mean and standard deviation of the training pixels (after [`Intensity`]), on
+    /// a 0–1 scale.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// Grey-level standardisation before scaling; absent in `model.json` means as shown.
+    #[serde(default, skip_serializing_if = "is_as_shown")]
+    pub intensity: Intensity,
+}
+
+fn is_as_shown(intensity: &Intensity) -> bool {
+    *intensity == Intensity::AsShown
 }
 
 impl InputSpec {
@@ -87,16 +108,66 @@ impl InputSpec {
 
     /// Interleaved bytes at the input shape → normalised planar floats `[channels, height, width]`.
     pub fn normalise(&self, fitted: &[u8]) -> Vec<f32> {
-        let c = self.channels as usize;
-        let plane = (self.width * self.height) as usize;
-        let mut out = vec![0.0; plane * c];
-        for (i, px) in fitted.chunks_exact(c).enumerate() {
-            for (ch, &v) in px.iter().enumerate() {
-                out[ch * plane + i] = (v as f32 / 255.0 - self.mean[ch]) / self.std[ch];
-            }
-        }
+        let levels: Vec<f32> = fitted.iter().map(|&v| f32::from(v)).collect();
+        let mut out = vec![0.0; levels.len()];
+        self.normalise_levels(&levels, &mut out);
         out
     }
+
+    /// [`InputSpec::normalise`] of grey levels on the 0–255 scale that may be fractional (an
+    /// augmented picture), into `out`.
+    pub fn normalise_levels(&self, levels: &[f32], out: &mut [f32]) {
+        let c = self.channels as usize;
+        let plane = (self.width * self.height) as usize;
+        let standardised = self.standardise(levels);
+        for (i, px) in standardised.as_deref().unwrap_or(levels).chunks_exact(c).enumerate() {
+            for (ch, &v) in px.iter().enumerate() {
+                out[ch * plane + i] = (v / 255.0 - self.mean[ch]) / self.std[ch];
+            }
+        }
+    }
+
+    /// The grey levels (0–255, interleaved) after [`Intensity`]: what the mean and standard
+    /// deviation are measured on.
+    pub fn levels(&self, fitted: &[u8]) -> Vec<f32> {
+        let levels: Vec<f32> = fitted.iter().map(|&v| f32::from(v)).collect();
+        self.standardise(&levels).unwrap_or(levels)
+    }
+
+    /// `None` where the levels stay as they are.
+    fn standardise(&self, levels: &[f32]) -> Option<Vec<f32>> {
+        match self.intensity {
+            Intensity::AsShown => None,
+            Intensity::Equalised => Some(equalise(levels, self.channels as usize)),
+        }
+    }
+}
+
+/// Histogram equalisation of each channel (levels rounded to 256 bins): a level becomes the share
+/// of the picture at or below it, above the darkest level's share, on 0–255. A flat channel stays
+/// as it is.
+fn equalise(levels: &[f32], channels: usize) -> Vec<f32> {
+    let bin = |v: f32| v.round().clamp(0.0, 255.0) as usize;
+    let mut out = levels.to_vec();
+    for ch in 0..channels {
+        let mut cdf = [0u32; 256];
+        for px in levels.chunks_exact(channels) {
+            cdf[bin(px[ch])] += 1;
+        }
+        for i in 1..256 {
+            cdf[i] += cdf[i - 1];
+        }
+        let total = cdf[255];
+        let darkest = cdf.iter().copied().find(|&n| n > 0).unwrap_or(0);
+        if total == darkest {
+            continue;
+        }
+        let span = (total - darkest) as f32;
+        for px in out.chunks_exact_mut(channels) {
+            px[ch] = ((cdf[bin(px[ch])] - darkest) * 255) as f32 / span;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -105,7 +176,41 @@ mod tests {
 
     fn spec(width: u32, height: u32, channels: u32, framing: Framing) -> InputSpec {
         let n = channels as usize;
-        InputSpec { width, height, channels, framing, mean: vec![0.5; n], std: vec![0.25; n] }
+        InputSpec {
+            width,
+            height,
+            channels,
+            framing,
+            mean: vec![0.5; n],
+            std: vec![0.25; n],
+            intensity: Intensity::AsShown,
+        }
+    }
+
+    #[test]
+    fn equalised_input_is_the_same_whatever_the_exposure_and_gamma() {
+        let mut equalised = spec(8, 8, 1, Framing::Squash);
+        equalised.intensity = Intensity::Equalised;
+        let film: Vec<u8> = (0..64u32).map(|i| (i * 7 % 61 + i / 4) as u8).collect();
+        // Brighter, more contrast and another gamma: a change that keeps every level apart and in
+        // order.
+        let shifted: Vec<u8> = film
+            .iter()
+            .map(|&v| (30.0 + 1.5 * f32::from(v) + 0.01 * f32::from(v).powi(2)).round() as u8)
+            .collect();
+        assert_ne!(film, shifted);
+        assert_eq!(equalised.normalise(&film), equalised.normalise(&shifted));
+        // As shown, the same two films are far apart.
+        let plain = spec(8, 8, 1, Framing::Squash);
+        let (a, b) = (plain.normalise(&film), plain.normalise(&shifted));
+        let gap = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(gap > 0.5, "{gap}");
+        // Equalised levels span the scale: the darkest level is 0, the brightest 255.
+        let levels = equalised.levels(&film);
+        assert_eq!(levels.iter().copied().fold(f32::MAX, f32::min), 0.0);
+        assert_eq!(levels.iter().copied().fold(0.0, f32::max), 255.0);
+        // A flat picture stays as it is.
+        assert_eq!(equalised.levels(&[90; 64]), vec![90.0; 64]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub const VERSION: &str = "1";
 const Q_MAX: f32 = 127.0;
 
 fn pack_error(what: &str, e: impl std::fmt::Display) -> ArtifactError {
-    ArtifactError(format!("{what}: {e}"))
+    ArtifactError::Weights(format!("{what}: {e}"))
 }
 
 /// A weight tensor read from an fp32 burnpack.
@@ -66,7 +66,7 @@ pub fn read_fp32(bytes: Vec<u8>) -> Result<Vec<Weight>, ArtifactError> {
             let (name, dtype, shape, param_id, bytes) =
                 t.into_parts().map_err(|e| pack_error("unreadable tensor", e))?;
             if dtype != DType::F32 {
-                return Err(ArtifactError(format!("{name} is {dtype:?}, expected F32")));
+                return Err(ArtifactError::Weights(format!("{name} is {dtype:?}, expected F32")));
             }
             Ok(Weight { name, shape: shape.to_vec(), param_id, values: f32s(&bytes) })
         })
@@ -176,11 +176,11 @@ pub fn to_fp32(bytes: Vec<u8>) -> Result<Vec<Weight>, ArtifactError> {
     match (meta.get("format"), meta.get("version")) {
         (Some(f), Some(v)) if f == FORMAT && v == VERSION => {}
         (Some(f), Some(v)) if f == FORMAT => {
-            return Err(ArtifactError(format!(
+            return Err(ArtifactError::Weights(format!(
                 "model.bin is {FORMAT} version {v}, this build reads version {VERSION}"
             )));
         }
-        _ => return Err(ArtifactError(format!("model.bin is not a {FORMAT} file"))),
+        _ => return Err(ArtifactError::Weights(format!("model.bin is not a {FORMAT} file"))),
     }
     let mut raw: BTreeMap<String, (DType, Vec<usize>, Option<u64>, Bytes)> = BTreeMap::new();
     for t in reader.into_tensors().map_err(|e| pack_error("model.bin", e))? {
@@ -195,7 +195,7 @@ pub fn to_fp32(bytes: Vec<u8>) -> Result<Vec<Weight>, ArtifactError> {
         let values = match dtype {
             DType::F32 => f32s(bytes),
             DType::I8 => {
-                let broken = |what: &str| ArtifactError(format!("model.bin: {name} has {what}"));
+                let broken = |what: &str| ArtifactError::Weights(format!("model.bin: {name} has {what}"));
                 let axis: usize = meta
                     .get(&format!("{name}:axis"))
                     .and_then(|a| a.parse().ok())
@@ -216,7 +216,7 @@ pub fn to_fp32(bytes: Vec<u8>) -> Result<Vec<Weight>, ArtifactError> {
                 let channel = weight.channel_of(axis);
                 bytes.iter().enumerate().map(|(i, &q)| q as i8 as f32 * scales[channel(i)]).collect()
             }
-            other => return Err(ArtifactError(format!("model.bin: {name} is {other:?}"))),
+            other => return Err(ArtifactError::Weights(format!("model.bin: {name} is {other:?}"))),
         };
         weights.push(Weight { name: name.clone(), shape: shape.clone(), param_id: *param_id, values });
     }
@@ -274,8 +274,8 @@ mod tests {
         assert_eq!(back.len(), 2, "scales are not weights");
 
         let err = to_fp32(write_fp32(&weights).unwrap()).unwrap_err();
-        assert!(err.0.contains("not a bedside-int8 file"), "{err}");
+        assert!(err.to_string().contains("not a bedside-int8 file"), "{err}");
         let err = to_fp32(bytes[..bytes.len() / 2].to_vec()).unwrap_err();
-        assert!(err.0.contains("model.bin"), "{err}");
+        assert!(err.to_string().contains("model.bin"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! Training-time augmentation on 8-bit images at the model's input shape: a random affine warp
-//! (rotation, scale, shift, optional mirror), then brightness and contrast, then normalisation.
+//! (rotation, scale, shift, optional mirror), then brightness and contrast, then the input's own
+//! standardisation and normalisation ([`InputSpec::normalise_levels`]).
 
 use crate::rng::Rng;
 use bedside_model::input::InputSpec;
@@ -59,7 +60,7 @@ impl Augment {
         // Inverse map: for each output pixel, where it comes from in the source (about the centre).
         let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
         let (cos, sin) = (angle.cos() / zoom, angle.sin() / zoom);
-        let plane = w * h;
+        let mut levels = vec![0.0; w * h * c];
         for y in 0..h {
             for x in 0..w {
                 let xo = if flip { w - 1 - x } else { x } as f32 - cx - dx;
@@ -68,11 +69,12 @@ impl Augment {
                 let sy = -sin * xo + cos * yo + cy;
                 for ch in 0..c {
                     let v = bilinear(pixels, w, h, c, ch, sx, sy);
-                    let v = ((v - 127.5) * gain + 127.5 + offset).clamp(0.0, 255.0);
-                    out[ch * plane + y * w + x] = (v / 255.0 - spec.mean[ch]) / spec.std[ch];
+                    levels[(y * w + x) * c + ch] = ((v - 127.5) * gain + 127.5 + offset).clamp(0.0, 255.0);
                 }
             }
         }
+        // Then the product's own standardisation and scaling, as on an unaugmented picture.
+        spec.normalise_levels(&levels, out);
     }
 }
 
@@ -102,6 +104,7 @@ mod tests {
             framing: Framing::Squash,
             mean: vec![0.0],
             std: vec![1.0],
+            intensity: Default::default(),
         }
     }
 

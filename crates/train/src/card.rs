@@ -266,6 +266,7 @@ mod tests {
             weight_decay: 0.01,
             seed: 0,
             augment: Augment::standard(task.mirror_is_valid()),
+            intensity: Default::default(),
             class_weights: true,
             max_batches: None,
             distillation: None,

@@ -3,6 +3,7 @@
 
 use crate::rng::Rng;
 use crate::{Error, Progress};
+use bedside_imaging::{Limits, Study};
 use bedside_model::input::InputSpec;
 use bedside_model::task::Task;
 use std::collections::BTreeMap;
@@ -106,16 +107,15 @@ pub fn load(
     Ok(Dataset { task, examples })
 }
 
-/// Decodes one image file and frames it to the input shape.
+/// Decodes one image file and frames it to the input shape, as the product does: through
+/// [`Study::open`] and [`bedside_diagnosis::model_view`], so a model is trained and measured on the
+/// tensors a clinician's copy of the file becomes.
 pub fn load_image(path: &Path, spec: &InputSpec) -> Result<Vec<u8>, Error> {
-    let img =
-        image::open(path).map_err(|e| Error::Data(format!("could not decode {}: {e}", path.display())))?;
-    let (w, h) = (img.width(), img.height());
-    Ok(if img.color().has_color() && spec.channels == 3 {
-        spec.fit(img.to_rgb8().as_raw(), w, h, 3)
-    } else {
-        spec.fit(img.to_luma8().as_raw(), w, h, 1)
-    })
+    let bytes = std::fs::read(path).map_err(|e| Error::io("could not read", path, e))?;
+    let failed = |e: bedside_imaging::Error| Error::Data(format!("could not decode {}: {e}", path.display()));
+    let study = Study::open(&bytes, &Limits::default()).map_err(failed)?;
+    let frame = study.frame(0).map_err(failed)?;
+    Ok(bedside_diagnosis::model_view(&study, &frame, spec).pixels)
 }
 
 impl Dataset {
@@ -136,13 +136,15 @@ impl Dataset {
         counts
     }
 
-    /// Per-channel mean and standard deviation of the pixels on a 0–1 scale.
-    pub fn pixel_stats(&self, channels: usize) -> (Vec<f32>, Vec<f32>) {
+    /// Per-channel mean and standard deviation of the pixels as `spec` standardises them
+    /// ([`InputSpec::levels`]), on a 0–1 scale.
+    pub fn pixel_stats(&self, spec: &InputSpec) -> (Vec<f32>, Vec<f32>) {
+        let channels = spec.channels as usize;
         let (mut sum, mut sq, mut n) = (vec![0f64; channels], vec![0f64; channels], 0f64);
         for e in &self.examples {
-            for px in e.pixels.chunks_exact(channels) {
+            for px in spec.levels(&e.pixels).chunks_exact(channels) {
                 for (c, &v) in px.iter().enumerate() {
-                    let v = v as f64 / 255.0;
+                    let v = f64::from(v) / 255.0;
                     sum[c] += v;
                     sq[c] += v * v;
                 }
@@ -234,7 +236,16 @@ mod tests {
                 pixels: vec![0, 255, 0, 255],
             }],
         };
-        let (mean, std) = data.pixel_stats(2);
+        let spec = InputSpec {
+            width: 1,
+            height: 2,
+            channels: 2,
+            framing: bedside_model::input::Framing::Squash,
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+            intensity: Default::default(),
+        };
+        let (mean, std) = data.pixel_stats(&spec);
         assert_eq!(mean, vec![0.0, 1.0]);
         assert!(std.iter().all(|&s| s < 1e-3));
     }

@@ -51,7 +51,15 @@ pub fn teacher_input(task: Task) -> InputSpec {
     let size = INPUT_SIZE as u32;
     let (width, height) = if w >= h { (size, size * h / w) } else { (size * w / h, size) };
     let (mean, std) = (crate::teacher::MEAN / 255.0, crate::teacher::STD / 255.0);
-    InputSpec { width, height, channels: 3, framing: task.framing(), mean: vec![mean; 3], std: vec![std; 3] }
+    InputSpec {
+        width,
+        height,
+        channels: 3,
+        framing: task.framing(),
+        mean: vec![mean; 3],
+        std: vec![std; 3],
+        intensity: Default::default(),
+    }
 }
 
 /// Cached feature maps: `views` maps of `dims` per example, example-major.

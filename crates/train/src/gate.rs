@@ -239,6 +239,7 @@ mod tests {
             framing: Framing::Squash,
             mean: vec![0.5; 3],
             std: vec![0.25; 3],
+            intensity: Default::default(),
         };
         // A red-to-blue ramp: crops differ, and grey crops have equal channels.
         let photo =

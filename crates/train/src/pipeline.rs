@@ -9,7 +9,7 @@ use crate::metrics::{self, Report};
 use crate::trainer::{self, EpochLog, TrainSettings};
 use crate::{Error, Progress};
 use bedside_model::artifact::{self, FORMAT_VERSION, ModelInfo};
-use bedside_model::input::InputSpec;
+use bedside_model::input::{InputSpec, Intensity};
 use bedside_model::student::Student;
 use bedside_model::task::Task;
 use burn::module::Module;
@@ -69,22 +69,32 @@ pub fn target_sensitivity(task: Task) -> f32 {
 pub fn input_shape(task: Task) -> InputSpec {
     let (width, height, channels) = task.input_shape();
     let n = channels as usize;
-    InputSpec { width, height, channels, framing: task.framing(), mean: vec![0.5; n], std: vec![0.25; n] }
+    InputSpec {
+        width,
+        height,
+        channels,
+        framing: task.framing(),
+        mean: vec![0.5; n],
+        std: vec![0.25; n],
+        intensity: Intensity::AsShown,
+    }
 }
 
-/// Loads train and validation sets and fixes the normalisation from the training pixels.
+/// Loads train and validation sets and fixes the normalisation from the training pixels (after
+/// `intensity`).
 pub fn load_data(
     task: Task,
+    intensity: Intensity,
     dir: &Path,
     progress: &Progress,
 ) -> Result<(InputSpec, Dataset, Dataset), Error> {
-    let mut spec = input_shape(task);
+    let mut spec = InputSpec { intensity, ..input_shape(task) };
     let (train, val) = if task == Task::Gate {
         gate_data(dir, &spec, progress)?
     } else {
         (data::load(task, dir, "train", &spec, progress)?, data::load(task, dir, "val", &spec, progress)?)
     };
-    let (mean, std) = train.pixel_stats(spec.channels as usize);
+    let (mean, std) = train.pixel_stats(&spec);
     spec.mean = mean;
     spec.std = std;
     Ok((spec, train, val))
@@ -132,7 +142,7 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         }
         None => (None, None),
     };
-    let (spec, train, val) = load_data(job.task, &job.data_dir, progress)?;
+    let (spec, train, val) = load_data(job.task, job.settings.intensity, &job.data_dir, progress)?;
     progress.println(format!(
         "{}: {} train / {} val images, classes {:?}",
         job.task.name(),
@@ -306,7 +316,7 @@ pub fn choose_threshold(task: Task, probabilities: &[Vec<f32>], labels: &[usize]
 /// Writes `model.json` and `model-fp32.bin` into `dir`.
 pub fn write_artifact(dir: &Path, info: &ModelInfo, model: Student) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
-    let bytes = artifact::student_to_bytes(model).map_err(|e| Error::Model(e.0))?;
+    let bytes = artifact::student_to_bytes(model).map_err(|e| Error::Model(e.to_string()))?;
     let weights = dir.join("model-fp32.bin");
     std::fs::write(&weights, bytes).map_err(|e| Error::io("could not write", &weights, e))?;
     let json_path = dir.join("model.json");

@@ -180,7 +180,7 @@ fn measure(
     let info = ModelInfo { temperature: fitted.temperature, threshold: fitted.threshold, ..info.clone() };
     let params = model.num_params();
     let macs = model.macs(info.input.height as usize, info.input.width as usize);
-    let fp32 = student_to_bytes(model).map_err(|e| Error::Model(e.0))?;
+    let fp32 = student_to_bytes(model).map_err(|e| Error::Model(e.to_string()))?;
     let weights = quant::read_fp32(fp32.clone()).map_err(|e| Error::Model(e.to_string()))?;
     let calibration =
         quantise::calibrate(&info, &weights, &train.every_nth(settings.calibration_images), progress)?;

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 const CLIPS: [f32; 3] = [1.0, 0.9, 0.8];
 
 fn load(info: &ModelInfo, weights: &[Weight]) -> Result<Student, Error> {
-    let bytes = quant::write_fp32(weights).map_err(|e| Error::Model(e.0))?;
-    student_from_bytes(&info.network, bytes, &Device::flex()).map_err(|e| Error::Model(e.0))
+    let bytes = quant::write_fp32(weights).map_err(|e| Error::Model(e.to_string()))?;
+    student_from_bytes(&info.network, bytes, &Device::flex()).map_err(|e| Error::Model(e.to_string()))
 }
 
 fn mse(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
@@ -118,7 +118,8 @@ pub fn probabilities(info: &ModelInfo, model: &Student, data: &Dataset) -> (Vec<
 /// Compares the fp32 and int8 weight files on `data`.
 pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Result<Comparison, Error> {
     let model = |bytes: &[u8]| {
-        student_from_bytes(&info.network, bytes.to_vec(), &Device::flex()).map_err(|e| Error::Model(e.0))
+        student_from_bytes(&info.network, bytes.to_vec(), &Device::flex())
+            .map_err(|e| Error::Model(e.to_string()))
     };
     let (p32, r32) = probabilities(info, &model(fp32)?, data);
     let (p8, r8) = probabilities(info, &model(int8)?, data);

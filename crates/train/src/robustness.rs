@@ -2,7 +2,8 @@
 //!
 //! - **Common corruptions** at five severities each (after Hendrycks & Dietterich's ImageNet-C, scaled
 //!   to the models' ~128-pixel inputs): Gaussian noise, Gaussian blur, lower contrast, higher
-//!   brightness and JPEG re-compression. Applied to the picture as the model sees it (framed to its
+//!   brightness, a lighter gamma (exposure and processing curves differ between machines) and JPEG
+//!   re-compression. Applied to the picture as the model sees it (framed to its
 //!   input size), with a fixed seed.
 //! - **FGSM** (Goodfellow et al., 2015): one step of size ε per pixel (ε ∈ {1, 2, 4}/255) along the
 //!   sign of the loss gradient with respect to the input, the true label known to the attacker — the
@@ -30,15 +31,17 @@ pub enum Corruption {
     Blur,
     Contrast,
     Brightness,
+    Gamma,
     Jpeg,
 }
 
 impl Corruption {
-    pub const ALL: [Corruption; 5] = [
+    pub const ALL: [Corruption; 6] = [
         Corruption::GaussianNoise,
         Corruption::Blur,
         Corruption::Contrast,
         Corruption::Brightness,
+        Corruption::Gamma,
         Corruption::Jpeg,
     ];
 
@@ -48,6 +51,7 @@ impl Corruption {
             Corruption::Blur => "Gaussian blur (σ, pixels)",
             Corruption::Contrast => "contrast (factor)",
             Corruption::Brightness => "brightness (+ of full scale)",
+            Corruption::Gamma => "gamma (γ, lighter mid-tones)",
             Corruption::Jpeg => "JPEG (quality)",
         }
     }
@@ -59,6 +63,7 @@ impl Corruption {
             Corruption::Blur => [0.5, 1.0, 1.5, 2.0, 3.0],
             Corruption::Contrast => [0.75, 0.5, 0.4, 0.3, 0.2],
             Corruption::Brightness => [0.1, 0.2, 0.3, 0.4, 0.5],
+            Corruption::Gamma => [0.8, 0.67, 0.5, 0.4, 0.33],
             Corruption::Jpeg => [40.0, 25.0, 15.0, 10.0, 7.0],
         }
     }
@@ -90,6 +95,7 @@ pub fn corrupt(
             pixels.iter().map(|&p| to_u8((p as f32 - mean) * level + mean)).collect()
         }
         Corruption::Brightness => pixels.iter().map(|&p| to_u8(p as f32 + level * 255.0)).collect(),
+        Corruption::Gamma => pixels.iter().map(|&p| to_u8(255.0 * (p as f32 / 255.0).powf(level))).collect(),
         Corruption::Jpeg => {
             let colour = if c == 3 { image::ExtendedColorType::Rgb8 } else { image::ExtendedColorType::L8 };
             let mut encoded = Vec::new();
@@ -302,6 +308,7 @@ mod tests {
             framing: Framing::Squash,
             mean: vec![0.5],
             std: vec![0.25],
+            intensity: Default::default(),
         };
         let pixels: Vec<u8> = (0..256).map(|i| ((i * 37) % 200 + 20) as u8).collect();
         for corruption in Corruption::ALL {

@@ -6,7 +6,7 @@ use crate::augment::Augment;
 use crate::data::Dataset;
 use crate::rng::Rng;
 use crate::{Error, Progress};
-use bedside_model::input::InputSpec;
+use bedside_model::input::{InputSpec, Intensity};
 use bedside_model::student::{Student, StudentConfig};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -26,6 +26,9 @@ pub struct TrainSettings {
     pub weight_decay: f64,
     pub seed: u64,
     pub augment: Augment,
+    /// Grey-level standardisation of the input (recorded in `model.json`'s input spec).
+    #[serde(default)]
+    pub intensity: Intensity,
     /// Weigh each class by (N / (K · n_class))^½ in the loss, against imbalance.
     pub class_weights: bool,
     /// Stop each epoch after this many batches (smoke runs).
@@ -347,6 +350,7 @@ mod tests {
             weight_decay: 0.0,
             seed: 0,
             augment: Augment::none(),
+            intensity: Default::default(),
             class_weights: false,
             max_batches: None,
             distillation: None,
@@ -380,6 +384,7 @@ mod tests {
             weight_decay: 0.01,
             seed: 0,
             augment: Augment::none(),
+            intensity: Default::default(),
             class_weights: false,
             max_batches: None,
             distillation: None,

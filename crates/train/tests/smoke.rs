@@ -23,6 +23,7 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
         weight_decay: 0.01,
         seed: 1,
         augment: Augment::standard(true),
+        intensity: Default::default(),
         class_weights: true,
         max_batches: Some(2),
         distillation: None,

@@ -3,7 +3,12 @@
 //! - [`Study`] opens a file with `bedside-imaging`, decodes the wanted frame once and draws it
 //!   through a window on request;
 //! - [`Model`] loads a model artifact with `bedside-diagnosis` on WebGPU (burn-wgpu) or on the CPU
-//!   path (burn-flex with Wasm SIMD) and diagnoses the frame a [`Study`] holds, heat map included.
+//!   path (burn-flex with Wasm SIMD) and diagnoses the frame of a [`Study`] it is asked for, heat map
+//!   included (whatever frame is on screen meanwhile).
+//!
+//! A panic is a bug, not an input error (inputs are validated and come back as `Error`s), but should
+//! one happen the hook installed at start-up turns it into a JS `Error` carrying the panic message
+//! instead of an opaque `unreachable` trap, and [`last_panic`] keeps it for the worker.
 //!
 //! Built only by `cargo xtask` for `wasm32-unknown-unknown`.
 
@@ -12,3 +17,38 @@ mod study;
 
 pub use model::Model;
 pub use study::Study;
+
+use std::sync::OnceLock;
+use wasm_bindgen::prelude::*;
+
+/// The first panic's message: the first is the cause, later ones are its consequences.
+static FIRST_PANIC: OnceLock<String> = OnceLock::new();
+
+/// Runs when the module is instantiated, before any other call into it (not under
+/// wasm-bindgen-test, which runs no start function).
+#[wasm_bindgen(start)]
+fn start() {
+    std::panic::set_hook(Box::new(on_panic));
+}
+
+fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
+    // The full message and a stack trace for whoever opens the console.
+    console_error_panic_hook::hook(info);
+    let what = info.payload_as_str().unwrap_or("no message");
+    let message = match info.location() {
+        Some(at) => format!("internal error in Bedside at {}:{}: {what}", at.file(), at.line()),
+        None => format!("internal error in Bedside: {what}"),
+    };
+    let _ = FIRST_PANIC.set(message.clone());
+    // Thrown rather than returned to the panic runtime, whose abort is a bare `unreachable` trap:
+    // the caller's `catch` gets a readable `Error`. The module's state is not to be trusted after
+    // this either way; the worker should be restarted.
+    wasm_bindgen::throw_str(&format!("{message} (reload the page to start over)"));
+}
+
+/// The message of the first panic in this module, if one happened: after it the module's state
+/// cannot be trusted, so the worker reports it and starts afresh.
+#[wasm_bindgen(js_name = lastPanic)]
+pub fn last_panic() -> Option<String> {
+    FIRST_PANIC.get().cloned()
+}

@@ -2,6 +2,7 @@
 
 use crate::study::Study;
 use bedside_diagnosis::{Diagnoser, Diagnosis};
+use bedside_model::artifact::ModelInfo;
 use burn::prelude::Device;
 use js_sys::{Object, Reflect, Uint8Array};
 use serde::Serialize;
@@ -38,6 +39,9 @@ impl Model {
     /// an `Error` with one readable line when the files do not fit together or the backend is
     /// unavailable (no WebGPU adapter: the worker then falls back to "cpu").
     pub async fn load(model_json: String, weights: Vec<u8>, backend: String) -> Result<Model, JsError> {
+        // Validated before a device is set up, so a broken model.json costs no WebGPU start-up and
+        // comes back as its one-line message (`Diagnoser::new` checks it again, cheaply).
+        ModelInfo::from_json(&model_json)?;
         let (device, backend) = match backend.as_str() {
             "cpu" => (Device::flex(), "cpu"),
             "webgpu" => (webgpu().await?, "webgpu"),
@@ -81,24 +85,27 @@ impl Model {
         })
     }
 
-    /// Diagnoses the frame `study` last decoded; resolves to `{label, probabilities, threshold,
-    /// region, heat_map: {width, height, rgba}}`.
-    pub fn diagnose(&self, study: &Study) -> js_sys::Promise {
+    /// Diagnoses frame `frame` (from 0) of `study`, whichever frame is on screen; resolves to
+    /// `{label, probabilities, threshold, region, heat_map: {width, height, rgba}}`. Throws when
+    /// the frame cannot be decoded.
+    pub fn diagnose(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
         let diagnoser = Rc::clone(&self.diagnoser);
-        let (input, region) = diagnoser.prepare(&study.study, &study.frame);
-        wasm_bindgen_futures::future_to_promise(async move {
+        let frame = study.decoded(frame)?;
+        let (input, region) = diagnoser.prepare(&study.study, &frame);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
             let diagnosis = diagnoser.run(input, region).await.map_err(to_js)?;
             to_object(&diagnosis).map_err(to_js)
-        })
+        }))
     }
 
     /// For the trust gate: resolves to `{task, refused, message, confidence, floor, probabilities}`
-    /// for the frame `study` last decoded — `task` is where it goes (null when refused) and
-    /// `message` what to tell the user when it is refused.
-    pub fn route(&self, study: &Study) -> js_sys::Promise {
+    /// for frame `frame` of `study` — `task` is where it goes (null when refused) and `message`
+    /// what to tell the user when it is refused.
+    pub fn route(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
         let diagnoser = Rc::clone(&self.diagnoser);
-        let (input, region) = diagnoser.prepare(&study.study, &study.frame);
-        wasm_bindgen_futures::future_to_promise(async move {
+        let frame = study.decoded(frame)?;
+        let (input, region) = diagnoser.prepare(&study.study, &frame);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
             let route = diagnoser.route_input(input, region).await.map_err(to_js)?;
             let classes = &diagnoser.info().classes;
             let verdict = serde_json::json!({
@@ -110,7 +117,7 @@ impl Model {
                 "probabilities": classes.iter().zip(&route.probabilities).collect::<Vec<_>>(),
             });
             json_value(&verdict).map_err(to_js)
-        })
+        }))
     }
 }
 

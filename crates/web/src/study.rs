@@ -2,14 +2,19 @@
 
 use bedside_imaging::{Frame, Limits, Study as Decoded, Window};
 use serde::Serialize;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-/// An opened file plus its most recently decoded frame (kept so dragging the window re-draws only).
+/// Decoded frames kept: the one on screen and the one being diagnosed, which may differ.
+const FRAMES_KEPT: usize = 2;
+
+/// An opened file plus its most recently used decoded frames, by index (kept so dragging the
+/// window re-draws only, and so a diagnosis decodes the frame it was asked for once).
 #[wasm_bindgen]
 pub struct Study {
     pub(crate) study: Decoded,
-    pub(crate) frame_index: u32,
-    pub(crate) frame: Frame,
+    /// Most recently used first; never empty (frame 0 is decoded on opening).
+    frames: Vec<(u32, Rc<Frame>)>,
 }
 
 /// What the worker posts to the page when a file opens (see `web/bridge.md`).
@@ -43,27 +48,33 @@ impl Study {
     pub fn open(bytes: &[u8], _name: &str) -> Result<Study, JsError> {
         let study = Decoded::open(bytes, &Limits::default())?;
         let frame = study.frame(0)?;
-        Ok(Study { study, frame_index: 0, frame })
+        Ok(Study { study, frames: vec![(0, Rc::new(frame))] })
+    }
+
+    /// Frame `index`, decoded once while it stays among the [`FRAMES_KEPT`] most recently used.
+    pub(crate) fn decoded(&mut self, index: u32) -> Result<Rc<Frame>, JsError> {
+        let frame = match self.frames.iter().position(|(i, _)| *i == index) {
+            Some(at) => self.frames.remove(at).1,
+            None => Rc::new(self.study.frame(index)?),
+        };
+        self.frames.insert(0, (index, Rc::clone(&frame)));
+        self.frames.truncate(FRAMES_KEPT);
+        Ok(frame)
     }
 
     /// `{info, attributes, window, range}` for the page, as a plain JS object.
     pub fn summary(&self) -> Result<JsValue, JsError> {
-        let (min, max) = self.frame.min_max();
-        let (low, high) = self.frame.modality_range();
+        let frame = &self.frames[0].1;
+        let (min, max) = frame.min_max();
+        let (low, high) = frame.modality_range();
         let summary = Summary {
-            info: Info { info: self.study.info(), min, max, grey: self.frame.is_grey() },
+            info: Info { info: self.study.info(), min, max, grey: frame.is_grey() },
             attributes: self.study.attributes(),
-            window: self.study.default_window(&self.frame),
+            window: self.study.default_window(frame),
             range: Range { low, high },
         };
         let json = serde_json::to_string(&summary)?;
         Ok(js_sys::JSON::parse(&json).map_err(|_| JsError::new("summary is not valid JSON"))?)
-    }
-
-    /// The frame last decoded (the one a diagnosis is made of).
-    #[wasm_bindgen(getter)]
-    pub fn frame(&self) -> u32 {
-        self.frame_index
     }
 
     #[wasm_bindgen(getter)]
@@ -78,11 +89,8 @@ impl Study {
 
     /// RGBA8 pixels of `frame` drawn through the window (ignored for colour images).
     pub fn render(&mut self, frame: u32, center: f64, width: f64) -> Result<Vec<u8>, JsError> {
-        if frame != self.frame_index {
-            self.frame = self.study.frame(frame)?;
-            self.frame_index = frame;
-        }
+        let frame = self.decoded(frame)?;
         let window = (center.is_finite() && width.is_finite()).then_some(Window { center, width });
-        Ok(self.frame.render_rgba(window))
+        Ok(frame.render_rgba(window))
     }
 }

@@ -7,7 +7,7 @@ use crate::metrics::Report;
 use crate::pipeline::target_sensitivity;
 use crate::trainer::TrainSettings;
 use bedside_model::artifact::ModelInfo;
-use bedside_model::input::Framing;
+use bedside_model::input::{Framing, Intensity};
 use bedside_model::task::Task;
 
 /// Appends one line (no arguments: an empty line).
@@ -130,9 +130,16 @@ fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
         Framing::CenterCrop => "the largest centred crop with the input's aspect ratio, then resized",
     };
     let list = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+    let intensity = match input.intensity {
+        Intensity::AsShown => "",
+        Intensity::Equalised => {
+            " The grey levels are histogram-equalised first, so a picture taken with another exposure, \
+             contrast or gamma reaches the model unchanged."
+        }
+    };
     put!(
         out,
-        "**Model input:** {} × {} pixels, {colour}; framing: {framing}. Pixels are scaled to 0–1 and \
+        "**Model input:** {} × {} pixels, {colour}; framing: {framing}.{intensity} Pixels are scaled to 0–1 and \
          normalised with the training set's per-channel mean ({}) and standard deviation ({}). The app \
          prepares every picture this way before the model sees it.",
         input.width,

@@ -43,6 +43,7 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
             framing: Framing::CenterCrop,
             mean: vec![0.4],
             std: vec![0.2],
+            intensity: Default::default(),
         },
         network,
         temperature: 1.5,
@@ -58,8 +59,8 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
     );
     JsFuture::from(model.warm_up()).await.unwrap();
 
-    let study = Study::open(&png(), "square.png").unwrap();
-    let result = JsFuture::from(model.diagnose(&study)).await.unwrap();
+    let mut study = Study::open(&png(), "square.png").unwrap();
+    let result = JsFuture::from(model.diagnose(&mut study, 0).unwrap()).await.unwrap();
     let probabilities = js_sys::Array::from(&field(&result, &["probabilities"]));
     assert_eq!(probabilities.length(), 3);
     let total: f64 =
@@ -88,6 +89,7 @@ async fn weights_that_do_not_fit_are_a_readable_error() {
             framing: Framing::Squash,
             mean: vec![0.5],
             std: vec![0.25],
+            intensity: Default::default(),
         },
         network: StudentConfig::new(2),
         temperature: 1.0,
@@ -122,6 +124,7 @@ async fn gate(bias: [f32; 4]) -> Model {
             framing: Framing::Squash,
             mean: vec![0.5; 3],
             std: vec![0.25; 3],
+            intensity: Default::default(),
         },
         network,
         temperature: 1.0,
@@ -133,8 +136,9 @@ async fn gate(bias: [f32; 4]) -> Model {
 
 #[wasm_bindgen_test]
 async fn the_gate_routes_or_refuses_with_a_message() {
-    let study = Study::open(&png(), "square.png").unwrap();
-    let verdict = JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&study)).await.unwrap();
+    let mut study = Study::open(&png(), "square.png").unwrap();
+    let verdict =
+        JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
     assert_eq!(field(&verdict, &["task"]).as_string().as_deref(), Some("chest"));
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(false));
     assert!(field(&verdict, &["message"]).is_null());
@@ -142,13 +146,28 @@ async fn the_gate_routes_or_refuses_with_a_message() {
     let expected = 4f64.exp() / (4f64.exp() + 3.0);
     assert!((confidence - expected).abs() < 1e-3, "{confidence} vs {expected}");
 
-    let verdict = JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&study)).await.unwrap();
+    let verdict =
+        JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
     assert!(field(&verdict, &["task"]).is_null());
     let message = field(&verdict, &["message"]).as_string().unwrap();
     assert!(message.contains("does not look like a chest X-ray"), "{message}");
 
     // Most probable task, but under the floor (0.6): refused too.
-    let verdict = JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&study)).await.unwrap();
+    let verdict =
+        JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
+}
+
+#[wasm_bindgen_test]
+async fn a_model_json_that_does_not_fit_its_task_is_a_readable_error() {
+    let mut info: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../models/chest/model.json")).unwrap();
+    info["classes"] = serde_json::json!(["normal", "bacterial", "viral"]);
+    // No weights and the WebGPU backend: model.json is refused before either is touched, so the
+    // answer is its own message, not "no adapter" or a weights error.
+    let err = Model::load(info.to_string(), Vec::new(), "webgpu".into()).await.err().expect("refused");
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.starts_with("model.json lists the classes"), "{message}");
+    assert!(message.contains(r#"["normal", "pneumonia"]"#), "names what the chest model's are: {message}");
 }
