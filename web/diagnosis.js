@@ -4,22 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 
-/** DICOM Modality → task: the first hint of what an image is (photos carry none). */
-const TASK_BY_MODALITY = { CR: 'chest', DX: 'chest', US: 'breast', XC: 'skin' };
-
-/** What each gate route is, for notes to the user. */
-const TASK_NAMES = { chest: 'a chest X-ray', skin: 'a skin photo', breast: 'a breast ultrasound', null: 'none of these' };
-
-/** Readable names for the HAM10000 abbreviations the skin model's card uses. */
-const SKIN_NAMES = {
-  akiec: 'actinic keratosis / intraepithelial carcinoma',
-  bcc: 'basal cell carcinoma',
-  bkl: 'benign keratosis',
-  df: 'dermatofibroma',
-  mel: 'melanoma',
-  nv: 'melanocytic naevus',
-  vasc: 'vascular lesion',
-};
+// Which model answers, the notes and the class names are decided in Rust (the gate's verdict and
+// each model's summary); this module shows them.
 
 const percent = (p) => `${(100 * p).toFixed(1)} %`;
 const interval = (m) => (m ? `${percent(m.value)} (95 % CI ${percent(m.low)}–${percent(m.high)})` : '—');
@@ -27,8 +13,7 @@ const interval = (m) => (m ? `${percent(m.value)} (95 % CI ${percent(m.low)}–$
 export class DiagnosisPanel {
   #worker;
   #viewer;
-  #file = null; // {id, frame, modality}: the file on screen
-  #chosenTask = 'auto'; // the user's last choice, kept for files whose Modality gives no hint
+  #file = null; // {id, frame}: the file on screen
   #shown = null; // {id, task, frame, routed} of the diagnosis on screen (task as asked)
   #pending = null; // {id, task, frame} asked of the worker and not answered yet
   #summaries = new Map(); // task → model card summary
@@ -36,10 +21,7 @@ export class DiagnosisPanel {
   constructor(worker, viewer) {
     this.#worker = worker;
     this.#viewer = viewer;
-    $('task').addEventListener('change', () => {
-      this.#chosenTask = $('task').value;
-      this.#request();
-    });
+    $('task').addEventListener('change', () => this.#request());
     $('backend').addEventListener('change', () => {
       this.#shown = null;
       this.#request();
@@ -57,12 +39,11 @@ export class DiagnosisPanel {
 
   /** A new file is on screen: route it and ask for its diagnosis. */
   opened(id, info) {
-    this.#file = { id, frame: 0, modality: info.modality };
+    this.#file = { id, frame: 0 };
     this.#shown = null;
     this.#viewer.setOverlay(null);
     this.#showResult(null);
-    const routed = TASK_BY_MODALITY[info.modality];
-    $('task').value = routed ?? this.#chosenTask;
+    // The user's choice stays as it is: it beats the file's Modality (the worker applies the rule).
     this.#request();
   }
 
@@ -142,8 +123,9 @@ export class DiagnosisPanel {
     this.#showResult({ ...msg, task: msg.routed }, summary);
     // Disagreements are shown, not hidden: the model asked for (or the Modality's) against the gate.
     const seen = msg.gate.task;
-    const note = seen !== msg.routed ? ` · this looks more like ${TASK_NAMES[seen]} to Bedside` : '';
-    const shownTask = msg.task === 'auto' ? `${summary?.title ?? msg.routed} (recognised)` : (summary?.title ?? msg.routed);
+    const note = msg.gate.note ? ` · ${msg.gate.note}` : '';
+    const how = { choice: 'chosen', modality: "from the file's Modality", gate: 'recognised' }[msg.gate.routed_by];
+    const shownTask = `${summary?.title ?? msg.routed} (${how})`;
     this.#status('done', `${shownTask} · ${backendName(msg.backend)} · ${Math.round(msg.ms)} ms${note}`);
     // Test hooks: the numbers behind what is on screen.
     const panel = $('diagnosis');
@@ -178,7 +160,8 @@ export class DiagnosisPanel {
       return;
     }
     const probability = Object.fromEntries(msg.probabilities);
-    $('result-label').textContent = className(msg.task, msg.label);
+    const className = (name) => summary?.class_titles?.[summary.classes.indexOf(name)] ?? name;
+    $('result-label').textContent = className(msg.label);
     const positive = summary?.positive_class;
     $('result-probability').textContent = `${percent(probability[msg.label])} probability (calibrated)`;
     let rule = 'Decided by the most probable class';
@@ -194,7 +177,7 @@ export class DiagnosisPanel {
       list.replaceChildren(
         ...top.map(([name, p]) => {
           const li = document.createElement('li');
-          li.textContent = `${className('skin', name)}: ${percent(p)}`;
+          li.textContent = `${className(name)}: ${percent(p)}`;
           return li;
         }),
       );
@@ -247,10 +230,6 @@ export class DiagnosisPanel {
 
 function same(a, b) {
   return Boolean(a && b) && a.id === b.id && a.task === b.task && a.frame === b.frame;
-}
-
-function className(task, name) {
-  return task === 'skin' && SKIN_NAMES[name] ? `${name} (${SKIN_NAMES[name]})` : name;
 }
 
 function backendName(backend) {

@@ -110,8 +110,9 @@ async function webgpuUnavailable() {
 }
 
 /**
- * The trust gate first: a picture that is none of the three kinds is refused. Otherwise the asked-for
- * task runs — or, for 'auto', the one the gate picks.
+ * The trust gate first: a picture that is none of the three kinds is refused. Otherwise the model the
+ * gate's verdict names answers: the asked-for task, else for 'auto' the file's Modality's, else the
+ * one the gate sees.
  */
 async function diagnose({ id, task: requested, frame, backend }) {
   if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
@@ -127,7 +128,7 @@ async function diagnose({ id, task: requested, frame, backend }) {
   if (id !== studyId) return;
   let verdict;
   try {
-    verdict = await gate.model.route(study, frame);
+    verdict = await gate.model.route(study, frame, requested);
   } catch (err) {
     return failed(err);
   }
@@ -136,7 +137,7 @@ async function diagnose({ id, task: requested, frame, backend }) {
     self.postMessage({ type: 'refused', id, task: requested, frame, message: verdict.message, gate: verdict, ms });
     return;
   }
-  const task = requested === 'auto' ? verdict.task : requested;
+  const task = verdict.use; // the routing rule is the library's (bedside_model::gate::choose)
   let entry;
   try {
     entry = await model(task, backend);

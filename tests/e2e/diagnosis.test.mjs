@@ -112,7 +112,8 @@ test('the same film wrapped in DICOM (Modality CR) routes itself to the chest mo
   const page = await openApp(t);
   const shown = await diagnose(page, dicom, null); // no task picked: Modality CR decides
   assert.equal(shown.task, 'chest');
-  assert.equal(await page.inputValue('#task'), 'chest');
+  assert.equal(await page.inputValue('#task'), 'auto', 'the choice stays the user\'s');
+  assert.match(await page.textContent('#diagnosis-status'), /from the file's Modality/);
   assertSameProbabilities(shown.probabilities, predict('chest', dicom).probabilities, 'wrapped film');
   // Without --model the CLI takes the Modality's model too, and the gate agrees: no note.
   const routed = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), dicom], { encoding: 'utf8' }));
@@ -121,6 +122,20 @@ test('the same film wrapped in DICOM (Modality CR) routes itself to the chest mo
   assert.equal(routed.note, undefined);
   assertSameProbabilities(shown.probabilities, predict('chest', path.join(originals, CHEST)).probabilities,
     'wrapped film vs the JPEG');
+});
+
+test('a model the user chose beats the file\'s Modality: a CR file diagnosed as skin when skin is chosen', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const dicom = path.join(process.env.BEDSIDE_FIXTURES ?? '', CHEST.replace('.jpeg', '.dcm'));
+  const page = await openApp(t);
+  await page.selectOption('#task', 'skin'); // chosen before the file opens
+  const before = await shownCount(page);
+  await page.setInputFiles('input[type=file]', dicom);
+  const shown = await waitForDiagnosis(page, before, 'skin');
+  assert.equal(await page.inputValue('#task'), 'skin', 'opening a CR file does not change the choice');
+  assert.match(await page.textContent('#diagnosis-status'), /the skin model was chosen; the picture looks more like a chest X-ray/);
+  assertSameProbabilities(shown.probabilities, predict('skin', dicom).probabilities, 'CR file as skin');
 });
 
 test('a skin photo gets a diagnosis with a three-item differential', async (t) => {

@@ -3,7 +3,7 @@
 use crate::model_dir::{Weights, read};
 use bedside_diagnosis::{Diagnoser, block_on};
 use bedside_imaging::{Limits, Study};
-use bedside_model::gate::{REFUSAL, Route, modality_hint};
+use bedside_model::gate::{REFUSAL, Route, choose, note};
 use bedside_model::task::Task;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// class) and the trust gate's verdict. The gate first checks that the picture is a chest X-ray, a
 /// skin photo or a breast ultrasound; a picture it refuses gets {"refused": true, "message": …} and
 /// exit status 0. The model is --model if given, else the one the DICOM Modality names (CR/DX chest,
-/// US breast, XC skin), else the one the gate picks.
+/// US breast, XC skin), else the one the gate picks; `routed_by` says which (choice, modality or
+/// gate), and `note` any disagreement with the gate.
 #[derive(clap::Args)]
 pub struct Args {
     /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still
@@ -61,18 +62,29 @@ pub fn run(args: &Args) -> Result<(), String> {
     let weights = Weights::from_flag(args.fp32);
     let gate = diagnoser(&args.models.join("gate"), weights)
         .map_err(|e| format!("the trust gate could not be loaded ({e}); pass --models DIR"))?;
-    let mut models: Vec<(PathBuf, Diagnoser)> = Vec::new();
+    // --model is the user's explicit choice of task; the other models load as files need them.
+    let mut models: Vec<(Task, Diagnoser)> = Vec::new();
+    let choice = match &args.model {
+        Some(dir) => {
+            let chosen = diagnoser(dir, weights)?;
+            let task = chosen.info().task;
+            models.push((task, chosen));
+            Some(task)
+        }
+        None => None,
+    };
     for file in &args.files {
-        println!("{}", predict(args, &gate, &mut models, file)?);
+        println!("{}", predict(args, &gate, choice, &mut models, file)?);
     }
     Ok(())
 }
 
-/// One file's line; `models` keeps every model loaded so far by folder.
+/// One file's line; `models` keeps every model loaded so far, by task.
 fn predict(
     args: &Args,
     gate: &Diagnoser,
-    models: &mut Vec<(PathBuf, Diagnoser)>,
+    choice: Option<Task>,
+    models: &mut Vec<(Task, Diagnoser)>,
     file: &Path,
 ) -> Result<Value, String> {
     let name = file.display();
@@ -81,22 +93,18 @@ fn predict(
     let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
 
     let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
-    let Some(seen) = route.task else {
+    let Some((task, routed_by)) = choose(choice, study.info().modality.as_deref(), &route) else {
         return Ok(json!({ "refused": true, "message": REFUSAL, "gate": gate_json(gate, &route) }));
     };
-    // The model: the one asked for, else the file's Modality, else what the gate sees (as the page).
-    let hint = study.info().modality.as_deref().and_then(modality_hint);
-    let model_dir = args.model.clone().unwrap_or_else(|| args.models.join(hint.unwrap_or(seen).name()));
-    if !models.iter().any(|(dir, _)| *dir == model_dir) {
-        models.push((model_dir.clone(), diagnoser(&model_dir, Weights::from_flag(args.fp32))?));
+    if !models.iter().any(|(t, _)| *t == task) {
+        models.push((task, diagnoser(&args.models.join(task.name()), Weights::from_flag(args.fp32))?));
     }
-    let diagnoser = &models.iter().find(|(dir, _)| *dir == model_dir).expect("loaded above").1;
+    let diagnoser = &models.iter().find(|(t, _)| *t == task).expect("loaded above").1;
     let diagnosis = block_on(diagnoser.diagnose_frame(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     if let Some(out) = &args.heatmap {
         let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
         overlay.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     }
-    let task = diagnoser.info().task;
     let probabilities: serde_json::Map<String, Value> =
         diagnosis.probabilities.iter().map(|(class, p)| (class.clone(), (*p).into())).collect();
     let mut out = json!({
@@ -104,13 +112,11 @@ fn predict(
         "label": diagnosis.label,
         "probabilities": probabilities,
         "threshold": diagnosis.threshold,
+        "routed_by": routed_by,
         "gate": gate_json(gate, &route),
     });
-    // Disagreements are reported, not hidden: the model used (chosen, or the Modality's) against
-    // what the gate sees.
-    if task != seen {
-        let why = if args.model.is_some() { "was chosen" } else { "follows the file's Modality" };
-        out["note"] = format!("the {} model {why}; the gate sees {}", task.name(), seen.name()).into();
+    if let Some(note) = note(task, routed_by, &route) {
+        out["note"] = note.into();
     }
     Ok(out)
 }

@@ -4,8 +4,9 @@ use crate::model_dir::{Weights, load, record};
 use bedside_train::Progress;
 
 /// Measure a model on the val split under common corruptions (Gaussian noise, blur, contrast,
-/// brightness, JPEG; 5 severities each) and FGSM adversarial examples (ε = 1, 2, 4 of 255). Records
-/// the table in model.json ("robustness") and MODEL_CARD.md, and prints it as one line of JSON.
+/// brightness, gamma, JPEG; 5 severities each) and FGSM adversarial examples (ε = 1, 2, 4 of 255).
+/// Records the table in model.json ("robustness") and MODEL_CARD.md, and prints it as one line of
+/// JSON.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]

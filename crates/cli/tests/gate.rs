@@ -51,7 +51,8 @@ fn a_chosen_model_is_used_and_the_disagreement_noted() {
     let out = predict(&["--model", path(&models.join("chest")), path(&skin)]);
     assert_eq!(out["task"], "chest");
     assert_eq!(out["gate"]["route"], "skin");
-    assert!(out["note"].as_str().unwrap().contains("the gate sees skin"), "{out}");
+    assert_eq!(out["routed_by"], "choice");
+    assert!(out["note"].as_str().unwrap().contains("looks more like a skin photo"), "{out}");
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn train_eval_predict_on_breast_ultrasound() {
         bedside(&["robustness", "--model", &s(&model), "--data", &s(&task_dir), "--images", "8"]);
     assert_eq!(code, 0, "{err}");
     let table = json(&out);
-    assert_eq!(table["corruptions"].as_array().unwrap().len(), 25, "5 corruptions × 5 severities");
+    assert_eq!(table["corruptions"].as_array().unwrap().len(), 30, "6 corruptions × 5 severities");
     assert_eq!(table["fgsm"].as_array().unwrap().len(), 3);
     let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("## Heat maps") && card.contains("## Robustness on validation (8 images)"));

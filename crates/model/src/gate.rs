@@ -41,6 +41,42 @@ impl Route {
     }
 }
 
+/// Why a picture went to the model that answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutedBy {
+    /// The user (or `--model`) chose the model.
+    Choice,
+    /// The DICOM file's Modality names it ([`modality_hint`]).
+    Modality,
+    /// The gate recognised the picture as that kind.
+    Gate,
+}
+
+/// Which model answers a picture: the routing rule, stated once for the page and the CLI. The
+/// gate's refusal beats everything (`None`); then an explicit choice beats the file's Modality,
+/// and the Modality beats what the gate sees.
+pub fn choose(choice: Option<Task>, modality: Option<&str>, route: &Route) -> Option<(Task, RoutedBy)> {
+    route.task?;
+    Some(match (choice, modality.and_then(modality_hint)) {
+        (Some(task), _) => (task, RoutedBy::Choice),
+        (None, Some(task)) => (task, RoutedBy::Modality),
+        (None, None) => (route.task?, RoutedBy::Gate),
+    })
+}
+
+/// What to tell the user when the model that answers is not the kind of picture the gate sees:
+/// disagreements are shown, not hidden.
+pub fn note(task: Task, routed_by: RoutedBy, route: &Route) -> Option<String> {
+    let seen = route.task.filter(|&seen| seen != task)?;
+    let why = match routed_by {
+        RoutedBy::Choice => "was chosen",
+        RoutedBy::Modality => "follows the file's Modality",
+        RoutedBy::Gate => return None,
+    };
+    Some(format!("the {} model {why}; the picture looks more like {} to the gate", task.name(), seen.kind()))
+}
+
 /// The route for the gate's calibrated `probabilities` (classes in [`Task::Gate`] order).
 pub fn route(gate: &ModelInfo, probabilities: &[f32]) -> Route {
     let classes = Task::Gate.classes();
@@ -107,5 +143,26 @@ mod tests {
         let unsure = route(&gate(0.6), &[0.45, 0.1, 0.1, 0.35]);
         assert!(unsure.refused(), "chest leads but below the floor");
         assert_eq!(unsure.confidence, 0.45);
+    }
+
+    #[test]
+    fn a_choice_beats_the_modality_which_beats_the_gate_and_a_refusal_beats_all() {
+        let sees =
+            |task: Option<Task>| Route { task, confidence: 0.9, probabilities: vec![0.9, 0.0, 0.0, 0.1] };
+        let chest = sees(Some(Task::Chest));
+        assert_eq!(choose(Some(Task::Skin), Some("CR"), &chest), Some((Task::Skin, RoutedBy::Choice)));
+        assert_eq!(choose(None, Some("US"), &chest), Some((Task::Breast, RoutedBy::Modality)));
+        assert_eq!(choose(None, Some("MR"), &chest), Some((Task::Chest, RoutedBy::Gate)));
+        assert_eq!(choose(None, None, &chest), Some((Task::Chest, RoutedBy::Gate)));
+        assert_eq!(choose(Some(Task::Skin), Some("XC"), &sees(None)), None);
+
+        let note_for = |task, by| note(task, by, &chest);
+        assert_eq!(note_for(Task::Chest, RoutedBy::Choice), None, "no disagreement");
+        let chosen = note_for(Task::Skin, RoutedBy::Choice).unwrap();
+        assert_eq!(
+            chosen,
+            "the skin model was chosen; the picture looks more like a chest X-ray to the gate"
+        );
+        assert!(note_for(Task::Breast, RoutedBy::Modality).unwrap().contains("follows the file's Modality"));
     }
 }

@@ -46,6 +46,30 @@ impl Task {
     }
 
     /// The licence of the images the model was trained on (HAM10000 forbids commercial use).
+    /// The kind of picture the task's model reads, for sentences ("a chest X-ray").
+    pub fn kind(self) -> &'static str {
+        match self {
+            Task::Chest => "a chest X-ray",
+            Task::Skin => "a skin photo",
+            Task::Breast => "a breast ultrasound",
+            Task::Gate => "a picture of one of these kinds",
+        }
+    }
+
+    /// A class's readable name where its label is an abbreviation (HAM10000's), else the label.
+    pub fn class_title(self, class: &str) -> &str {
+        match (self, class) {
+            (Task::Skin, "akiec") => "actinic keratosis / intraepithelial carcinoma",
+            (Task::Skin, "bcc") => "basal cell carcinoma",
+            (Task::Skin, "bkl") => "benign keratosis",
+            (Task::Skin, "df") => "dermatofibroma",
+            (Task::Skin, "mel") => "melanoma",
+            (Task::Skin, "nv") => "melanocytic naevus",
+            (Task::Skin, "vasc") => "vascular lesion",
+            _ => class,
+        }
+    }
+
     pub fn data_licence(self) -> &'static str {
         match self {
             Task::Chest => "CC BY 4.0",

@@ -3,6 +3,8 @@
 use crate::study::Study;
 use bedside_diagnosis::{Diagnoser, Diagnosis};
 use bedside_model::artifact::ModelInfo;
+use bedside_model::gate;
+use bedside_model::task::Task;
 use burn::prelude::Device;
 use js_sys::{Object, Reflect, Uint8Array};
 use serde::Serialize;
@@ -25,6 +27,8 @@ struct Summary<'a> {
     title: &'static str,
     licence: &'static str,
     classes: &'a [String],
+    /// Each class as the page names it: `mel (melanoma)` where the label is an abbreviation.
+    class_titles: Vec<String>,
     positive_class: &'static str,
     threshold: Option<f32>,
     temperature: f32,
@@ -65,6 +69,14 @@ impl Model {
             title: info.task.title(),
             licence: info.task.data_licence(),
             classes: &info.classes,
+            class_titles: info
+                .classes
+                .iter()
+                .map(|c| match info.task.class_title(c) {
+                    title if title == c => c.clone(),
+                    title => format!("{c} ({title})"),
+                })
+                .collect(),
             positive_class: info.task.positive_class(),
             threshold: info.threshold,
             temperature: info.temperature,
@@ -98,23 +110,39 @@ impl Model {
         }))
     }
 
-    /// For the trust gate: resolves to `{task, refused, message, confidence, floor, probabilities}`
-    /// for frame `frame` of `study` — `task` is where it goes (null when refused) and `message`
-    /// what to tell the user when it is refused.
-    pub fn route(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
+    /// For the trust gate: resolves to `{task, refused, message, confidence, floor, probabilities,
+    /// use, routed_by, note}` for frame `frame` of `study`. `task` is the kind of picture the gate
+    /// sees (null when refused) and `message` what to tell the user when it is refused; `use` is the
+    /// model that answers under the routing rule (`bedside_model::gate::choose`: the user's `choice`,
+    /// a task name or `auto`, beats the file's Modality, which beats the gate), `routed_by` why
+    /// (`choice`, `modality` or `gate`) and `note` any disagreement to show.
+    pub fn route(&self, study: &mut Study, frame: u32, choice: String) -> Result<js_sys::Promise, JsError> {
+        let choice = match choice.as_str() {
+            "auto" => None,
+            name => Some(
+                Task::from_name(name)
+                    .filter(|t| *t != Task::Gate)
+                    .ok_or_else(|| JsError::new(&format!("unknown model {name:?}")))?,
+            ),
+        };
+        let modality = study.study.info().modality.clone();
         let diagnoser = Rc::clone(&self.diagnoser);
         let frame = study.decoded(frame)?;
         let (input, region) = diagnoser.prepare(&study.study, &frame);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let route = diagnoser.route_input(input, region).await.map_err(to_js)?;
             let classes = &diagnoser.info().classes;
+            let chosen = gate::choose(choice, modality.as_deref(), &route);
             let verdict = serde_json::json!({
                 "task": route.task.map(|t| t.name()),
                 "refused": route.refused(),
-                "message": route.refused().then_some(bedside_model::gate::REFUSAL),
+                "message": route.refused().then_some(gate::REFUSAL),
                 "confidence": route.confidence,
                 "floor": diagnoser.info().threshold,
                 "probabilities": classes.iter().zip(&route.probabilities).collect::<Vec<_>>(),
+                "use": chosen.map(|(task, _)| task.name()),
+                "routed_by": chosen.map(|(_, by)| by),
+                "note": chosen.and_then(|(task, by)| gate::note(task, by, &route)),
             });
             json_value(&verdict).map_err(to_js)
         }))

@@ -138,16 +138,30 @@ async fn gate(bias: [f32; 4]) -> Model {
 async fn the_gate_routes_or_refuses_with_a_message() {
     let mut study = Study::open(&png(), "square.png").unwrap();
     let verdict =
-        JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
+        JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0, "auto".into()).unwrap())
+            .await
+            .unwrap();
     assert_eq!(field(&verdict, &["task"]).as_string().as_deref(), Some("chest"));
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(false));
     assert!(field(&verdict, &["message"]).is_null());
     let confidence = field(&verdict, &["confidence"]).as_f64().unwrap();
     let expected = 4f64.exp() / (4f64.exp() + 3.0);
     assert!((confidence - expected).abs() < 1e-3, "{confidence} vs {expected}");
+    // A photo has no Modality: with "auto" the gate's route answers; a choice beats it, with a note.
+    assert_eq!(field(&verdict, &["use"]).as_string().as_deref(), Some("chest"));
+    assert_eq!(field(&verdict, &["routed_by"]).as_string().as_deref(), Some("gate"));
+    assert!(field(&verdict, &["note"]).is_null());
+    let chosen = gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0, "skin".into()).unwrap();
+    let chosen = JsFuture::from(chosen).await.unwrap();
+    assert_eq!(field(&chosen, &["use"]).as_string().as_deref(), Some("skin"));
+    assert_eq!(field(&chosen, &["routed_by"]).as_string().as_deref(), Some("choice"));
+    let note = field(&chosen, &["note"]).as_string().unwrap();
+    assert!(note.contains("looks more like a chest X-ray"), "{note}");
 
     let verdict =
-        JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
+        JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&mut study, 0, "auto".into()).unwrap())
+            .await
+            .unwrap();
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
     assert!(field(&verdict, &["task"]).is_null());
     let message = field(&verdict, &["message"]).as_string().unwrap();
@@ -155,7 +169,9 @@ async fn the_gate_routes_or_refuses_with_a_message() {
 
     // Most probable task, but under the floor (0.6): refused too.
     let verdict =
-        JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&mut study, 0).unwrap()).await.unwrap();
+        JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&mut study, 0, "auto".into()).unwrap())
+            .await
+            .unwrap();
     assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
 }
 
