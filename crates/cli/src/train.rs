@@ -54,6 +54,10 @@ pub struct Args {
     /// the input independent of exposure, contrast and gamma).
     #[arg(long, value_enum, default_value_t = IntensityArg::AsShown)]
     intensity: IntensityArg,
+    /// Add Gaussian pixel noise to the training views, with a standard deviation drawn per view
+    /// between 0 and SIGMA (a fraction of full scale, e.g. 0.08); 0 adds none.
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.0)]
+    noise: f32,
     /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
     #[arg(long)]
     distill: bool,
@@ -141,7 +145,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         learning_rate: args.learning_rate,
         weight_decay: args.weight_decay,
         seed: args.seed,
-        augment: Augment::standard(task.mirror_is_valid()),
+        augment: Augment { noise: args.noise, ..Augment::standard(task.mirror_is_valid()) },
         intensity: args.intensity.into(),
         class_weights: weighted,
         max_batches: args.max_batches,

@@ -1,6 +1,6 @@
 //! Training-time augmentation on 8-bit images at the model's input shape: a random affine warp
-//! (rotation, scale, shift, optional mirror), then brightness and contrast, then the input's own
-//! standardisation and normalisation ([`InputSpec::normalise_levels`]).
+//! (rotation, scale, shift, optional mirror), then brightness and contrast, optional Gaussian noise,
+//! then the input's own standardisation and normalisation ([`InputSpec::normalise_levels`]).
 
 use crate::rng::Rng;
 use bedside_model::input::InputSpec;
@@ -19,6 +19,10 @@ pub struct Augment {
     /// Largest brightness offset and contrast factor change (fractions).
     pub brightness: f32,
     pub contrast: f32,
+    /// Largest standard deviation of Gaussian pixel noise, as a fraction of full scale; each view
+    /// draws its own between 0 and this (0: none, and no random draws, so older recipes repeat).
+    #[serde(default)]
+    pub noise: f32,
 }
 
 impl Augment {
@@ -30,6 +34,7 @@ impl Augment {
             mirror: false,
             brightness: 0.0,
             contrast: 0.0,
+            noise: 0.0,
         }
     }
 
@@ -42,6 +47,7 @@ impl Augment {
             mirror,
             brightness: 0.1,
             contrast: 0.15,
+            noise: 0.0,
         }
     }
 
@@ -71,6 +77,15 @@ impl Augment {
                     let v = bilinear(pixels, w, h, c, ch, sx, sy);
                     levels[(y * w + x) * c + ch] = ((v - 127.5) * gain + 127.5 + offset).clamp(0.0, 255.0);
                 }
+            }
+        }
+        if self.noise > 0.0 {
+            let sigma = rng.uniform(0.0, self.noise) * 255.0;
+            for v in &mut levels {
+                // Box–Muller from two uniforms.
+                let (u1, u2) = (rng.unit().max(1e-7), rng.unit());
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+                *v = (*v + z * sigma).clamp(0.0, 255.0);
             }
         }
         // Then the product's own standardisation and scaling, as on an unaugmented picture.
@@ -132,5 +147,19 @@ mod tests {
             }
         }
         assert!(seen_flip, "mirrors about half the time");
+    }
+
+    #[test]
+    fn noise_is_added_only_when_asked() {
+        let flat = vec![128u8; 48];
+        let noisy = Augment { noise: 0.1, ..Augment::none() };
+        let mut out = vec![0.0; 48];
+        noisy.apply(&flat, &spec(), &mut Rng::new(5), &mut out);
+        let mean = out.iter().sum::<f32>() / 48.0;
+        let sd = (out.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 48.0).sqrt();
+        // σ is drawn between 0 and 0.1 of full scale; the spec's std is 1, so values are on 0–1.
+        assert!(sd > 0.0 && sd < 0.2, "noise sd {sd}");
+        Augment::none().apply(&flat, &spec(), &mut Rng::new(5), &mut out);
+        assert!(out.iter().all(|&v| v == 128.0 / 255.0), "no noise unless asked");
     }
 }

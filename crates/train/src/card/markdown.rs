@@ -253,13 +253,18 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
         put!(
             out,
             "| augmentation | rotation ±{}°, zoom {}–{}, shift ±{} of the side, brightness ±{}, contrast \
-             ±{}, left–right mirror {} |",
+             ±{}{}, left–right mirror {} |",
             a.rotate_degrees,
             a.scale.0,
             a.scale.1,
             a.shift,
             a.brightness,
             a.contrast,
+            if a.noise > 0.0 {
+                format!(", Gaussian noise σ up to {} of full scale", a.noise)
+            } else {
+                String::new()
+            },
             if a.mirror { "yes" } else { "no" }
         );
         put!(out, "| seed | {} |", s.seed);
