@@ -246,25 +246,38 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(task)
     }
 
-    /// The shipped chest `model.json` with one change made by `edit`.
-    fn chest_json(edit: impl FnOnce(&mut Value)) -> String {
-        let text = std::fs::read_to_string(model_dir("chest").join("model.json")).unwrap();
+    /// The shipped `model.json` of `task` with one change made by `edit`.
+    fn task_json(task: &str, edit: impl FnOnce(&mut Value)) -> String {
+        let text = std::fs::read_to_string(model_dir(task).join("model.json")).unwrap();
         let mut value: Value = serde_json::from_str(&text).unwrap();
         edit(&mut value);
         value.to_string()
     }
 
+    fn chest_json(edit: impl FnOnce(&mut Value)) -> String {
+        task_json("chest", edit)
+    }
+
     /// The validation error of the chest `model.json` changed by `edit`.
     fn invalid(edit: impl FnOnce(&mut Value)) -> InfoError {
-        match ModelInfo::from_json(&chest_json(edit)) {
+        invalid_in("chest", edit)
+    }
+
+    /// The validation error of `task`'s `model.json` changed by `edit`.
+    fn invalid_in(task: &str, edit: impl FnOnce(&mut Value)) -> InfoError {
+        match ModelInfo::from_json(&task_json(task, edit)) {
             Err(ArtifactError::Invalid(e)) => e,
             Err(other) => panic!("expected a validation error, got {other}"),
             Ok(_) => panic!("the changed model.json was accepted"),
         }
     }
 
+    fn weights(task: &str, file: &str) -> Vec<u8> {
+        std::fs::read(model_dir(task).join(file)).unwrap()
+    }
+
     fn chest_weights(file: &str) -> Vec<u8> {
-        std::fs::read(model_dir("chest").join(file)).unwrap()
+        weights("chest", file)
     }
 
     #[test]
@@ -329,8 +342,8 @@ mod tests {
 
     #[test]
     fn the_network_must_be_buildable() {
-        // Block 2's widths are 96 unpruned: 500 cannot be a pruned width.
-        let hidden = invalid(|v| v["network"]["hidden"][2] = json!(500));
+        // The skin model is pruned; block 2's widths are 96 unpruned: 500 cannot be a pruned width.
+        let hidden = invalid_in("skin", |v| v["network"]["hidden"][2] = json!(500));
         assert!(matches!(&hidden, InfoError::Hidden(m) if m.starts_with("network.hidden")), "{hidden}");
         let dropout = invalid(|v| v["network"]["dropout"] = json!(1.0));
         assert!(matches!(dropout, InfoError::Network { field: "dropout", .. }), "{dropout}");
@@ -348,23 +361,26 @@ mod tests {
         ));
     }
 
-    /// `student_from_bytes` of the chest model's real weights under a changed network.
-    fn load_chest(file: &str, edit: impl FnOnce(&mut StudentConfig)) -> Result<Student, ArtifactError> {
-        let mut network = ModelInfo::from_json(&chest_json(|_| ())).unwrap().network;
+    /// `student_from_bytes` of `task`'s real weights under a changed network.
+    fn load(task: &str, file: &str, edit: impl FnOnce(&mut StudentConfig)) -> Result<Student, ArtifactError> {
+        let mut network = ModelInfo::from_json(&task_json(task, |_| ())).unwrap().network;
         edit(&mut network);
-        student_from_bytes(&network, chest_weights(file), &Device::flex())
+        student_from_bytes(&network, weights(task, file), &Device::flex())
     }
 
     #[test]
     fn the_shipped_weights_load() {
-        for file in ["model.bin", "model-fp32.bin"] {
-            load_chest(file, |_| ()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for task in ["chest", "skin", "breast", "gate"] {
+            for file in ["model.bin", "model-fp32.bin"] {
+                load(task, file, |_| ()).unwrap_or_else(|e| panic!("{task} {file}: {e}"));
+            }
         }
     }
 
     #[test]
     fn weights_that_do_not_fit_are_an_error_not_a_panic() {
-        let mismatch = |file: &str, edit: fn(&mut StudentConfig)| match load_chest(file, edit) {
+        // The skin model: pruned (so its widths are in model.json), RGB, 7 classes.
+        let mismatch = |file: &str, edit: fn(&mut StudentConfig)| match load("skin", file, edit) {
             Err(ArtifactError::WeightsDoNotFit(e)) => e.to_string(),
             Err(other) => panic!("expected a weights mismatch, got {other}"),
             Ok(_) => panic!("mismatched weights loaded"),
@@ -377,7 +393,7 @@ mod tests {
             let message = mismatch(file, |n| n.num_classes = 3);
             assert!(message.contains("classifier"), "{message}");
             mismatch(file, |n| n.head_channels = 256);
-            mismatch(file, |n| n.in_channels = 3);
+            mismatch(file, |n| n.in_channels = 1);
             // Another width multiplier (the pruned widths dropped, which belong to 0.5).
             mismatch(file, |n| {
                 n.width = 0.75;
@@ -385,13 +401,13 @@ mod tests {
             });
         }
         // The same changes made in model.json are caught before any weights are read.
-        let json = chest_json(|v| v["network"]["hidden"][2] = json!(64));
+        let json = task_json("skin", |v| v["network"]["hidden"][2] = json!(64));
         let info = ModelInfo::from_json(&json).unwrap();
         assert!(matches!(
-            student_from_bytes(&info.network, chest_weights("model.bin"), &Device::flex()),
+            student_from_bytes(&info.network, weights("skin", "model.bin"), &Device::flex()),
             Err(ArtifactError::WeightsDoNotFit(_))
         ));
-        let width = invalid(|v| v["network"]["width"] = json!(0.75));
+        let width = invalid_in("skin", |v| v["network"]["width"] = json!(0.75));
         assert!(matches!(width, InfoError::Hidden(_)), "{width}");
     }
 
