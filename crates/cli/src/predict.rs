@@ -68,6 +68,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(dir) => {
             let chosen = diagnoser(dir, weights)?;
             let task = chosen.info().task;
+            if task == Task::Gate {
+                return Err(format!(
+                    "{} is the trust gate: --model takes a chest, skin or breast model",
+                    dir.display()
+                ));
+            }
             models.push((task, chosen));
             Some(task)
         }
