@@ -2,9 +2,9 @@
 //! `bedside predict`, the measurement commands and the page.
 //!
 //! A frame is drawn through the file's own default window (a DICOM file's Window Center/Width or
-//! its full range; a photo as stored — never the user's current window, so the answer does not
-//! depend on how the image is being viewed), then framed and resized to the model's input shape
-//! ([`InputSpec::fit`]). Training decodes its images through [`Study::open`] and this function, so
+//! its full range; an 8-bit photo as stored — never the user's current window, so the answer does
+//! not depend on how the image is being viewed), then framed and resized to the model's input
+//! shape ([`InputSpec::fit`]). Training decodes its images through [`Study::open`] and this function, so
 //! the tensors the model cards were measured on are the tensors a clinician's file becomes.
 
 use bedside_imaging::{Frame, Study};

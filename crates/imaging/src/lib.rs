@@ -207,8 +207,9 @@ impl Study {
         }
     }
 
-    /// The window to show first: the file's own (first Window Center/Width; for a grey photo, its
-    /// values as stored), else the frame's full range of modality values. `None` for colour images, which are drawn as they are.
+    /// The window to show first: the file's own (first Window Center/Width; for an 8-bit grey photo,
+    /// its values as stored), else the frame's full range of modality values. `None` for colour
+    /// images, which are drawn as they are.
     pub fn default_window(&self, frame: &Frame) -> Option<Window> {
         if !frame.is_grey() {
             return None;

@@ -71,9 +71,10 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
         info,
         attributes,
         rescale: Rescale::IDENTITY,
-        // Grey photos are drawn as stored, not stretched to their own range: that is how every
-        // other viewer shows them and how the models were trained on them.
-        window: (samples == 1).then(|| Window::identity(bits_stored)),
+        // 8-bit grey photos are drawn as stored, not stretched to their own range: that is how every
+        // other viewer shows them and how the models were trained on them. A 16-bit grey PNG often
+        // holds 10- or 12-bit data that would look black as stored: it keeps the full-range window.
+        window: (samples == 1 && !sixteen).then(|| Window::identity(bits_stored)),
         source: Source::Photo(frame),
         limits: *limits,
     })
@@ -127,6 +128,10 @@ mod tests {
         assert_eq!(frame.min_max(), (90, 90));
         // Drawn as stored (a flat 90, not stretched to its own range), as the models were trained.
         assert_eq!(frame.render_display(grey.default_window(&frame)), vec![90; 15]);
+        // 16 bits: the full range, since 12-bit data in a 16-bit file would look black as stored.
+        let sixteen = open(&png(5, 3, image::ColorType::L16), &Limits::default()).unwrap();
+        let frame = sixteen.frame(0).unwrap();
+        assert_eq!(sixteen.default_window(&frame), Some(frame.full_window()));
         let rgba = open(&png(2, 2, image::ColorType::Rgba16), &Limits::default()).unwrap();
         assert_eq!(rgba.info().photometric_interpretation, "RGB");
         assert_eq!(rgba.info().bits_stored, 16);
