@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 /// Predict on DICOM files or photos and print one line of JSON per file, in order: task, label,
 /// probabilities (class name → calibrated probability), the operating threshold (null where the
-/// label is the most probable class) and the trust gate's verdict. The gate first checks that the picture is a chest X-ray, a
-/// skin photo or a breast ultrasound; a picture it refuses gets {"refused": true, "message": …} and
-/// exit status 0. The model is --model if given, else the one the DICOM Modality names (CR/DX chest,
-/// US breast, XC skin), else the one the gate picks; `routed_by` says which (choice, modality or
-/// gate), and `note` any disagreement with the gate.
+/// label is the most probable class) and the trust gate's verdict. The gate first checks that the
+/// picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses gets
+/// {"refused": true, "message": …} and exit status 0. The model is --model if given, else the one
+/// the DICOM Modality names (CR/DX chest, US breast, XC skin), else the one the gate picks;
+/// `routed_by` says which (choice, modality or gate), and `note` any disagreement with the gate.
 #[derive(clap::Args)]
 pub struct Args {
     /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still

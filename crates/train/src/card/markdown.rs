@@ -139,8 +139,8 @@ fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
     };
     put!(
         out,
-        "**Model input:** {} × {} pixels, {colour}; framing: {framing}.{intensity} Pixels are scaled to 0–1 and \
-         normalised with the training set's per-channel mean ({}) and standard deviation ({}). The app \
+        "**Model input:** {} × {} pixels, {colour}; framing: {framing}.{intensity} Pixels are scaled \
+         to 0–1 and normalised with the training set's per-channel mean ({}) and standard deviation ({}). The app \
          prepares every picture this way before the model sees it.",
         input.width,
         input.height,
