@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// One row per image: `file,label,<class>…`, probabilities with 7 significant digits.
+/// One row per image: `file,label,<class>…`, probabilities with 8 significant digits.
 fn write_predictions(
     out: &Path,
     info: &ModelInfo,
