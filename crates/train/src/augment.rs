@@ -82,10 +82,7 @@ impl Augment {
         if self.noise > 0.0 {
             let sigma = rng.uniform(0.0, self.noise) * 255.0;
             for v in &mut levels {
-                // Box–Muller from two uniforms.
-                let (u1, u2) = (rng.unit().max(1e-7), rng.unit());
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
-                *v = (*v + z * sigma).clamp(0.0, 255.0);
+                *v = (*v + rng.normal() * sigma).clamp(0.0, 255.0);
             }
         }
         // Then the product's own standardisation and scaling, as on an unaugmented picture.

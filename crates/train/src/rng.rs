@@ -27,6 +27,12 @@ impl Rng {
         lo + (hi - lo) * self.unit()
     }
 
+    /// Standard normal (Box–Muller from two uniforms).
+    pub fn normal(&mut self) -> f32 {
+        let (u1, u2) = (self.unit().max(1e-7), self.unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    }
+
     /// Uniform in 0..n.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize

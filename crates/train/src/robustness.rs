@@ -80,15 +80,9 @@ pub fn corrupt(
     let (w, h, c) = (spec.width, spec.height, spec.channels as usize);
     let to_u8 = |v: f32| (v.round().clamp(0.0, 255.0)) as u8;
     match corruption {
-        Corruption::GaussianNoise => pixels
-            .iter()
-            .map(|&p| {
-                // Box–Muller from two uniforms.
-                let (u1, u2) = (rng.unit().max(1e-7), rng.unit());
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
-                to_u8(p as f32 + z * level * 255.0)
-            })
-            .collect(),
+        Corruption::GaussianNoise => {
+            pixels.iter().map(|&p| to_u8(p as f32 + rng.normal() * level * 255.0)).collect()
+        }
         Corruption::Blur => with_image(pixels, w, h, c, |img| image::imageops::blur(img, level)),
         Corruption::Contrast => {
             let mean = pixels.iter().map(|&p| p as f32).sum::<f32>() / pixels.len().max(1) as f32;
