@@ -132,6 +132,7 @@ export class DiagnosisPanel {
     panel.dataset.route = seen;
     panel.dataset.task = msg.routed;
     panel.dataset.label = msg.label;
+    panel.dataset.mostLikely = msg.mostLikely;
     panel.dataset.probabilities = JSON.stringify(Object.fromEntries(msg.probabilities));
     panel.dataset.ms = String(msg.ms);
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
@@ -156,18 +157,29 @@ export class DiagnosisPanel {
     $('heat-toggle').disabled = !enabled;
     $('heat-opacity').disabled = !enabled;
     if (!msg) {
-      for (const key of ['task', 'route', 'label', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
+      for (const key of ['task', 'route', 'label', 'mostLikely', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
       return;
     }
     const probability = Object.fromEntries(msg.probabilities);
     const className = (name) => summary?.class_titles?.[summary.classes.indexOf(name)] ?? name;
-    $('result-label').textContent = className(msg.label);
+    // The review rule is the library's: `label` is already "uncertain" where it applies.
+    const uncertain = msg.label === 'uncertain';
+    $('result').dataset.uncertain = String(uncertain);
+    $('result-label').textContent = uncertain ? 'Uncertain: needs review' : className(msg.label);
+    $('result-probability').textContent = uncertain
+      ? `Most likely ${className(msg.mostLikely)}: ${percent(probability[msg.mostLikely])} probability (calibrated)`
+      : `${percent(probability[msg.label])} probability (calibrated)`;
     const positive = summary?.positive_class;
-    $('result-probability').textContent = `${percent(probability[msg.label])} probability (calibrated)`;
     let rule = 'Decided by the most probable class';
     if (msg.threshold != null && positive) {
       rule = `Operating threshold: ${positive} at ${percent(msg.threshold)} or more`;
-      if (msg.label !== positive) rule += ` (${positive} here: ${percent(probability[positive])})`;
+      if (msg.mostLikely !== positive) rule += ` (${positive} here: ${percent(probability[positive])})`;
+    }
+    if (uncertain) {
+      const band = summary?.review_band;
+      rule += band
+        ? `. Between ${percent(band[0])} and ${percent(band[1])} the model does not decide`
+        : '. Too close to another answer for the model to decide';
     }
     $('result-threshold').textContent = rule;
     const list = $('differential');
@@ -212,6 +224,7 @@ export class DiagnosisPanel {
       ['Accuracy', interval(v.accuracy)],
       ['Calibration error (ECE)', v.ece != null ? percent(v.ece) : '—'],
       ['Operating threshold', s.threshold != null ? `${s.positive_class} at ${percent(s.threshold)}` : 'most probable class'],
+      ['Needs review', reviewRule(s)],
       ['Training data licence', s.licence],
     ];
     const items = [];
@@ -230,6 +243,15 @@ export class DiagnosisPanel {
 
 function same(a, b) {
   return Boolean(a && b) && a.id === b.id && a.task === b.task && a.frame === b.frame;
+}
+
+/** When the model answers "uncertain: needs review", and how often it did on validation. */
+function reviewRule(s) {
+  if (!s.review) return 'never: every image gets a class';
+  const share = s.card?.review?.validation?.uncertain_share;
+  const often = share != null ? ` (${percent(share)} of validation images)` : '';
+  if (s.review_band) return `${s.positive_class} between ${percent(s.review_band[0])} and ${percent(s.review_band[1])}${often}`;
+  return `within ${s.review.margin.toFixed(2)} log-odds of another answer${often}`;
 }
 
 function backendName(backend) {

@@ -157,7 +157,8 @@ async function diagnose({ id, task: requested, frame, backend }) {
     {
       type: 'diagnosis', id, task: requested, routed: task, gate: verdict, frame,
       backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
-      label: result.label, probabilities: result.probabilities, threshold: result.threshold,
+      label: result.label, mostLikely: result.most_likely, probabilities: result.probabilities,
+      threshold: result.threshold, review: result.review,
       region: result.region, heatMap: { width: result.heat_map.width, height: result.heat_map.height, rgba: rgba.buffer },
     },
     [rgba.buffer],

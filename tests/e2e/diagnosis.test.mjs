@@ -4,7 +4,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { artifactsDir, corpusFile, launchBrowser, openApp as openAppIn, repoRoot, sharedData } from './env.mjs';
 
@@ -22,7 +23,7 @@ before(async () => {
 after(() => browser?.close());
 
 /** A fresh page with the decoder ready, in the default browser or `on`. */
-const openApp = (t, viewport, on = browser) => openAppIn(on, t, viewport);
+const openApp = (t, viewport, on = browser, prepare = null) => openAppIn(on, t, viewport, prepare);
 
 /** How many diagnoses the panel has shown so far. */
 function shownCount(page) {
@@ -47,17 +48,17 @@ async function waitForDiagnosis(page, before, task) {
   }, [before, task], { timeout: 120_000 });
   assert.equal(await outcome.jsonValue(), 'done');
   return page.evaluate(() => {
-    const { task, label, probabilities, ms } = document.getElementById('diagnosis').dataset;
-    return { task, label, probabilities: JSON.parse(probabilities), ms: Number(ms) };
+    const { task, label, mostLikely, probabilities, ms } = document.getElementById('diagnosis').dataset;
+    return { task, label, mostLikely, probabilities: JSON.parse(probabilities), ms: Number(ms) };
   });
 }
 
 /** `bedside predict` on the same file: the reference the page must reproduce. */
-function predict(task, file) {
+function predict(task, file, modelDir = path.join(repoRoot, 'models', task)) {
   const cli = process.env.BEDSIDE_CLI;
   assert.ok(cli && existsSync(cli), 'BEDSIDE_CLI must name the built bedside binary (cargo xtask test sets it)');
   const models = path.join(repoRoot, 'models');
-  const out = execFileSync(cli, ['predict', '--models', models, '--model', path.join(models, task), file], { encoding: 'utf8' });
+  const out = execFileSync(cli, ['predict', '--models', models, '--model', modelDir, file], { encoding: 'utf8' });
   return JSON.parse(out);
 }
 
@@ -92,7 +93,8 @@ test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a hea
   const shown = await diagnose(page, file, 'chest');
   const cli = predict('chest', file);
   assert.equal(shown.label, cli.label);
-  assert.equal(shown.label, 'pneumonia', 'a validation film labelled pneumonia');
+  assert.equal(shown.mostLikely, 'pneumonia', 'a validation film labelled pneumonia');
+  assert.equal(shown.label, 'pneumonia', 'far from the threshold: answered, not left for review');
   assertSameProbabilities(shown.probabilities, cli.probabilities, CHEST);
   assert.match(await page.textContent('#result-label'), /pneumonia/);
   assert.match(await page.textContent('#result-probability'), /^\d+\.\d % probability \(calibrated\)$/);
@@ -102,6 +104,41 @@ test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a hea
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
   const times = await page.getAttribute('#diagnosis', 'data-model-times');
   console.log(`chest film diagnosed on the CPU path in ${shown.ms.toFixed(1)} ms (model ${times})`);
+});
+
+test('a film within the model\'s review margin is answered "uncertain: needs review", in the page as by bedside predict', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  const file = path.join(originals, CHEST);
+  // A copy of the chest model whose review margin just holds this film's distance from the threshold.
+  const plain = predict('chest', file);
+  const logit = (p) => Math.log(p / (1 - p));
+  const distance = Math.abs(logit(plain.probabilities.pneumonia) - logit(plain.threshold));
+  const info = JSON.parse(readFileSync(path.join(repoRoot, 'models/chest/model.json'), 'utf8'));
+  const copy = (margin) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bedside-review-'));
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ ...info, review: { margin } }));
+    copyFileSync(path.join(repoRoot, 'models/chest/model.bin'), path.join(dir, 'model.bin'));
+    return dir;
+  };
+  const wide = copy(distance + 0.05);
+  const cli = predict('chest', file, wide);
+  assert.equal(cli.label, 'uncertain');
+  assert.equal(cli.most_likely, 'pneumonia');
+  assert.equal(cli.review.margin, Math.fround(distance + 0.05), 'the stored margin (f32)');
+  assert.equal(predict('chest', file, copy(Math.max(0, distance - 0.05))).label, 'pneumonia', 'just outside the margin');
+
+  const page = await openApp(t, undefined, browser, (context) => context.route('**/models/chest/model.json',
+    (route) => route.fulfill({ contentType: 'application/json', body: readFileSync(path.join(wide, 'model.json')) })));
+  const shown = await diagnose(page, file, 'chest');
+  assert.equal(shown.label, 'uncertain');
+  assert.equal(shown.mostLikely, 'pneumonia');
+  assertSameProbabilities(shown.probabilities, cli.probabilities, 'uncertain film');
+  assert.equal(await page.textContent('#result-label'), 'Uncertain: needs review');
+  assert.equal(await page.getAttribute('#result', 'data-uncertain'), 'true');
+  assert.match(await page.textContent('#result-probability'), /^Most likely pneumonia: \d+\.\d % probability \(calibrated\)$/);
+  assert.match(await page.textContent('#result-threshold'), /Between \d+\.\d % and \d+\.\d % the model does not decide$/);
+  assert.equal(await page.getAttribute('#view', 'data-heat-map'), 'shown', 'the most likely class\'s heat map is still shown');
 });
 
 test('the same film wrapped in DICOM (Modality CR) routes itself to the chest model and agrees', async (t) => {

@@ -65,10 +65,12 @@ export function launchBrowser({ webgpu = false } = {}) {
 
 /**
  * A fresh page of the app in `browser`, with the decoder ready (tablet-like: touch, no DPR scaling);
- * fails the test if the page throws or logs an error.
+ * fails the test if the page throws or logs an error. `prepare(context)` runs before the page loads
+ * (to route requests).
  */
-export async function openApp(browser, t, viewport = { width: 1024, height: 768 }) {
+export async function openApp(browser, t, viewport = { width: 1024, height: 768 }, prepare = null) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
+  if (prepare) await prepare(context);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));

@@ -10,7 +10,10 @@ use std::path::Path;
 /// balanced_accuracy, auc (macro one-vs-rest beyond two classes), sensitivity and specificity of the
 /// positive class (pneumonia, mel, malignant), per_class_recall, ece, ece_if_calibrated (the mean
 /// ECE a perfectly calibrated model with the same probabilities would show on this many images; its
-/// 95 % range under "ci95"), malignant_auc (breast), and 95 % bootstrap intervals under "ci95".
+/// 95 % range under "ci95"), malignant_auc (breast), and 95 % bootstrap intervals under "ci95". These
+/// count every image as answered by its most likely class; where the model has a review rule,
+/// "review" adds the share answered "uncertain", the figures of the answered images and of all
+/// images with an uncertain answer counted as wrong, and the risk–coverage curve.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -21,7 +24,8 @@ pub struct Args {
     /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
     #[arg(long)]
     fp32: bool,
-    /// Also write every image's answer as CSV: file (as in labels.csv), label (the decision) and
+    /// Also write every image's answer as CSV: file (as in labels.csv), label (the answer: a class,
+    /// or "uncertain" inside the model's review band) and
     /// one column per class with its calibrated probability — what `bedside predict --model`
     /// prints for that file.
     #[arg(long, value_name = "OUT.csv")]
@@ -64,6 +68,13 @@ pub fn run(args: &Args) -> Result<(), String> {
         out["malignant_auc"] = report.positive_auc.value.into();
         out["ci95"]["malignant_auc"] = ci(&report.positive_auc);
     }
+    if info.review.is_some() {
+        // The figures above answer every image with its most likely class; these apply the
+        // model's review rule.
+        let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
+        let measured = bedside_train::review::measure(&info, &probabilities, &labels);
+        out["review"] = serde_json::to_value(measured).expect("figures serialise");
+    }
     println!("{out}");
     Ok(())
 }
@@ -75,10 +86,9 @@ fn write_predictions(
     data: &Dataset,
     probabilities: &[Vec<f32>],
 ) -> Result<(), String> {
-    let threshold = info.threshold.unwrap_or(0.5);
     let mut csv = format!("file,label,{}\n", info.classes.join(","));
     for (example, p) in data.examples.iter().zip(probabilities) {
-        let label = &info.classes[info.task.decide(p, threshold)];
+        let label = info.answer(&info.decide(p.clone()));
         write!(csv, "{},{label}", example.file).expect("writing to a String");
         for v in p {
             write!(csv, ",{v:.7e}").expect("writing to a String");

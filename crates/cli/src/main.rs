@@ -8,6 +8,7 @@ mod model_dir;
 mod predict;
 mod prune;
 mod quantize;
+mod review_band;
 mod robustness;
 mod train;
 
@@ -32,6 +33,7 @@ enum Command {
     Prune(prune::Args),
     #[command(visible_alias = "quantise")]
     Quantize(quantize::Args),
+    ReviewBand(review_band::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Robustness(args) => robustness::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::ReviewBand(args) => review_band::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

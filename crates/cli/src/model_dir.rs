@@ -91,6 +91,15 @@ fn data_split(
     .map_err(|e| e.to_string())
 }
 
+/// The command line this process was run with, as `bedside …` and without `--resume`: what
+/// reproduces a recorded step from scratch.
+pub fn invocation() -> String {
+    std::iter::once("bedside".to_string())
+        .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Records what a step measured on the model in `dir`: under `key` in `model.json`'s card (with the
 /// weights file and the command), as section `id` of `MODEL_CARD.md`, and as one line of JSON on
 /// stdout.
@@ -104,7 +113,7 @@ pub fn record(
 ) -> Result<(), String> {
     let mut summary = serde_json::to_value(measured).expect("measurements serialise");
     summary["weights"] = weights.file_name().into();
-    summary["command"] = format!("bedside {} --model {}", key.replace('_', ""), dir.display()).into();
+    summary["command"] = invocation().into();
     info.card[key] = summary.clone();
     write_info(dir, info)?;
     bedside_train::card::set_section(dir, section.0, section.1).map_err(|e| e.to_string())?;

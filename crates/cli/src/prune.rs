@@ -103,11 +103,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             prune::Choice::Named,
         ),
     };
-    // What reproduces the curve: the same command without --resume.
-    let command = std::iter::once("bedside".to_string())
-        .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = crate::model_dir::invocation();
     let summary = serde_json::json!({
         "points": points,
         "shipped_ratio": points[shipped].ratio,

@@ -46,7 +46,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "validation": comparison,
         "params": size.params,
         "macs": size.macs,
-        "command": format!("bedside quantize --model {}", args.target.model.display()),
+        "command": crate::model_dir::invocation(),
     });
     info.card["int8"] = summary.clone();
     if info.task == Task::Gate {

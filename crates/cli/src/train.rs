@@ -80,7 +80,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = positive)]
     teacher_batch_size: Option<usize>,
     /// Instead of training the shipped model, run K-fold grouped cross-validation on the train split
-    /// (checkpoints in <run-dir>/cv/fold-N) and write <out>/cv.json.
+    /// (checkpoints in <run-dir>/cv/fold-N), write <out>/cv.json and the out-of-fold logits to
+    /// <run-dir>/cv/out-of-fold.csv.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
     /// Start from the student of another run folder (e.g. a chest run's --run-dir) instead of
@@ -169,11 +170,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         out_dir: Some(args.out.clone().unwrap_or_else(|| PathBuf::from("models").join(task.name()))),
         settings,
         resume: args.resume,
-        // What reproduces the model from scratch: the same command without --resume.
-        command: std::iter::once("bedside".to_string())
-            .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: crate::model_dir::invocation(),
         teacher,
         init_from: args.init_from.clone(),
     };
@@ -215,6 +212,10 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let json = serde_json::to_string(&report).expect("report serialises");
+    let oof = job.run_dir.join("cv").join("out-of-fold.csv");
+    let csv = bedside_train::cv::out_of_fold_csv(&report.out_of_fold, job.task.classes());
+    std::fs::write(&oof, csv).map_err(|e| format!("could not write {}: {e}", oof.display()))?;
+    eprintln!("out-of-fold logits: {}", oof.display());
     if let Some(out) = &job.out_dir {
         std::fs::create_dir_all(out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
         let path = out.join("cv.json");

@@ -238,7 +238,7 @@ fn train_eval_predict_on_breast_ultrasound() {
 }
 
 #[test]
-fn cross_validation_covers_the_train_split_in_grouped_folds() {
+fn cross_validation_covers_the_train_split_in_grouped_folds_and_fits_the_review_rule() {
     let Some(data) = bedside_corpus::shared_data("cross_validation_covers_the_train_split") else { return };
     let scratch = std::env::temp_dir().join(format!("bedside-cli-cv-{}", std::process::id()));
     let s = |p: &Path| p.to_str().unwrap().to_string();
@@ -271,6 +271,91 @@ fn cross_validation_covers_the_train_split_in_grouped_folds() {
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(scratch.join("out/cv.json")).unwrap()).unwrap();
     assert_eq!(written, report);
+
+    // Every train image's logits from the fold that held it out, once each.
+    let oof = scratch.join("run/cv/out-of-fold.csv");
+    let text = std::fs::read_to_string(&oof).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("file,label,fold,logit_benign,logit_malignant,logit_normal"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 543);
+    let files: std::collections::HashSet<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(files.len(), 543);
+    for fold in 1..=3 {
+        let n = rows.iter().filter(|r| r[2] == fold.to_string()).count() as u64;
+        assert_eq!(n, folds[fold - 1]["n"].as_u64().unwrap(), "fold {fold}");
+    }
+
+    // The review rule fitted on them, on a copy of the shipped breast model.
+    let model = scratch.join("breast");
+    std::fs::create_dir_all(&model).unwrap();
+    for file in ["model.json", "model.bin", "MODEL_CARD.md"] {
+        std::fs::copy(bedside_corpus::workspace_root().join("models/breast").join(file), model.join(file))
+            .unwrap();
+    }
+    let task_dir = data.join("breast_busi");
+    let review = |extra: &[&str]| {
+        let mut args =
+            vec!["review-band", "--model", model.to_str().unwrap(), "--data", task_dir.to_str().unwrap()];
+        args.extend(extra);
+        bedside(&args)
+    };
+    let (code, out, err) = review(&["--out-of-fold", oof.to_str().unwrap(), "--share", "0.12"]);
+    assert_eq!(code, 0, "{err}");
+    let fitted = json(&out);
+    // At most the share asked for (this smoke-trained fold model gives many images the same
+    // logits, and ties are left out together or not at all).
+    let oof_share = fitted["out_of_fold"]["uncertain_share"].as_f64().unwrap();
+    assert!(oof_share <= 0.12, "{fitted}");
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    let margin = info["review"]["margin"].as_f64().unwrap() as f32;
+    assert_eq!(fitted["validation"]["review"]["margin"].as_f64().unwrap() as f32, margin);
+    assert_eq!(info["card"]["review"]["command"].as_str().unwrap().split(' ').nth(1), Some("review-band"));
+    assert!(model.join("plots/risk_coverage.png").is_file());
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("## Uncertain: needs review") && card.contains("out-of-fold predictions"),
+        "{card}"
+    );
+
+    // Fitted on validation with the shipped weights: exactly floor(0.1 × 80) images left for review.
+    let (code, out, err) = review(&["--share", "0.1"]);
+    assert_eq!(code, 0, "{err}");
+    let fitted = json(&out);
+    assert!((fitted["validation"]["uncertain_share"].as_f64().unwrap() - 0.1).abs() < 1e-9, "{fitted}");
+
+    // eval applies the stored rule: its uncertain answers are the images review-band counted.
+    let csv = scratch.join("val.csv");
+    let (code, out, err) =
+        bedside(&["eval", "--model", &s(&model), "--data", &s(&task_dir), "--predictions", &s(&csv)]);
+    assert_eq!(code, 0, "{err}");
+    let val = &json(&out)["review"];
+    assert_eq!(val, &fitted["validation"]);
+    let uncertain = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("uncertain"))
+        .count();
+    let share = val["uncertain_share"].as_f64().unwrap();
+    assert!((uncertain as f64 - share * 80.0).abs() < 1e-9, "{uncertain} uncertain rows, share {share}");
+    assert_eq!(val["answered"]["n"].as_u64().unwrap() as usize, 80 - uncertain);
+    // Counting an uncertain answer as wrong can only lower accuracy.
+    assert!(val["all"]["accuracy"].as_f64().unwrap() <= val["without_band"]["accuracy"].as_f64().unwrap());
+
+    // Bad input: a CSV of another task, a share above 15 %; --remove restores class answers.
+    let (code, _, err) = review(&["--out-of-fold", &s(&task_dir.join("labels.csv"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the header is"), "{err}");
+    let (code, _, err) = review(&["--share", "0.3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("outside 0–0.15"), "{err}");
+    let (code, _, err) = review(&["--remove"]);
+    assert_eq!(code, 0, "{err}");
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    assert!(info.get("review").is_none() && info["card"].get("review").is_none(), "{info}");
+    assert!(!std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap().contains("needs review"));
     std::fs::remove_dir_all(&scratch).ok();
 }
 

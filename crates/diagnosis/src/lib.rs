@@ -35,6 +35,7 @@ use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route};
 use bedside_model::heat_map::HeatMap;
 use bedside_model::infer::forward_with_maps;
+use bedside_model::review::Review;
 use bedside_model::student::Student;
 use bedside_model::task::Task;
 use burn::prelude::*;
@@ -68,8 +69,14 @@ pub struct Diagnoser {
 /// One frame's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnosis {
-    /// The class the task's decision rule picks, named as in the model card.
+    /// The answer: the class the task's decision rule picks, named as in the model card, or
+    /// `"uncertain"` where the model's review band says the image needs review.
     pub label: String,
+    /// The class the decision rule picks, even when the answer is "uncertain" (and whose heat map
+    /// is shown).
+    pub most_likely: String,
+    /// When the answer is "uncertain" (`None`: never; see [`bedside_model::review`]).
+    pub review: Option<Review>,
     /// Calibrated probability of every class, in the model's class order.
     pub probabilities: Vec<(String, f32)>,
     /// The operating threshold on the positive class (`None` where the label is the argmax).
@@ -124,8 +131,11 @@ impl Diagnoser {
         let maps = self.read(maps.into_data_async().await)?;
         let (prediction, heat_map) =
             self.info.interpret_with_map(&logits, &maps, map_width as u32, map_height as u32);
+        let most_likely = self.info.classes[prediction.label].clone();
         Ok(Diagnosis {
-            label: self.info.classes[prediction.label].clone(),
+            label: self.info.answer(&prediction).to_string(),
+            most_likely,
+            review: self.info.review,
             probabilities: self.info.classes.iter().cloned().zip(prediction.probabilities).collect(),
             threshold: self.info.threshold,
             heat_map,

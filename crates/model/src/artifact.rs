@@ -9,6 +9,7 @@
 //! panic (in the browser's worker a panic would leave the Wasm instance broken).
 
 use crate::input::InputSpec;
+use crate::review::{MAX_MARGIN, Review};
 use crate::student::{Student, StudentConfig};
 use crate::task::Task;
 use burn::module::Module;
@@ -33,6 +34,10 @@ pub struct ModelInfo {
     /// Operating threshold on the positive class's calibrated probability (see [`Task::decide`]);
     /// `None` for tasks decided by argmax (breast).
     pub threshold: Option<f32>,
+    /// When the answer is "uncertain: needs review" rather than a class (see [`Review`]); absent,
+    /// the model always names a class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
     /// Free-form card data (data, metrics with CIs, training command, …) for people and the page.
     #[serde(default)]
     pub card: serde_json::Value,
@@ -91,6 +96,9 @@ pub enum InfoError {
     /// A threshold on a probability outside [0, 1] would decide every case the same way.
     #[error("model.json threshold is {0}; it must be between 0 and 1")]
     Threshold(f32),
+    /// A review margin that is negative, not a number, or so wide nearly every answer is uncertain.
+    #[error("model.json review.margin is {0}; it must be between 0 and {MAX_MARGIN} (log-odds)")]
+    ReviewMargin(f32),
     /// A scalar of `network` outside what the student can be built with.
     #[error("model.json network.{field} is {value}; it must be {rule}")]
     Network { field: &'static str, value: f64, rule: &'static str },
@@ -163,6 +171,11 @@ impl ModelInfo {
             && !(0.0..=1.0).contains(&threshold)
         {
             return Err(InfoError::Threshold(threshold));
+        }
+        if let Some(Review { margin }) = self.review
+            && !(0.0..=MAX_MARGIN).contains(&margin)
+        {
+            return Err(InfoError::ReviewMargin(margin));
         }
         check_network(&self.network)
     }
@@ -338,6 +351,13 @@ mod tests {
         assert_eq!(invalid(|v| v["threshold"] = json!(-0.1)), InfoError::Threshold(-0.1));
         // No threshold is valid: the task then decides at 0.5.
         assert!(ModelInfo::from_json(&chest_json(|v| v["threshold"] = Value::Null)).is_ok());
+        // A review margin is a distance in log-odds: 0 up to MAX_MARGIN.
+        let margin = |m: f32| chest_json(|v| v["review"] = json!({ "margin": m }));
+        assert_eq!(ModelInfo::from_json(&margin(0.4)).unwrap().review, Some(Review { margin: 0.4 }));
+        assert_eq!(invalid(|v| v["review"] = json!({ "margin": -0.1 })), InfoError::ReviewMargin(-0.1));
+        assert_eq!(invalid(|v| v["review"] = json!({ "margin": 11.0 })), InfoError::ReviewMargin(11.0));
+        // No review rule: every answer names a class.
+        assert_eq!(ModelInfo::from_json(&chest_json(|_| {})).unwrap().review, None);
     }
 
     #[test]

@@ -118,6 +118,7 @@ mod tests {
             network: StudentConfig::new(4),
             temperature: 1.0,
             threshold: Some(floor),
+            review: None,
             card: serde_json::Value::Null,
         }
     }

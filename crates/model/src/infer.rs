@@ -4,6 +4,7 @@
 use crate::artifact::ModelInfo;
 use crate::heat_map::HeatMap;
 use crate::input::InputSpec;
+use crate::review::UNCERTAIN;
 use crate::student::Student;
 use burn::prelude::*;
 use serde::Serialize;
@@ -15,6 +16,9 @@ pub struct Prediction {
     pub label: usize,
     /// Calibrated probabilities, in class order.
     pub probabilities: Vec<f32>,
+    /// The probabilities lie within the model's review margin of another answer: the answer is
+    /// "uncertain: needs review", with `label` the most likely class beside it.
+    pub uncertain: bool,
 }
 
 /// Softmax of `logits / temperature`.
@@ -28,9 +32,22 @@ pub fn calibrated(logits: &[f32], temperature: f32) -> Vec<f32> {
 impl ModelInfo {
     /// Probabilities and label for one row of logits.
     pub fn interpret(&self, logits: &[f32]) -> Prediction {
-        let probabilities = calibrated(logits, self.temperature);
-        let label = self.task.decide(&probabilities, self.threshold.unwrap_or(0.5));
-        Prediction { label, probabilities }
+        self.decide(calibrated(logits, self.temperature))
+    }
+
+    /// The decision on calibrated probabilities: the task's rule at the stored threshold, and
+    /// whether the review margin makes the answer "uncertain".
+    pub fn decide(&self, probabilities: Vec<f32>) -> Prediction {
+        let threshold = self.threshold.unwrap_or(0.5);
+        let label = self.task.decide(&probabilities, threshold);
+        let uncertain =
+            self.review.is_some_and(|review| review.uncertain(self.task, &probabilities, threshold));
+        Prediction { label, probabilities, uncertain }
+    }
+
+    /// What a clinician is told: the class's name, or "uncertain".
+    pub fn answer(&self, prediction: &Prediction) -> &str {
+        if prediction.uncertain { UNCERTAIN } else { &self.classes[prediction.label] }
     }
 }
 

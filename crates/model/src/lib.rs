@@ -7,6 +7,7 @@
 //! - [`prune`]: structured pruning — the same network with whole channels removed.
 //! - [`quant`]: `model.bin`, the same weights as per-channel int8 (the shipped default).
 //! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
+//! - [`review`]: when a model answers "uncertain: needs review" instead.
 //! - [`heat_map`]: class activation maps → the attention heat map shown over the picture.
 //! - [`gate`]: the trust gate's routing and refusal rule.
 //! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
@@ -22,6 +23,7 @@ pub mod infer;
 pub mod input;
 pub mod prune;
 pub mod quant;
+pub mod review;
 pub mod student;
 pub mod task;
 pub mod teacher;

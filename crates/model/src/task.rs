@@ -164,6 +164,35 @@ impl Task {
         let positive = self.positive_index();
         if probabilities[positive] >= threshold { positive } else { argmax_excluding(Some(positive)) }
     }
+
+    /// How far [`Task::decide`]'s answer lies from changing, in log-odds: for the positive class's
+    /// threshold, the distance of its log-odds from the threshold's; for a choice by the most
+    /// probable class, the log-ratio of the two most probable. An answer decided both ways (skin:
+    /// not melanoma, then naevus rather than keratosis) is as close as its nearer boundary. The
+    /// review rule ([`crate::review`]) calls an answer uncertain where this is small.
+    pub fn decision_margin(self, probabilities: &[f32], threshold: f32) -> f32 {
+        use crate::review::logit;
+        let ln = |p: f32| p.max(1e-7).ln();
+        let top_two = |skip: Option<usize>| {
+            let mut rest: Vec<f32> =
+                (0..probabilities.len()).filter(|&i| Some(i) != skip).map(|i| probabilities[i]).collect();
+            rest.sort_by(|a, b| b.total_cmp(a));
+            match rest[..] {
+                [first, second, ..] => ln(first) - ln(second),
+                _ => f32::INFINITY,
+            }
+        };
+        if !self.uses_threshold() {
+            return top_two(None);
+        }
+        let positive = self.positive_index();
+        let from_threshold = (logit(probabilities[positive]) - logit(threshold)).abs();
+        if probabilities[positive] >= threshold {
+            from_threshold
+        } else {
+            from_threshold.min(top_two(Some(positive)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +212,28 @@ mod tests {
         for task in Task::ALL {
             assert!(Task::Gate.classes().contains(&task.name()));
         }
+    }
+
+    #[test]
+    fn decision_margin_is_the_distance_to_the_nearest_boundary() {
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        // Two classes: the log-odds distance from the threshold, either side.
+        assert!(close(Task::Chest.decision_margin(&[0.5, 0.5], 0.5), 0.0));
+        assert!(close(Task::Chest.decision_margin(&[0.2, 0.8], 0.5), 4f32.ln()));
+        assert!(close(Task::Chest.decision_margin(&[0.8, 0.2], 0.5), 4f32.ln()));
+        // Argmax: the log-ratio of the two most probable.
+        assert!(close(Task::Breast.decision_margin(&[0.2, 0.5, 0.3], 0.5), (0.5f32 / 0.3).ln()));
+        // Skin below the melanoma threshold: the nearer of the threshold and the runner-up.
+        let skin = [0.05, 0.05, 0.3, 0.0, 0.05, 0.55, 0.0];
+        let from_threshold = ((0.05f32 / 0.95).ln() - (0.2f32 / 0.8).ln()).abs();
+        assert!(close(Task::Skin.decision_margin(&skin, 0.2), from_threshold.min((0.55f32 / 0.3).ln())));
+        assert!(close(
+            Task::Skin.decision_margin(&skin, 0.06),
+            ((0.05f32 / 0.95).ln() - (0.06f32 / 0.94).ln()).abs()
+        ));
+        // At or above the threshold only the threshold counts.
+        let mel = [0.0, 0.0, 0.0, 0.0, 0.3, 0.35, 0.35];
+        assert!(close(Task::Skin.decision_margin(&mel, 0.3), 0.0));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 mod data_sheet;
 mod markdown;
-mod plots;
+pub mod plots;
 
 use crate::Error;
 use crate::distill::TeacherReport;
@@ -136,17 +136,23 @@ pub fn pruning_plot(dir: &Path, points: &[crate::prune::Point], shipped: usize) 
 
 /// Writes (or replaces) one section of `dir/MODEL_CARD.md` that a later step measured (int8, heat
 /// maps, robustness…), between `<!-- bedside:ID -->` markers, so rerunning the step updates it in
-/// place. A new section goes before "How the numbers were measured", or at the end.
+/// place. A new section goes before "How the numbers were measured", or at the end. Empty
+/// `markdown` removes the section.
 pub fn set_section(dir: &Path, id: &str, markdown: &str) -> Result<(), Error> {
     let path = dir.join("MODEL_CARD.md");
     let card = std::fs::read_to_string(&path).map_err(|e| Error::io("could not read", &path, e))?;
     let (open, close) = (format!("<!-- bedside:{id} -->"), format!("<!-- /bedside:{id} -->"));
-    let block = format!("{open}\n{}\n{close}\n", markdown.trim_end());
+    let block = if markdown.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{open}\n{}\n{close}\n", markdown.trim_end())
+    };
     let updated = match (card.find(&open), card.find(&close)) {
         (Some(start), Some(end)) if end > start => {
             let end = end + close.len() + card[end + close.len()..].starts_with('\n') as usize;
             format!("{}{block}{}", &card[..start], &card[end..])
         }
+        _ if block.is_empty() => card,
         _ => match card.find("## How the numbers were measured") {
             Some(at) => format!("{}{block}\n{}", &card[..at], &card[at..]),
             None => format!("{}\n{block}", card.trim_end_matches('\n').to_string() + "\n"),
@@ -285,6 +291,7 @@ mod tests {
             network: StudentConfig::new(task.classes().len()),
             temperature: 1.2345,
             threshold,
+            review: None,
             card: serde_json::json!({
                 "training_command": format!("bedside train --task {}", task.name()),
                 "settings": settings(task),

@@ -44,6 +44,36 @@ pub struct CvReport {
     pub balanced_accuracy: Spread,
     pub sensitivity: Spread,
     pub specificity: Spread,
+    /// Every training image's logits from the fold model that did not see it: what a decision
+    /// rule (temperature, threshold, review band) is fitted on without flattering itself.
+    #[serde(skip)]
+    pub out_of_fold: Vec<OutOfFold>,
+}
+
+/// One image's raw logits from the fold that held it out.
+#[derive(Debug, Clone)]
+pub struct OutOfFold {
+    pub file: String,
+    pub label: usize,
+    pub fold: usize,
+    pub logits: Vec<f32>,
+}
+
+/// The out-of-fold logits as CSV: `file,label,fold,logit_<class>…` (class names in output order).
+pub fn out_of_fold_csv(rows: &[OutOfFold], classes: &[&str]) -> String {
+    let mut csv = String::from("file,label,fold");
+    for class in classes {
+        csv.push_str(&format!(",logit_{class}"));
+    }
+    csv.push('\n');
+    for row in rows {
+        csv.push_str(&format!("{},{},{}", row.file, classes[row.label], row.fold));
+        for z in &row.logits {
+            csv.push_str(&format!(",{z}"));
+        }
+        csv.push('\n');
+    }
+    csv
 }
 
 fn spread(values: impl Iterator<Item = f64>) -> Spread {
@@ -71,6 +101,7 @@ pub fn cross_validate(
     let folds = train.grouped_folds(k, settings.seed);
     let task = train.task;
     let mut results = Vec::new();
+    let mut out_of_fold = Vec::new();
     for (i, held_out) in folds.iter().enumerate() {
         let rest: Vec<usize> =
             folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
@@ -81,6 +112,14 @@ pub fn cross_validate(
             trainer::train_student(settings, start, spec, &fit, Some(&check), None, &dir, resume, progress)?;
         let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
         let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
+        for (example, row) in check.examples.iter().zip(&logits) {
+            out_of_fold.push(OutOfFold {
+                file: example.file.clone(),
+                label: example.label,
+                fold: i + 1,
+                logits: row.clone(),
+            });
+        }
         let temperature = metrics::fit_temperature(&logits, &labels);
         let probabilities = metrics::softmax(&logits, temperature);
         let threshold = choose_threshold(task, &probabilities, &labels);
@@ -113,6 +152,7 @@ pub fn cross_validate(
         sensitivity: spread(results.iter().map(|r| r.sensitivity)),
         specificity: spread(results.iter().map(|r| r.specificity)),
         folds: results,
+        out_of_fold,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod prune;
 pub mod quantise;
+pub mod review;
 pub mod rng;
 pub mod robustness;
 pub mod teacher;

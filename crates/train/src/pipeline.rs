@@ -231,6 +231,7 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Cal
         network: job.settings.network.clone(),
         temperature,
         threshold,
+        review: None,
         card: serde_json::json!({
             "training_command": job.command,
             "settings": job.settings,

@@ -31,6 +31,10 @@ struct Summary<'a> {
     class_titles: Vec<String>,
     positive_class: &'static str,
     threshold: Option<f32>,
+    /// When the answer is "uncertain" (`bedside_model::review`), and for two classes the band of
+    /// the positive class's probability that is.
+    review: Option<bedside_model::review::Review>,
+    review_band: Option<(f32, f32)>,
     temperature: f32,
     input: &'a bedside_model::input::InputSpec,
     format_version: u32,
@@ -79,6 +83,12 @@ impl Model {
                 .collect(),
             positive_class: info.task.positive_class(),
             threshold: info.threshold,
+            review: info.review,
+            review_band: info
+                .review
+                .zip(info.threshold)
+                .filter(|_| info.classes.len() == 2)
+                .map(|(review, threshold)| review.band(threshold)),
             temperature: info.temperature,
             input: &info.input,
             format_version: info.format_version,
@@ -98,7 +108,8 @@ impl Model {
     }
 
     /// Diagnoses frame `frame` (from 0) of `study`, whichever frame is on screen; resolves to
-    /// `{label, probabilities, threshold, region, heat_map: {width, height, rgba}}`. Throws when
+    /// `{label, most_likely, probabilities, threshold, review, region, heat_map: {width, height, rgba}}`
+    /// (`label` is "uncertain" where the review rule says so). Throws when
     /// the frame cannot be decoded.
     pub fn diagnose(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
         let diagnoser = Rc::clone(&self.diagnoser);

@@ -424,3 +424,54 @@ pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Er
         Ok(())
     })
 }
+
+/// Risk–coverage: accuracy of the answered images against the share answered, one line per set of
+/// predictions (`name`, points, the coverage the shipped review band gives, marked).
+pub fn risk_coverage(
+    path: &Path,
+    title: &str,
+    curves: &[(&str, &[crate::review::CoveragePoint], f64)],
+) -> Result<(), Error> {
+    save(path, |area| {
+        let low =
+            curves.iter().flat_map(|(_, points, _)| points.iter().map(|p| p.accuracy)).fold(1.0f64, f64::min);
+        let bottom = ((low - 0.02).max(0.0) * 50.0).floor() / 50.0;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, font(24))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.48f64..1.02f64, bottom..1.0)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.08))
+            .x_desc("Share of images answered (the least certain left for review)")
+            .x_label_formatter(&|x| format!("{:.0} %", 100.0 * x))
+            .y_desc("Accuracy of the answered images")
+            .label_style(font(16))
+            .axis_desc_style(font(18))
+            .draw()?;
+        for (i, (name, points, shipped)) in curves.iter().enumerate() {
+            let colour = if i == 0 { EMPHASIS } else { PALETTE[(i - 1) % PALETTE.len()] };
+            let style = colour.stroke_width(2);
+            let line: Vec<(f64, f64)> = points.iter().map(|p| (p.coverage, p.accuracy)).collect();
+            chart.draw_series(LineSeries::new(line.iter().copied(), style))?;
+            chart
+                .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            let marker = BLACK.mix(0.6).stroke_width(1);
+            chart.draw_series(LineSeries::new([(*shipped, bottom), (*shipped, 1.0)], marker))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .margin(12)
+            .label_font(font(16))
+            .background_style(WHITE.mix(0.92))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    })
+}

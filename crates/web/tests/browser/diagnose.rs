@@ -48,6 +48,7 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
         network,
         temperature: 1.5,
         threshold: None,
+        review: None,
         card: serde_json::Value::Null,
     };
     let json = serde_json::to_string(&info).unwrap();
@@ -94,6 +95,7 @@ async fn weights_that_do_not_fit_are_a_readable_error() {
         network: StudentConfig::new(2),
         temperature: 1.0,
         threshold: Some(0.5),
+        review: None,
         card: serde_json::Value::Null,
     })
     .unwrap();
@@ -129,6 +131,7 @@ async fn gate(bias: [f32; 4]) -> Model {
         network,
         temperature: 1.0,
         threshold: Some(0.6),
+        review: None,
         card: serde_json::Value::Null,
     };
     Model::load(serde_json::to_string(&info).unwrap(), int8, "cpu".into()).await.unwrap()
