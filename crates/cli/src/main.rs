@@ -1,6 +1,7 @@
 //! `bedside`: Bedside's decoding (and, as they land, evaluation and prediction) on the command line.
 //! A thin layer over the library crates: parse flags, call the library, print JSON or one error line.
 
+mod calibrate;
 mod decode;
 mod eval;
 mod heatmaps;
@@ -33,6 +34,7 @@ enum Command {
     Prune(prune::Args),
     #[command(visible_alias = "quantise")]
     Quantize(quantize::Args),
+    Calibrate(calibrate::Args),
     ReviewBand(review_band::Args),
 }
 
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Robustness(args) => robustness::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::ReviewBand(args) => review_band::run(&args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! `bedside predict` through the trust gate: real files route themselves to their model, and
-//! photographs the gate never saw (its held-out validation photographs) are refused.
+//! photographs the gate never saw (its held-out validation photographs) and medical images of other
+//! kinds are refused.
 
 use bedside_train::gate::is_val_photo;
 use serde_json::Value;
@@ -71,5 +72,25 @@ fn held_out_photographs_are_refused() {
         // Choosing a model does not get round the gate.
         let forced = predict(&["--model", path(&models.join("chest")), path(photo)]);
         assert_eq!(forced["refused"], true, "{forced}");
+    }
+}
+
+#[test]
+fn medical_images_of_other_kinds_are_refused() {
+    // An obstetric ultrasound (Modality US, which points to the breast model), an adult's chest film
+    // (the gate never learnt from it: Bedside's chest model is for children), a leg radiograph,
+    // echocardiography, and a 45 × 10 test strip (below the gate's smallest picture).
+    for name in [
+        "OBXXXX1A.dcm",
+        "RG1_UNCR.dcm",
+        "RG3_UNCR.dcm",
+        "JPGLosslessP14SV1_1s_1f_8b.dcm",
+        "JPEGLSNearLossless_08.dcm",
+    ] {
+        let file = bedside_corpus::find(name).unwrap();
+        let out = predict(&[path(&file)]);
+        println!("{name}: {out}");
+        assert_eq!(out["refused"], true, "{name}: {out}");
+        assert!(out.get("label").is_none(), "{name}: no diagnosis: {out}");
     }
 }

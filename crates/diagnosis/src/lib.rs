@@ -28,11 +28,11 @@ mod overlay;
 mod preprocess;
 
 pub use overlay::overlay;
-pub use preprocess::{ModelView, model_input, model_view};
+pub use preprocess::{ModelView, first_view, model_input, model_view};
 
 use bedside_imaging::{Frame, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
-use bedside_model::gate::{Route, route};
+use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
 use bedside_model::infer::forward_with_maps;
 use bedside_model::review::Review;
@@ -156,7 +156,8 @@ impl Diagnoser {
         }
         let diagnosis = self.run(input, region).await?;
         let probabilities: Vec<f32> = diagnosis.probabilities.iter().map(|(_, p)| *p).collect();
-        Ok(route(&self.info, &probabilities))
+        // The gate sees the whole frame (squashed), so the region is the frame's size.
+        Ok(route_picture(&self.info, &probabilities, region[2], region[3]))
     }
 
     /// One pass on a blank input, so a device's one-off costs (shader compilation, buffer pools)

@@ -19,9 +19,10 @@ pub struct ModelView {
     pub region: [u32; 4],
 }
 
-/// The frame as the screen first shows it (the file's own default window): what the model sees,
-/// whatever window the user has dragged to since.
-pub(crate) fn first_view(study: &Study, frame: &Frame) -> Vec<u8> {
+/// The frame as the screen first shows it (the file's own default window), full size, interleaved
+/// with the frame's samples per pixel: what the model sees, whatever window the user has dragged to
+/// since.
+pub fn first_view(study: &Study, frame: &Frame) -> Vec<u8> {
     frame.render_display(study.default_window(frame))
 }
 
@@ -71,6 +72,7 @@ mod tests {
             mean: vec![0.0],
             std: vec![1.0],
             intensity: Default::default(),
+            mirror_average: false,
         };
         let view = model_view(&study, &frame, &spec);
         assert_eq!(view.pixels, pixels);

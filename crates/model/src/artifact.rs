@@ -96,6 +96,10 @@ pub enum InfoError {
     /// A threshold on a probability outside [0, 1] would decide every case the same way.
     #[error("model.json threshold is {0}; it must be between 0 and 1")]
     Threshold(f32),
+    /// Averaging with the mirror image where a mirror image is another picture (a chest film's
+    /// heart would move to the right).
+    #[error("model.json input.mirror_average is true, but a mirror image is not a valid {0} picture")]
+    Mirror(&'static str),
     /// A review margin that is negative, not a number, or so wide nearly every answer is uncertain.
     #[error("model.json review.margin is {0}; it must be between 0 and {MAX_MARGIN} (log-odds)")]
     ReviewMargin(f32),
@@ -163,6 +167,9 @@ impl ModelInfo {
         }
         if ![input.width, input.height].iter().all(|side| (1..=MAX_SIDE).contains(side)) {
             return Err(InfoError::Size { width: input.width, height: input.height });
+        }
+        if input.mirror_average && !self.task.mirror_is_valid() {
+            return Err(InfoError::Mirror(self.task.name()));
         }
         if !positive(self.temperature as f64) {
             return Err(InfoError::Temperature(self.temperature));
@@ -356,6 +363,7 @@ mod tests {
         assert_eq!(ModelInfo::from_json(&margin(0.4)).unwrap().review, Some(Review { margin: 0.4 }));
         assert_eq!(invalid(|v| v["review"] = json!({ "margin": -0.1 })), InfoError::ReviewMargin(-0.1));
         assert_eq!(invalid(|v| v["review"] = json!({ "margin": 11.0 })), InfoError::ReviewMargin(11.0));
+        assert_eq!(invalid(|v| v["input"]["mirror_average"] = json!(true)), InfoError::Mirror("chest"));
         // No review rule: every answer names a class.
         assert_eq!(ModelInfo::from_json(&chest_json(|_| {})).unwrap().review, None);
     }

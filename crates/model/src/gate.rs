@@ -77,6 +77,20 @@ pub fn note(task: Task, routed_by: RoutedBy, route: &Route) -> Option<String> {
     Some(format!("the {} model {why}; the picture looks more like {} to the gate", task.name(), seen.kind()))
 }
 
+/// Pictures narrower or shorter than this many pixels are refused whatever the network says: a
+/// strip a few pixels high is no film, skin photo or ultrasound, and stretched to the gate's input
+/// it can look like one (the DICOM corpus's 45 × 10 test strips were routed to breast).
+pub const MIN_SIDE: u32 = 32;
+
+/// [`route`] for a picture of `width × height` pixels: refused below [`MIN_SIDE`].
+pub fn route_picture(gate: &ModelInfo, probabilities: &[f32], width: u32, height: u32) -> Route {
+    let mut verdict = route(gate, probabilities);
+    if width < MIN_SIDE || height < MIN_SIDE {
+        verdict.task = None;
+    }
+    verdict
+}
+
 /// The route for the gate's calibrated `probabilities` (classes in [`Task::Gate`] order).
 pub fn route(gate: &ModelInfo, probabilities: &[f32]) -> Route {
     let classes = Task::Gate.classes();
@@ -114,6 +128,7 @@ mod tests {
                 mean: vec![0.5; 3],
                 std: vec![0.25; 3],
                 intensity: Default::default(),
+                mirror_average: false,
             },
             network: StudentConfig::new(4),
             temperature: 1.0,
@@ -136,6 +151,15 @@ mod tests {
         assert_eq!(modality_hint("DX"), Some(Task::Chest));
         assert_eq!(modality_hint("US "), Some(Task::Breast));
         assert_eq!(modality_hint("CT"), None);
+    }
+
+    #[test]
+    fn refuses_pictures_too_small_to_be_any_kind() {
+        let gate = gate(0.5);
+        let sure_chest = [0.97, 0.01, 0.01, 0.01];
+        assert_eq!(route_picture(&gate, &sure_chest, 32, 32).task, Some(Task::Chest));
+        assert_eq!(route_picture(&gate, &sure_chest, 45, 10).task, None);
+        assert_eq!(route_picture(&gate, &sure_chest, 31, 400).task, None);
     }
 
     #[test]

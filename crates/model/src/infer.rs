@@ -54,7 +54,12 @@ impl ModelInfo {
 /// Runs the model on normalised planar inputs (`[n, channels, height, width]` flattened) and reads
 /// the logits back synchronously (native use; the browser reads asynchronously).
 pub fn logits(model: &Student, input: &InputSpec, inputs: Vec<f32>, device: &Device) -> Vec<Vec<f32>> {
-    let output = model.forward(batch(input, inputs, device));
+    let x = batch(input, inputs, device);
+    let output = if input.mirror_average {
+        (model.forward(x.clone()) + model.forward(x.flip([3]))).div_scalar(2.0)
+    } else {
+        model.forward(x)
+    };
     let [_, classes] = output.dims();
     let data = output.into_data();
     let values = data.as_slice::<f32>().expect("f32 logits");
@@ -63,15 +68,23 @@ pub fn logits(model: &Student, input: &InputSpec, inputs: Vec<f32>, device: &Dev
 
 /// Runs the model on normalised planar inputs and returns, still on the device, the logits
 /// `[n, classes]` and the class activation maps `[n, classes, h, w]`; the caller reads them back
-/// (synchronously natively, asynchronously in the browser).
+/// (synchronously natively, asynchronously in the browser). With [`InputSpec::mirror_average`] both
+/// are averaged with the mirror image's (its maps mirrored back), as [`logits`] does.
 pub fn forward_with_maps(
     model: &Student,
     input: &InputSpec,
     inputs: Vec<f32>,
     device: &Device,
 ) -> (Tensor<2>, Tensor<4>) {
-    let (logits, features) = model.forward_with_features(batch(input, inputs, device));
-    (logits, model.class_activation_maps(features))
+    let x = batch(input, inputs, device);
+    let (logits, features) = model.forward_with_features(x.clone());
+    let maps = model.class_activation_maps(features);
+    if !input.mirror_average {
+        return (logits, maps);
+    }
+    let (mirrored_logits, mirrored_features) = model.forward_with_features(x.flip([3]));
+    let mirrored_maps = model.class_activation_maps(mirrored_features).flip([3]);
+    ((logits + mirrored_logits).div_scalar(2.0), (maps + mirrored_maps).div_scalar(2.0))
 }
 
 /// Flattened normalised inputs → the `[n, channels, height, width]` tensor the model takes.

@@ -45,6 +45,10 @@ pub struct InputSpec {
     /// Grey-level standardisation before scaling; absent in `model.json` means as shown.
     #[serde(default, skip_serializing_if = "is_as_shown")]
     pub intensity: Intensity,
+    /// Test-time augmentation: the logits and heat maps are the average over the picture and its
+    /// left–right mirror image ([`crate::infer`]); only where a mirror image is a valid example.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror_average: bool,
 }
 
 fn is_as_shown(intensity: &Intensity) -> bool {
@@ -184,6 +188,7 @@ mod tests {
             mean: vec![0.5; n],
             std: vec![0.25; n],
             intensity: Intensity::AsShown,
+            mirror_average: false,
         }
     }
 

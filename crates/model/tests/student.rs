@@ -94,3 +94,46 @@ fn class_activation_maps_average_to_the_logits() {
     let diff = max_abs_diff(averaged, logits);
     assert!(diff < 1e-4, "maps average to the logits within {diff}");
 }
+
+#[test]
+fn mirror_averaging_averages_the_picture_and_its_mirror_image() {
+    use bedside_model::infer::{forward_with_maps, logits};
+    use bedside_model::input::{Framing, InputSpec};
+    // The shipped breast network: trained weights, so the mirror image gives other logits.
+    let device = Device::flex();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/breast");
+    let text = std::fs::read_to_string(dir.join("model.json")).unwrap();
+    let info = bedside_model::artifact::ModelInfo::from_json(&text).unwrap();
+    let model =
+        student_from_bytes(&info.network, std::fs::read(dir.join("model-fp32.bin")).unwrap(), &device)
+            .unwrap();
+    let mut spec = InputSpec {
+        width: 64,
+        height: 64,
+        channels: 1,
+        framing: Framing::CenterCrop,
+        mean: vec![0.0],
+        std: vec![1.0],
+        intensity: Default::default(),
+        mirror_average: false,
+    };
+    let x = input(&device, 2, 1, 64, 64);
+    let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+    let plain = logits(&model, &spec, flat(x.clone()), &device);
+    let mirrored = logits(&model, &spec, flat(x.clone().flip([3])), &device);
+    spec.mirror_average = true;
+    let averaged = logits(&model, &spec, flat(x.clone()), &device);
+    for ((a, p), m) in averaged.iter().flatten().zip(plain.iter().flatten()).zip(mirrored.iter().flatten()) {
+        assert!((a - (p + m) / 2.0).abs() < 1e-5, "{a} vs ({p} + {m}) / 2");
+    }
+    assert!(plain != mirrored, "the test picture is not symmetric");
+    // The maps path gives the same logits, and a map that is its own mirror image's mirror.
+    let (with_maps, maps) = forward_with_maps(&model, &spec, flat(x.clone()), &device);
+    let with_maps = with_maps.into_data().try_to_vec::<f32>().unwrap();
+    for (a, b) in with_maps.iter().zip(averaged.iter().flatten()) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    let (_, mirror_maps) = forward_with_maps(&model, &spec, flat(x.flip([3])), &device);
+    let (a, b) = (flat(maps), flat(mirror_maps.flip([3])));
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-4), "averaged maps are mirror-consistent");
+}

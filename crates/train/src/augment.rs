@@ -117,6 +117,7 @@ mod tests {
             mean: vec![0.0],
             std: vec![1.0],
             intensity: Default::default(),
+            mirror_average: false,
         }
     }
 

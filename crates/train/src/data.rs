@@ -244,6 +244,7 @@ mod tests {
             mean: vec![0.0; 2],
             std: vec![1.0; 2],
             intensity: Default::default(),
+            mirror_average: false,
         };
         let (mean, std) = data.pixel_stats(&spec);
         assert_eq!(mean, vec![0.0, 1.0]);

@@ -59,6 +59,7 @@ pub fn teacher_input(task: Task) -> InputSpec {
         mean: vec![mean; 3],
         std: vec![std; 3],
         intensity: Default::default(),
+        mirror_average: false,
     }
 }
 

@@ -5,10 +5,17 @@
 //! (scikit-image, scikit-learn, matplotlib), fetched once into `target/` by [`bedside_corpus::photos`]. They are split
 //! by group of near-copies ([`photo_group`]) — one group in [`VAL_EVERY`] held out — and each is cut into many random crops, half of them
 //! turned grey, so that the gate cannot tell a photograph from a film by colour or framing alone.
+//!
+//! Medical images of other kinds are `other` too: the DICOM corpus ([`bedside_corpus::files`]) holds
+//! CT, MR and nuclear-medicine slices, radiographs of other body parts, echocardiography and
+//! obstetric ultrasound, segmentations and screen captures. They are decoded and drawn as the app
+//! draws them ([`bedside_diagnosis::first_view`]), grouped by modality and size (a file's
+//! re-encodings share both) and split like the photographs ([`scan_group`]).
 
 use crate::data::{self, Dataset, Example};
 use crate::rng::Rng;
 use crate::{Error, Progress};
+use bedside_imaging::{Limits, Study};
 use bedside_model::input::InputSpec;
 use bedside_model::task::Task;
 use image::imageops::{self, FilterType};
@@ -27,12 +34,25 @@ pub struct GateData {
     /// Random crops per training / validation photograph.
     pub train_views: usize,
     pub val_views: usize,
+    /// Views (the whole frame, then random crops) per frame of a corpus file.
+    #[serde(default)]
+    pub train_scan_views: usize,
+    #[serde(default)]
+    pub val_scan_views: usize,
     pub seed: u64,
 }
 
 impl Default for GateData {
     fn default() -> Self {
-        GateData { per_task_train: 1500, per_task_val: 500, train_views: 72, val_views: 40, seed: 0 }
+        GateData {
+            per_task_train: 1500,
+            per_task_val: 500,
+            train_views: 72,
+            val_views: 40,
+            train_scan_views: 12,
+            val_scan_views: 8,
+            seed: 0,
+        }
     }
 }
 
@@ -50,6 +70,47 @@ pub fn is_val_photo(photos: &[PathBuf], path: &Path) -> bool {
     groups.dedup();
     let group = photo_group(path);
     groups.iter().position(|g| *g == group).is_some_and(|i| i % VAL_EVERY == VAL_EVERY - 1)
+}
+
+/// Corpus files kept out of `other`: the adult chest films (`RG1_*`), the chest model's own kind of
+/// picture from another population. Whether such films should be refused is a decision about the
+/// chest model, not something to teach the gate from one film; the card reports what the gate does.
+pub const NOT_OTHER: [&str; 1] = ["RG1_"];
+
+/// Corpus pictures smaller than this on a side (test patterns of 3 × 3 or 10 × 10 pixels) are left out.
+const MIN_SCAN_SIDE: u32 = 32;
+
+/// A corpus file's group: modality and size, so re-encodings of one image stay on one side.
+pub fn scan_group(study: &Study) -> String {
+    let info = study.info();
+    format!("scan/{}/{}x{}", info.modality.as_deref().unwrap_or("none"), info.columns, info.rows)
+}
+
+/// One corpus file's frames as RGB pictures, drawn as the app draws them (the first frame, and the
+/// middle one of a multi-frame file); `None` for files that do not decode (the corpus holds broken
+/// files on purpose), are too small, or are in [`NOT_OTHER`].
+pub fn scan_pictures(path: &Path) -> Option<(String, Vec<image::RgbImage>)> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    if NOT_OTHER.iter().any(|prefix| name.starts_with(prefix)) {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let study = Study::open(&bytes, &Limits::default()).ok()?;
+    let frames = study.info().frames.max(1);
+    let mut pictures = Vec::new();
+    for index in [0, frames / 2].into_iter().collect::<std::collections::BTreeSet<_>>() {
+        let frame = study.frame(index).ok()?;
+        if frame.columns < MIN_SCAN_SIDE || frame.rows < MIN_SCAN_SIDE {
+            return None;
+        }
+        let drawn = bedside_diagnosis::first_view(&study, &frame);
+        let rgb: Vec<u8> = match frame.samples {
+            1 => drawn.iter().flat_map(|&v| [v, v, v]).collect(),
+            _ => drawn,
+        };
+        pictures.push(image::RgbImage::from_raw(frame.columns, frame.rows, rgb)?);
+    }
+    Some((scan_group(&study), pictures))
 }
 
 /// `views` random crops of one photograph, framed to `spec`: 20–100 % of the area, aspect 3:4 to
@@ -84,6 +145,7 @@ pub fn load(
     data_root: &Path,
     spec: &InputSpec,
     photos: &[PathBuf],
+    scans: &[PathBuf],
     settings: &GateData,
     progress: &Progress,
 ) -> Result<(Dataset, Dataset), Error> {
@@ -126,6 +188,45 @@ pub fn load(
             });
         }
     }
+    // Other medical images: each frame whole, as the app frames it, and in random crops.
+    let pictures: Vec<(String, String, Vec<image::RgbImage>)> = scans
+        .iter()
+        .filter_map(|path| {
+            let (group, frames) = scan_pictures(path)?;
+            Some((path.file_name()?.to_string_lossy().into_owned(), group, frames))
+        })
+        .collect();
+    let mut groups: Vec<&str> = pictures.iter().map(|(_, g, _)| g.as_str()).collect();
+    groups.sort();
+    groups.dedup();
+    progress.println(format!(
+        "gate: {} of {} corpus files as other medical images, in {} groups",
+        pictures.len(),
+        scans.len(),
+        groups.len()
+    ));
+    let rng = rng.fork(u64::MAX);
+    for (i, (name, group, frames)) in pictures.iter().enumerate() {
+        let held_out = groups.iter().position(|g| g == group).is_some_and(|i| i % VAL_EVERY == VAL_EVERY - 1);
+        let (views, out) = if held_out {
+            (settings.val_scan_views, &mut val)
+        } else {
+            (settings.train_scan_views, &mut train)
+        };
+        let mut rng = rng.fork(i as u64);
+        for (f, picture) in frames.iter().enumerate() {
+            let whole = spec.fit(picture.as_raw(), picture.width(), picture.height(), 3);
+            let crops = photo_views(picture, spec, views.saturating_sub(1), &mut rng);
+            for (v, pixels) in std::iter::once(whole).chain(crops).enumerate() {
+                out.push(Example {
+                    file: format!("{name}@{f}#{v}"),
+                    label: other,
+                    group: group.clone(),
+                    pixels,
+                });
+            }
+        }
+    }
     Ok((Dataset { task: Task::Gate, examples: train }, Dataset { task: Task::Gate, examples: val }))
 }
 
@@ -153,36 +254,61 @@ pub fn choose_floor(probabilities: &[Vec<f32>], labels: &[usize], keep: f64) -> 
 /// How well the gate routes and refuses, on validation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evaluation {
-    /// Images of the three tasks, and photographs (crops of held-out photographs).
+    /// Images of the three tasks, and other pictures (views of held-out photographs and medical
+    /// images of other kinds).
     pub task_images: usize,
     pub photo_views: usize,
     /// Share of task images routed to their own task (refusals count as wrong).
     pub routing_accuracy: f64,
     /// Share of task images refused.
     pub task_refused: f64,
-    /// Share of photographs refused.
+    /// Share of other pictures refused.
     pub photos_refused: f64,
-    /// AUROC of `1 − p(other)` separating the task images from the photographs.
+    /// AUROC of `1 − p(other)` separating the task images from the other pictures.
     pub ood_auroc: f64,
     pub floor: f32,
+    /// Share of each task's images refused (chest, skin, breast).
+    #[serde(default)]
+    pub refused_by_task: Vec<(String, f64)>,
+    /// Each held-out photograph or group of medical images: its views and the share refused —
+    /// the evidence at its real size (a few dozen pictures, not hundreds of independent views).
+    #[serde(default)]
+    pub other_groups: Vec<GroupRefusal>,
 }
 
-/// Measures `route` with `floor` on calibrated validation probabilities.
+/// Refusals within one group of `other` pictures.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GroupRefusal {
+    pub group: String,
+    pub views: usize,
+    pub refused: f64,
+}
+
+/// Measures `route` with `floor` on calibrated validation probabilities of `val`'s images.
 pub fn evaluate(
     info: &bedside_model::artifact::ModelInfo,
     probabilities: &[Vec<f32>],
-    labels: &[usize],
+    val: &Dataset,
 ) -> Evaluation {
     let other = Task::Gate.positive_index();
+    let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     let (mut tasks, mut photos, mut routed, mut task_refused, mut photos_refused) = (0, 0, 0, 0, 0);
-    for (p, &y) in probabilities.iter().zip(labels) {
+    let classes = Task::Gate.classes().len();
+    let (mut per_task, mut per_task_refused) = (vec![0usize; classes], vec![0usize; classes]);
+    let mut groups: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for ((p, &y), example) in probabilities.iter().zip(&labels).zip(&val.examples) {
         let route = bedside_model::gate::route(info, p);
         if y == other {
             photos += 1;
             photos_refused += route.refused() as usize;
+            let group = groups.entry(example.group.as_str()).or_default();
+            group.0 += 1;
+            group.1 += route.refused() as usize;
         } else {
             tasks += 1;
             task_refused += route.refused() as usize;
+            per_task[y] += 1;
+            per_task_refused[y] += route.refused() as usize;
             routed += (route.task.map(Task::name) == Some(Task::Gate.classes()[y])) as usize;
         }
     }
@@ -197,6 +323,18 @@ pub fn evaluate(
         photos_refused: share(photos_refused, photos),
         ood_auroc: crate::metrics::roc_auc(&scores, &in_distribution).unwrap_or(f64::NAN),
         floor: info.threshold.unwrap_or(0.0),
+        refused_by_task: (0..classes)
+            .filter(|&c| c != other)
+            .map(|c| (Task::Gate.classes()[c].to_string(), share(per_task_refused[c], per_task[c])))
+            .collect(),
+        other_groups: groups
+            .into_iter()
+            .map(|(group, (views, refused))| GroupRefusal {
+                group: group.to_string(),
+                views,
+                refused: share(refused, views),
+            })
+            .collect(),
     }
 }
 
@@ -206,21 +344,45 @@ impl Evaluation {
         format!(
             "## Routing and refusal on validation\n\n\
              A picture goes to the most probable task when that task's calibrated probability is at least \
-             {floor:.3} (the floor: chosen so that 99 % of correctly routed validation images pass) and above \
-             `other`'s; otherwise Bedside refuses it.\n\n\
+             {floor:.3} (the floor: chosen so that {keep:.1} % of correctly routed validation images pass) and \
+             above `other`'s; otherwise Bedside refuses it.\n\n\
              | measured on | value |\n|---|---|\n\
              | routing accuracy ({tasks} chest, skin and breast images) | {acc:.4} |\n\
              | task images refused | {tr:.4} |\n\
-             | photographs refused ({photos} crops of held-out photographs) | {pr:.4} |\n\
-             | OOD AUROC (1 − p(other), task images vs photographs) | {auroc:.4} |\n\n\
+             | other pictures refused ({photos} views of held-out photographs and medical images of other kinds) | {pr:.4} |\n\
+             | OOD AUROC (1 − p(other), task images vs other pictures) | {auroc:.4} |\n\n\
+             {by_task}\n\n\
+             The other pictures held out, each photograph and each group of medical images (modality and \
+             size) on its own — {n_groups} in all, the real size of this evidence:\n\n\
+             | held out | views | refused |\n|---|---:|---:|\n{groups}\n\
              Measured by `bedside train --task gate` at the end of training.\n",
             floor = self.floor,
+            keep = 100.0 * crate::pipeline::GATE_KEEP,
             tasks = self.task_images,
             acc = self.routing_accuracy,
             tr = self.task_refused,
             photos = self.photo_views,
             pr = self.photos_refused,
             auroc = self.ood_auroc,
+            by_task = format!(
+                "Task images refused, per task: {}.",
+                self.refused_by_task
+                    .iter()
+                    .map(|(task, refused)| format!("{task} {:.1} %", 100.0 * refused))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            n_groups = self.other_groups.len(),
+            groups = self
+                .other_groups
+                .iter()
+                .map(|g| format!(
+                    "| {} | {} | {:.3} |\n",
+                    g.group.trim_start_matches("photo/"),
+                    g.views,
+                    g.refused
+                ))
+                .collect::<String>(),
         )
     }
 }
@@ -229,6 +391,27 @@ impl Evaluation {
 mod tests {
     use super::*;
     use bedside_model::input::Framing;
+
+    #[test]
+    fn corpus_files_become_other_pictures_drawn_as_the_app_draws_them() {
+        let pictures = |name: &str| scan_pictures(&bedside_corpus::find(name).unwrap());
+        let (group, frames) = pictures("MR_small.dcm").expect("an MR slice is another kind of picture");
+        assert_eq!(group, "scan/MR/64x64");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].dimensions(), (64, 64));
+        // Its re-encodings fall in the same group, so they are never split between train and val.
+        assert_eq!(pictures("MR_small_RLE.dcm").unwrap().0, group);
+        // A multi-frame file gives its first and middle frames.
+        assert_eq!(pictures("emri_small.dcm").unwrap().1.len(), 2);
+        // The obstetric ultrasound the breast model once diagnosed is `other`, in colour as drawn.
+        let (group, frames) = pictures("OBXXXX1A.dcm").unwrap();
+        assert_eq!(group, "scan/US/800x600");
+        assert_eq!(frames[0].dimensions(), (800, 600));
+        // Left out: the adult chest film, a 3 × 3 test pattern, a palette file without pixel data.
+        assert!(pictures("RG1_UNCR.dcm").is_none());
+        assert!(pictures("SC_rgb_small_odd.dcm").is_none());
+        assert!(pictures("pet.dcm").is_none());
+    }
 
     #[test]
     fn photo_views_are_framed_and_vary() {
@@ -240,6 +423,7 @@ mod tests {
             mean: vec![0.5; 3],
             std: vec![0.25; 3],
             intensity: Default::default(),
+            mirror_average: false,
         };
         // A red-to-blue ramp: crops differ, and grey crops have equal channels.
         let photo =

@@ -303,6 +303,7 @@ mod tests {
             mean: vec![0.5],
             std: vec![0.25],
             intensity: Default::default(),
+            mirror_average: false,
         };
         let pixels: Vec<u8> = (0..256).map(|i| ((i * 37) % 200 + 20) as u8).collect();
         for corruption in Corruption::ALL {

@@ -141,11 +141,17 @@ fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
         out,
         "**Model input:** {} × {} pixels, {colour}; framing: {framing}.{intensity} Pixels are scaled \
          to 0–1 and normalised with the training set's per-channel mean ({}) and standard deviation ({}). The app \
-         prepares every picture this way before the model sees it.",
+         prepares every picture this way before the model sees it.{mirror}",
         input.width,
         input.height,
         list(&input.mean),
-        list(&input.std)
+        list(&input.std),
+        mirror = if input.mirror_average {
+            " The model reads the picture and its left–right mirror image and averages the two \
+             answers (logits) and heat maps (test-time augmentation: two passes per diagnosis)."
+        } else {
+            ""
+        }
     );
     put!(out);
 }
@@ -349,13 +355,15 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
     let positive = info.task.positive_class();
     put!(out, "## Operating point\n");
     match info.threshold {
-        Some(t) if info.task == Task::Gate => put!(
+        Some(_) if info.task == Task::Gate => put!(
             out,
-            "**Refusal floor {t:.4}.** A picture goes to the most probable of chest, skin and breast when \
-             that probability is at least {t:.4} and above other's; otherwise it is refused. The floor was \
-             chosen on validation so that 99 % of the correctly routed task images pass (see the routing \
-             table below). The numbers in this section and the next are for the plain most-probable-class \
-             decision, other included."
+            "**Refusal floor.** A picture goes to the most probable of chest, skin and breast when that \
+             probability is at least the floor and above other's; otherwise it is refused. The floor is \
+             chosen on validation so that {keep:.1} % of the correctly routed task images pass, on the \
+             weights that ship (see the routing section below for its value and what it refuses). The \
+             numbers in this section and the next are for the plain most-probable-class decision, other \
+             included.",
+            keep = 100.0 * crate::pipeline::GATE_KEEP
         ),
         Some(t) => {
             let target = target_sensitivity(info.task) as f64;

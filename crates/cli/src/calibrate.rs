@@ -1,0 +1,100 @@
+//! `bedside calibrate`: refits a model's temperature and operating threshold, optionally with
+//! test-time mirror averaging, and rewrites its card.
+
+use crate::model_dir::{Weights, invocation, load, write_info};
+use bedside_train::Progress;
+use bedside_train::pipeline;
+
+/// Refit a model's calibration temperature and operating threshold on the val split, as training
+/// does, for its input settings — with --mirror-average, after switching test-time averaging over
+/// the picture and its mirror image on or off (skin and breast only). Rewrites model.json and
+/// MODEL_CARD.md from the fp32 weights and prints the new validation report as one line of JSON.
+/// The int8, heat-map, robustness and review sections measured the old settings and are dropped:
+/// rerun `bedside quantize`, `heatmaps`, `robustness` and `review-band` after.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: crate::model_dir::Target,
+    /// Average the logits and heat maps over the picture and its left–right mirror image.
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    mirror_average: Option<bool>,
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: use on or off")),
+    }
+}
+
+/// Card sections that measured the model as it was and do not survive a new calibration.
+const STALE: [&str; 4] = ["int8", "heat_maps", "robustness", "review"];
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let dir = &args.target.model;
+    let (mut info, model) = load(dir, Weights::Fp32)?;
+    if let Some(on) = args.mirror_average {
+        info.input.mirror_average = on;
+        info.validate().map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let progress = Progress::default();
+    let val = args.target.split(&info, "val")?;
+    let train = args.target.split(&info, "train")?;
+    let fitted = pipeline::fit(info.task, &model, &info.input, &val);
+    info.temperature = fitted.temperature;
+    info.threshold = fitted.threshold;
+    info.review = None;
+    let validation = pipeline::evaluate_probabilities(&info, &fitted.probabilities, &fitted.labels);
+    info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
+    if let Some(card) = info.card.as_object_mut() {
+        for stale in STALE {
+            card.remove(stale);
+        }
+    }
+    let summary = serde_json::json!({
+        "mirror_average": info.input.mirror_average,
+        "temperature": info.temperature,
+        "threshold": info.threshold,
+        "command": invocation(),
+    });
+    info.card["calibration"] = summary.clone();
+
+    // The pruning section stays: it describes how these weights were made.
+    let card_path = dir.join("MODEL_CARD.md");
+    let old = std::fs::read_to_string(&card_path).unwrap_or_default();
+    let pruning = section(&old, "pruning");
+    let bytes = std::fs::metadata(dir.join(Weights::Fp32.file_name())).map(|m| m.len()).unwrap_or(0);
+    bedside_train::card::rewrite(
+        dir,
+        &info,
+        &validation,
+        &fitted.probabilities,
+        &fitted.labels,
+        &train.class_counts(),
+        burn::module::Module::num_params(&model),
+        bytes,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(pruning) = pruning {
+        bedside_train::card::set_section(dir, "pruning", &pruning).map_err(|e| e.to_string())?;
+    }
+    write_info(dir, &info)?;
+    // Drawn by review-band for the old calibration.
+    std::fs::remove_file(dir.join("plots/risk_coverage.png")).ok();
+    progress.println(format!(
+        "recalibrated; now run `bedside quantize`, `bedside heatmaps`, `bedside robustness` and `bedside \
+         review-band` on {}",
+        dir.display()
+    ));
+    println!("{}", serde_json::json!({ "calibration": summary, "validation": validation }));
+    Ok(())
+}
+
+/// The Markdown between `<!-- bedside:ID -->` markers of a card, if present.
+fn section(card: &str, id: &str) -> Option<String> {
+    let (open, close) = (format!("<!-- bedside:{id} -->\n"), format!("<!-- /bedside:{id} -->"));
+    let start = card.find(&open)? + open.len();
+    let end = start + card[start..].find(&close)?;
+    Some(card[start..end].to_string())
+}
