@@ -18,6 +18,11 @@ pub struct Args {
     /// Average the logits and heat maps over the picture and its left–right mirror image.
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     mirror_average: Option<bool>,
+    /// Choose the operating threshold on these out-of-fold logits (`<run-dir>/cv/out-of-fold.csv`
+    /// from `train --cv`, calibrated with their own temperature) instead of the val split: the
+    /// recipe's behaviour on images its networks never saw, over the whole train split.
+    #[arg(long, value_name = "CSV")]
+    threshold_from: Option<std::path::PathBuf>,
 }
 
 fn on_off(text: &str) -> Result<bool, String> {
@@ -44,6 +49,16 @@ pub fn run(args: &Args) -> Result<(), String> {
     let fitted = pipeline::fit(info.task, &model, &info.input, &val);
     info.temperature = fitted.temperature;
     info.threshold = fitted.threshold;
+    if let Some(csv) = &args.threshold_from {
+        if !info.task.uses_threshold() {
+            return Err(format!(
+                "--threshold-from: the {} model decides by the most probable class",
+                info.task.name()
+            ));
+        }
+        let (probabilities, labels) = crate::review_band::out_of_fold(csv, &info)?;
+        info.threshold = Some(pipeline::choose_threshold(info.task, &probabilities, &labels));
+    }
     info.review = None;
     let validation = pipeline::evaluate_probabilities(&info, &fitted.probabilities, &fitted.labels);
     info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
@@ -56,6 +71,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "mirror_average": info.input.mirror_average,
         "temperature": info.temperature,
         "threshold": info.threshold,
+        "threshold_fitted_on": args.threshold_from.as_ref().map_or("the val split".to_string(), |p| format!("out-of-fold predictions ({})", p.display())),
         "command": invocation(),
     });
     info.card["calibration"] = summary.clone();

@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> Result<(), String> {
 
 /// Calibrated probabilities and labels from `train --cv`'s out-of-fold CSV, with a temperature
 /// fitted on them (the fold models are not the shipped one, so its temperature does not apply).
-fn out_of_fold(csv: &Path, info: &ModelInfo) -> Result<(Vec<Vec<f32>>, Vec<usize>), String> {
+pub fn out_of_fold(csv: &Path, info: &ModelInfo) -> Result<(Vec<Vec<f32>>, Vec<usize>), String> {
     let text = std::fs::read_to_string(csv).map_err(|e| format!("could not read {}: {e}", csv.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();

@@ -130,6 +130,11 @@ pub struct Row {
     pub level: f32,
     pub auc: f64,
     pub accuracy: f64,
+    /// Expected calibration error (15 bins): does the stored temperature still hold?
+    pub ece: f64,
+    /// Share answered "uncertain: needs review" under the model's review rule (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertain: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +162,11 @@ fn measure(
         level,
         auc: report.auc.value,
         accuracy: report.accuracy.value,
+        ece: report.ece,
+        uncertain: info.review.map(|_| {
+            let unsure = probabilities.iter().filter(|p| info.decide(p.to_vec()).uncertain).count();
+            unsure as f64 / probabilities.len().max(1) as f64
+        }),
     }
 }
 
@@ -270,7 +280,31 @@ impl Robustness {
                 rows.iter().map(|r| format!("{:.3} / {:.3} ({})", r.auc, r.accuracy, r.level)).collect();
             out += &format!("| {} | {} |\n", corruption.name(), cells.join(" | "));
         }
-        out += "\nCells are AUC / accuracy (parameter).\n\n\
+        let review = self.clean.uncertain.is_some();
+        out += &format!(
+            "\nCells are AUC / accuracy (parameter).\n\n\
+             Calibration under the same corruptions: ECE (clean {:.3}){}.\n\n\
+             | corruption | 1 | 2 | 3 | 4 | 5 |\n|---|---|---|---|---|---|\n",
+            self.clean.ece,
+            match self.clean.uncertain {
+                Some(u) =>
+                    format!(" / share answered \"uncertain: needs review\" (clean {:.1} %)", 100.0 * u),
+                None => String::new(),
+            }
+        );
+        for corruption in Corruption::ALL {
+            let cells: Vec<String> = self
+                .corruptions
+                .iter()
+                .filter(|r| r.condition == corruption.name())
+                .map(|r| match r.uncertain {
+                    Some(u) if review => format!("{:.3} / {:.1} %", r.ece, 100.0 * u),
+                    _ => format!("{:.3}", r.ece),
+                })
+                .collect();
+            out += &format!("| {} | {} |\n", corruption.name(), cells.join(" | "));
+        }
+        out += "\n\
                 Adversarial examples (FGSM, one step along the sign of the input gradient of the loss, \
                 the true label known to the attacker):\n\n| ε (per pixel, of 255) | AUC | accuracy |\n|---|---|---|\n";
         for r in &self.fgsm {

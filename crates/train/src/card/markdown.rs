@@ -374,9 +374,16 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
                  other classes."
             );
             put!(out);
+            let fitted_on = info.card["calibration"]["threshold_fitted_on"].as_str().unwrap_or("");
+            let on = if fitted_on.starts_with("out-of-fold") {
+                "the out-of-fold predictions of a grouped cross-validation on the train split (every train \
+                 image scored by a network that did not see it; see the cross-validation section)"
+            } else {
+                "the validation set"
+            };
             put!(
                 out,
-                "It was chosen on the validation set as the threshold with the highest accuracy (ties: \
+                "It was chosen on {on} as the threshold with the highest accuracy (ties: \
                  balanced accuracy) among those that keep the sensitivity for {positive} at or above \
                  **{target:.2}**: missing {positive} costs more than a false alarm."
             );
