@@ -351,7 +351,7 @@ impl Evaluation {
              | task images refused | {tr:.4} |\n\
              | other pictures refused ({photos} views of held-out photographs and medical images of other kinds) | {pr:.4} |\n\
              | OOD AUROC (1 − p(other), task images vs other pictures) | {auroc:.4} |\n\n\
-             {by_task}\n\n\
+             Task images refused, per task: {by_task}.\n\n\
              The other pictures held out, each photograph and each group of medical images (modality and \
              size) on its own — {n_groups} in all, the real size of this evidence:\n\n\
              | held out | views | refused |\n|---|---:|---:|\n{groups}\n\
@@ -364,14 +364,12 @@ impl Evaluation {
             photos = self.photo_views,
             pr = self.photos_refused,
             auroc = self.ood_auroc,
-            by_task = format!(
-                "Task images refused, per task: {}.",
-                self.refused_by_task
-                    .iter()
-                    .map(|(task, refused)| format!("{task} {:.1} %", 100.0 * refused))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            by_task = self
+                .refused_by_task
+                .iter()
+                .map(|(task, refused)| format!("{task} {:.1} %", 100.0 * refused))
+                .collect::<Vec<_>>()
+                .join(", "),
             n_groups = self.other_groups.len(),
             groups = self
                 .other_groups
