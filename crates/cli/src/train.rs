@@ -220,6 +220,11 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
         std::fs::create_dir_all(out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
         let path = out.join("cv.json");
         std::fs::write(&path, &json).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+        if out.join("MODEL_CARD.md").is_file() {
+            // A model folder: its card gets the section (a fresh folder has no card to add it to).
+            bedside_train::card::set_section(out, "cross-validation", &report.card_section(&job.command))
+                .map_err(|e| e.to_string())?;
+        }
     }
     println!("{json}");
     Ok(())

@@ -76,6 +76,40 @@ pub fn out_of_fold_csv(rows: &[OutOfFold], classes: &[&str]) -> String {
     csv
 }
 
+impl CvReport {
+    /// The model card's cross-validation section: per fold and as mean ± sample SD.
+    pub fn card_section(&self, command: &str) -> String {
+        let mut out = format!(
+            "## Grouped cross-validation on the train split\n\n\
+             {k} folds, whole patients or lesions in one fold each; every fold trains a network on the \
+             others from the same recipe and is measured on its own, with temperature and threshold fitted \
+             on that fold (so accuracy, sensitivity and specificity are slightly optimistic; the AUC is not). \
+             Its out-of-fold predictions are what the review margin and the operating threshold can be \
+             chosen on.\n\n\
+             | fold | images | AUC | accuracy | balanced accuracy | sensitivity | specificity | ECE |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+            k = self.folds.len()
+        );
+        for f in &self.folds {
+            out += &format!(
+                "| {} | {} | {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                f.fold, f.n, f.auc, f.accuracy, f.balanced_accuracy, f.sensitivity, f.specificity, f.ece
+            );
+        }
+        let s = |x: &Spread| format!("{:.3} ± {:.3}", x.mean, x.sd);
+        out += &format!(
+            "| mean ± SD | | {:.4} ± {:.4} | {} | {} | {} | {} | |\n\nMeasured with `{command}`.\n",
+            self.auc.mean,
+            self.auc.sd,
+            s(&self.accuracy),
+            s(&self.balanced_accuracy),
+            s(&self.sensitivity),
+            s(&self.specificity)
+        );
+        out
+    }
+}
+
 fn spread(values: impl Iterator<Item = f64>) -> Spread {
     let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
     let n = v.len().max(1) as f64;
