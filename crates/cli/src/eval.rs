@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     fp32: bool,
     /// Also write every image's answer as CSV: file (as in labels.csv), label (the answer: a class,
-    /// or "uncertain" inside the model's review band) and
+    /// or "uncertain" where the model's review rule says so) and
     /// one column per class with its calibrated probability — what `bedside predict --model`
     /// prints for that file.
     #[arg(long, value_name = "OUT.csv")]

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// Predict on DICOM files or photos and print one line of JSON per file, in order: task, label
-/// (the class, or "uncertain" where the model's review band says the image needs review),
+/// (the class, or "uncertain" where the model's review rule says the image needs review),
 /// most_likely (the class the decision rule picks, also when uncertain), probabilities (class name
 /// → calibrated probability), the operating threshold (null where the label is the most probable
-/// class), the review band ({lower, upper} on the positive class's probability, or null) and the
-/// trust gate's verdict. The gate first checks that the
+/// class), the review rule ({"margin": log-odds from another answer}, or null) and the trust
+/// gate's verdict. The gate first checks that the
 /// picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses gets
 /// {"refused": true, "message": …} and exit status 0. The model is --model if given, else the one
 /// the DICOM Modality names (CR/DX chest, US breast, XC skin), else the one the gate picks;

@@ -1,4 +1,4 @@
-//! `bedside review-band`: fits and measures a model's "uncertain: needs review" band.
+//! `bedside review-band`: fits and measures when a model answers "uncertain: needs review".
 
 use crate::model_dir::{Weights, load, record};
 use bedside_model::artifact::ModelInfo;
@@ -18,15 +18,15 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     #[command(flatten)]
     target: crate::model_dir::Target,
-    /// Share of the fitting images the band holds (at most 0.15: more would leave too much for
-    /// review).
+    /// Share of the fitting images left for review (at most 0.15: more would leave too much for
+    /// people to check).
     #[arg(long, default_value_t = 0.10, value_parser = share)]
     share: f64,
     /// Fit on these out-of-fold logits (`<run-dir>/cv/out-of-fold.csv` from `train --cv`) instead of
     /// the val split.
     #[arg(long, value_name = "CSV")]
     out_of_fold: Option<PathBuf>,
-    /// Remove the band: the model always names a class again.
+    /// Remove the review rule: the model always names a class again.
     #[arg(long, conflicts_with_all = ["share", "out_of_fold"])]
     remove: bool,
 }
@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let dir = &args.target.model;
     let (mut info, model) = load(dir, Weights::Int8)?;
     if info.task == bedside_model::task::Task::Gate {
-        return Err(format!("{} is the trust gate: it refuses, it has no review band", dir.display()));
+        return Err(format!("{} is the trust gate: it refuses, it has no review rule", dir.display()));
     }
     if args.remove {
         info.review = None;

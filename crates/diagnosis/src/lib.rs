@@ -70,7 +70,7 @@ pub struct Diagnoser {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnosis {
     /// The answer: the class the task's decision rule picks, named as in the model card, or
-    /// `"uncertain"` where the model's review band says the image needs review.
+    /// `"uncertain"` where the model's review rule says the image needs review.
     pub label: String,
     /// The class the decision rule picks, even when the answer is "uncertain" (and whose heat map
     /// is shown).

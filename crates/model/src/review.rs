@@ -30,7 +30,7 @@ impl Review {
         task.decision_margin(probabilities, threshold) < self.margin
     }
 
-    /// For a two-class task: the interval `[lower, upper)` of the positive class's probability that
+    /// For a two-class task: the open interval `(lower, upper)` of the positive class's probability that
     /// is answered "uncertain", around `threshold`.
     pub fn band(&self, threshold: f32) -> (f32, f32) {
         let z = logit(threshold);

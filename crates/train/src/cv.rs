@@ -45,7 +45,7 @@ pub struct CvReport {
     pub sensitivity: Spread,
     pub specificity: Spread,
     /// Every training image's logits from the fold model that did not see it: what a decision
-    /// rule (temperature, threshold, review band) is fitted on without flattering itself.
+    /// rule (temperature, threshold, review margin) is fitted on without flattering itself.
     #[serde(skip)]
     pub out_of_fold: Vec<OutOfFold>,
 }

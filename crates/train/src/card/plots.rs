@@ -426,7 +426,7 @@ pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Er
 }
 
 /// Risk–coverage: accuracy of the answered images against the share answered, one line per set of
-/// predictions (`name`, points, the coverage the shipped review band gives, marked).
+/// predictions (`name`, points, the coverage the shipped review rule gives, marked).
 pub fn risk_coverage(
     path: &Path,
     title: &str,
