@@ -31,6 +31,11 @@ export class DiagnosisPanel {
       $('heat-toggle').setAttribute('aria-pressed', String(visible));
       this.#viewer.setOverlayStyle({ visible });
     });
+    $('outline-toggle').addEventListener('click', () => {
+      const visible = $('outline-toggle').getAttribute('aria-pressed') !== 'true';
+      $('outline-toggle').setAttribute('aria-pressed', String(visible));
+      this.#viewer.setOutlineVisible(visible);
+    });
     $('heat-opacity').addEventListener('input', () => {
       this.#viewer.setOverlayStyle({ opacity: $('heat-opacity').valueAsNumber });
     });
@@ -42,6 +47,7 @@ export class DiagnosisPanel {
     this.#file = { id, frame: 0 };
     this.#shown = null;
     this.#viewer.setOverlay(null);
+    this.#viewer.setOutline(null);
     this.#showResult(null);
     // The user's choice stays as it is: it beats the file's Modality (the worker applies the rule).
     this.#request();
@@ -67,6 +73,9 @@ export class DiagnosisPanel {
       case 'model-ready':
         this.#summaries.set(msg.task, msg.summary);
         this.#showBackend(msg.summary.backend, msg.summary.fallback);
+        // The legend shows the heat map's own colour scale (the library's palette).
+        $('heat-legend-bar').style.background =
+          `linear-gradient(to right, ${msg.summary.heat_palette.map((c) => `rgb(${c})`).join(', ')})`;
         // Test hook: what loading cost.
         $('diagnosis').dataset.modelTimes = `load ${Math.round(msg.loadMs)} ms, warm-up ${Math.round(msg.warmUpMs)} ms`;
         $('model-progress').hidden = true;
@@ -119,6 +128,7 @@ export class DiagnosisPanel {
     this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: msg.routed };
     const summary = this.#summaries.get(msg.routed);
     this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, msg.region);
+    this.#viewer.setOutline(msg.lesion?.found ? msg.lesion.outline : null, msg.region);
     this.#showBackend(msg.backend, msg.fallback);
     this.#showResult({ ...msg, task: msg.routed }, summary);
     // Disagreements are shown, not hidden: the model asked for (or the Modality's) against the gate.
@@ -135,6 +145,9 @@ export class DiagnosisPanel {
     panel.dataset.mostLikely = msg.mostLikely;
     panel.dataset.probabilities = JSON.stringify(Object.fromEntries(msg.probabilities));
     panel.dataset.ms = String(msg.ms);
+    panel.dataset.heatMapPeak = JSON.stringify(msg.heatMapPeak);
+    if (msg.lesion) panel.dataset.lesion = JSON.stringify({ ...msg.lesion, outline: undefined });
+    else delete panel.dataset.lesion;
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
   }
 
@@ -143,6 +156,7 @@ export class DiagnosisPanel {
     this.#pending = null;
     this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: null };
     this.#viewer.setOverlay(null);
+    this.#viewer.setOutline(null);
     this.#showResult(null);
     const shares = msg.gate.probabilities.map(([c, p]) => `${c} ${percent(p)}`).join(', ');
     this.#status('refused', `${msg.message} (${shares})`);
@@ -156,8 +170,21 @@ export class DiagnosisPanel {
     $('result').hidden = !enabled;
     $('heat-toggle').disabled = !enabled;
     $('heat-opacity').disabled = !enabled;
+    const lesion = msg?.lesion;
+    $('outline-toggle').hidden = !lesion;
+    $('outline-toggle').disabled = !lesion?.found;
+    $('result-lesion').hidden = !lesion;
+    if (lesion) {
+      const unit = lesion.units; // 'mm' where the file gives a pixel spacing, else 'px'
+      $('result-lesion').textContent = lesion.found
+        ? `Lesion outline: area ${lesion.area.toFixed(lesion.units === 'mm' ? 1 : 0)} ${unit}², `
+          + `longest diameter ${lesion.longest_diameter.toFixed(1)} ${unit}`
+        : 'No lesion outlined';
+    }
     if (!msg) {
-      for (const key of ['task', 'route', 'label', 'mostLikely', 'probabilities', 'ms']) delete $('diagnosis').dataset[key];
+      for (const key of ['task', 'route', 'label', 'mostLikely', 'probabilities', 'ms', 'lesion', 'heatMapPeak']) {
+        delete $('diagnosis').dataset[key];
+      }
       return;
     }
     const probability = Object.fromEntries(msg.probabilities);

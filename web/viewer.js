@@ -18,6 +18,8 @@ export class Viewer {
   #overlay = null; // {canvas, region: [x, y, w, h] in image pixels}: the heat map
   #overlayOpacity = 0.45;
   #overlayVisible = true;
+  #outline = null; // {canvas, region}: the lesion outline, drawn opaque over the heat map
+  #outlineVisible = true;
 
   /** 'window' or 'pan': what a one-pointer drag does. */
   tool = 'window';
@@ -66,6 +68,28 @@ export class Viewer {
       canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
       this.#overlay = { canvas, region };
     }
+    this.draw();
+  }
+
+  /**
+   * Shows a lesion outline (RGBA over `region` = [x, y, w, h], at the region's own size, transparent
+   * off the line) under the same zoom and pan; `null` removes it.
+   */
+  setOutline(rgba, region) {
+    if (!rgba) {
+      this.#outline = null;
+    } else {
+      const [, , width, height] = region;
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [width, height];
+      canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+      this.#outline = { canvas, region };
+    }
+    this.draw();
+  }
+
+  setOutlineVisible(visible) {
+    this.#outlineVisible = visible;
     this.draw();
   }
 
@@ -130,8 +154,15 @@ export class Viewer {
       ctx.drawImage(this.#overlay.canvas, x, y, w, h);
       ctx.globalAlpha = 1;
     }
-    // Test hooks: whether a heat map is drawn, and at what opacity.
+    const outline = this.#outline && this.#outlineVisible;
+    if (outline) {
+      const [x, y, w, h] = this.#outline.region;
+      ctx.imageSmoothingEnabled = false; // a line in the picture's own pixels
+      ctx.drawImage(this.#outline.canvas, x, y, w, h);
+    }
+    // Test hooks: whether a heat map and an outline are drawn, and at what opacity.
     this.#canvas.dataset.heatMap = overlay ? 'shown' : this.#overlay ? 'hidden' : 'none';
+    this.#canvas.dataset.outline = outline ? 'shown' : this.#outline ? 'hidden' : 'none';
     this.#canvas.dataset.heatOpacity = String(this.#overlayOpacity);
     // Test hook: where the image landed, in canvas pixels, clipped to the canvas.
     const x0 = Math.max(0, Math.round(this.#tx * dpr));

@@ -62,6 +62,9 @@ async function load(task, backend) {
     const started = performance.now();
     const json = await (await fetchOk(`models/${task}/model.json`)).text();
     const weights = await fetchWithProgress(`models/${task}/model.bin`, progress);
+    // The lesion decoder, where the task has one (a 404 means it has none).
+    const lesionJson = await fetchOptional(`models/${task}/lesion.json`);
+    const lesion = lesionJson ? [await lesionJson.text(), await fetchWithProgress(`models/${task}/lesion.bin`, () => {})] : [undefined, undefined];
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', weights));
     const sha256 = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
     let fallback = null; // why 'auto' did not get WebGPU
@@ -70,7 +73,7 @@ async function load(task, backend) {
       const why = await webgpuUnavailable();
       if (!why) {
         try {
-          loaded = await Model.load(json, weights, 'webgpu');
+          loaded = await Model.load(json, weights, 'webgpu', ...lesion);
         } catch (err) {
           if (backend === 'webgpu') throw err;
           fallback = String(err.message ?? err);
@@ -81,7 +84,7 @@ async function load(task, backend) {
         fallback = why;
       }
     }
-    loaded ??= await Model.load(json, weights, 'cpu');
+    loaded ??= await Model.load(json, weights, 'cpu', ...lesion);
     const fetchedMs = performance.now() - started;
     const warmStart = performance.now();
     await loaded.warmUp();
@@ -153,20 +156,31 @@ async function diagnose({ id, task: requested, frame, backend }) {
   }
   const ms = performance.now() - started;
   const rgba = result.heat_map.rgba;
+  const transfer = [rgba.buffer];
+  if (result.lesion) transfer.push(result.lesion.outline.buffer);
   self.postMessage(
     {
       type: 'diagnosis', id, task: requested, routed: task, gate: verdict, frame,
       backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
       label: result.label, mostLikely: result.most_likely, probabilities: result.probabilities,
-      threshold: result.threshold, review: result.review,
+      threshold: result.threshold, review: result.review, heatMapPeak: result.heat_map_peak,
       region: result.region, heatMap: { width: result.heat_map.width, height: result.heat_map.height, rgba: rgba.buffer },
+      lesion: result.lesion && { ...result.lesion, outline: result.lesion.outline.buffer },
     },
-    [rgba.buffer],
+    transfer,
   );
 }
 
 async function fetchOk(url) {
   const response = await fetch(new URL(`../${url}`, import.meta.url));
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
+/** The response, or null on a 404 (a file the app may or may not ship). */
+async function fetchOptional(url) {
+  const response = await fetch(new URL(`../${url}`, import.meta.url));
+  if (response.status === 404) return null;
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response;
 }

@@ -5,6 +5,7 @@ mod calibrate;
 mod decode;
 mod eval;
 mod heatmaps;
+mod lesion;
 mod model_dir;
 mod predict;
 mod prune;
@@ -30,6 +31,7 @@ enum Command {
     Eval(eval::Args),
     Predict(predict::Args),
     Heatmaps(heatmaps::Args),
+    Lesion(lesion::Args),
     Robustness(robustness::Args),
     Prune(prune::Args),
     #[command(visible_alias = "quantise")]
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Heatmaps(args) => heatmaps::run(&args),
+        Command::Lesion(args) => lesion::run(&args),
         Command::Robustness(args) => robustness::run(&args),
         Command::Prune(args) => prune::run(&args),
         Command::Quantize(args) => quantize::run(&args),

@@ -21,6 +21,11 @@ impl Target {
     pub fn split(&self, info: &ModelInfo, split: &str) -> Result<bedside_train::data::Dataset, String> {
         data_split(info, self.data.as_deref(), split)
     }
+
+    /// The task folder: `--data`, else `$BEDSIDE_DATA/<the model's task folder>`.
+    pub fn data_dir(&self, info: &ModelInfo) -> PathBuf {
+        self.data.clone().unwrap_or_else(|| bedside_train::data::default_dir(info.task))
+    }
 }
 
 /// Which weights file of a model folder to load.

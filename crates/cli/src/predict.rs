@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// {"refused": true, "message": …} and exit status 0. The model is --model if given, else the one
 /// the DICOM Modality names (CR/DX chest, US breast, XC skin), else the one the gate picks;
 /// `routed_by` says which (choice, modality or gate), and `note` any disagreement with the gate.
+/// `heat_map_peak` is the heat map's hottest point ([x, y] in the picture's pixels); where the model
+/// folder has a lesion decoder (lesion.json), `lesion` gives the outline's `found`, `area`,
+/// `longest_diameter` and `units` ("mm" where the file gives a pixel spacing, else "px").
 #[derive(clap::Args)]
 pub struct Args {
     /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still
@@ -31,10 +34,19 @@ pub struct Args {
     /// one file only).
     #[arg(long, value_name = "OUT.png")]
     heatmap: Option<PathBuf>,
+    /// Also write the picture with the lesion outline drawn over it (PNG; one file only; models with
+    /// a lesion decoder: breast, skin).
+    #[arg(long, value_name = "OUT.png")]
+    outline: Option<PathBuf>,
+    /// Also write the lesion mask alone: a 1-bit PNG at the picture's own size, white inside (one
+    /// file only; models with a lesion decoder).
+    #[arg(long, value_name = "OUT.png")]
+    mask: Option<PathBuf>,
     /// Frame of a multi-frame file, counted from 0.
     #[arg(long, default_value_t = 0)]
     frame: u32,
-    /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin.
+    /// Use the full-precision weights (model-fp32.bin) instead of the shipped int8 model.bin (no
+    /// lesion outline then: the decoder reads the int8 model's features).
     #[arg(long)]
     fp32: bool,
     /// DICOM files or photos (JPEG, PNG, WebP); each is read, and its models loaded, once.
@@ -42,9 +54,39 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
+/// The model in `dir`, with its lesion decoder where the folder has one (int8 weights only: the
+/// decoder was trained on their features).
 fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
     let (json, bytes) = read(dir, weights)?;
-    Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(|e| format!("{}: {e}", dir.display()))
+    let failed = |e: bedside_diagnosis::Error| format!("{}: {e}", dir.display());
+    let diagnoser = Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(failed)?;
+    let lesion_json = dir.join("lesion.json");
+    if weights != Weights::Int8 || !lesion_json.is_file() {
+        return Ok(diagnoser);
+    }
+    let read_file =
+        |path: &Path| std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()));
+    let text =
+        String::from_utf8(read_file(&lesion_json)?).map_err(|e| format!("{}: {e}", lesion_json.display()))?;
+    diagnoser.with_lesion(&text, read_file(&dir.join("lesion.bin"))?).map_err(failed)
+}
+
+/// Writes a 0/1 mask as a 1-bit greyscale PNG (white inside).
+fn write_mask(path: &Path, mask: &[u8], width: u32, height: u32) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| format!("could not write {}: {e}", path.display());
+    let file = std::fs::File::create(path).map_err(|e| failed(&e))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    let mut packed = Vec::with_capacity(mask.len() / 8 + height as usize);
+    for row in mask.chunks(width as usize) {
+        for byte in row.chunks(8) {
+            packed.push(byte.iter().enumerate().fold(0u8, |b, (i, &v)| b | (u8::from(v > 0) << (7 - i))));
+        }
+    }
+    let mut writer = encoder.write_header().map_err(|e| failed(&e))?;
+    writer.write_image_data(&packed).map_err(|e| failed(&e))?;
+    writer.finish().map_err(|e| failed(&e))
 }
 
 fn gate_json(gate: &Diagnoser, route: &Route) -> Value {
@@ -59,8 +101,8 @@ fn gate_json(gate: &Diagnoser, route: &Route) -> Value {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    if args.heatmap.is_some() && args.files.len() > 1 {
-        return Err("--heatmap writes one picture: give one file with it".into());
+    if (args.heatmap.is_some() || args.outline.is_some() || args.mask.is_some()) && args.files.len() > 1 {
+        return Err("--heatmap, --outline and --mask write one picture: give one file with them".into());
     }
     let weights = Weights::from_flag(args.fp32);
     let gate = diagnoser(&args.models.join("gate"), weights)
@@ -114,6 +156,17 @@ fn predict(
         let overlay = bedside_diagnosis::overlay(&study, &frame, &diagnosis);
         overlay.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     }
+    if (args.outline.is_some() || args.mask.is_some()) && diagnosis.lesion.is_none() {
+        let why = if args.fp32 { "with --fp32" } else { "(only breast and skin have one)" };
+        return Err(format!("{name}: the {} model has no lesion decoder {why}", task.name()));
+    }
+    if let Some(out) = &args.outline {
+        let picture = bedside_diagnosis::outline(&study, &frame, &diagnosis);
+        picture.save(out).map_err(|e| format!("could not write {}: {e}", out.display()))?;
+    }
+    if let Some(out) = &args.mask {
+        write_mask(out, &bedside_diagnosis::lesion_mask(&frame, &diagnosis), frame.columns, frame.rows)?;
+    }
     let probabilities: serde_json::Map<String, Value> =
         diagnosis.probabilities.iter().map(|(class, p)| (class.clone(), (*p).into())).collect();
     let mut out = json!({
@@ -125,7 +178,11 @@ fn predict(
         "review": diagnosis.review,
         "routed_by": routed_by,
         "gate": gate_json(gate, &route),
+        "heat_map_peak": diagnosis.heat_map_peak(),
     });
+    if let Some(lesion) = &diagnosis.lesion {
+        out["lesion"] = serde_json::to_value(lesion).expect("lesion serialises");
+    }
     if let Some(note) = note(task, routed_by, &route) {
         out["note"] = note.into();
     }

@@ -33,9 +33,21 @@ fn mr_small_reports_exactly_the_documented_keys() {
             "rows": 64, "columns": 64, "frames": 1, "modality": "MR",
             "photometric_interpretation": "MONOCHROME2",
             "transfer_syntax": "1.2.840.10008.1.2.1", "bits_stored": 16,
-            "min": 127, "max": 2145
+            "pixel_spacing": [0.3125, 0.3125], "min": 127, "max": 2145
         })
     );
+}
+
+#[test]
+fn an_ultrasound_region_gives_the_pixel_spacing() {
+    // No Pixel Spacing here: the first ultrasound region's Physical Delta X/Y, in centimetres.
+    let report = decode(&corpus("gdcm-US-ALOKA-16.dcm"), &[]);
+    let spacing: Vec<f64> =
+        report["pixel_spacing"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(spacing.len(), 2);
+    assert!(spacing.iter().all(|mm| (mm - 0.382653).abs() < 1e-5), "{spacing:?}");
+    // A file with neither has none, and the key is left out.
+    assert!(decode(&corpus("US1_UNCR.dcm"), &[]).get("pixel_spacing").is_none());
 }
 
 #[test]

@@ -103,9 +103,24 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(code, 0, "{err}");
     let heat = json(&out);
     assert_eq!(heat["images"], 4);
-    for key in ["deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random"] {
-        let v = heat[key].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    for key in ["deletion_auc", "insertion_auc"] {
+        for map in ["heat_map", "random", "centre"] {
+            let e = &heat[key][map];
+            let v = e["value"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} {map} = {v}");
+            assert!(e["low"].as_f64().unwrap() <= v && v <= e["high"].as_f64().unwrap(), "{key} {map}: {e}");
+        }
+    }
+    // BUSI has lesion outlines: the pointing game runs on every validation image with a lesion
+    // (not the normal ones, whose masks are empty), whatever --images says.
+    let located = &heat["localisation"];
+    let with_lesion = located["images"].as_u64().unwrap();
+    assert!(with_lesion > 4 && with_lesion < 80, "{located}");
+    let share = located["lesion_share"]["value"].as_f64().unwrap();
+    assert!(share > 0.01 && share < 0.5, "{located}");
+    for key in ["pointing_game", "mass_in_lesion"] {
+        let centre = located[key]["centre"]["value"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&centre), "{key}: {located}");
     }
     let (code, out, err) =
         bedside(&["robustness", "--model", &s(&model), "--data", &s(&task_dir), "--images", "8"]);
@@ -116,6 +131,7 @@ fn train_eval_predict_on_breast_ultrasound() {
     let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("## Heat maps") && card.contains("## Robustness on validation (8 images)"));
     assert!(card.contains("where the model looked, not where disease is"));
+    assert!(card.contains("| pointing game (higher is better) |"), "{card}");
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(info["card"]["robustness"]["images"], 8);
@@ -229,6 +245,76 @@ fn train_eval_predict_on_breast_ultrasound() {
         probabilities.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
     assert_eq!(label, best, "breast labels are the argmax");
     assert_eq!(prediction["threshold"], Value::Null);
+    let peak = prediction["heat_map_peak"].as_array().unwrap();
+    assert!(
+        peak[0].as_u64().unwrap() < 432 && peak[1].as_u64().unwrap() < 476,
+        "inside the 432 × 476 picture: {peak:?}"
+    );
+    assert!(prediction.get("lesion").is_none(), "no lesion decoder yet: {prediction}");
+    let (code, _, err) =
+        bedside(&["predict", "--models", &s(&models), "--model", &s(&model), "--mask", "m.png", &s(&photo)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no lesion decoder"), "{err}");
+
+    // A lesion decoder (smoke-sized) on this model's features: lesion.json + int8 lesion.bin, a card
+    // section, and predict's outline, mask and measurements.
+    let (code, out, err) = bedside(&[
+        "lesion",
+        "--model",
+        &s(&model),
+        "--data",
+        &s(&task_dir),
+        "--epochs",
+        "1",
+        "--max-batches",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lesion = json(&out);
+    assert_eq!(lesion["empty_images"], 80 - lesion["images"].as_u64().unwrap(), "{lesion}");
+    let dice = &lesion["dice"];
+    assert!(dice["low"].as_f64().unwrap() <= dice["value"].as_f64().unwrap(), "{lesion}");
+    assert!(model.join("lesion.bin").is_file() && model.join("lesion.json").is_file());
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## Lesion outline") && card.contains("| images with a lesion | Dice |"), "{card}");
+    let (mask, outline) = (scratch.join("mask.png"), scratch.join("outline.png"));
+    let (code, out, err) = bedside(&[
+        "predict",
+        "--models",
+        &s(&models),
+        "--model",
+        &s(&model),
+        "--mask",
+        &s(&mask),
+        "--outline",
+        &s(&outline),
+        &s(&photo),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let measured = &json(&out)["lesion"];
+    assert_eq!(measured["units"], "px", "a PNG has no pixel spacing");
+    let mask = image::open(&mask).unwrap().into_luma8();
+    assert_eq!(mask.dimensions(), (432, 476), "the mask has the picture's own size");
+    let area = mask.pixels().filter(|p| p.0[0] > 0).count() as f64;
+    assert_eq!(area, measured["area"].as_f64().unwrap(), "the mask holds the area predict reports");
+    assert_eq!(measured["found"], area > 0.0);
+    assert_eq!(image::open(&outline).unwrap().into_rgb8().dimensions(), (432, 476));
+    // The decoder is tied to the weights it was trained on.
+    let (code, _, err) = bedside(&[
+        "predict",
+        "--models",
+        &s(&models),
+        "--model",
+        &s(&model),
+        "--fp32",
+        "--mask",
+        "m.png",
+        &s(&photo),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no lesion decoder with --fp32"), "{err}");
+    let (code, _, err) = bedside(&["lesion", "--model", &s(&model), "--data", &s(&task_dir), "--eval"]);
+    assert_eq!(code, 0, "{err}");
 
     let (code, _, err) =
         bedside(&["predict", "--models", &s(&models), "--model", &s(&scratch.join("nowhere")), &s(&photo)]);

@@ -27,14 +27,17 @@
 mod overlay;
 mod preprocess;
 
-pub use overlay::overlay;
+pub use overlay::{lesion_mask, outline, outline_rgba, overlay};
 pub use preprocess::{ModelView, first_view, model_input, model_view};
 
 use bedside_imaging::{Frame, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
-use bedside_model::infer::forward_with_maps;
+use bedside_model::infer::forward_all;
+use bedside_model::lesion::{
+    LesionDecoder, LesionError, LesionInfo, Mask, Measurement, decoder_from_bytes, sha256_hex,
+};
 use bedside_model::review::Review;
 use bedside_model::student::Student;
 use bedside_model::task::Task;
@@ -51,6 +54,8 @@ pub enum Error {
     ReadBack { device: String, message: String },
     #[error("the {0} model is not the trust gate")]
     NotAGate(&'static str),
+    #[error(transparent)]
+    Lesion(#[from] LesionError),
 }
 
 /// Runs a future to completion on this thread: how native callers wait for the device.
@@ -64,6 +69,22 @@ pub struct Diagnoser {
     info: ModelInfo,
     model: Student,
     device: Device,
+    /// SHA-256 of the weights file, which a lesion decoder must have been trained on.
+    weights_sha256: String,
+    lesion: Option<(LesionInfo, LesionDecoder)>,
+}
+
+/// The lesion outline of a frame, where the task has a lesion decoder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lesion {
+    /// Whether any pixel was marked (an empty mask has area 0).
+    pub found: bool,
+    #[serde(flatten)]
+    pub measurement: Measurement,
+    /// The lesion over [`Diagnosis::region`], at the region's size in frame pixels, as drawn
+    /// ([`Mask::drawn`]).
+    #[serde(skip)]
+    pub mask: Mask,
 }
 
 /// One frame's result.
@@ -86,18 +107,52 @@ pub struct Diagnosis {
     pub heat_map: HeatMap,
     /// The part of the frame the model saw, `[x, y, width, height]` in frame pixels.
     pub region: [u32; 4],
+    /// The lesion outline (`None` where the model has no lesion decoder, or for the gate).
+    pub lesion: Option<Lesion>,
+}
+
+impl Diagnosis {
+    /// The hottest point of the heat map, in frame pixels (x to the right, y down): the centre of
+    /// the input pixel where the map peaks, mapped through the region the model saw.
+    pub fn heat_map_peak(&self) -> [u32; 2] {
+        let map = &self.heat_map;
+        let peak =
+            (0..map.values.len()).max_by(|&a, &b| map.values[a].total_cmp(&map.values[b]).then(b.cmp(&a)));
+        let peak = peak.unwrap_or(0) as u32;
+        let (px, py) = (peak % map.width.max(1), peak / map.width.max(1));
+        let [x0, y0, rw, rh] = self.region;
+        let scale = |p: u32, region: u32, side: u32| {
+            ((f64::from(p) + 0.5) * f64::from(region) / f64::from(side.max(1))) as u32
+        };
+        [x0 + scale(px, rw, map.width), y0 + scale(py, rh, map.height)]
+    }
 }
 
 impl Diagnoser {
     /// Loads `model.json` text and weights (`model.bin` or `model-fp32.bin`) onto `device`.
     pub fn new(model_json: &str, weights: Vec<u8>, device: Device) -> Result<Diagnoser, Error> {
         let info = ModelInfo::from_json(model_json)?;
+        let weights_sha256 = sha256_hex(&weights);
         let model = student_from_bytes(&info.network, weights, &device)?;
-        Ok(Diagnoser { info, model, device })
+        Ok(Diagnoser { info, model, device, weights_sha256, lesion: None })
+    }
+
+    /// Adds the task's lesion decoder (`lesion.json` text and `lesion.bin`), which must have been
+    /// trained on this model's weights: every diagnosis then carries a [`Lesion`].
+    pub fn with_lesion(mut self, lesion_json: &str, weights: Vec<u8>) -> Result<Diagnoser, Error> {
+        let info = LesionInfo::from_json(lesion_json, &self.info.network, &self.weights_sha256)?;
+        let decoder = decoder_from_bytes(&info.decoder, weights, &self.device)?;
+        self.lesion = Some((info, decoder));
+        Ok(self)
     }
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Whether diagnoses carry a lesion outline ([`Diagnoser::with_lesion`]).
+    pub fn has_lesion(&self) -> bool {
+        self.lesion.is_some()
     }
 
     /// The model's normalised input for one frame and the region of the frame it covers.
@@ -115,7 +170,7 @@ impl Diagnoser {
     /// it once).
     pub async fn diagnose_frame(&self, study: &Study, frame: &Frame) -> Result<Diagnosis, Error> {
         let (input, region) = self.prepare(study, frame);
-        self.run(input, region).await
+        self.run(input, region, study.info().pixel_spacing).await
     }
 
     /// [`Diagnoser::diagnose`], blocking until the result is read back.
@@ -123,12 +178,27 @@ impl Diagnoser {
         block_on(self.diagnose(study, index))
     }
 
-    /// Runs one prepared input (see [`Diagnoser::prepare`]).
-    pub async fn run(&self, input: Vec<f32>, region: [u32; 4]) -> Result<Diagnosis, Error> {
-        let (logits, maps) = forward_with_maps(&self.model, &self.info.input, input, &self.device);
+    /// Runs one prepared input (see [`Diagnoser::prepare`]); `spacing` (mm between rows and between
+    /// columns, [`bedside_imaging::Info::pixel_spacing`]) makes lesion measurements millimetres.
+    pub async fn run(
+        &self,
+        input: Vec<f32>,
+        region: [u32; 4],
+        spacing: Option<[f64; 2]>,
+    ) -> Result<Diagnosis, Error> {
+        let decoder = self.lesion.as_ref().map(|(_, decoder)| decoder);
+        let (logits, maps, outline) =
+            forward_all(&self.model, decoder, &self.info.input, input, &self.device);
         let [_, _, map_height, map_width] = maps.dims();
         let logits = self.read(logits.into_data_async().await)?;
         let maps = self.read(maps.into_data_async().await)?;
+        let lesion = match (outline, &self.lesion) {
+            (Some(outline), Some((info, _))) => {
+                let outline = self.read(outline.into_data_async().await)?;
+                Some(self.lesion_in_region(&outline, info.threshold, region, spacing))
+            }
+            _ => None,
+        };
         let (prediction, heat_map) =
             self.info.interpret_with_map(&logits, &maps, map_width as u32, map_height as u32);
         let most_likely = self.info.classes[prediction.label].clone();
@@ -140,7 +210,27 @@ impl Diagnoser {
             threshold: self.info.threshold,
             heat_map,
             region,
+            lesion,
         })
+    }
+
+    /// Lesion logits at the input size → the mask over the frame's region at its own size
+    /// (resampled bilinearly, then thresholded: the outline follows the picture's pixels, not the
+    /// model's), largest region kept, and its measurements.
+    fn lesion_in_region(
+        &self,
+        logits: &[f32],
+        threshold: f32,
+        region: [u32; 4],
+        spacing: Option<[f64; 2]>,
+    ) -> Lesion {
+        let spec = &self.info.input;
+        let (w, h) = (region[2].max(1), region[3].max(1));
+        let at_region =
+            HeatMap { width: spec.width, height: spec.height, values: logits.to_vec() }.resized(w, h);
+        let mask = Mask::drawn(&at_region.values, w, h, threshold);
+        let measurement = mask.measure(spacing);
+        Lesion { found: mask.area() > 0, measurement, mask }
     }
 
     /// For the trust gate: which model `frame` goes to, or a refusal (see [`bedside_model::gate`]).
@@ -154,7 +244,7 @@ impl Diagnoser {
         if self.info.task != Task::Gate {
             return Err(Error::NotAGate(self.info.task.name()));
         }
-        let diagnosis = self.run(input, region).await?;
+        let diagnosis = self.run(input, region, None).await?;
         let probabilities: Vec<f32> = diagnosis.probabilities.iter().map(|(_, p)| *p).collect();
         // The gate sees the whole frame (squashed), so the region is the frame's size.
         Ok(route_picture(&self.info, &probabilities, region[2], region[3]))
@@ -165,7 +255,7 @@ impl Diagnoser {
     pub async fn warm_up(&self) -> Result<(), Error> {
         let spec = &self.info.input;
         let blank = vec![0.0; (spec.channels * spec.width * spec.height) as usize];
-        self.run(blank, [0, 0, spec.width, spec.height]).await.map(|_| ())
+        self.run(blank, [0, 0, spec.width, spec.height], None).await.map(|_| ())
     }
 
     fn read<E: std::fmt::Debug>(&self, data: Result<TensorData, E>) -> Result<Vec<f32>, Error> {

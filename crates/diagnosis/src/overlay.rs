@@ -1,5 +1,6 @@
-//! The heat map drawn over the picture, for a report or a PNG (`bedside predict --heatmap`).
-//! The browser composes the same two layers on its canvas instead, so the overlay follows zoom and pan.
+//! The heat map and the lesion outline drawn over the picture, for a report or a PNG (`bedside
+//! predict --heatmap / --outline / --mask`). The browser composes the same layers on its canvas
+//! instead, so the overlay follows zoom and pan.
 
 use crate::Diagnosis;
 use crate::preprocess::first_view;
@@ -10,19 +11,90 @@ use image::{Rgb, RgbImage, RgbaImage};
 /// How strongly the heat map's colour replaces the picture where the map is strongest.
 const OPACITY: f32 = 0.5;
 
-/// The frame as the screen shows it first (default window), with the diagnosis's heat map blended
-/// over the region the model saw.
-pub fn overlay(study: &Study, frame: &Frame, diagnosis: &Diagnosis) -> RgbImage {
+/// The outline's colour: a yellow that stands out on grey films and on skin alike.
+const OUTLINE: Rgb<u8> = Rgb([255, 214, 0]);
+
+/// The frame as the screen shows it first (default window), in RGB.
+fn picture(study: &Study, frame: &Frame) -> RgbImage {
     let display = first_view(study, frame);
     let (w, h) = (frame.columns, frame.rows);
-    let mut picture = if frame.is_grey() {
+    if frame.is_grey() {
         RgbImage::from_fn(w, h, |x, y| {
             let v = display[(y * w + x) as usize];
             Rgb([v, v, v])
         })
     } else {
         RgbImage::from_raw(w, h, display).expect("render_display gives columns × rows × 3 bytes")
-    };
+    }
+}
+
+/// The lesion mask at the frame's own size, 1 inside (all 0 where there is no lesion outline).
+pub fn lesion_mask(frame: &Frame, diagnosis: &Diagnosis) -> Vec<u8> {
+    let (w, h) = (frame.columns as usize, frame.rows as usize);
+    let mut out = vec![0u8; w * h];
+    if let Some(lesion) = &diagnosis.lesion {
+        let [x0, y0, rw, _] = diagnosis.region.map(|v| v as usize);
+        for (i, &v) in lesion.mask.values.iter().enumerate() {
+            let (x, y) = (x0 + i % rw, y0 + i / rw);
+            if v > 0 && x < w && y < h {
+                out[y * w + x] = 1;
+            }
+        }
+    }
+    out
+}
+
+/// The outline's pixels in region coordinates: the lesion's boundary, one pixel thick and 2 more
+/// for every 600 pixels of the picture's longer side, so it stays visible on a large picture.
+fn outline_pixels(diagnosis: &Diagnosis, longer_side: u32) -> Vec<(u32, u32)> {
+    let Some(lesion) = &diagnosis.lesion else { return Vec::new() };
+    let (w, h) = (i64::from(lesion.mask.width), i64::from(lesion.mask.height));
+    let radius = i64::from(longer_side / 600);
+    let mut on = vec![false; (w * h) as usize];
+    for (bx, by) in lesion.mask.boundary() {
+        for dy in -radius..=radius {
+            for dx in -radius..=radius {
+                let (x, y) = (i64::from(bx) + dx, i64::from(by) + dy);
+                if (0..w).contains(&x) && (0..h).contains(&y) {
+                    on[(y * w + x) as usize] = true;
+                }
+            }
+        }
+    }
+    (0..on.len()).filter(|&i| on[i]).map(|i| ((i as i64 % w) as u32, (i as i64 / w) as u32)).collect()
+}
+
+/// The outline as an RGBA layer over the region the model saw (region-sized, transparent off the
+/// line): what the page draws over the picture, following zoom and pan. `None` without a lesion
+/// decoder.
+pub fn outline_rgba(frame: &Frame, diagnosis: &Diagnosis) -> Option<Vec<u8>> {
+    let lesion = diagnosis.lesion.as_ref()?;
+    let w = lesion.mask.width as usize;
+    let mut rgba = vec![0u8; w * lesion.mask.height as usize * 4];
+    for (x, y) in outline_pixels(diagnosis, frame.columns.max(frame.rows)) {
+        let i = (y as usize * w + x as usize) * 4;
+        rgba[i..i + 4].copy_from_slice(&[OUTLINE[0], OUTLINE[1], OUTLINE[2], 255]);
+    }
+    Some(rgba)
+}
+
+/// The frame as the screen shows it first, with the lesion's outline drawn over it.
+pub fn outline(study: &Study, frame: &Frame, diagnosis: &Diagnosis) -> RgbImage {
+    let mut picture = picture(study, frame);
+    let [x0, y0, ..] = diagnosis.region;
+    for (x, y) in outline_pixels(diagnosis, frame.columns.max(frame.rows)) {
+        if x0 + x < frame.columns && y0 + y < frame.rows {
+            picture.put_pixel(x0 + x, y0 + y, OUTLINE);
+        }
+    }
+    picture
+}
+
+/// The frame as the screen shows it first (default window), with the diagnosis's heat map blended
+/// over the region the model saw.
+pub fn overlay(study: &Study, frame: &Frame, diagnosis: &Diagnosis) -> RgbImage {
+    let (w, h) = (frame.columns, frame.rows);
+    let mut picture = picture(study, frame);
     let map = &diagnosis.heat_map;
     let Some(rgba) = RgbaImage::from_raw(map.width, map.height, map.to_rgba()) else { return picture };
     let [x0, y0, rw, rh] = diagnosis.region;

@@ -167,6 +167,7 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
         photometric_interpretation: photometric.clone(),
         transfer_syntax: Some(transfer_syntax.clone()),
         bits_stored,
+        pixel_spacing: pixel_spacing(&object),
     };
     let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
     let big_endian = transfer_syntax == "1.2.840.10008.1.2.2";
@@ -482,6 +483,31 @@ fn ybr_full_to_rgb(values: &mut [i32]) {
     }
 }
 
+/// Millimetres between rows and between columns: Pixel Spacing, else the first ultrasound region
+/// (PS3.3 C.8.5.5) whose physical units are centimetres on both axes.
+fn pixel_spacing(object: &DefaultDicomObject) -> Option<[f64; 2]> {
+    let usable = |v: &[f64]| v.iter().all(|&mm| mm > 0.0 && mm.is_finite());
+    let spacing =
+        object.element_opt(tags::PIXEL_SPACING).ok().flatten().and_then(|e| e.to_multi_float64().ok());
+    if let Some(v) = spacing.filter(|v| v.len() == 2 && usable(v)) {
+        return Some([v[0], v[1]]);
+    }
+    let regions = object.element_opt(tags::SEQUENCE_OF_ULTRASOUND_REGIONS).ok().flatten()?;
+    regions.items()?.iter().find_map(|region| {
+        let units = |tag| region.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<i32>().ok());
+        let delta = |tag| region.element_opt(tag).ok().flatten().and_then(|e| e.to_float64().ok());
+        const CENTIMETRES: i32 = 3;
+        if units(tags::PHYSICAL_UNITS_X_DIRECTION)? != CENTIMETRES
+            || units(tags::PHYSICAL_UNITS_Y_DIRECTION)? != CENTIMETRES
+        {
+            return None;
+        }
+        let (dx, dy) =
+            (delta(tags::PHYSICAL_DELTA_X)?.abs() * 10.0, delta(tags::PHYSICAL_DELTA_Y)?.abs() * 10.0);
+        usable(&[dx, dy]).then_some([dy, dx])
+    })
+}
+
 fn attributes(
     object: &DefaultDicomObject,
     info: &Info,
@@ -492,13 +518,7 @@ fn attributes(
     let ts_name = TransferSyntaxRegistry
         .get(transfer_syntax)
         .map_or_else(|| transfer_syntax.to_string(), |ts| ts.name().to_string());
-    let spacing = object
-        .element_opt(tags::PIXEL_SPACING)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_multi_float64().ok())
-        .filter(|v| v.len() == 2 && v.iter().all(|&mm| mm > 0.0))
-        .map(|v| format!("{} × {} mm", v[0], v[1]));
+    let spacing = info.pixel_spacing.map(|[rows, columns]| format!("{rows} × {columns} mm"));
     let mut out = vec![
         ("Patient", text(object, tags::PATIENT_NAME)),
         ("Patient ID", text(object, tags::PATIENT_ID)),

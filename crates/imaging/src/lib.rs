@@ -138,6 +138,10 @@ pub struct Info {
     /// Transfer syntax UID; `null` for photos.
     pub transfer_syntax: Option<String>,
     pub bits_stored: u16,
+    /// Millimetres between rows and between columns, where the file says: Pixel Spacing, or an
+    /// ultrasound region's physical deltas. Absent for photos and files without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixel_spacing: Option<[f64; 2]>,
 }
 
 /// Rescale slope and intercept: stored value → modality value (e.g. Hounsfield units).

@@ -50,6 +50,7 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
         photometric_interpretation: photometric.into(),
         transfer_syntax: None,
         bits_stored,
+        pixel_spacing: None,
     };
     let format = image::guess_format(bytes).map_or("photo", |f| f.extensions_str()[0]);
     let attributes = vec![

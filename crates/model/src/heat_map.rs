@@ -68,8 +68,8 @@ impl HeatMap {
         HeatMap { width, height, values }
     }
 
-    /// RGBA8 for an overlay: a colour scale from blue (little) through green and yellow to red
-    /// (most), with alpha rising with the value so weak regions leave the picture visible.
+    /// RGBA8 for an overlay: the [`PALETTE`] scale from dark violet (little) through teal to
+    /// yellow (most), with alpha rising with the value so weak regions leave the picture visible.
     pub fn to_rgba(&self) -> Vec<u8> {
         self.values
             .iter()
@@ -81,14 +81,28 @@ impl HeatMap {
     }
 }
 
-/// The overlay's colour scale at `v` in 0–1: piecewise linear through blue, cyan, green, yellow, red.
+/// Viridis (van der Walt and Smith, matplotlib's default) at nine even steps: a sequential scale
+/// that reads the same to the colour-blind, in grey print, and rises steadily in lightness, so
+/// "more" always looks brighter. The page's legend is drawn from these stops.
+pub const PALETTE: [[u8; 3]; 9] = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
+];
+
+/// The overlay's colour at `v` in 0–1: [`PALETTE`], linearly interpolated.
 pub fn colour(v: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 5] =
-        [[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]];
-    let t = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
-    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let t = v.clamp(0.0, 1.0) * (PALETTE.len() - 1) as f32;
+    let i = (t.floor() as usize).min(PALETTE.len() - 2);
     let f = t - i as f32;
-    let mix = |k: usize| ((STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) * 255.0).round() as u8;
+    let mix =
+        |k: usize| (f32::from(PALETTE[i][k]) * (1.0 - f) + f32::from(PALETTE[i + 1][k]) * f).round() as u8;
     [mix(0), mix(1), mix(2)]
 }
 
@@ -115,11 +129,16 @@ mod tests {
     }
 
     #[test]
-    fn colour_scale_runs_blue_to_red_and_alpha_follows() {
-        assert_eq!(colour(0.0), [0, 0, 255]);
-        assert_eq!(colour(0.5), [0, 255, 0]);
-        assert_eq!(colour(1.0), [255, 0, 0]);
+    fn colour_scale_is_viridis_rising_in_lightness_and_alpha_follows() {
+        assert_eq!(colour(0.0), [68, 1, 84]);
+        assert_eq!(colour(0.5), [33, 144, 141]);
+        assert_eq!(colour(1.0), [253, 231, 37]);
+        assert_eq!(colour(1.0 / 16.0), [70, 23, 103], "halfway between the first two stops");
+        // Luma rises monotonically, so the scale also reads in grey.
+        let luma = |[r, g, b]: [u8; 3]| 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b);
+        let lumas: Vec<f32> = (0..=20).map(|i| luma(colour(i as f32 / 20.0))).collect();
+        assert!(lumas.windows(2).all(|w| w[1] > w[0]), "{lumas:?}");
         let rgba = HeatMap { width: 2, height: 1, values: vec![0.0, 1.0] }.to_rgba();
-        assert_eq!(rgba, vec![0, 0, 255, 0, 255, 0, 0, 255]);
+        assert_eq!(rgba, vec![68, 1, 84, 0, 253, 231, 37, 255]);
     }
 }

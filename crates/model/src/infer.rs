@@ -4,6 +4,7 @@
 use crate::artifact::ModelInfo;
 use crate::heat_map::HeatMap;
 use crate::input::InputSpec;
+use crate::lesion::LesionDecoder;
 use crate::review::UNCERTAIN;
 use crate::student::Student;
 use burn::prelude::*;
@@ -76,15 +77,33 @@ pub fn forward_with_maps(
     inputs: Vec<f32>,
     device: &Device,
 ) -> (Tensor<2>, Tensor<4>) {
+    let (logits, maps, _) = forward_all(model, None, input, inputs, device);
+    (logits, maps)
+}
+
+/// [`forward_with_maps`], and with a lesion decoder its logits `[n, height, width]` at the input
+/// size from the same pass (mirror-averaged alike).
+pub fn forward_all(
+    model: &Student,
+    lesion: Option<&LesionDecoder>,
+    input: &InputSpec,
+    inputs: Vec<f32>,
+    device: &Device,
+) -> (Tensor<2>, Tensor<4>, Option<Tensor<3>>) {
     let x = batch(input, inputs, device);
-    let (logits, features) = model.forward_with_features(x.clone());
-    let maps = model.class_activation_maps(features);
+    let size = [input.height as usize, input.width as usize];
+    let pass = |x: Tensor<4>| {
+        let (logits, features, taps) = model.forward_with_taps(x);
+        let outline = lesion.map(|decoder| decoder.forward(features.clone(), &taps, size));
+        (logits, model.class_activation_maps(features), outline)
+    };
     if !input.mirror_average {
-        return (logits, maps);
+        return pass(x);
     }
-    let (mirrored_logits, mirrored_features) = model.forward_with_features(x.flip([3]));
-    let mirrored_maps = model.class_activation_maps(mirrored_features).flip([3]);
-    ((logits + mirrored_logits).div_scalar(2.0), (maps + mirrored_maps).div_scalar(2.0))
+    let (logits, maps, outline) = pass(x.clone());
+    let (mirrored_logits, mirrored_maps, mirrored_outline) = pass(x.flip([3]));
+    let outline = outline.zip(mirrored_outline).map(|(a, b)| (a + b.flip([2])).div_scalar(2.0));
+    ((logits + mirrored_logits).div_scalar(2.0), (maps + mirrored_maps.flip([3])).div_scalar(2.0), outline)
 }
 
 /// Flattened normalised inputs → the `[n, channels, height, width]` tensor the model takes.

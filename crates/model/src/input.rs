@@ -73,6 +73,17 @@ impl InputSpec {
         }
     }
 
+    /// A lesion mask (`width × height`, non-zero inside) framed and resized exactly as
+    /// [`InputSpec::fit`] frames its picture: `input width × input height` bytes, 1 inside, 0 outside.
+    pub fn fit_mask(&self, mask: &[u8], width: u32, height: u32) -> Vec<u8> {
+        let Some(img) =
+            GrayImage::from_raw(width, height, mask.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect())
+        else {
+            return vec![0; (self.width * self.height) as usize];
+        };
+        self.fit_image(Some(img)).into_iter().map(|v| u8::from(v >= 128)).collect()
+    }
+
     fn fit_image<P>(&self, img: Option<image::ImageBuffer<P, Vec<u8>>>) -> Vec<u8>
     where
         P: image::Pixel<Subpixel = u8> + 'static,
@@ -236,6 +247,16 @@ mod tests {
         assert_eq!(spec(4, 3, 1, Framing::CenterCrop).region(12, 3), [4, 0, 4, 3]);
         assert_eq!(spec(4, 3, 1, Framing::CenterCrop).region(400, 600), [0, 150, 400, 300]);
         assert_eq!(spec(4, 4, 1, Framing::Squash).region(12, 3), [0, 0, 12, 3]);
+    }
+
+    #[test]
+    fn a_mask_is_framed_as_its_picture() {
+        // 12×3, lesion in the right third: a 4×3 centre crop of a colour model sees none of it;
+        // squashed to 4×4 it stays in the rightmost column, one byte per pixel whatever the channels.
+        let mask: Vec<u8> = (0..36).map(|i| u8::from(i % 12 >= 9)).collect();
+        assert_eq!(spec(4, 3, 3, Framing::CenterCrop).fit_mask(&mask, 12, 3), vec![0; 12]);
+        let squashed = spec(4, 4, 3, Framing::Squash).fit_mask(&mask, 12, 3);
+        assert_eq!(squashed, [0, 0, 0, 1].repeat(4));
     }
 
     #[test]

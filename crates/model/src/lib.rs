@@ -9,6 +9,7 @@
 //! - [`infer`]: logits → calibrated probabilities → the label the task's decision rule picks.
 //! - [`review`]: when a model answers "uncertain: needs review" instead.
 //! - [`heat_map`]: class activation maps → the attention heat map shown over the picture.
+//! - [`lesion`]: the lesion decoder on the student's feature maps, and the outline's measurements.
 //! - [`gate`]: the trust gate's routing and refusal rule.
 //! - [`input`]: input shape, framing and normalisation, shared by training, CLI and browser.
 //! - [`teacher`]: EfficientNet-Lite0, the ImageNet-pretrained teacher the students are distilled from.
@@ -21,6 +22,7 @@ pub mod gate;
 pub mod heat_map;
 pub mod infer;
 pub mod input;
+pub mod lesion;
 pub mod prune;
 pub mod quant;
 pub mod review;

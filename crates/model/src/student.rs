@@ -66,7 +66,7 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(
+    pub(crate) fn new(
         device: &Device,
         [c_in, c_out]: [usize; 2],
         kernel: usize,
@@ -93,7 +93,7 @@ impl ConvBn {
     }
 
     /// Folds the BatchNorm's running statistics into the convolution's weight and bias.
-    fn fold(self) -> Self {
+    pub(crate) fn fold(self) -> Self {
         let ConvBn { mut conv, bn, relu6 } = self;
         let Some(bn) = bn else { return ConvBn { conv, bn: None, relu6 } };
         let var = bn.running_var.value();
@@ -182,6 +182,10 @@ pub struct Student {
 /// Inverted residual blocks in every student (the sum of the stages' repeats).
 pub const BLOCKS: usize = 17;
 
+/// The blocks whose outputs [`Student::forward_with_taps`] returns: the last block at stride 4, 8
+/// and 16 (pruning narrows hidden channels only, so their widths are fixed by the width multiplier).
+pub const TAPS: [usize; 3] = [2, 5, 12];
+
 impl StudentConfig {
     /// The expanded channels of every block: `hidden` where pruning set them, else MobileNetV2's.
     pub fn hidden_channels(&self) -> Vec<usize> {
@@ -198,6 +202,14 @@ impl StudentConfig {
             }
         }
         out
+    }
+
+    /// Output channels of the blocks [`TAPS`] names.
+    pub fn tap_channels(&self) -> Vec<usize> {
+        let w = |c: usize| round_channels(c as f64 * self.width);
+        let outputs: Vec<usize> =
+            STAGES.iter().flat_map(|&(_, c, n, _)| std::iter::repeat_n(w(c), n)).collect();
+        TAPS.iter().map(|&i| outputs[i]).collect()
     }
 
     /// Rejects shapes [`init`](Self::init) cannot build (a `model.json` is input like any other).
@@ -266,14 +278,25 @@ impl Student {
     /// Logits and the head's feature map `[batch, head_channels, h, w]` (1/32 of the input size),
     /// from which class activation maps are made.
     pub fn forward_with_features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<4>) {
+        let (logits, features, _) = self.forward_with_taps(x);
+        (logits, features)
+    }
+
+    /// Logits, the head's feature map and the outputs of the blocks [`TAPS`] names (at 1/4, 1/8 and
+    /// 1/16 of the input size): what the lesion decoder ([`crate::lesion`]) reads.
+    pub fn forward_with_taps(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<4>, Vec<Tensor<4>>) {
         let mut x = self.stem.forward(x);
-        for block in &self.blocks {
+        let mut taps = Vec::with_capacity(TAPS.len());
+        for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
+            if TAPS.contains(&i) {
+                taps.push(x.clone());
+            }
         }
         let features = self.head.forward(x);
         let [n, c, _, _] = features.dims();
         let pooled = features.clone().mean_dim(3).mean_dim(2).reshape([n, c]);
-        (self.classifier.forward(self.dropout.forward(pooled)), features)
+        (self.classifier.forward(self.dropout.forward(pooled)), features, taps)
     }
 
     /// Multiply–accumulates for one `height × width` image (convolutions, squeeze-excitation and the

@@ -51,9 +51,9 @@ impl Augment {
         }
     }
 
-    /// Writes one augmented, normalised image (planar `[c, h, w]`) into `out`.
-    pub fn apply(&self, pixels: &[u8], spec: &InputSpec, rng: &mut Rng, out: &mut [f32]) {
-        let (w, h, c) = (spec.width as usize, spec.height as usize, spec.channels as usize);
+    /// The random warp of one view: the first draws from `rng`, so that [`Augment::apply_with_mask`]
+    /// can repeat them for the mask.
+    fn draw_warp(&self, rng: &mut Rng, w: usize, h: usize) -> Warp {
         let angle = rng.uniform(-self.rotate_degrees, self.rotate_degrees).to_radians();
         let zoom = rng.uniform(self.scale.0, self.scale.1);
         let (dx, dy) = (
@@ -61,18 +61,43 @@ impl Augment {
             rng.uniform(-self.shift, self.shift) * h as f32,
         );
         let flip = self.mirror && rng.unit() < 0.5;
+        let (cos, sin) = (angle.cos() / zoom, angle.sin() / zoom);
+        Warp { cos, sin, dx, dy, flip, w, h }
+    }
+
+    /// [`Augment::apply`], and the same warp applied to the picture's lesion mask (`width × height`
+    /// bytes, non-zero inside), written to `mask_out` as the share of each pixel inside (0–1).
+    pub fn apply_with_mask(
+        &self,
+        pixels: &[u8],
+        mask: &[u8],
+        spec: &InputSpec,
+        rng: &mut Rng,
+        out: &mut [f32],
+        mask_out: &mut [f32],
+    ) {
+        let (w, h) = (spec.width as usize, spec.height as usize);
+        let warp = self.draw_warp(&mut rng.clone(), w, h);
+        self.apply(pixels, spec, rng, out);
+        let binary: Vec<u8> = mask.iter().map(|&m| u8::from(m > 0)).collect();
+        for y in 0..h {
+            for x in 0..w {
+                let (sx, sy) = warp.source(x, y);
+                mask_out[y * w + x] = bilinear(&binary, w, h, 1, 0, sx, sy);
+            }
+        }
+    }
+
+    /// Writes one augmented, normalised image (planar `[c, h, w]`) into `out`.
+    pub fn apply(&self, pixels: &[u8], spec: &InputSpec, rng: &mut Rng, out: &mut [f32]) {
+        let (w, h, c) = (spec.width as usize, spec.height as usize, spec.channels as usize);
+        let warp = self.draw_warp(rng, w, h);
         let gain = 1.0 + rng.uniform(-self.contrast, self.contrast);
         let offset = rng.uniform(-self.brightness, self.brightness) * 255.0;
-        // Inverse map: for each output pixel, where it comes from in the source (about the centre).
-        let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
-        let (cos, sin) = (angle.cos() / zoom, angle.sin() / zoom);
         let mut levels = vec![0.0; w * h * c];
         for y in 0..h {
             for x in 0..w {
-                let xo = if flip { w - 1 - x } else { x } as f32 - cx - dx;
-                let yo = y as f32 - cy - dy;
-                let sx = cos * xo + sin * yo + cx;
-                let sy = -sin * xo + cos * yo + cy;
+                let (sx, sy) = warp.source(x, y);
                 for ch in 0..c {
                     let v = bilinear(pixels, w, h, c, ch, sx, sy);
                     levels[(y * w + x) * c + ch] = ((v - 127.5) * gain + 127.5 + offset).clamp(0.0, 255.0);
@@ -87,6 +112,27 @@ impl Augment {
         }
         // Then the product's own standardisation and scaling, as on an unaugmented picture.
         spec.normalise_levels(&levels, out);
+    }
+}
+
+/// A rotation, zoom, shift and mirror about the picture's centre.
+struct Warp {
+    cos: f32,
+    sin: f32,
+    dx: f32,
+    dy: f32,
+    flip: bool,
+    w: usize,
+    h: usize,
+}
+
+impl Warp {
+    /// Where output pixel (x, y) comes from in the source (the inverse map).
+    fn source(&self, x: usize, y: usize) -> (f32, f32) {
+        let (cx, cy) = ((self.w as f32 - 1.0) / 2.0, (self.h as f32 - 1.0) / 2.0);
+        let xo = if self.flip { self.w - 1 - x } else { x } as f32 - cx - self.dx;
+        let yo = y as f32 - cy - self.dy;
+        (self.cos * xo + self.sin * yo + cx, -self.sin * xo + self.cos * yo + cy)
     }
 }
 
@@ -145,6 +191,23 @@ mod tests {
             }
         }
         assert!(seen_flip, "mirrors about half the time");
+    }
+
+    #[test]
+    fn the_mask_moves_with_its_picture() {
+        // A bright 2×2 block with its mask: after any warp the mask still covers the bright pixels.
+        let mask: Vec<u8> =
+            (0..48).map(|i| u8::from((2..4).contains(&(i % 8)) && (1..3).contains(&(i / 8)))).collect();
+        let pixels: Vec<u8> = mask.iter().map(|&m| m * 250).collect();
+        let warp = Augment { mirror: true, ..Augment::standard(true) };
+        let mut rng = Rng::new(11);
+        for _ in 0..8 {
+            let (mut out, mut mask_out) = (vec![0.0; 48], vec![0.0; 48]);
+            warp.apply_with_mask(&pixels, &mask, &spec(), &mut rng, &mut out, &mut mask_out);
+            let brightest = (0..48).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
+            assert!(mask_out[brightest] > 0.5, "{mask_out:?}");
+            assert!(mask_out.iter().all(|m| (0.0..=1.0).contains(m)));
+        }
     }
 
     #[test]

@@ -118,6 +118,29 @@ pub fn load_image(path: &Path, spec: &InputSpec) -> Result<Vec<u8>, Error> {
     Ok(bedside_diagnosis::model_view(&study, &frame, spec).pixels)
 }
 
+/// The lesion masks of `data`'s examples framed to `spec`'s input (see [`InputSpec::fit_mask`]), in
+/// the examples' order: `masks/<image id>.png` beside `images/`. `None` when the task folder has no
+/// `masks/` (chest); a missing or unreadable mask of a listed image is an error.
+pub fn load_masks(dir: &Path, data: &Dataset, spec: &InputSpec) -> Result<Option<Vec<Vec<u8>>>, Error> {
+    let masks = dir.join("masks");
+    if !masks.is_dir() {
+        return Ok(None);
+    }
+    data.examples
+        .iter()
+        .map(|e| {
+            let stem = Path::new(&e.file).file_stem().unwrap_or_default();
+            let path = masks.join(stem).with_extension("png");
+            let mask = image::open(&path)
+                .map_err(|e| Error::Data(format!("could not read the mask {}: {e}", path.display())))?
+                .into_luma8();
+            let (w, h) = mask.dimensions();
+            Ok(spec.fit_mask(mask.as_raw(), w, h))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 impl Dataset {
     pub fn len(&self) -> usize {
         self.examples.len()

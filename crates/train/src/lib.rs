@@ -12,6 +12,7 @@ pub mod data;
 pub mod distill;
 pub mod gate;
 pub mod heat_check;
+pub mod lesion;
 pub mod metrics;
 pub mod pipeline;
 pub mod prune;

@@ -152,6 +152,30 @@ impl Estimate {
     }
 }
 
+/// The mean of per-image `values` with a 95 % interval from resampling whole `groups` (patient,
+/// lesion or near-duplicate cluster) with replacement `resamples` times, so that near-copies of one
+/// lesion do not narrow the interval. Seeded: the same inputs give the same interval.
+pub fn grouped_mean<G: Ord>(values: &[f64], groups: &[G], resamples: usize) -> Estimate {
+    assert_eq!(values.len(), groups.len(), "one group per value");
+    let mut by_group: std::collections::BTreeMap<&G, (f64, f64)> = std::collections::BTreeMap::new();
+    for (v, g) in values.iter().zip(groups) {
+        let entry = by_group.entry(g).or_default();
+        entry.0 += v;
+        entry.1 += 1.0;
+    }
+    let sums: Vec<(f64, f64)> = by_group.into_values().collect();
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let mut rng = Rng::new(2024);
+    let draws = (0..resamples).map(|_| {
+        let (total, n) = (0..sums.len()).fold((0.0, 0.0), |(t, n), _| {
+            let (s, c) = sums[rng.below(sums.len())];
+            (t + s, n + c)
+        });
+        total / n
+    });
+    Estimate::from_draws(mean, draws.collect::<Vec<_>>())
+}
+
 /// The metrics of one set of predictions (probabilities are calibrated ones; `predicted` follows
 /// the task's decision rule).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -275,6 +299,18 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_intervals_are_wider_than_the_images_suggest() {
+        // 20 groups of 10 identical copies: the interval is that of 20 values, not of 200.
+        let values: Vec<f64> = (0..200).map(|i| f64::from((i / 10) % 2)).collect();
+        let groups: Vec<usize> = (0..200).map(|i| i / 10).collect();
+        let grouped = grouped_mean(&values, &groups, 500);
+        let single = grouped_mean(&values, &(0..200).collect::<Vec<_>>(), 500);
+        assert_eq!(grouped.value, 0.5);
+        assert!(grouped.low < 0.35 && grouped.high > 0.65, "{grouped:?}");
+        assert!(single.high - single.low < 0.7 * (grouped.high - grouped.low), "{single:?} vs {grouped:?}");
+    }
 
     #[test]
     fn auc_matches_hand_counts() {

@@ -39,6 +39,10 @@ struct Summary<'a> {
     input: &'a bedside_model::input::InputSpec,
     format_version: u32,
     card: &'a serde_json::Value,
+    /// The heat map's colour scale, dark (little attention) to light (most): the legend's stops.
+    heat_palette: &'static [[u8; 3]],
+    /// Whether diagnoses carry a lesion outline (the task's lesion decoder is loaded).
+    lesion: bool,
 }
 
 #[wasm_bindgen]
@@ -46,7 +50,15 @@ impl Model {
     /// Loads `model.json` text and weights (`model.bin`, int8, or `model-fp32.bin`) on `backend` ("cpu" or "webgpu"); throws
     /// an `Error` with one readable line when the files do not fit together or the backend is
     /// unavailable (no WebGPU adapter: the worker then falls back to "cpu").
-    pub async fn load(model_json: String, weights: Vec<u8>, backend: String) -> Result<Model, JsError> {
+    /// With `lesion_json` and `lesion_weights` (`lesion.json`, `lesion.bin`) the task's lesion decoder
+    /// is loaded too, and every diagnosis carries the lesion outline.
+    pub async fn load(
+        model_json: String,
+        weights: Vec<u8>,
+        backend: String,
+        lesion_json: Option<String>,
+        lesion_weights: Option<Vec<u8>>,
+    ) -> Result<Model, JsError> {
         // Validated before a device is set up, so a broken model.json costs no WebGPU start-up and
         // comes back as its one-line message (`Diagnoser::new` checks it again, cheaply).
         ModelInfo::from_json(&model_json)?;
@@ -55,7 +67,10 @@ impl Model {
             "webgpu" => (webgpu().await?, "webgpu"),
             other => return Err(JsError::new(&format!("unknown backend {other:?}: use cpu or webgpu"))),
         };
-        let diagnoser = Diagnoser::new(&model_json, weights, device)?;
+        let mut diagnoser = Diagnoser::new(&model_json, weights, device)?;
+        if let (Some(json), Some(weights)) = (lesion_json, lesion_weights) {
+            diagnoser = diagnoser.with_lesion(&json, weights)?;
+        }
         Ok(Model { diagnoser: Rc::new(diagnoser), backend })
     }
 
@@ -93,6 +108,8 @@ impl Model {
             input: &info.input,
             format_version: info.format_version,
             card: &info.card,
+            heat_palette: &bedside_model::heat_map::PALETTE,
+            lesion: self.diagnoser.has_lesion(),
         };
         json_value(&summary)
     }
@@ -108,16 +125,18 @@ impl Model {
     }
 
     /// Diagnoses frame `frame` (from 0) of `study`, whichever frame is on screen; resolves to
-    /// `{label, most_likely, probabilities, threshold, review, region, heat_map: {width, height, rgba}}`
-    /// (`label` is "uncertain" where the review rule says so). Throws when
-    /// the frame cannot be decoded.
+    /// `{label, most_likely, probabilities, threshold, review, region, heat_map: {width, height, rgba},
+    /// heat_map_peak, lesion}` (`label` is "uncertain" where the review rule says so; `lesion` is null
+    /// without a lesion decoder, else `{found, area, longest_diameter, units, outline}` with
+    /// `outline` the region-sized RGBA layer to draw). Throws when the frame cannot be decoded.
     pub fn diagnose(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
         let diagnoser = Rc::clone(&self.diagnoser);
         let frame = study.decoded(frame)?;
         let (input, region) = diagnoser.prepare(&study.study, &frame);
+        let spacing = study.study.info().pixel_spacing;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let diagnosis = diagnoser.run(input, region).await.map_err(to_js)?;
-            to_object(&diagnosis).map_err(to_js)
+            let diagnosis = diagnoser.run(input, region, spacing).await.map_err(to_js)?;
+            to_object(&diagnosis, bedside_diagnosis::outline_rgba(&frame, &diagnosis)).map_err(to_js)
         }))
     }
 
@@ -179,7 +198,7 @@ async fn webgpu() -> Result<Device, JsError> {
     Ok(device)
 }
 
-fn to_object(diagnosis: &Diagnosis) -> Result<JsValue, JsError> {
+fn to_object(diagnosis: &Diagnosis, outline: Option<Vec<u8>>) -> Result<JsValue, JsError> {
     let out = json_value(diagnosis)?;
     let map = &diagnosis.heat_map;
     let heat_map = Object::new();
@@ -189,6 +208,11 @@ fn to_object(diagnosis: &Diagnosis) -> Result<JsValue, JsError> {
     set(&heat_map, "height", map.height.into()).map_err(failed)?;
     set(&heat_map, "rgba", Uint8Array::from(map.to_rgba().as_slice()).into()).map_err(failed)?;
     set(out.unchecked_ref(), "heat_map", heat_map.into()).map_err(failed)?;
+    set(out.unchecked_ref(), "heat_map_peak", json_value(&diagnosis.heat_map_peak())?).map_err(failed)?;
+    if let (Some(outline), Ok(lesion)) = (outline, Reflect::get(&out, &"lesion".into())) {
+        set(lesion.unchecked_ref(), "outline", Uint8Array::from(outline.as_slice()).into())
+            .map_err(failed)?;
+    }
     Ok(out)
 }
 

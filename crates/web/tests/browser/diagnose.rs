@@ -53,7 +53,7 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
         card: serde_json::Value::Null,
     };
     let json = serde_json::to_string(&info).unwrap();
-    let model = Model::load(json, weights, "cpu".into()).await.unwrap();
+    let model = Model::load(json, weights, "cpu".into(), None, None).await.unwrap();
     assert_eq!(model.backend(), "cpu");
     assert_eq!(
         field(&model.summary().unwrap(), &["licence"]).as_string().unwrap(),
@@ -101,7 +101,8 @@ async fn weights_that_do_not_fit_are_a_readable_error() {
         card: serde_json::Value::Null,
     })
     .unwrap();
-    let err = Model::load(json, vec![1, 2, 3], "cpu".into()).await.err().expect("garbage weights fail");
+    let err =
+        Model::load(json, vec![1, 2, 3], "cpu".into(), None, None).await.err().expect("garbage weights fail");
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("weights"), "{message}");
 }
@@ -137,7 +138,7 @@ async fn gate(bias: [f32; 4]) -> Model {
         review: None,
         card: serde_json::Value::Null,
     };
-    Model::load(serde_json::to_string(&info).unwrap(), int8, "cpu".into()).await.unwrap()
+    Model::load(serde_json::to_string(&info).unwrap(), int8, "cpu".into(), None, None).await.unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -188,7 +189,8 @@ async fn a_model_json_that_does_not_fit_its_task_is_a_readable_error() {
     info["classes"] = serde_json::json!(["normal", "bacterial", "viral"]);
     // No weights and the WebGPU backend: model.json is refused before either is touched, so the
     // answer is its own message, not "no adapter" or a weights error.
-    let err = Model::load(info.to_string(), Vec::new(), "webgpu".into()).await.err().expect("refused");
+    let err =
+        Model::load(info.to_string(), Vec::new(), "webgpu".into(), None, None).await.err().expect("refused");
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.starts_with("model.json lists the classes"), "{message}");
     assert!(message.contains(r#"["normal", "pneumonia"]"#), "names what the chest model's are: {message}");
