@@ -5,7 +5,7 @@
 use crate::model_dir::{Weights, invocation, load, read};
 use bedside_model::artifact::ModelInfo;
 use bedside_model::lesion::{
-    FORMAT_VERSION, LesionConfig, LesionInfo, decoder_from_bytes, decoder_to_bytes, sha256_hex,
+    FORMAT_VERSION, LesionConfig, LesionDecoder, LesionInfo, decoder_from_bytes, decoder_to_bytes, sha256_hex,
 };
 use bedside_model::quant;
 use bedside_model::student::Student;
@@ -34,6 +34,9 @@ pub struct Args {
     learning_rate: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Channels of every level of the decoder's pyramid (its cost grows with their square).
+    #[arg(long, default_value_t = 32)]
+    channels: usize,
     /// A pixel is lesion where its probability is at least this.
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
@@ -68,7 +71,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let (train_data, train_masks) = split("train")?;
     let settings = LesionSettings {
-        decoder: LesionConfig::for_student(&info.network),
+        decoder: LesionConfig::for_student(&info.network).with_channels(args.channels),
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.learning_rate,
@@ -119,11 +122,22 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let bin = dir.join("lesion.bin");
     std::fs::write(&bin, &int8).map_err(|e| format!("could not write {}: {e}", bin.display()))?;
-    write_lesion(dir, &lesion, &report)
+    write_lesion(dir, &lesion, &report, macs(&info, &student, &shipped))
+}
+
+/// The decoder's and the classifier's multiply–accumulates for one picture at the input size.
+fn macs(info: &ModelInfo, student: &Student, decoder: &LesionDecoder) -> [u64; 2] {
+    let (h, w) = (info.input.height as usize, info.input.width as usize);
+    [decoder.macs(h, w), student.macs(h, w)]
 }
 
 /// Writes `lesion.json` and the card's section, and prints the report.
-fn write_lesion(dir: &Path, lesion: &LesionInfo, report: &LesionReport) -> Result<(), String> {
+fn write_lesion(
+    dir: &Path,
+    lesion: &LesionInfo,
+    report: &LesionReport,
+    macs: [u64; 2],
+) -> Result<(), String> {
     let json_path = dir.join("lesion.json");
     let text = serde_json::to_string_pretty(lesion).expect("lesion info serialises") + "\n";
     std::fs::write(&json_path, text).map_err(|e| format!("could not write {}: {e}", json_path.display()))?;
@@ -135,6 +149,7 @@ fn write_lesion(dir: &Path, lesion: &LesionInfo, report: &LesionReport) -> Resul
         card["seconds"].as_f64().unwrap_or(f64::NAN),
         card["command"].as_str().unwrap_or("?"),
         card["measured_by"].as_str().unwrap_or("?"),
+        macs,
     );
     bedside_train::card::set_section(dir, "lesion", &section).map_err(|e| e.to_string())?;
     println!("{}", serde_json::to_string(report).expect("report serialises"));
@@ -161,5 +176,5 @@ fn remeasure(
     let report = evaluate(info, student, &decoder, val, val_masks, lesion.threshold);
     lesion.card["validation"] = serde_json::to_value(&report).expect("report serialises");
     lesion.card["measured_by"] = invocation().into();
-    write_lesion(dir, &lesion, &report)
+    write_lesion(dir, &lesion, &report, macs(info, student, &decoder))
 }

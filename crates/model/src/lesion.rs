@@ -112,6 +112,25 @@ impl LesionDecoder {
         rows.matmul(coarse.reshape([n, h, w])).matmul(cols)
     }
 
+    /// Multiply–accumulates for one `height × width` input (convolutions and the final bilinear
+    /// resampling; BatchNorm assumed folded), to set beside [`crate::student::Student::macs`].
+    pub fn macs(&self, height: usize, width: usize) -> u64 {
+        let conv = |c: &Conv2d, side: (usize, usize)| {
+            let [c_out, c_in, kh, kw] = c.weight.dims();
+            (side.0 * side.1 * c_out * c_in * kh * kw) as u64
+        };
+        // Level sides: 1/32 for the head, then 1/16, 1/8 and 1/4 (⌈side / stride⌉, as the student).
+        let at = |stride: usize| (height.div_ceil(stride), width.div_ceil(stride));
+        let mut total = conv(&self.lateral[0].conv, at(32));
+        for (i, stride) in [16, 8, 4].into_iter().enumerate().take(self.smooth.len()) {
+            total += conv(&self.lateral[i + 1].conv, at(stride)) + conv(&self.smooth[i].conv, at(stride));
+        }
+        let (h4, w4) = at(4);
+        total += conv(&self.out, (h4, w4));
+        // Rows then columns of the resampling matmuls.
+        total + (height * h4 * w4 + height * w4 * width) as u64
+    }
+
     /// The same decoder with every BatchNorm folded into its convolution.
     pub fn fold_batchnorm(self) -> Self {
         LesionDecoder {
@@ -534,5 +553,8 @@ mod tests {
         assert_eq!(taps.len(), 3);
         let logits = decoder.forward(head, &taps, [96, 128]);
         assert_eq!(logits.dims(), [2, 96, 128]);
+        // A few per cent of the classifier's work.
+        let (decoder, student) = (decoder.macs(96, 128), student.macs(96, 128));
+        assert!(decoder > 1_000_000 && decoder * 10 < student, "{decoder} vs {student}");
     }
 }
