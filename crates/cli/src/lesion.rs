@@ -26,12 +26,15 @@ use std::path::Path;
 pub struct Args {
     #[command(flatten)]
     target: crate::model_dir::Target,
+    /// Passes over the train split.
     #[arg(long, default_value_t = 30)]
     epochs: usize,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// AdamW's peak learning rate (cosine decay to 0).
     #[arg(long, default_value_t = 2e-3)]
     learning_rate: f64,
+    /// Seeds the decoder's initial weights, the batch order and the augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Channels of every level of the decoder's pyramid (its cost grows with their square).

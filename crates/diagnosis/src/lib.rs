@@ -1,5 +1,5 @@
-//! From an opened file to what a clinician is shown: a diagnosis with calibrated probabilities and
-//! an attention heat map.
+//! From an opened file to what a clinician is shown: a diagnosis with calibrated probabilities, an
+//! attention heat map and, where the task has a lesion decoder, the lesion's outline and size.
 //!
 //! The one path every front end takes: `bedside-imaging`'s decoded [`Frame`] becomes the model's
 //! input through [`model_view`] (the function training reads its images through too), runs through

@@ -132,3 +132,49 @@ fn int8_weights_give_the_fp32_answer_on_every_original() {
     // model.json records the validation-wide maximum; the originals must stay well within it.
     assert!(largest < 0.05, "largest probability difference {largest}");
 }
+
+/// The shipped breast model with its lesion decoder: an outline over the mass, measured in the
+/// picture's pixels, or in millimetres when the file gives a pixel spacing.
+#[test]
+fn a_breast_ultrasound_gets_a_lesion_outline_measured_in_pixels_or_millimetres() {
+    let Some(data) = bedside_corpus::shared_data("breast lesion outline") else { return };
+    let dir = workspace().join("models/breast");
+    let lesion_json = std::fs::read_to_string(dir.join("lesion.json")).unwrap();
+    let with_lesion =
+        diagnoser("breast").with_lesion(&lesion_json, std::fs::read(dir.join("lesion.bin")).unwrap());
+    let with_lesion = with_lesion.unwrap();
+    assert!(with_lesion.has_lesion() && !diagnoser("breast").has_lesion());
+    // Another model's weights: refused, with the way out.
+    let fp32 = load("breast", "model-fp32.bin")
+        .with_lesion(&lesion_json, std::fs::read(dir.join("lesion.bin")).unwrap());
+    let err = fp32.err().expect("a decoder is tied to the weights it was trained on").to_string();
+    assert!(err.contains("bedside lesion"), "{err}");
+
+    let study = open(&data, "breast_malignant_179.png");
+    let frame = study.frame(0).unwrap();
+    let (input, region) = with_lesion.prepare(&study, &frame);
+    let px = bedside_diagnosis::block_on(with_lesion.run(input.clone(), region, None)).unwrap();
+    let mm = bedside_diagnosis::block_on(with_lesion.run(input, region, Some([0.2, 0.1]))).unwrap();
+    let (lesion, lesion_mm) = (px.lesion.as_ref().unwrap(), mm.lesion.as_ref().unwrap());
+    assert!(lesion.found, "a malignant mass is outlined");
+    // BUSI images are centre-cropped squares: the mask covers that square at the picture's size.
+    assert_eq!(region, [0, 22, 432, 432]);
+    assert_eq!((lesion.mask.width, lesion.mask.height), (432, 432));
+    assert_eq!(lesion.measurement.area, lesion.mask.area() as f64);
+    assert_eq!((lesion.measurement.units, lesion_mm.measurement.units), ("px", "mm"));
+    assert!((lesion_mm.measurement.area - 0.02 * lesion.measurement.area).abs() < 1e-6);
+    let d = lesion_mm.measurement.longest_diameter;
+    assert!(
+        d > 0.1 * lesion.measurement.longest_diameter && d < 0.2 * lesion.measurement.longest_diameter + 1e-9
+    );
+    // The full-size mask places the region's mask at its offset; nothing outside the region.
+    let full = bedside_diagnosis::lesion_mask(&frame, &px);
+    assert_eq!(full.len(), 432 * 476);
+    assert_eq!(full.iter().filter(|&&v| v > 0).count(), lesion.mask.area());
+    assert!(full[..22 * 432].iter().all(|&v| v == 0) && full[(22 + 432) * 432..].iter().all(|&v| v == 0));
+    // The page's layer: region-sized RGBA, opaque only on the outline.
+    let rgba = bedside_diagnosis::outline_rgba(&frame, &px).unwrap();
+    assert_eq!(rgba.len(), 432 * 432 * 4);
+    let drawn = rgba.chunks(4).filter(|p| p[3] == 255).count();
+    assert_eq!(drawn, lesion.mask.boundary().len(), "one pixel thick on a picture under 600 pixels");
+}
