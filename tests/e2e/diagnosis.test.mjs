@@ -254,11 +254,10 @@ test('a breast ultrasound and a skin photo get a lesion outline over the lesion,
   if (!originals) return;
   const data = path.dirname(originals);
   // BUSI's masks cover the centred square crop of each image; HAM10000's the whole photo. The least
-  // share of the outline on the lesion: the breast decoder overreaches on this image (Dice 0.69 against
-  // the authors' outline), the skin
-  // decoder follows it closely (Dice 0.98).
+  // share of the outline on the lesion: the decoders' Dice against the authors' outline of these two
+  // validation images is 0.78 (breast, whose outlines are rougher) and 0.98 (skin).
   const cases = [
-    ['breast', BREAST, 'breast_busi/masks/malignant_179.png', [432, 476], [0, 22, 432, 432], 0.4],
+    ['breast', 'breast_benign_305.png', 'breast_busi/masks/benign_305.png', [466, 389], [38, 0, 389, 389], 0.4],
     ['skin', SKIN, 'skin_ham10000/masks/ISIC_0026352.png', [600, 450], [0, 0, 600, 450], 0.8],
   ];
   const page = await openApp(t);
