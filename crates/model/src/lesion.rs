@@ -553,8 +553,8 @@ mod tests {
         assert_eq!(taps.len(), 3);
         let logits = decoder.forward(head, &taps, [96, 128]);
         assert_eq!(logits.dims(), [2, 96, 128]);
-        // A few per cent of the classifier's work.
+        // Less than the classifier's own work (at 32 channels; the cards give the shipped ratios).
         let (decoder, student) = (decoder.macs(96, 128), student.macs(96, 128));
-        assert!(decoder > 1_000_000 && decoder * 10 < student, "{decoder} vs {student}");
+        assert!(decoder > 1_000_000 && decoder < student, "{decoder} vs {student}");
     }
 }
