@@ -279,14 +279,7 @@ impl Mask {
             outside[p] = true;
         }
         while let Some(p) = stack.pop() {
-            let (x, y) = (p % w, p / w);
-            let neighbours = [
-                (x > 0).then(|| p - 1),
-                (x + 1 < w).then(|| p + 1),
-                (y > 0).then(|| p - w),
-                (y + 1 < h).then(|| p + w),
-            ];
-            for q in neighbours.into_iter().flatten() {
+            for q in neighbours(p, w, h) {
                 if self.values[q] == 0 && !outside[q] {
                     outside[q] = true;
                     stack.push(q);
@@ -321,14 +314,7 @@ impl Mask {
             stack.push(start);
             while let Some(p) = stack.pop() {
                 size += 1;
-                let (x, y) = (p % w, p / w);
-                let neighbours = [
-                    (x > 0).then(|| p - 1),
-                    (x + 1 < w).then(|| p + 1),
-                    (y > 0).then(|| p - w),
-                    (y + 1 < h).then(|| p + w),
-                ];
-                for q in neighbours.into_iter().flatten() {
+                for q in neighbours(p, w, h) {
                     if self.values[q] != 0 && label[q] == 0 {
                         label[q] = next;
                         stack.push(q);
@@ -386,6 +372,14 @@ impl Mask {
             units: if spacing.is_some() { "mm" } else { "px" },
         }
     }
+}
+
+/// The 4-neighbours of pixel `p` of a `w × h` row-major grid that lie inside it.
+fn neighbours(p: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (p % w, p / w);
+    [(x > 0).then(|| p - 1), (x + 1 < w).then(|| p + 1), (y > 0).then(|| p - w), (y + 1 < h).then(|| p + w)]
+        .into_iter()
+        .flatten()
 }
 
 /// Andrew's monotone chain: the convex hull's corners (collinear points dropped).
