@@ -60,8 +60,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         info.threshold = Some(pipeline::choose_threshold(info.task, &probabilities, &labels));
     }
     info.review = None;
-    let validation = pipeline::evaluate_probabilities(&info, &fitted.probabilities, &fitted.labels);
-    info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
+    let validation =
+        pipeline::evaluate_probabilities(&info, &fitted.probabilities, &fitted.labels, &fitted.groups);
     if let Some(card) = info.card.as_object_mut() {
         for stale in STALE {
             card.remove(stale);
@@ -76,25 +76,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     });
     info.card["calibration"] = summary.clone();
 
-    // The pruning section stays: it describes how these weights were made.
-    let card_path = dir.join("MODEL_CARD.md");
-    let old = std::fs::read_to_string(&card_path).unwrap_or_default();
-    let pruning = section(&old, "pruning");
+    // The pruning record stays: it describes how these weights were made.
     let bytes = std::fs::metadata(dir.join(Weights::Fp32.file_name())).map(|m| m.len()).unwrap_or(0);
-    bedside_train::card::rewrite(
-        dir,
-        &info,
+    bedside_train::card::record_validation(
+        &mut info,
         &validation,
-        &fitted.probabilities,
-        &fitted.labels,
         &train.class_counts(),
         burn::module::Module::num_params(&model),
         bytes,
-    )
-    .map_err(|e| e.to_string())?;
-    if let Some(pruning) = pruning {
-        bedside_train::card::set_section(dir, "pruning", &pruning).map_err(|e| e.to_string())?;
-    }
+    );
+    bedside_train::card::draw_plots(dir, &info, &validation, &fitted.probabilities, &fitted.labels)
+        .map_err(|e| e.to_string())?;
     write_info(dir, &info)?;
     // Drawn by review-band for the old calibration.
     std::fs::remove_file(dir.join("plots/risk_coverage.png")).ok();
@@ -105,12 +97,4 @@ pub fn run(args: &Args) -> Result<(), String> {
     ));
     println!("{}", serde_json::json!({ "calibration": summary, "validation": validation }));
     Ok(())
-}
-
-/// The Markdown between `<!-- bedside:ID -->` markers of a card, if present.
-fn section(card: &str, id: &str) -> Option<String> {
-    let (open, close) = (format!("<!-- bedside:{id} -->\n"), format!("<!-- /bedside:{id} -->"));
-    let start = card.find(&open)? + open.len();
-    let end = start + card[start..].find(&close)?;
-    Some(card[start..end].to_string())
 }

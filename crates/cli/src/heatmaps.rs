@@ -36,5 +36,5 @@ pub fn run(args: &Args) -> Result<(), String> {
         &Progress::default(),
     )
     .map_err(|e| e.to_string())?;
-    record(&args.target.model, &mut info, "heat_maps", &check, weights, ("heat-maps", &check.card_section()))
+    record(&args.target.model, &mut info, "heat_maps", &check, weights)
 }

@@ -107,7 +107,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let report = evaluate(&info, &student, &shipped, &val, &val_masks, args.threshold);
 
     let command = invocation();
-    let lesion = LesionInfo {
+    let mut lesion = LesionInfo {
         format_version: FORMAT_VERSION,
         task: info.task,
         decoder: settings.decoder.clone(),
@@ -125,7 +125,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let bin = dir.join("lesion.bin");
     std::fs::write(&bin, &int8).map_err(|e| format!("could not write {}: {e}", bin.display()))?;
-    write_lesion(dir, &lesion, &report, macs(&info, &student, &shipped))
+    write_lesion(dir, &mut lesion, &report, macs(&info, &student, &shipped))
 }
 
 /// The decoder's and the classifier's multiply–accumulates for one picture at the input size.
@@ -134,27 +134,19 @@ fn macs(info: &ModelInfo, student: &Student, decoder: &LesionDecoder) -> [u64; 2
     [decoder.macs(h, w), student.macs(h, w)]
 }
 
-/// Writes `lesion.json` and the card's section, and prints the report.
+/// Writes `lesion.json` (with the decoder's and the classifier's multiply–accumulates), redraws the
+/// card from it, and prints the report.
 fn write_lesion(
     dir: &Path,
-    lesion: &LesionInfo,
+    lesion: &mut LesionInfo,
     report: &LesionReport,
     macs: [u64; 2],
 ) -> Result<(), String> {
+    lesion.card["macs"] = serde_json::json!(macs);
     let json_path = dir.join("lesion.json");
     let text = serde_json::to_string_pretty(lesion).expect("lesion info serialises") + "\n";
     std::fs::write(&json_path, text).map_err(|e| format!("could not write {}: {e}", json_path.display()))?;
-    let card = &lesion.card;
-    let settings: LesionSettings = serde_json::from_value(card["settings"].clone())
-        .map_err(|e| format!("{}: card.settings: {e}", json_path.display()))?;
-    let section = report.card_section(
-        &settings,
-        card["seconds"].as_f64().unwrap_or(f64::NAN),
-        card["command"].as_str().unwrap_or("?"),
-        card["measured_by"].as_str().unwrap_or("?"),
-        macs,
-    );
-    bedside_train::card::set_section(dir, "lesion", &section).map_err(|e| e.to_string())?;
+    bedside_train::card::write(dir).map_err(|e| e.to_string())?;
     println!("{}", serde_json::to_string(report).expect("report serialises"));
     Ok(())
 }
@@ -179,5 +171,5 @@ fn remeasure(
     let report = evaluate(info, student, &decoder, val, val_masks, lesion.threshold);
     lesion.card["validation"] = serde_json::to_value(&report).expect("report serialises");
     lesion.card["measured_by"] = invocation().into();
-    write_lesion(dir, &lesion, &report, macs(info, student, &decoder))
+    write_lesion(dir, &mut lesion, &report, macs(info, student, &decoder))
 }

@@ -2,6 +2,7 @@
 //! A thin layer over the library crates: parse flags, call the library, print JSON or one error line.
 
 mod calibrate;
+mod card;
 mod decode;
 mod eval;
 mod heatmaps;
@@ -38,6 +39,7 @@ enum Command {
     Quantize(quantize::Args),
     Calibrate(calibrate::Args),
     ReviewBand(review_band::Args),
+    Card(card::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Quantize(args) => quantize::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::ReviewBand(args) => review_band::run(&args),
+        Command::Card(args) => card::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,11 +72,13 @@ pub fn load(dir: &Path, weights: Weights) -> Result<(ModelInfo, Student), String
     Ok((info, model))
 }
 
-/// Rewrites the folder's `model.json` (after a step recorded its measurements in `info.card`).
+/// Rewrites the folder's `model.json` (after a step recorded its measurements in `info.card`) and
+/// redraws `MODEL_CARD.md` from it: the card is never edited on its own.
 pub fn write_info(dir: &Path, info: &ModelInfo) -> Result<(), String> {
     let path = dir.join("model.json");
     let text = serde_json::to_string_pretty(info).expect("model info serialises") + "\n";
-    std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))
+    std::fs::write(&path, text).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    bedside_train::card::write(dir).map_err(|e| e.to_string())
 }
 
 /// `split` of the model's task data (`data`, else the task's folder under `$BEDSIDE_DATA`).
@@ -106,22 +108,19 @@ pub fn invocation() -> String {
 }
 
 /// Records what a step measured on the model in `dir`: under `key` in `model.json`'s card (with the
-/// weights file and the command), as section `id` of `MODEL_CARD.md`, and as one line of JSON on
-/// stdout.
+/// weights file and the command; the card is redrawn from it), and as one line of JSON on stdout.
 pub fn record(
     dir: &Path,
     info: &mut ModelInfo,
     key: &str,
     measured: impl serde::Serialize,
     weights: Weights,
-    section: (&str, &str),
 ) -> Result<(), String> {
     let mut summary = serde_json::to_value(measured).expect("measurements serialise");
     summary["weights"] = weights.file_name().into();
     summary["command"] = invocation().into();
     info.card[key] = summary.clone();
     write_info(dir, info)?;
-    bedside_train::card::set_section(dir, section.0, section.1).map_err(|e| e.to_string())?;
     println!("{summary}");
     Ok(())
 }

@@ -103,13 +103,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             prune::Choice::Named,
         ),
     };
-    let command = crate::model_dir::invocation();
-    let summary = serde_json::json!({
-        "points": points,
-        "shipped_ratio": points[shipped].ratio,
-        "settings": settings,
-        "command": command,
-    });
+    let summary = prune::PruningSummary {
+        shipped_ratio: points[shipped].ratio,
+        points,
+        choice,
+        settings,
+        command: crate::model_dir::invocation(),
+    };
 
     let dir = &args.target.model;
     if shipped > 0 {
@@ -124,25 +124,30 @@ pub fn run(args: &Args) -> Result<(), String> {
             &chosen.info,
             &chosen.fitted.probabilities,
             &chosen.fitted.labels,
+            &chosen.fitted.groups,
         );
         info = chosen.info;
-        info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
         // Measured on the weights just replaced.
         if let Some(card) = info.card.as_object_mut() {
             for stale in ["int8", "heat_maps", "robustness"] {
                 card.remove(stale);
             }
         }
-        let point = &points[shipped];
-        bedside_train::card::rewrite(
+        let point = &summary.points[shipped];
+        bedside_train::card::record_validation(
+            &mut info,
+            &validation,
+            &train.class_counts(),
+            point.params,
+            point.fp32_bytes as u64,
+        );
+        info.card["training_commit"] = bedside_train::pipeline::commit().into();
+        bedside_train::card::draw_plots(
             dir,
             &info,
             &validation,
             &chosen.fitted.probabilities,
             &chosen.fitted.labels,
-            &train.class_counts(),
-            point.params,
-            point.fp32_bytes as u64,
         )
         .map_err(|e| e.to_string())?;
         progress.println(format!(
@@ -152,13 +157,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             dir.display()
         ));
     }
-    info.card["pruning"] = summary.clone();
+    info.card["pruning"] = serde_json::to_value(&summary).expect("summary serialises");
+    bedside_train::card::pruning_plot(dir, &summary.points, shipped).map_err(|e| e.to_string())?;
     write_info(dir, &info)?;
-    bedside_train::card::pruning_plot(dir, &points, shipped).map_err(|e| e.to_string())?;
-    let section =
-        prune::card_section(&points, shipped, choice, info.task.positive_class(), &settings, &command);
-    bedside_train::card::set_section(dir, "pruning", &section).map_err(|e| e.to_string())?;
-    println!("{summary}");
+    println!("{}", info.card["pruning"]);
     Ok(())
 }
 

@@ -4,11 +4,11 @@ use bedside_model::artifact::{ModelInfo, student_from_bytes};
 use bedside_model::quant;
 use bedside_model::task::Task;
 use bedside_train::Progress;
-use bedside_train::quantise::{Calibration, Comparison, calibrate, compare};
+use bedside_train::quantise::{Int8Summary, calibrate, compare};
 
 /// Quantise a model's weights to per-channel int8 (model.bin), calibrated on training images, then
 /// compare int8 with fp32 on the val split. Writes model.bin, records the comparison in model.json
-/// ("int8") and MODEL_CARD.md, and prints it as one line of JSON.
+/// ("int8"), redraws MODEL_CARD.md from it, and prints it as one line of JSON.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -32,23 +32,19 @@ pub fn run(args: &Args) -> Result<(), String> {
 
     let network = student_from_bytes(&info.network, fp32.clone(), &burn::prelude::Device::flex())
         .map_err(|e| e.to_string())?;
-    let size = Size {
-        params: burn::module::Module::num_params(&network),
-        macs: network.macs(info.input.height as usize, info.input.width as usize),
-    };
     let out = args.target.model.join("model.bin");
     std::fs::write(&out, &int8).map_err(|e| format!("could not write {}: {e}", out.display()))?;
-    let summary = serde_json::json!({
-        "format": format!("{} v{}", quant::FORMAT, quant::VERSION),
-        "calibration_images": calibration.images,
-        "logit_mse_unclipped": calibration.logit_mse_unclipped,
-        "logit_mse_calibrated": calibration.logit_mse_calibrated,
-        "validation": comparison,
-        "params": size.params,
-        "macs": size.macs,
-        "command": crate::model_dir::invocation(),
-    });
-    info.card["int8"] = summary.clone();
+    let summary = Int8Summary {
+        format: format!("{} v{}", quant::FORMAT, quant::VERSION),
+        calibration_images: calibration.images,
+        logit_mse_unclipped: calibration.logit_mse_unclipped,
+        logit_mse_calibrated: calibration.logit_mse_calibrated,
+        validation: comparison,
+        params: burn::module::Module::num_params(&network),
+        macs: network.macs(info.input.height as usize, info.input.width as usize),
+        command: crate::model_dir::invocation(),
+    };
+    info.card["int8"] = serde_json::to_value(&summary).expect("summary serialises");
     if info.task == Task::Gate {
         // What ships is int8: the gate's refusal floor is chosen, and its routing and refusal
         // numbers measured, on it (int8 moves a confidence near the floor by up to a few tenths).
@@ -61,59 +57,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         info.threshold = Some(floor);
         let evaluation = bedside_train::gate::evaluate(&info, &probabilities, &val);
         info.card["gate"] = serde_json::to_value(&evaluation).expect("evaluation serialises");
-        let section = evaluation.card_section().replace(
-            "Measured by `bedside train --task gate` at the end of training.",
-            "Floor chosen and measured on the shipped int8 `model.bin` by `bedside quantize --model <this folder>`.",
-        );
-        bedside_train::card::set_section(&args.target.model, "gate", &section).map_err(|e| e.to_string())?;
+        // The card says the floor was chosen on the int8 weights, by this command.
+        info.card["gate"]["command"] = summary.command.clone().into();
     }
     crate::model_dir::write_info(&args.target.model, &info)?;
-    bedside_train::card::set_section(
-        &args.target.model,
-        "int8",
-        &card_section(&calibration, &comparison, &size),
-    )
-    .map_err(|e| e.to_string())?;
-    println!("{summary}");
+    println!("{}", info.card["int8"]);
     Ok(())
-}
-
-/// The network's size, the same in both files.
-struct Size {
-    params: usize,
-    macs: u64,
-}
-
-fn card_section(calibration: &Calibration, c: &Comparison, size: &Size) -> String {
-    let kb = |b: usize| format!("{:.0} KB", b as f64 / 1000.0);
-    format!(
-        "## int8 weights (`model.bin`, shipped)\n\n\
-         Weights are stored as symmetric int8 with one scale per output channel; biases stay fp32, and \
-         the browser and CLI restore fp32 weights when loading, so int8 changes the download, not the \
-         arithmetic. Each tensor's clipping was calibrated on {images} training images (logit MSE from \
-         fp32 {before:.2e} unclipped → {after:.2e} calibrated).\n\n\
-         {params} parameters; {macs:.1} M multiply–accumulates per image at the input size (BatchNorm \
-         folded).\n\n\
-         | on validation ({n} images) | fp32 (`model-fp32.bin`) | int8 (`model.bin`) |\n\
-         |---|---|---|\n\
-         | file size | {s32} | {s8} |\n\
-         | AUC | {a32:.4} | {a8:.4} |\n\
-         | accuracy | {c32:.4} | {c8:.4} |\n\n\
-         Largest difference in any calibrated probability: {diff:.4}; the same label for {agree:.1} % of \
-         images. Measured with `bedside quantize --model <this folder>`.\n",
-        params = size.params,
-        macs = size.macs as f64 / 1e6,
-        images = calibration.images,
-        before = calibration.logit_mse_unclipped,
-        after = calibration.logit_mse_calibrated,
-        n = c.n,
-        s32 = kb(c.fp32_bytes),
-        s8 = kb(c.int8_bytes),
-        a32 = c.fp32_auc,
-        a8 = c.int8_auc,
-        c32 = c.fp32_accuracy,
-        c8 = c.int8_accuracy,
-        diff = c.max_probability_difference,
-        agree = 100.0 * c.label_agreement,
-    )
 }

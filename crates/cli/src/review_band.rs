@@ -3,7 +3,7 @@
 use crate::model_dir::{Weights, load, record};
 use bedside_model::artifact::ModelInfo;
 use bedside_train::metrics;
-use bedside_train::review::{self, Measured};
+use bedside_train::review;
 use std::path::{Path, PathBuf};
 
 /// Fit when the model answers "uncertain: needs review" instead of a class: where its calibrated
@@ -48,9 +48,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.remove {
         info.review = None;
         info.card.as_object_mut().map(|card| card.remove("review"));
-        crate::model_dir::write_info(dir, &info)?;
         std::fs::remove_file(dir.join("plots/risk_coverage.png")).ok();
-        return bedside_train::card::set_section(dir, "review", "").map_err(|e| e.to_string());
+        return crate::model_dir::write_info(dir, &info);
     }
     let (fitting, fitted_on) = match &args.out_of_fold {
         Some(csv) => {
@@ -80,14 +79,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             .collect::<Vec<_>>(),
     )
     .map_err(|e| e.to_string())?;
-    let summary = serde_json::json!({
-        "share": args.share,
-        "fitted_on": fitted_on,
-        "validation": validation,
-        "out_of_fold": out_of_fold,
-    });
-    let section = card_section(&info, args.share, &fitted_on, &validation, out_of_fold.as_ref());
-    record(dir, &mut info, "review", summary, Weights::Int8, ("review", &section))
+    let summary = review::ReviewSummary { share: args.share, fitted_on, validation, out_of_fold };
+    record(dir, &mut info, "review", summary, Weights::Int8)
 }
 
 /// Calibrated probabilities and labels from `train --cv`'s out-of-fold CSV, with a temperature
@@ -121,73 +114,4 @@ pub fn out_of_fold(csv: &Path, info: &ModelInfo) -> Result<(Vec<Vec<f32>>, Vec<u
     }
     let temperature = metrics::fit_temperature(&logits, &labels);
     Ok((metrics::softmax(&logits, temperature), labels))
-}
-
-fn card_section(
-    info: &ModelInfo,
-    share: f64,
-    fitted_on: &str,
-    val: &Measured,
-    oof: Option<&Measured>,
-) -> String {
-    let margin = val.review.margin;
-    let pct = |x: f64| format!("{:.1} %", 100.0 * x);
-    let n3 = |x: f64| if x.is_finite() { format!("{x:.3}") } else { "n/a".into() };
-    let positive = info.task.positive_class();
-    let row = |name: &str, f: &review::Figures| {
-        format!(
-            "| {name} | {} | {} | {} | {} | {} |\n",
-            f.n,
-            n3(f.accuracy),
-            n3(f.balanced_accuracy),
-            n3(f.sensitivity),
-            n3(f.specificity)
-        )
-    };
-    let rule = match (info.classes.len(), info.threshold) {
-        (2, Some(threshold)) => {
-            let (lo, hi) = val.review.band(threshold);
-            format!(
-                "the calibrated probability of {positive} lies between {} and {}",
-                n3(lo as f64),
-                n3(hi as f64)
-            )
-        }
-        _ => format!(
-            "the calibrated probabilities lie within {margin:.2} log-odds of another answer (the {positive} \
-             threshold, or the runner-up class)"
-        ),
-    };
-    let mut out = format!(
-        "## Uncertain: needs review\n\n\
-         Where {rule}, the model answers \"uncertain: needs review\" and names the most likely class \
-         beside it, in the app and in `bedside predict` (`\"label\": \"uncertain\"`, `\"most_likely\"`). \
-         The margin ({margin:.3} log-odds) leaves for review the {share} of {fitted_on} nearest a \
-         decision boundary. On the val split ({n} images, shipped int8 weights) it holds {held}.\n\n\
-         | on validation | images | accuracy | balanced accuracy | sensitivity ({positive}) | specificity |\n\
-         |---|---:|---:|---:|---:|---:|\n",
-        share = pct(share),
-        n = val.all.n,
-        held = pct(val.uncertain_share),
-    );
-    out += &row("every image answered (no review)", &val.without_band);
-    out += &row("answered images only", &val.answered);
-    out += &row("every image, uncertain counted as wrong", &val.all);
-    if let Some(oof) = oof {
-        out += &format!(
-            "\nOn the out-of-fold predictions it was fitted on ({} images) it holds {}; the answered \
-             ones reach accuracy {} (balanced {}) against {} with every image answered.\n",
-            oof.all.n,
-            pct(oof.uncertain_share),
-            n3(oof.answered.accuracy),
-            n3(oof.answered.balanced_accuracy),
-            n3(oof.without_band.accuracy),
-        );
-    }
-    out += "\n![Risk–coverage: accuracy of the answered images against the share answered](plots/risk_coverage.png)\n\n\
-            | answered | accuracy | balanced accuracy |\n|---:|---:|---:|\n";
-    for p in val.risk_coverage.iter().step_by(2) {
-        out += &format!("| {} | {} | {} |\n", pct(p.coverage), n3(p.accuracy), n3(p.balanced_accuracy));
-    }
-    out + "\nMeasured with `bedside review-band`, the command recorded in `model.json` (\"review\").\n"
 }

@@ -28,12 +28,5 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let table = bedside_train::robustness::evaluate(&info, &model, &val, &Progress::default())
         .map_err(|e| e.to_string())?;
-    record(
-        &args.target.model,
-        &mut info,
-        "robustness",
-        &table,
-        weights,
-        ("robustness", &table.card_section()),
-    )
+    record(&args.target.model, &mut info, "robustness", &table, weights)
 }

@@ -220,10 +220,14 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
         std::fs::create_dir_all(out).map_err(|e| format!("could not create {}: {e}", out.display()))?;
         let path = out.join("cv.json");
         std::fs::write(&path, &json).map_err(|e| format!("could not write {}: {e}", path.display()))?;
-        if out.join("MODEL_CARD.md").is_file() {
-            // A model folder: its card gets the section (a fresh folder has no card to add it to).
-            bedside_train::card::set_section(out, "cross-validation", &report.card_section(&job.command))
-                .map_err(|e| e.to_string())?;
+        if out.join("model.json").is_file() {
+            // A model folder: its card records the cross-validation of its recipe.
+            let (text, _) = crate::model_dir::read(out, crate::model_dir::Weights::Fp32)?;
+            let mut info = bedside_model::artifact::ModelInfo::from_json(&text)
+                .map_err(|e| format!("{}: {e}", out.join("model.json").display()))?;
+            info.card["cross_validation"] = serde_json::to_value(&report).expect("report serialises");
+            info.card["cross_validation"]["command"] = job.command.clone().into();
+            crate::model_dir::write_info(out, &info)?;
         }
     }
     println!("{json}");

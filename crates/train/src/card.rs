@@ -1,119 +1,168 @@
-//! The model card: `MODEL_CARD.md` and its plots (`plots/{roc,calibration,confusion,training}.png`),
-//! written beside the artifact at the end of a training run.
+//! The model card: `MODEL_CARD.md` and its plots (`plots/{roc,calibration,confusion,training}.png`).
 //!
-//! Every number in the card comes from the run's own inputs ([`CardInputs`]): the artifact's
-//! [`ModelInfo`], the validation report, the epoch log and the calibrated validation probabilities.
-//! The only facts not taken from the run are each data set's citation, licence and preprocessing
-//! (`data_sheet`), copied from the data folders' READMEs.
+//! The card is drawn by one renderer ([`render`]) from what the model folder records: `model.json`'s
+//! card (the validation report, the epoch log, the teacher, and each later step's measurements —
+//! int8, pruning, cross-validation, review rule, robustness, heat maps, the gate's routing) and
+//! `lesion.json`'s. Steps record data, never Markdown, and every step that writes `model.json`
+//! redraws the card, so a committed card that differs from [`render`]'s is stale (CI checks it).
+//! The only facts not taken from the records are each data set's citation, licence and
+//! preprocessing (`data_sheet`), copied from the data folders' READMEs.
 
 mod data_sheet;
 mod markdown;
 pub mod plots;
+mod sections;
 
 use crate::Error;
 use crate::distill::TeacherReport;
 use crate::metrics::{self, Estimate, Report};
-use crate::rng::Rng;
 use crate::trainer::EpochLog;
 use bedside_model::artifact::ModelInfo;
 use std::path::Path;
 
-/// Everything the card is written from.
+/// Everything the card's body is written from: all of it recorded in `model.json`'s card by the
+/// steps that measured it ([`record_validation`], training's history and teacher).
 pub struct CardInputs<'a> {
     pub info: &'a ModelInfo,
     /// The shipped model on the validation split (calibrated probabilities, the task's decision rule).
-    pub validation: &'a Report,
-    pub history: &'a [EpochLog],
-    pub teacher: Option<&'a TeacherReport>,
-    /// Calibrated probabilities of every validation image, and its label.
-    pub val_probabilities: &'a [Vec<f32>],
-    pub val_labels: &'a [usize],
+    pub validation: Report,
+    pub history: Vec<EpochLog>,
+    pub teacher: Option<TeacherReport>,
     /// Training images per class.
-    pub train_counts: &'a [usize],
+    pub train_counts: Vec<usize>,
     /// Parameters of the shipped (BatchNorm-folded) network.
     pub params: usize,
     /// Size of `model-fp32.bin`.
     pub weights_bytes: u64,
-    /// Short hash of the commit the run was built from.
+    /// Short hash of the commit the validation figures were measured with, and of the one the
+    /// weights were made with (training, or the pruning run that shipped them).
     pub commit: Option<String>,
+    pub training_commit: Option<String>,
+}
+
+impl<'a> CardInputs<'a> {
+    /// The body's inputs as `info.card` records them.
+    pub fn from_info(info: &'a ModelInfo) -> Result<CardInputs<'a>, Error> {
+        let card = &info.card;
+        fn get<T: serde::de::DeserializeOwned>(card: &serde_json::Value, key: &str) -> Result<T, Error> {
+            serde_json::from_value(card[key].clone()).map_err(|e| {
+                Error::Data(format!(
+                    "model.json: card.{key}: {e} (measure it again with `bedside card --model <folder> --remeasure`)"
+                ))
+            })
+        }
+        let teacher = &card["teacher"];
+        let teacher = (!teacher.is_null())
+            .then(|| {
+                serde_json::from_value(serde_json::json!({
+                    "settings": teacher["settings"],
+                    "val_auc": teacher["val_auc_per_epoch"],
+                    "validation": teacher["validation"],
+                }))
+            })
+            .transpose()
+            .map_err(|e| Error::Data(format!("model.json: card.teacher: {e}")))?;
+        Ok(CardInputs {
+            info,
+            validation: get(card, "validation")?,
+            history: get(card, "history")?,
+            teacher,
+            train_counts: get(card, "train_counts")?,
+            params: get(card, "params")?,
+            weights_bytes: get(card, "weights_bytes")?,
+            commit: get(card, "commit")?,
+            training_commit: get(card, "training_commit")?,
+        })
+    }
 }
 
 /// Reliability bins, the same as the ECE in [`metrics::report`].
 const BINS: usize = 15;
-/// Bootstrap resamples for the per-class recall intervals, as in [`metrics::report`].
+/// Bootstrap resamples for the intervals, as in [`metrics::report`].
 const RESAMPLES: usize = 1000;
 
-/// Writes `dir/MODEL_CARD.md` and `dir/plots/*.png`.
-pub fn write_card(dir: &Path, inputs: &CardInputs) -> Result<(), Error> {
+/// Records in `info.card` what the card's body says about the weights now in the folder: their
+/// validation report, the training images per class, the network's size and the commit measuring
+/// them.
+pub fn record_validation(
+    info: &mut ModelInfo,
+    validation: &Report,
+    train_counts: &[usize],
+    params: usize,
+    weights_bytes: u64,
+) {
+    info.card["validation"] = serde_json::to_value(validation).expect("report serialises");
+    info.card["train_counts"] = serde_json::json!(train_counts);
+    info.card["params"] = params.into();
+    info.card["weights_bytes"] = weights_bytes.into();
+    info.card["commit"] = crate::pipeline::commit().into();
+}
+
+/// Draws `dir/plots/{roc,calibration,confusion,training}.png` from the validation probabilities the
+/// report was measured on and the training history in `info.card`.
+pub fn draw_plots(
+    dir: &Path,
+    info: &ModelInfo,
+    report: &Report,
+    val_probabilities: &[Vec<f32>],
+    val_labels: &[usize],
+) -> Result<(), Error> {
     let plot_dir = dir.join("plots");
     std::fs::create_dir_all(&plot_dir).map_err(|e| Error::io("could not create", &plot_dir, e))?;
-    let info = inputs.info;
-    let report = inputs.validation;
     let positive = info.task.positive_index();
-    let n = inputs.val_labels.len();
-
-    let curves = roc_curves(inputs);
+    let n = val_labels.len();
+    let curves = roc_curves(info, val_probabilities, val_labels);
     let (fpr, tpr) = (1.0 - report.specificity.value, report.sensitivity.value);
     let operating = (fpr.is_finite() && tpr.is_finite()).then(|| {
         let label = format!("operating point: sensitivity {}, specificity {}", num(tpr), num(1.0 - fpr));
         ((fpr, tpr), label)
     });
     plots::roc(&plot_dir.join("roc.png"), &format!("ROC on validation ({n} images)"), &curves, operating)?;
-    let bins = metrics::reliability(inputs.val_probabilities, inputs.val_labels, BINS);
+    let bins = metrics::reliability(val_probabilities, val_labels, BINS);
     let title = format!("Calibration on validation: ECE {} (T = {:.3})", num(report.ece), info.temperature);
     plots::reliability(&plot_dir.join("calibration.png"), &title, BINS, &bins)?;
     let title = format!("Confusion matrix on validation ({n} images)");
     plots::confusion(&plot_dir.join("confusion.png"), &title, &info.classes, &report.confusion)?;
-    plots::training(&plot_dir.join("training.png"), &info.classes[positive], inputs.history)?;
-
-    let path = dir.join("MODEL_CARD.md");
-    std::fs::write(&path, markdown::card(inputs)).map_err(|e| Error::io("could not write", &path, e))
+    let history: Vec<EpochLog> = serde_json::from_value(info.card["history"].clone())
+        .map_err(|e| Error::Data(format!("model.json has no training history to plot: {e}")))?;
+    plots::training(&plot_dir.join("training.png"), &info.classes[positive], &history)
 }
 
-/// Rewrites `dir/MODEL_CARD.md` and its plots for weights that changed after training (pruned and
-/// fine-tuned): the epoch log and the teacher come from `info.card`, where training recorded them.
-/// Sections later steps wrote (int8, heat maps, robustness) are dropped: they measured other weights.
-#[allow(clippy::too_many_arguments)]
-pub fn rewrite(
-    dir: &Path,
-    info: &ModelInfo,
-    validation: &Report,
-    val_probabilities: &[Vec<f32>],
-    val_labels: &[usize],
-    train_counts: &[usize],
-    params: usize,
-    weights_bytes: u64,
-) -> Result<(), Error> {
-    let history: Vec<EpochLog> = serde_json::from_value(info.card["history"].clone()).map_err(|e| {
-        Error::Data(format!(
-            "{}: model.json has no training history to rewrite the card from: {e}",
-            dir.display()
-        ))
-    })?;
-    let teacher = &info.card["teacher"];
-    let teacher = (!teacher.is_null())
-        .then(|| {
-            serde_json::from_value(serde_json::json!({
-                "settings": teacher["settings"],
-                "val_auc": teacher["val_auc_per_epoch"],
-                "validation": teacher["validation"],
-            }))
-        })
-        .transpose()
-        .map_err(|e| Error::Data(format!("{}: the teacher in model.json: {e}", dir.display())))?;
-    let inputs = CardInputs {
-        info,
-        validation,
-        history: &history,
-        teacher: teacher.as_ref(),
-        val_probabilities,
-        val_labels,
-        train_counts,
-        params,
-        weights_bytes,
-        commit: crate::pipeline::commit(),
+/// `MODEL_CARD.md` of the model folder `dir`, drawn from its `model.json` (and `lesion.json` where
+/// the folder has a lesion decoder): the one renderer of every card. Each step that measures a
+/// model records its numbers there; nothing edits the Markdown itself.
+pub fn render(dir: &Path) -> Result<String, Error> {
+    let path = dir.join("model.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("could not read", &path, e))?;
+    let info = ModelInfo::from_json(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let lesion_path = dir.join("lesion.json");
+    let lesion: Option<serde_json::Value> = if lesion_path.is_file() {
+        let text = std::fs::read_to_string(&lesion_path)
+            .map_err(|e| Error::io("could not read", &lesion_path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Data(format!("{}: {e}", lesion_path.display())))?;
+        Some(value["card"].clone())
+    } else {
+        None
     };
-    write_card(dir, &inputs)
+    render_info(&info, lesion.as_ref()).map_err(|e| match e {
+        Error::Data(message) => Error::Data(format!("{}: {message}", dir.display())),
+        other => other,
+    })
+}
+
+/// The card of `info` (with the lesion decoder's recorded card, if any).
+pub fn render_info(info: &ModelInfo, lesion: Option<&serde_json::Value>) -> Result<String, Error> {
+    let inputs = CardInputs::from_info(info)?;
+    let sections = sections::render(info, lesion)?;
+    Ok(markdown::card(&inputs, &sections))
+}
+
+/// Writes `dir/MODEL_CARD.md` from the folder's `model.json` ([`render`]).
+pub fn write(dir: &Path) -> Result<(), Error> {
+    let card = render(dir)?;
+    let path = dir.join("MODEL_CARD.md");
+    std::fs::write(&path, card).map_err(|e| Error::io("could not write", &path, e))
 }
 
 /// Draws `dir/plots/pruning.png` from a pruning curve.
@@ -134,43 +183,16 @@ pub fn pruning_plot(dir: &Path, points: &[crate::prune::Point], shipped: usize) 
     plots::pruning(&plot_dir.join("pruning.png"), "Pruning: validation AUC against size", &points)
 }
 
-/// Writes (or replaces) one section of `dir/MODEL_CARD.md` that a later step measured (int8, heat
-/// maps, robustness…), between `<!-- bedside:ID -->` markers, so rerunning the step updates it in
-/// place. A new section goes before "How the numbers were measured", or at the end. Empty
-/// `markdown` removes the section.
-pub fn set_section(dir: &Path, id: &str, markdown: &str) -> Result<(), Error> {
-    let path = dir.join("MODEL_CARD.md");
-    let card = std::fs::read_to_string(&path).map_err(|e| Error::io("could not read", &path, e))?;
-    let (open, close) = (format!("<!-- bedside:{id} -->"), format!("<!-- /bedside:{id} -->"));
-    let block = if markdown.trim().is_empty() {
-        String::new()
-    } else {
-        format!("{open}\n{}\n{close}\n", markdown.trim_end())
-    };
-    let updated = match (card.find(&open), card.find(&close)) {
-        (Some(start), Some(end)) if end > start => {
-            let end = end + close.len() + card[end + close.len()..].starts_with('\n') as usize;
-            format!("{}{block}{}", &card[..start], &card[end..])
-        }
-        _ if block.is_empty() => card,
-        _ => match card.find("## How the numbers were measured") {
-            Some(at) => format!("{}{block}\n{}", &card[..at], &card[at..]),
-            None => format!("{}\n{block}", card.trim_end_matches('\n').to_string() + "\n"),
-        },
-    };
-    std::fs::write(&path, updated).map_err(|e| Error::io("could not write", &path, e))
-}
-
 /// The positive class's ROC curve, and for three or more classes every class against the rest.
-fn roc_curves(inputs: &CardInputs) -> Vec<plots::Curve> {
-    let classes = &inputs.info.classes;
-    let positive = inputs.info.task.positive_index();
+fn roc_curves(info: &ModelInfo, val_probabilities: &[Vec<f32>], val_labels: &[usize]) -> Vec<plots::Curve> {
+    let classes = &info.classes;
+    let positive = info.task.positive_index();
     let shown: Vec<usize> = if classes.len() == 2 { vec![positive] } else { (0..classes.len()).collect() };
     shown
         .into_iter()
         .filter_map(|c| {
-            let scores: Vec<f32> = inputs.val_probabilities.iter().map(|p| p[c]).collect();
-            let truth: Vec<bool> = inputs.val_labels.iter().map(|&y| y == c).collect();
+            let scores: Vec<f32> = val_probabilities.iter().map(|p| p[c]).collect();
+            let truth: Vec<bool> = val_labels.iter().map(|&y| y == c).collect();
             let auc = metrics::roc_auc(&scores, &truth)?;
             let rest = if classes.len() == 2 { classes[1 - c].clone() } else { "rest".into() };
             Some(plots::Curve {
@@ -209,31 +231,9 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// Recall of every class with a percentile-bootstrap interval, resampling the whole validation set
-/// the way [`metrics::report`] does for its other numbers.
-fn recall_intervals(labels: &[usize], predicted: &[usize], classes: usize) -> Vec<Estimate> {
-    let recalls = |idx: &mut dyn Iterator<Item = usize>| {
-        let mut hits = vec![(0usize, 0usize); classes];
-        for i in idx {
-            hits[labels[i]].1 += 1;
-            hits[labels[i]].0 += (predicted[i] == labels[i]) as usize;
-        }
-        hits.into_iter().map(|(k, n)| if n > 0 { k as f64 / n as f64 } else { f64::NAN }).collect::<Vec<_>>()
-    };
-    let whole = recalls(&mut (0..labels.len()));
-    let mut rng = Rng::new(2024);
-    let draws: Vec<Vec<f64>> =
-        (0..RESAMPLES).map(|_| recalls(&mut (0..labels.len()).map(|_| rng.below(labels.len())))).collect();
-    (0..classes).map(|c| Estimate::from_draws(whole[c], draws.iter().map(|d| d[c]))).collect()
-}
-
-/// Images per class.
-fn counts(labels: &[usize], classes: usize) -> Vec<usize> {
-    let mut counts = vec![0; classes];
-    for &y in labels {
-        counts[y] += 1;
-    }
-    counts
+/// Validation images per class: the rows of the confusion matrix.
+fn val_counts(report: &Report) -> Vec<usize> {
+    report.confusion.iter().map(|row| row.iter().sum()).collect()
 }
 
 #[cfg(test)]
@@ -242,6 +242,7 @@ mod tests {
     use crate::augment::Augment;
     use crate::distill::TeacherSettings;
     use crate::pipeline;
+    use crate::rng::Rng;
     use crate::trainer::TrainSettings;
     use bedside_model::artifact::FORMAT_VERSION;
     use bedside_model::student::StudentConfig;
@@ -283,21 +284,29 @@ mod tests {
         let (probabilities, labels) = synthetic(task, 240, 3);
         let threshold =
             task.uses_threshold().then(|| pipeline::choose_threshold(task, &probabilities, &labels));
-        let info = ModelInfo {
+        let input = pipeline::input_shape(task);
+        let network = StudentConfig {
+            in_channels: input.channels as usize,
+            ..StudentConfig::new(task.classes().len())
+        };
+        let mut info = ModelInfo {
             format_version: FORMAT_VERSION,
             task,
             classes: task.classes().iter().map(|c| c.to_string()).collect(),
-            input: pipeline::input_shape(task),
-            network: StudentConfig::new(task.classes().len()),
+            input,
+            network,
             temperature: 1.2345,
             threshold,
             review: None,
             card: serde_json::json!({
                 "training_command": format!("bedside train --task {}", task.name()),
                 "settings": settings(task),
+                "training_commit": "abc1234",
             }),
         };
-        let report = pipeline::evaluate_probabilities(&info, &probabilities, &labels);
+        // Pairs of images from one patient.
+        let groups: Vec<usize> = (0..labels.len()).map(|i| i / 2).collect();
+        let report = pipeline::evaluate_probabilities(&info, &probabilities, &labels, &groups);
         let history: Vec<EpochLog> = (1..=6)
             .map(|e| EpochLog {
                 epoch: e,
@@ -308,21 +317,23 @@ mod tests {
                 seconds: 12.0,
             })
             .collect();
-        let dir = std::env::temp_dir().join(format!("bedside-card-{}-{}", std::process::id(), task.name()));
+        info.card["history"] = serde_json::to_value(&history).unwrap();
+        if let Some(teacher) = teacher {
+            info.card["teacher"] = serde_json::json!({
+                "settings": teacher.settings,
+                "val_auc_per_epoch": teacher.val_auc,
+                "validation": teacher.validation,
+            });
+        }
+        // One folder per call: the tests run in parallel.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bedside-card-{}-{call}", std::process::id()));
         let train_counts: Vec<usize> = (0..task.classes().len()).map(|c| 100 + 10 * c).collect();
-        let inputs = CardInputs {
-            info: &info,
-            validation: &report,
-            history: &history,
-            teacher,
-            val_probabilities: &probabilities,
-            val_labels: &labels,
-            train_counts: &train_counts,
-            params: 1_234_567,
-            weights_bytes: 4_938_268,
-            commit: Some("abc1234".into()),
-        };
-        write_card(&dir, &inputs).unwrap();
+        record_validation(&mut info, &report, &train_counts, 1_234_567, 4_938_268);
+        draw_plots(&dir, &info, &report, &probabilities, &labels).unwrap();
+        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&info).unwrap()).unwrap();
+        super::write(&dir).unwrap();
         let card = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap();
         (dir, card, info, report)
     }
@@ -384,7 +395,14 @@ mod tests {
                 class_weights: true,
             },
             val_auc: vec![0.81, 0.9],
-            validation: metrics::report(&probabilities, &labels, &predicted, 1, 200),
+            validation: metrics::report(
+                &probabilities,
+                &labels,
+                &predicted,
+                1,
+                &(0..labels.len()).collect::<Vec<_>>(),
+                200,
+            ),
         };
         let (dir, card, _, report) = write(Task::Chest, Some(&teacher));
         check_plots(&dir);
@@ -403,30 +421,49 @@ mod tests {
     }
 
     #[test]
-    fn sections_are_inserted_once_and_replaced_in_place() {
-        let dir = std::env::temp_dir().join(format!("bedside-card-section-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let card = "# Card\n\n## Results\n\nx\n\n## How the numbers were measured\n\ny\n";
-        std::fs::write(dir.join("MODEL_CARD.md"), card).unwrap();
-        set_section(&dir, "int8", "## int8\n\nfirst").unwrap();
-        set_section(&dir, "int8", "## int8\n\nsecond").unwrap();
-        let text = std::fs::read_to_string(dir.join("MODEL_CARD.md")).unwrap();
-        assert_eq!(text.matches("## int8").count(), 1, "{text}");
-        assert!(text.contains("second") && !text.contains("first"), "{text}");
-        assert!(text.find("## int8").unwrap() < text.find("## How the numbers").unwrap());
-        assert!(text.starts_with("# Card\n\n## Results\n\nx\n\n<!-- bedside:int8 -->"), "{text}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn sections_are_drawn_from_what_each_step_recorded() {
+        let (dir, before, mut info, _) = write(Task::Chest, None);
+        assert!(!before.contains("## int8 weights"));
+        let comparison = serde_json::json!({
+            "n": 524, "fp32_auc": 0.9981, "int8_auc": 0.9979, "fp32_positive_auc": 0.9981,
+            "int8_positive_auc": 0.9979, "fp32_accuracy": 0.983, "int8_accuracy": 0.981,
+            "max_probability_difference": 0.0412, "label_agreement": 0.996,
+            "fp32_bytes": 2_700_000, "int8_bytes": 800_000,
+        });
+        info.card["int8"] = serde_json::json!({
+            "format": "bedside-int8 v1", "calibration_images": 96, "logit_mse_unclipped": 0.01,
+            "logit_mse_calibrated": 0.004, "validation": comparison, "params": 671_826,
+            "macs": 61_000_000u64, "command": "bedside quantize --model models/chest",
+        });
+        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&info).unwrap()).unwrap();
+        let card = render(&dir).unwrap();
+        assert!(card.contains("## int8 weights"));
+        assert!(card.contains("| AUC | 0.9981 | 0.9979 |"));
+        assert!(card.contains("Measured with `bedside quantize --model models/chest`"));
+        // The section sits after the results, before how they were measured, once.
+        let at = |text: &str| card.find(text).unwrap();
+        assert!(at("## Results on validation") < at("## int8 weights"));
+        assert!(at("## int8 weights") < at("## How the numbers were measured"));
+        assert_eq!(card.matches("## int8 weights").count(), 1);
+        // The body is the same whatever sections follow it.
+        assert!(card.starts_with(&before[..before.find("## How the numbers were measured").unwrap()]));
+
+        // A record that does not read as its step writes it is an error naming it, not a card.
+        info.card["int8"]["validation"] = serde_json::json!("broken");
+        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&info).unwrap()).unwrap();
+        let error = render(&dir).unwrap_err().to_string();
+        assert!(error.contains("card.int8"), "{error}");
+        // So is a body without its validation figures.
+        info.card.as_object_mut().unwrap().remove("int8");
+        info.card.as_object_mut().unwrap().remove("train_counts");
+        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&info).unwrap()).unwrap();
+        let error = render(&dir).unwrap_err().to_string();
+        assert!(error.contains("card.train_counts") && error.contains("--remeasure"), "{error}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
-    fn recall_intervals_bracket_the_recall() {
-        let labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
-        let predicted = [0, 0, 0, 1, 1, 1, 0, 1, 1, 1];
-        let r = recall_intervals(&labels, &predicted, 2);
-        assert_eq!((r[0].value, r[1].value), (0.75, 5.0 / 6.0));
-        for e in r {
-            assert!(e.low <= e.value && e.value <= e.high && e.low < e.high, "{e:?}");
-        }
+    fn card_formatting() {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
         assert_eq!(estimate(&Estimate { value: 0.5, low: 0.25, high: f64::NAN }), "0.500");

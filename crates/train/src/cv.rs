@@ -19,19 +19,28 @@ use std::path::Path;
 pub struct FoldResult {
     pub fold: usize,
     pub n: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub positive_auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub balanced_accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub sensitivity: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub specificity: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub ece: f64,
 }
 
 /// Mean and sample standard deviation over folds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Spread {
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub mean: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub sd: f64,
 }
 
@@ -158,7 +167,7 @@ pub fn cross_validate(
         let probabilities = metrics::softmax(&logits, temperature);
         let threshold = choose_threshold(task, &probabilities, &labels);
         let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, threshold)).collect();
-        let r = metrics::report(&probabilities, &labels, &predicted, task.positive_index(), 0);
+        let r = metrics::report(&probabilities, &labels, &predicted, task.positive_index(), &labels, 0);
         let result = FoldResult {
             fold: i + 1,
             n: r.n,

@@ -150,6 +150,11 @@ impl Dataset {
         self.examples.is_empty()
     }
 
+    /// Each example's group (patient, lesion or near-duplicate cluster), in order.
+    pub fn groups(&self) -> Vec<String> {
+        self.examples.iter().map(|e| e.group.clone()).collect()
+    }
+
     /// Examples per class.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.task.classes().len()];

@@ -152,12 +152,12 @@ pub struct TeacherReport {
 
 /// Trains the teacher's stages from `settings.stage` on and a new head on cached features; returns
 /// the adapted teacher (validation mode) and its validation report. Reuses a finished adaptation
-/// saved in `dir` with the same settings.
+/// saved in `dir` with the same settings. `val` holds each image's label and group (for intervals).
 pub fn adapt_teacher(
     imagenet: Teacher,
     task: Task,
     train: (&FeatureCache, &[usize]),
-    val: (&FeatureCache, &[usize]),
+    val: (&FeatureCache, &[usize], &[String]),
     settings: &TeacherSettings,
     dir: &Path,
     progress: &Progress,
@@ -220,7 +220,8 @@ pub fn adapt_teacher(
     let logits = teacher_logits(&teacher, settings.stage, val.0);
     let probabilities = metrics::softmax(&logits, 1.0);
     let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
-    let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), 1000);
+    let validation =
+        metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
     let report = TeacherReport { settings: settings.clone(), val_auc, validation };
     teacher
         .clone()
@@ -279,7 +280,7 @@ pub fn teacher_targets(
         frozen,
         task,
         (&train_cache, &train_labels),
-        (&val_cache, &val_labels),
+        (&val_cache, &val_labels, &val.groups()),
         settings,
         dir,
         progress,

@@ -252,19 +252,23 @@ pub fn choose_floor(probabilities: &[Vec<f32>], labels: &[usize], keep: f64) -> 
 }
 
 /// How well the gate routes and refuses, on validation.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// Images of the three tasks, and other pictures (views of held-out photographs and medical
     /// images of other kinds).
     pub task_images: usize,
     pub photo_views: usize,
     /// Share of task images routed to their own task (refusals count as wrong).
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub routing_accuracy: f64,
     /// Share of task images refused.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub task_refused: f64,
     /// Share of other pictures refused.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub photos_refused: f64,
     /// AUROC of `1 − p(other)` separating the task images from the other pictures.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub ood_auroc: f64,
     pub floor: f32,
     /// Share of each task's images refused (chest, skin, breast).
@@ -281,6 +285,7 @@ pub struct Evaluation {
 pub struct GroupRefusal {
     pub group: String,
     pub views: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub refused: f64,
 }
 
@@ -339,8 +344,9 @@ pub fn evaluate(
 }
 
 impl Evaluation {
-    /// The model card's section on routing and refusal.
-    pub fn card_section(&self) -> String {
+    /// The model card's section on routing and refusal; `measured` says by which command, on which
+    /// weights.
+    pub fn card_section(&self, measured: &str) -> String {
         format!(
             "## Routing and refusal on validation\n\n\
              A picture goes to the most probable task when that task's calibrated probability is at least \
@@ -355,7 +361,7 @@ impl Evaluation {
              The other pictures held out, each photograph and each group of medical images (modality and \
              size) on its own — {n_groups} in all, the real size of this evidence:\n\n\
              | held out | views | refused |\n|---|---:|---:|\n{groups}\n\
-             Measured by `bedside train --task gate` at the end of training.\n",
+             {measured}\n",
             floor = self.floor,
             keep = 100.0 * crate::pipeline::GATE_KEEP,
             tasks = self.task_images,

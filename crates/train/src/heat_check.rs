@@ -93,7 +93,9 @@ pub struct HeatMapCheck {
     /// Probability as the hottest pixels are put back into a blurred copy (higher is better).
     pub insertion_auc: Compared,
     /// Mean Spearman correlation of the class activation maps with those after randomising.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub rank_correlation_random_classifier: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub rank_correlation_random_network: f64,
     /// Against lesion masks, where the task has them.
     pub localisation: Option<Localisation>,
@@ -437,8 +439,8 @@ impl HeatMapCheck {
         out
     }
 
-    /// The model card's section.
-    pub fn card_section(&self) -> String {
+    /// The model card's section; `command` measured it.
+    pub fn card_section(&self, command: &str) -> String {
         let header = "| check | heat map | random map | centre prior | heat map − random | heat map − centre |\n\
                       |---|---|---|---|---|---|\n";
         let mut out = format!(
@@ -485,7 +487,7 @@ impl HeatMapCheck {
              The heat map has one cell per 32 × 32 input pixels, drawn smooth by bilinear resampling; the \
              random map has the same coarseness, so every order removes smooth regions. Removed pixels are \
              set to the training mean; insertion starts from the picture box-blurred over 1/16 of its size. \
-             Measured with `bedside heatmaps --model <this folder>`.\n",
+             Measured with `{command}`.\n",
             rc = self.rank_correlation_random_classifier,
             rn = self.rank_correlation_random_network,
             reading = self.reading(),

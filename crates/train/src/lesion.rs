@@ -26,7 +26,9 @@ pub struct LesionSettings {
     pub decoder: LesionConfig,
     pub epochs: usize,
     pub batch_size: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub learning_rate: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub weight_decay: f64,
     pub seed: u64,
     pub augment: Augment,
@@ -37,9 +39,11 @@ pub struct LesionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LesionEpoch {
     pub epoch: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub train_loss: f64,
     /// Mean Dice on the validation images with a lesion, fp32 weights.
     pub val_dice: Option<f64>,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub seconds: f64,
 }
 
@@ -232,7 +236,7 @@ pub fn evaluate(
 impl LesionReport {
     /// The model card's section: `command` trained the decoder, `measured_by` measured it; `macs`
     /// are the decoder's and the classifier's multiply–accumulates per picture.
-    pub fn card_section(
+    pub fn card_section_with(
         &self,
         settings: &LesionSettings,
         seconds: f64,
@@ -283,6 +287,32 @@ impl LesionReport {
             "\nAn outline is where the model puts the lesion, not a measurement a clinician has checked.\n";
         out
     }
+}
+
+/// The model card's lesion section, drawn from `lesion.json`'s card (what `bedside lesion` recorded).
+pub fn card_section(lesion_card: &serde_json::Value) -> Result<String, crate::Error> {
+    let field = |key: &str| {
+        let value = &lesion_card[key];
+        (!value.is_null())
+            .then_some(value)
+            .ok_or_else(|| crate::Error::Data(format!("lesion.json: card.{key} is missing")))
+    };
+    let parse_failed =
+        |key: &str, e: serde_json::Error| crate::Error::Data(format!("lesion.json: card.{key}: {e}"));
+    let report: LesionReport =
+        serde_json::from_value(field("validation")?.clone()).map_err(|e| parse_failed("validation", e))?;
+    let settings: LesionSettings =
+        serde_json::from_value(field("settings")?.clone()).map_err(|e| parse_failed("settings", e))?;
+    let macs: [u64; 2] =
+        serde_json::from_value(field("macs")?.clone()).map_err(|e| parse_failed("macs", e))?;
+    let text = |key: &str| field(key).map(|v| v.as_str().unwrap_or_default().to_string());
+    Ok(report.card_section_with(
+        &settings,
+        field("seconds")?.as_f64().unwrap_or(f64::NAN),
+        &text("command")?,
+        &text("measured_by")?,
+        macs,
+    ))
 }
 
 #[cfg(test)]

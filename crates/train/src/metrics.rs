@@ -134,11 +134,20 @@ pub fn reliability(probabilities: &[Vec<f32>], labels: &[usize], bins: usize) ->
     acc.into_iter().filter(|b| b.2 > 0).map(|(c, h, n)| (c / n as f64, h / n as f64, n)).collect()
 }
 
+/// Reads a number that serde_json wrote as `null` because it was NaN (a rate over no images, an
+/// AUC over one class), as NaN again: recorded reports must read back as they were measured.
+pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// Point estimate with a 95 % percentile-bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Estimate {
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub value: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub low: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub high: f64,
 }
 
@@ -192,7 +201,15 @@ pub struct Report {
     pub precision: Estimate,
     pub f1: Estimate,
     pub per_class_recall: Vec<f64>,
+    /// Each class's recall with its interval (absent from reports written before they were kept).
+    #[serde(default)]
+    pub per_class_recall_ci: Vec<Estimate>,
+    /// The groups (patients, lesions, photographs, near-duplicate clusters) the intervals resampled
+    /// whole; 0 in reports written when the intervals resampled single images.
+    #[serde(default)]
+    pub groups: usize,
     pub confusion: Vec<Vec<usize>>,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub ece: f64,
     /// What a perfectly calibrated model would measure here ([`ece_if_calibrated`]); absent from
     /// reports written before it was added.
@@ -209,6 +226,8 @@ struct Point {
     specificity: f64,
     precision: f64,
     f1: f64,
+    /// Each class's recall (NaN where the class has no image).
+    recalls: Vec<f64>,
 }
 
 fn point(p: &[Vec<f32>], labels: &[usize], predicted: &[usize], positive: usize, idx: &[usize]) -> Point {
@@ -220,11 +239,12 @@ fn point(p: &[Vec<f32>], labels: &[usize], predicted: &[usize], positive: usize,
     let n = idx.len().max(1) as f64;
     let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
     let recalls: Vec<f64> = (0..classes)
-        .filter_map(|c| {
+        .map(|c| {
             let total: usize = confusion[c].iter().sum();
-            (total > 0).then(|| confusion[c][c] as f64 / total as f64)
+            if total > 0 { confusion[c][c] as f64 / total as f64 } else { f64::NAN }
         })
         .collect();
+    let present: Vec<f64> = recalls.iter().copied().filter(|r| r.is_finite()).collect();
     let auc_of = |class: usize| {
         let scores: Vec<f32> = idx.iter().map(|&i| p[i][class]).collect();
         let truth: Vec<bool> = idx.iter().map(|&i| labels[i] == class).collect();
@@ -240,30 +260,42 @@ fn point(p: &[Vec<f32>], labels: &[usize], predicted: &[usize], positive: usize,
     let (sensitivity, precision) = (ratio(tp, tp + fn_), ratio(tp, tp + fp));
     Point {
         accuracy: correct as f64 / n,
-        balanced_accuracy: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+        balanced_accuracy: present.iter().sum::<f64>() / present.len().max(1) as f64,
         auc: if classes == 2 { positive_auc } else { aucs.iter().sum::<f64>() / aucs.len().max(1) as f64 },
         positive_auc,
         sensitivity,
         specificity: ratio(tn, tn + fp),
         precision,
         f1: ratio(2.0 * precision * sensitivity, precision + sensitivity),
+        recalls,
     }
 }
 
-/// Full report with `resamples` bootstrap resamples (seeded, so reports are reproducible).
-pub fn report(
+/// Full report with `resamples` bootstrap resamples (seeded, so reports are reproducible). The
+/// resamples draw whole `groups` (one per image: patient, lesion, photograph or near-duplicate
+/// cluster) with replacement, so that near-copies of one case do not narrow the intervals: the
+/// evidence is counted at its real size.
+pub fn report<G: Ord>(
     probabilities: &[Vec<f32>],
     labels: &[usize],
     predicted: &[usize],
     positive: usize,
+    groups: &[G],
     resamples: usize,
 ) -> Report {
+    assert_eq!(groups.len(), labels.len(), "one group per image");
     let all: Vec<usize> = (0..labels.len()).collect();
     let whole = point(probabilities, labels, predicted, positive, &all);
+    let mut members: std::collections::BTreeMap<&G, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let members: Vec<Vec<usize>> = members.into_values().collect();
     let mut rng = Rng::new(2024);
     let draws: Vec<Point> = (0..resamples)
         .map(|_| {
-            let idx: Vec<usize> = (0..all.len()).map(|_| rng.below(all.len())).collect();
+            let idx: Vec<usize> =
+                (0..members.len()).flat_map(|_| members[rng.below(members.len())].iter().copied()).collect();
             point(probabilities, labels, predicted, positive, &idx)
         })
         .collect();
@@ -279,6 +311,9 @@ pub fn report(
         .enumerate()
         .map(|(c, row)| row[c] as f64 / row.iter().sum::<usize>().max(1) as f64)
         .collect();
+    let per_class_recall_ci = (0..classes)
+        .map(|c| Estimate::from_draws(whole.recalls[c], draws.iter().map(|d| d.recalls[c])))
+        .collect();
     Report {
         n: labels.len(),
         accuracy: estimate(whole.accuracy, &|p| p.accuracy),
@@ -290,6 +325,8 @@ pub fn report(
         precision: estimate(whole.precision, &|p| p.precision),
         f1: estimate(whole.f1, &|p| p.f1),
         per_class_recall,
+        per_class_recall_ci,
+        groups: members.len(),
         confusion,
         ece: ece(probabilities, labels, 15),
         ece_if_calibrated: Some(ece_if_calibrated(probabilities, 15, resamples)),
@@ -363,11 +400,46 @@ mod tests {
         let p = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.4, 0.6], vec![0.7, 0.3]];
         let labels = [0, 1, 0, 1];
         let predicted = [0, 1, 1, 0];
-        let r = report(&p, &labels, &predicted, 1, 200);
+        let r = report(&p, &labels, &predicted, 1, &[0, 1, 2, 3], 200);
         assert_eq!(r.confusion, vec![vec![1, 1], vec![1, 1]]);
+        assert_eq!(r.groups, 4);
         assert_eq!((r.sensitivity.value, r.specificity.value, r.accuracy.value), (0.5, 0.5, 0.5));
         assert_eq!(r.auc.value, 0.75); // 0.8 and 0.3 against 0.1 and 0.6: 3 of 4 pairs
         assert!(r.accuracy.low <= 0.5 && r.accuracy.high >= 0.5);
         assert_eq!(r.per_class_recall, vec![0.5, 0.5]);
+        for e in &r.per_class_recall_ci {
+            assert!(e.low <= 0.5 && e.high >= 0.5, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_report_with_nan_reads_back_as_written() {
+        // No positive image: sensitivity and the AUCs are NaN, which JSON writes as null.
+        let p = vec![vec![0.9, 0.1], vec![0.6, 0.4]];
+        let r = report(&p, &[0, 0], &[0, 1], 1, &[0, 1], 20);
+        assert!(r.sensitivity.value.is_nan() && r.auc.value.is_nan());
+        let text = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert!(back.sensitivity.value.is_nan() && back.auc.low.is_nan());
+        assert_eq!((back.specificity, back.confusion), (r.specificity, r.confusion));
+    }
+
+    #[test]
+    fn report_intervals_resample_whole_groups() {
+        // 10 patients with 10 films each, each patient's films all right or all wrong: the
+        // interval is that of 10 cases, far wider than 100 independent films would give.
+        let labels: Vec<usize> = (0..100).map(|i| (i / 10) % 2).collect();
+        let predicted: Vec<usize> =
+            (0..100).map(|i| if i / 10 < 7 { labels[i] } else { 1 - labels[i] }).collect();
+        let p: Vec<Vec<f32>> =
+            predicted.iter().map(|&y| if y == 1 { vec![0.3, 0.7] } else { vec![0.7, 0.3] }).collect();
+        let patients: Vec<usize> = (0..100).map(|i| i / 10).collect();
+        let films: Vec<usize> = (0..100).collect();
+        let grouped = report(&p, &labels, &predicted, 1, &patients, 500);
+        let single = report(&p, &labels, &predicted, 1, &films, 500);
+        assert_eq!((grouped.accuracy.value, grouped.groups, single.groups), (0.7, 10, 100));
+        let width = |e: Estimate| e.high - e.low;
+        assert!(width(single.accuracy) < 0.6 * width(grouped.accuracy), "{single:?} vs {grouped:?}");
+        assert!(width(single.per_class_recall_ci[0]) < width(grouped.per_class_recall_ci[0]));
     }
 }

@@ -1,7 +1,7 @@
 //! One training job end to end: load the task's data, train the student, calibrate it on
 //! validation, choose the operating threshold, measure, and write the model artifact.
 
-use crate::card::{self, CardInputs};
+use crate::card;
 use crate::data::{self, Dataset};
 use crate::distill::{self, TeacherReport, TeacherSettings};
 use crate::gate;
@@ -169,14 +169,15 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     )?;
     let Calibrated { mut info, validation, probabilities, labels } =
         calibrate(job, &spec, &trained.model.clone().fold_batchnorm(), &val);
-    // The measured numbers travel with the model: the page shows them, and CI checks that the
-    // shipped files still reproduce them.
+    // The measured numbers travel with the model (`card::record_validation` below, or here for a
+    // run without an output folder): the page shows them, and CI checks that the shipped files
+    // still reproduce them.
     info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
     // Kept so the card can be rewritten when a later step (pruning) changes the weights.
     info.card["history"] = serde_json::to_value(&trained.history).expect("history serialises");
-    let gate_evaluation = (job.task == Task::Gate).then(|| gate::evaluate(&info, &probabilities, &val));
-    if let Some(evaluation) = &gate_evaluation {
-        info.card["gate"] = serde_json::to_value(evaluation).expect("evaluation serialises");
+    if job.task == Task::Gate {
+        let evaluation = gate::evaluate(&info, &probabilities, &val);
+        info.card["gate"] = serde_json::to_value(&evaluation).expect("evaluation serialises");
     }
     if let Some((_, description)) = &start {
         info.card["initialised_from"] = description.as_str().into();
@@ -191,26 +192,13 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
     }
     if let Some(out) = &job.out_dir {
         let params = trained.model.clone().fold_batchnorm().num_params();
-        write_artifact(out, &info, trained.model)?;
-        let weights = out.join("model-fp32.bin");
         let weights_bytes =
-            std::fs::metadata(&weights).map_err(|e| Error::io("could not read", &weights, e))?.len();
-        let inputs = CardInputs {
-            info: &info,
-            validation: &validation,
-            history: &trained.history,
-            teacher: teacher_report.as_ref(),
-            val_probabilities: &probabilities,
-            val_labels: &labels,
-            train_counts: &train.class_counts(),
-            params,
-            weights_bytes,
-            commit: commit(),
-        };
-        card::write_card(out, &inputs)?;
-        if let Some(evaluation) = &gate_evaluation {
-            card::set_section(out, "gate", &evaluation.card_section())?;
-        }
+            artifact::student_to_bytes(trained.model.clone()).map_err(|e| Error::Model(e.to_string()))?.len();
+        card::record_validation(&mut info, &validation, &train.class_counts(), params, weights_bytes as u64);
+        info.card["training_commit"] = commit().into();
+        write_artifact(out, &info, trained.model)?;
+        card::draw_plots(out, &info, &validation, &probabilities, &labels)?;
+        card::write(out)?;
     }
     Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
 }
@@ -227,7 +215,7 @@ struct Calibrated {
 /// Fits the temperature and the threshold on validation and measures the result there.
 fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Calibrated {
     let task = job.task;
-    let Fitted { temperature, threshold, probabilities, labels } = fit(task, model, spec, val);
+    let Fitted { temperature, threshold, probabilities, labels, groups } = fit(task, model, spec, val);
     let info = ModelInfo {
         format_version: FORMAT_VERSION,
         task,
@@ -242,7 +230,7 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Cal
             "settings": job.settings,
         }),
     };
-    let validation = evaluate_probabilities(&info, &probabilities, &labels);
+    let validation = evaluate_probabilities(&info, &probabilities, &labels, &groups);
     Calibrated { info, validation, probabilities, labels }
 }
 
@@ -253,6 +241,8 @@ pub struct Fitted {
     pub threshold: Option<f32>,
     pub probabilities: Vec<Vec<f32>>,
     pub labels: Vec<usize>,
+    /// Each image's group (patient, lesion, photograph), for intervals.
+    pub groups: Vec<String>,
 }
 
 /// Fits the temperature, then the task's threshold (the gate's refusal floor), on `val`.
@@ -266,7 +256,7 @@ pub fn fit(task: Task, model: &Student, spec: &InputSpec, val: &Dataset) -> Fitt
     } else {
         task.uses_threshold().then(|| choose_threshold(task, &probabilities, &labels))
     };
-    Fitted { temperature, threshold, probabilities, labels }
+    Fitted { temperature, threshold, probabilities, labels, groups: val.groups() }
 }
 
 /// The short hash of the checked-out commit, marked `-dirty` when tracked files have changed since;
@@ -284,10 +274,16 @@ pub fn commit() -> Option<String> {
 }
 
 /// The decision rule applied to calibrated probabilities, measured against the labels.
-pub fn evaluate_probabilities(info: &ModelInfo, probabilities: &[Vec<f32>], labels: &[usize]) -> Report {
+/// Intervals resample whole `groups` (one per image: patient, lesion, photograph).
+pub fn evaluate_probabilities<G: Ord>(
+    info: &ModelInfo,
+    probabilities: &[Vec<f32>],
+    labels: &[usize],
+    groups: &[G],
+) -> Report {
     let threshold = info.threshold.unwrap_or(0.5);
     let predicted: Vec<usize> = probabilities.iter().map(|p| info.task.decide(p, threshold)).collect();
-    metrics::report(probabilities, labels, &predicted, info.task.positive_index(), 1000)
+    metrics::report(probabilities, labels, &predicted, info.task.positive_index(), groups, 1000)
 }
 
 /// The threshold on the positive class with the highest accuracy (ties: balanced accuracy) among

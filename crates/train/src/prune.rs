@@ -27,12 +27,13 @@ use serde::Serialize;
 use std::path::Path;
 
 /// How to prune and fine-tune.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PruneSettings {
     /// Shares of channels removed, each a point of the curve (0 < r < 1).
     pub ratios: Vec<f64>,
     /// Fine-tuning epochs at each ratio.
     pub epochs: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub learning_rate: f64,
     /// Training images the channels are ranked on (spread evenly over the train split).
     pub score_images: usize,
@@ -134,27 +135,37 @@ pub fn plan(scores: &Scores, ratio: f64) -> Keep {
 }
 
 /// One point of the curve.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Point {
     /// Share of the prunable channels removed (0: the trained network).
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub ratio: f64,
     pub params: usize,
     pub macs: u64,
     pub fp32_bytes: usize,
     pub int8_bytes: usize,
     /// Validation AUC straight after removing the channels, before fine-tuning.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub auc_pruned: f64,
     /// Validation AUC and accuracy after fine-tuning and recalibration, fp32 and int8.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_auc: f64,
     /// int8 validation AUC of the positive class against the rest: for skin and breast the
-    /// macro AUC can hold while the one a clinician acts on (mel, malignant) falls.
+    /// macro AUC can hold while the one a clinician acts on (mel, malignant) falls. NaN in curves
+    /// measured before it was.
+    #[serde(default = "not_measured")]
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_positive_auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_accuracy: f64,
     pub temperature: f32,
     pub threshold: Option<f32>,
     /// Wall-clock seconds of fine-tuning.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub seconds: f64,
 }
 
@@ -329,8 +340,33 @@ pub fn choose(points: &[Point]) -> usize {
         .unwrap_or(0)
 }
 
+fn not_measured() -> f64 {
+    f64::NAN
+}
+
+/// What `bedside prune` recorded in `model.json` ("pruning"): the card's pruning section is drawn
+/// from it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PruningSummary {
+    pub points: Vec<Point>,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
+    pub shipped_ratio: f64,
+    pub choice: Choice,
+    pub settings: PruneSettings,
+    pub command: String,
+}
+
+impl PruningSummary {
+    /// The model card's pruning section; `positive` names the positive class.
+    pub fn card_section(&self, positive: &str) -> String {
+        let shipped = self.points.iter().position(|p| p.ratio == self.shipped_ratio).unwrap_or(0);
+        card_section(&self.points, shipped, self.choice, positive, &self.settings, &self.command)
+    }
+}
+
 /// How the shipped point of a curve was chosen (`bedside prune --ship`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Choice {
     /// By [`choose`].
     Auto,
@@ -392,14 +428,18 @@ pub fn card_section(
             (format!("{:.4}", p.auc_pruned), format!("{:.0} s", p.seconds))
         };
         md += &format!(
-            "| {:.0} %{mark} | {} | {:.1} M | {:.0} KB | {pruned} | {:.4} | {:.4} | {:.4} | {:.4} | {tuning} |\n",
+            "| {:.0} %{mark} | {} | {:.1} M | {:.0} KB | {pruned} | {:.4} | {:.4} | {} | {:.4} | {tuning} |\n",
             100.0 * p.ratio,
             p.params,
             p.macs as f64 / 1e6,
             p.int8_bytes as f64 / 1000.0,
             p.auc,
             p.int8_auc,
-            p.int8_positive_auc,
+            if p.int8_positive_auc.is_finite() {
+                format!("{:.4}", p.int8_positive_auc)
+            } else {
+                "not measured".into()
+            },
             p.int8_accuracy,
         );
     }

@@ -87,23 +87,90 @@ pub fn calibrate(
 }
 
 /// fp32 against int8 on one labelled set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub n: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub fp32_auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_auc: f64,
     /// AUC of the positive class against the rest (pneumonia, mel, malignant); the same as the AUC
     /// for two classes.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub fp32_positive_auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_positive_auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub fp32_accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub int8_accuracy: f64,
     /// Largest |p_int8 − p_fp32| over every image and class (calibrated probabilities).
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub max_probability_difference: f64,
     /// Share of images given the same label by both.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub label_agreement: f64,
     pub fp32_bytes: usize,
     pub int8_bytes: usize,
+}
+
+/// What `bedside quantize` recorded in `model.json` ("int8"): the card's int8 section is drawn
+/// from it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Int8Summary {
+    /// The weights file format and its version.
+    pub format: String,
+    /// Training images the clipping was calibrated on, and the logit MSE from fp32 with every clip
+    /// at 1.0 and as chosen.
+    pub calibration_images: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
+    pub logit_mse_unclipped: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
+    pub logit_mse_calibrated: f64,
+    pub validation: Comparison,
+    /// The network's parameters and multiply–accumulates per image at the input size.
+    pub params: usize,
+    pub macs: u64,
+    pub command: String,
+}
+
+impl Int8Summary {
+    /// The model card's int8 section.
+    pub fn card_section(&self) -> String {
+        let c = &self.validation;
+        let kb = |b: usize| format!("{:.0} KB", b as f64 / 1000.0);
+        format!(
+            "## int8 weights (`model.bin`, shipped)\n\n\
+             Weights are stored as symmetric int8 with one scale per output channel; biases stay fp32, and \
+             the browser and CLI restore fp32 weights when loading, so int8 changes the download, not the \
+             arithmetic. Each tensor's clipping was calibrated on {images} training images (logit MSE from \
+             fp32 {before:.2e} unclipped → {after:.2e} calibrated).\n\n\
+             {params} parameters; {macs:.1} M multiply–accumulates per image at the input size (BatchNorm \
+             folded).\n\n\
+             | on validation ({n} images) | fp32 (`model-fp32.bin`) | int8 (`model.bin`) |\n\
+             |---|---|---|\n\
+             | file size | {s32} | {s8} |\n\
+             | AUC | {a32:.4} | {a8:.4} |\n\
+             | accuracy | {c32:.4} | {c8:.4} |\n\n\
+             Largest difference in any calibrated probability: {diff:.4}; the same label for {agree:.1} % of \
+             images. Measured with `{command}`.\n",
+            params = self.params,
+            macs = self.macs as f64 / 1e6,
+            images = self.calibration_images,
+            before = self.logit_mse_unclipped,
+            after = self.logit_mse_calibrated,
+            n = c.n,
+            s32 = kb(c.fp32_bytes),
+            s8 = kb(c.int8_bytes),
+            a32 = c.fp32_auc,
+            a8 = c.int8_auc,
+            c32 = c.fp32_accuracy,
+            c8 = c.int8_accuracy,
+            diff = c.max_probability_difference,
+            agree = 100.0 * c.label_agreement,
+            command = self.command,
+        )
+    }
 }
 
 /// Calibrated probabilities and the task's report for a model on `data`.
@@ -111,7 +178,7 @@ pub fn probabilities(info: &ModelInfo, model: &Student, data: &Dataset) -> (Vec<
     let logits = predict_logits(model, &info.input, data, 64);
     let probabilities = crate::metrics::softmax(&logits, info.temperature);
     let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
-    let report = crate::pipeline::evaluate_probabilities(info, &probabilities, &labels);
+    let report = crate::pipeline::evaluate_probabilities(info, &probabilities, &labels, &data.groups());
     (probabilities, report)
 }
 

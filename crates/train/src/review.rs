@@ -35,11 +35,15 @@ pub fn fit(info: &ModelInfo, probabilities: &[Vec<f32>], share: f64) -> Review {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     pub n: usize,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub balanced_accuracy: f64,
     /// Of the positive class (pneumonia, mel, malignant).
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub sensitivity: f64,
     /// Of every other class together: not called positive, and not left for review.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub specificity: f64,
 }
 
@@ -74,9 +78,12 @@ fn figures(answers: &[Option<usize>], labels: &[usize], classes: usize, positive
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CoveragePoint {
     /// Share of images answered.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub coverage: f64,
     /// Accuracy and balanced accuracy of the answered ones.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub balanced_accuracy: f64,
 }
 
@@ -85,6 +92,7 @@ pub struct CoveragePoint {
 pub struct Measured {
     pub review: Review,
     /// Share of the images answered "uncertain".
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub uncertain_share: f64,
     /// The answered images only.
     pub answered: Figures,
@@ -131,6 +139,86 @@ pub fn measure(info: &ModelInfo, probabilities: &[Vec<f32>], labels: &[usize]) -
         without_band: figures(&most_likely, labels, classes, positive),
         risk_coverage,
     }
+}
+
+/// What `bedside review-band` recorded in `model.json` ("review"): the card's section is drawn from
+/// it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    /// Share of the fitting images left for review, and what the margin was fitted on.
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
+    pub share: f64,
+    pub fitted_on: String,
+    /// Measured on the val split with the shipped int8 weights.
+    pub validation: Measured,
+    /// Measured on the out-of-fold predictions it was fitted on, where it was.
+    pub out_of_fold: Option<Measured>,
+}
+
+/// The model card's section on the review rule; `command` fitted and measured it.
+pub fn card_section(info: &ModelInfo, summary: &ReviewSummary, command: &str) -> String {
+    let (share, fitted_on, val, oof) =
+        (summary.share, summary.fitted_on.as_str(), &summary.validation, summary.out_of_fold.as_ref());
+    let margin = val.review.margin;
+    let pct = |x: f64| format!("{:.1} %", 100.0 * x);
+    let n3 = |x: f64| if x.is_finite() { format!("{x:.3}") } else { "n/a".into() };
+    let positive = info.task.positive_class();
+    let row = |name: &str, f: &Figures| {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} |\n",
+            f.n,
+            n3(f.accuracy),
+            n3(f.balanced_accuracy),
+            n3(f.sensitivity),
+            n3(f.specificity)
+        )
+    };
+    let rule = match (info.classes.len(), info.threshold) {
+        (2, Some(threshold)) => {
+            let (lo, hi) = val.review.band(threshold);
+            format!(
+                "the calibrated probability of {positive} lies between {} and {}",
+                n3(lo as f64),
+                n3(hi as f64)
+            )
+        }
+        _ => format!(
+            "the calibrated probabilities lie within {margin:.2} log-odds of another answer (the {positive} \
+             threshold, or the runner-up class)"
+        ),
+    };
+    let mut out = format!(
+        "## Uncertain: needs review\n\n\
+         Where {rule}, the model answers \"uncertain: needs review\" and names the most likely class \
+         beside it, in the app and in `bedside predict` (`\"label\": \"uncertain\"`, `\"most_likely\"`). \
+         The margin ({margin:.3} log-odds) leaves for review the {share} of {fitted_on} nearest a \
+         decision boundary. On the val split ({n} images, shipped int8 weights) it holds {held}.\n\n\
+         | on validation | images | accuracy | balanced accuracy | sensitivity ({positive}) | specificity |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+        share = pct(share),
+        n = val.all.n,
+        held = pct(val.uncertain_share),
+    );
+    out += &row("every image answered (no review)", &val.without_band);
+    out += &row("answered images only", &val.answered);
+    out += &row("every image, uncertain counted as wrong", &val.all);
+    if let Some(oof) = oof {
+        out += &format!(
+            "\nOn the out-of-fold predictions it was fitted on ({} images) it holds {}; the answered \
+             ones reach accuracy {} (balanced {}) against {} with every image answered.\n",
+            oof.all.n,
+            pct(oof.uncertain_share),
+            n3(oof.answered.accuracy),
+            n3(oof.answered.balanced_accuracy),
+            n3(oof.without_band.accuracy),
+        );
+    }
+    out += "\n![Risk–coverage: accuracy of the answered images against the share answered](plots/risk_coverage.png)\n\n\
+            | answered | accuracy | balanced accuracy |\n|---:|---:|---:|\n";
+    for p in val.risk_coverage.iter().step_by(2) {
+        out += &format!("| {} | {} | {} |\n", pct(p.coverage), n3(p.accuracy), n3(p.balanced_accuracy));
+    }
+    out + &format!("\nMeasured with `{command}`.\n")
 }
 
 #[cfg(test)]

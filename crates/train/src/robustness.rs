@@ -24,7 +24,7 @@ use burn::tensor::activation::log_softmax;
 use image::codecs::jpeg::JpegEncoder;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Corruption {
     GaussianNoise,
@@ -123,21 +123,24 @@ fn with_image(
 }
 
 /// One row of the robustness table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Row {
     pub condition: String,
     pub severity: Option<usize>,
     pub level: f32,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub auc: f64,
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub accuracy: f64,
     /// Expected calibration error (15 bins): does the stored temperature still hold?
+    #[serde(deserialize_with = "crate::metrics::f64_or_nan")]
     pub ece: f64,
     /// Share answered "uncertain: needs review" under the model's review rule (absent without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uncertain: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Robustness {
     pub images: usize,
     pub clean: Row,
@@ -155,7 +158,9 @@ fn measure(
     level: f32,
 ) -> Row {
     let probabilities = softmax(logits, info.temperature);
-    let report = crate::pipeline::evaluate_probabilities(info, &probabilities, labels);
+    // Only the point values are kept: every image its own group.
+    let images: Vec<usize> = (0..labels.len()).collect();
+    let report = crate::pipeline::evaluate_probabilities(info, &probabilities, labels, &images);
     Row {
         condition: condition.to_string(),
         severity,
@@ -263,7 +268,8 @@ pub fn evaluate(
 }
 
 impl Robustness {
-    pub fn card_section(&self) -> String {
+    /// The model card's section; `command` measured it.
+    pub fn card_section(&self, command: &str) -> String {
         let mut out = format!(
             "## Robustness on validation ({n} images)\n\n\
              Clean: AUC {auc:.3}, accuracy {acc:.3}. Each corruption is applied to the picture at the model's \
@@ -317,7 +323,7 @@ impl Robustness {
                 first.level, self.clean.auc, first.auc
             );
         }
-        out += "Measured with `bedside robustness --model <this folder>`.\n";
+        out += &format!("Measured with `{command}`.\n");
         out
     }
 }

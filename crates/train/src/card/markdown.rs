@@ -2,7 +2,7 @@
 //! wraps them.
 
 use super::data_sheet::{DataSheet, data_sheet};
-use super::{BINS, CardInputs, RESAMPLES, counts, estimate, num, recall_intervals, thousands};
+use super::{BINS, CardInputs, RESAMPLES, estimate, num, thousands, val_counts};
 use crate::metrics::Report;
 use crate::pipeline::target_sensitivity;
 use crate::trainer::TrainSettings;
@@ -19,7 +19,9 @@ macro_rules! put {
     }};
 }
 
-pub fn card(inputs: &CardInputs) -> String {
+/// The whole card: the body, with `sections` (later steps' measurements) after the validation
+/// results.
+pub fn card(inputs: &CardInputs, sections: &str) -> String {
     let info = inputs.info;
     let task = info.task;
     let sheet = data_sheet(task);
@@ -45,7 +47,8 @@ pub fn card(inputs: &CardInputs) -> String {
     );
     put!(out, "| Artifact | `model.json` + `model-fp32.bin`, format version {} |", info.format_version);
     put!(out, "| Bedside version | {} |", env!("CARGO_PKG_VERSION"));
-    put!(out, "| Commit | {} |", commit(inputs));
+    put!(out, "| Weights made at commit | {} |", commit(inputs.training_commit.as_ref()));
+    put!(out, "| Validation measured at commit | {} |", commit(inputs.commit.as_ref()));
     put!(out, "| Training data licence | {} |", task.data_licence());
     put!(out);
 
@@ -74,6 +77,7 @@ pub fn card(inputs: &CardInputs) -> String {
     calibration_section(&mut out, inputs);
     operating_section(&mut out, inputs);
     results_section(&mut out, inputs);
+    out.push_str(sections);
     measured_section(&mut out, inputs);
     limitations_section(&mut out, inputs, &sheet);
     out
@@ -98,8 +102,8 @@ fn intended_use(out: &mut String) {
     put!(out);
 }
 
-fn commit(inputs: &CardInputs) -> String {
-    inputs.commit.as_ref().map_or("not recorded (not built from a git checkout)".into(), |c| format!("`{c}`"))
+fn commit(commit: Option<&String>) -> String {
+    commit.map_or("not recorded".into(), |c| format!("`{c}`"))
 }
 
 fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
@@ -116,8 +120,8 @@ fn data_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet) {
     put!(out);
     put!(out, "| split | {} | total |", classes.join(" | "));
     put!(out, "|---|{}---:|", "---:|".repeat(classes.len()));
-    let val = counts(inputs.val_labels, classes.len());
-    for (name, row) in [("train", inputs.train_counts), ("validation", &val[..])] {
+    let val = val_counts(&inputs.validation);
+    for (name, row) in [("train", &inputs.train_counts[..]), ("validation", &val[..])] {
         let cells: Vec<String> = row.iter().map(|n| n.to_string()).collect();
         put!(out, "| {name} | {} | {} |", cells.join(" | "), row.iter().sum::<usize>());
     }
@@ -192,7 +196,7 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
     if let Some(from) = inputs.info.card["initialised_from"].as_str() {
         put!(out, "- **Initialisation:** {from}.");
     }
-    let Some(teacher) = inputs.teacher else {
+    let Some(teacher) = &inputs.teacher else {
         put!(out, "- **Teacher:** none; the student learned from the labels alone.");
         put!(out);
         return;
@@ -222,7 +226,8 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
     } else {
         "the most probable class".to_string()
     };
-    put!(out, "Teacher on validation (probabilities not calibrated; {rule}):\n");
+    let intervals = if teacher.validation.groups == 0 { "; intervals over single images" } else { "" };
+    put!(out, "Teacher on validation (probabilities not calibrated; {rule}{intervals}):\n");
     metrics_table(out, &teacher.validation, inputs.info);
 }
 
@@ -279,16 +284,25 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
     if let Some(command) = inputs.info.card["training_command"].as_str() {
         put!(out, "Command:\n\n```sh\n{command}\n```\n");
     }
+    // Which run of the recipe shipped, and how many were tried: recorded by hand in model.json
+    // ("provenance") where it is known.
+    if let Some(provenance) = inputs.info.card["provenance"].as_str() {
+        put!(out, "**Which run shipped.** {provenance}\n");
+    }
     if inputs.info.network.hidden.is_some() {
         // The card was rewritten by the pruning run: its commit, and weights that are no longer these.
         put!(
             out,
             "Commit of the pruning run: {}. The shipped weights are those after the last epoch, pruned and \
              fine-tuned (see [Pruning](#pruning)).\n",
-            commit(inputs)
+            commit(inputs.training_commit.as_ref())
         );
     } else {
-        put!(out, "Commit: {}. The shipped weights are those after the last epoch.\n", commit(inputs));
+        put!(
+            out,
+            "Commit: {}. The shipped weights are those after the last epoch.\n",
+            commit(inputs.training_commit.as_ref())
+        );
     }
     put!(
         out,
@@ -296,7 +310,7 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
         inputs.info.task.positive_class()
     );
     put!(out, "|---:|---:|---:|---:|---:|---:|");
-    for h in inputs.history {
+    for h in &inputs.history {
         let opt = |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
         put!(
             out,
@@ -351,7 +365,7 @@ fn calibration_section(out: &mut String, inputs: &CardInputs) {
 }
 
 fn operating_section(out: &mut String, inputs: &CardInputs) {
-    let (info, report) = (inputs.info, inputs.validation);
+    let (info, report) = (inputs.info, &inputs.validation);
     let positive = info.task.positive_class();
     put!(out, "## Operating point\n");
     match info.threshold {
@@ -439,19 +453,17 @@ pub fn metrics_table(out: &mut String, report: &Report, info: &ModelInfo) {
 }
 
 fn results_section(out: &mut String, inputs: &CardInputs) {
-    let (info, report) = (inputs.info, inputs.validation);
+    let (info, report) = (inputs.info, &inputs.validation);
     let classes = &info.classes;
     put!(out, "## Results on validation ({} images)\n", report.n);
     metrics_table(out, report, info);
-    let threshold = info.threshold.unwrap_or(0.5);
-    let predicted: Vec<usize> =
-        inputs.val_probabilities.iter().map(|p| info.task.decide(p, threshold)).collect();
-    let recalls = recall_intervals(inputs.val_labels, &predicted, classes.len());
     put!(out, "| class | validation images | correctly called | recall (95 % CI) |");
     put!(out, "|---|---:|---:|---|");
     for (c, name) in classes.iter().enumerate() {
         let total: usize = report.confusion[c].iter().sum();
-        put!(out, "| {name} | {total} | {} | {} |", report.confusion[c][c], estimate(&recalls[c]));
+        let recall =
+            report.per_class_recall_ci.get(c).map_or_else(|| num(report.per_class_recall[c]), estimate);
+        put!(out, "| {name} | {total} | {} | {recall} |", report.confusion[c][c]);
     }
     put!(out);
     put!(out, "Confusion matrix (rows: true class; columns: the model's decision):\n");
@@ -482,11 +494,24 @@ fn measured_section(out: &mut String, inputs: &CardInputs) {
          specificity, per-class recall, ECE, with intervals) as JSON.",
         task.name()
     );
-    put!(
-        out,
-        "- 95 % intervals: percentile bootstrap, {RESAMPLES} resamples of the validation images with a \
-         fixed seed."
-    );
+    let report = &inputs.validation;
+    if report.groups > 0 {
+        put!(
+            out,
+            "- 95 % intervals: percentile bootstrap, {RESAMPLES} resamples with a fixed seed, each drawing \
+             whole groups — {} — with replacement: the {} validation images come from {} groups, and \
+             near-copies of one case do not narrow an interval.",
+            group_kind(inputs.info.task),
+            report.n,
+            thousands(report.groups as u64)
+        );
+    } else {
+        put!(
+            out,
+            "- 95 % intervals: percentile bootstrap, {RESAMPLES} resamples of the validation images with a \
+             fixed seed."
+        );
+    }
     put!(
         out,
         "- Sensitivity, specificity, precision and F1 are for {positive} against all other classes; \
@@ -517,13 +542,13 @@ fn limitations_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet)
          validation images these numbers come from, so they are optimistic. The test split is held back; \
          the shipped model is judged on it."
     );
-    let val = counts(inputs.val_labels, classes.len());
+    let val = val_counts(&inputs.validation);
     if let Some((c, smallest)) = val.iter().enumerate().min_by_key(|(_, n)| **n) {
         put!(
             out,
             "- **Small numbers.** {} validation images in all; the smallest class, {}, has {smallest}. The \
              intervals are wide where counts are small: read the interval, not only the point value.",
-            inputs.val_labels.len(),
+            inputs.validation.n,
             classes[c]
         );
     }
@@ -535,4 +560,16 @@ fn limitations_section(out: &mut String, inputs: &CardInputs, sheet: &DataSheet)
         "- Performance in another clinic, on other devices or in another population may be lower than \
          measured here (data set shift); check it on local cases before relying on it."
     );
+}
+
+/// What one group of images is, for each task's intervals.
+fn group_kind(task: Task) -> &'static str {
+    match task {
+        Task::Chest => "patients",
+        Task::Skin => "lesions (HAM10000's lesion ids: several photographs of one lesion stay together)",
+        Task::Breast => "single images, or clusters of near-duplicate images (the same lesion imaged again)",
+        Task::Gate => {
+            "patients or lesions for the task images, and each held-out photograph or group of medical images for the other pictures"
+        }
+    }
 }
