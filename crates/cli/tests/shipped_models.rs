@@ -65,3 +65,44 @@ fn shipped_models_reproduce_their_recorded_validation_metrics() {
     }
     assert_eq!(checked, ["chest", "skin", "breast", "gate"]);
 }
+
+/// Every committed card is what its model.json draws (`bedside card --check`), and the check fails
+/// on a card edited by hand or left behind by a changed record.
+#[test]
+fn committed_model_cards_are_what_their_records_draw() {
+    let models = bedside_corpus::workspace_root().join("models");
+    let card =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_bedside")).arg("card").args(args).output().unwrap();
+    let mut args = vec!["--check".to_string()];
+    for task in ["chest", "skin", "breast", "gate"] {
+        args.extend(["--model".to_string(), models.join(task).display().to_string()]);
+    }
+    let out = card(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A copy of the breast folder, its card edited by hand: stale, and the message says what to run.
+    let copy = std::env::temp_dir().join(format!("bedside-card-check-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).unwrap();
+    for file in ["model.json", "lesion.json", "MODEL_CARD.md"] {
+        std::fs::copy(models.join("breast").join(file), copy.join(file)).unwrap();
+    }
+    let path = copy.display().to_string();
+    let committed = std::fs::read_to_string(copy.join("MODEL_CARD.md")).unwrap();
+    std::fs::write(copy.join("MODEL_CARD.md"), committed.replace("0.787", "0.850")).unwrap();
+    let out = card(&["--check", "--model", &path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("stale model card"), "{stderr}");
+    assert!(stderr.contains(&format!("bedside card --model {path}")), "{stderr}");
+    // Drawing it again from model.json restores it; a changed record moves the card with it.
+    assert!(card(&["--model", &path]).status.success());
+    assert_eq!(std::fs::read_to_string(copy.join("MODEL_CARD.md")).unwrap(), committed);
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(copy.join("model.json")).unwrap()).unwrap();
+    info["card"]["int8"]["command"] = "bedside quantize --model elsewhere".into();
+    std::fs::write(copy.join("model.json"), info.to_string()).unwrap();
+    assert!(!card(&["--check", "--model", &path]).status.success());
+    assert!(card(&["--model", &path]).status.success());
+    let redrawn = std::fs::read_to_string(copy.join("MODEL_CARD.md")).unwrap();
+    assert!(redrawn.contains("Measured with `bedside quantize --model elsewhere`"));
+    std::fs::remove_dir_all(copy).ok();
+}
