@@ -220,8 +220,7 @@ pub fn adapt_teacher(
     let logits = teacher_logits(&teacher, settings.stage, val.0);
     let probabilities = metrics::softmax(&logits, 1.0);
     let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
-    let validation =
-        metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
+    let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
     let report = TeacherReport { settings: settings.clone(), val_auc, validation };
     teacher
         .clone()

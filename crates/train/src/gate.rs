@@ -103,14 +103,29 @@ pub fn scan_pictures(path: &Path) -> Option<(String, Vec<image::RgbImage>)> {
         if frame.columns < MIN_SCAN_SIDE || frame.rows < MIN_SCAN_SIDE {
             return None;
         }
-        let drawn = bedside_diagnosis::first_view(&study, &frame);
-        let rgb: Vec<u8> = match frame.samples {
-            1 => drawn.iter().flat_map(|&v| [v, v, v]).collect(),
-            _ => drawn,
-        };
-        pictures.push(image::RgbImage::from_raw(frame.columns, frame.rows, rgb)?);
+        pictures.push(drawn_rgb(&study, &frame)?);
     }
     Some((scan_group(&study), pictures))
+}
+
+/// A photograph as the app opens and draws it (`Study::open`: EXIF orientation applied, shown as
+/// stored), in RGB.
+pub fn open_photo(path: &Path) -> Result<image::RgbImage, Error> {
+    let failed = |e: &dyn std::fmt::Display| Error::Data(format!("could not decode {}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| Error::io("could not read", path, e))?;
+    let study = Study::open(&bytes, &Limits::default()).map_err(|e| failed(&e))?;
+    let frame = study.frame(0).map_err(|e| failed(&e))?;
+    drawn_rgb(&study, &frame).ok_or_else(|| failed(&"neither grey nor RGB"))
+}
+
+/// `frame` as the app draws it (`first_view`), in RGB: grey repeated in the three channels.
+fn drawn_rgb(study: &Study, frame: &bedside_imaging::Frame) -> Option<image::RgbImage> {
+    let drawn = bedside_diagnosis::first_view(study, frame);
+    let rgb: Vec<u8> = match frame.samples {
+        1 => drawn.iter().flat_map(|&v| [v, v, v]).collect(),
+        _ => drawn,
+    };
+    image::RgbImage::from_raw(frame.columns, frame.rows, rgb)
 }
 
 /// `views` random crops of one photograph, framed to `spec`: 20–100 % of the area, aspect 3:4 to
@@ -169,9 +184,7 @@ pub fn load(
     let other = Task::Gate.positive_index();
     let rng = Rng::new(settings.seed);
     for (i, path) in photos.iter().enumerate() {
-        let img = image::open(path)
-            .map_err(|e| Error::Data(format!("could not decode {}: {e}", path.display())))?
-            .into_rgb8();
+        let img = open_photo(path)?;
         let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
         let (views, out) = if is_val_photo(photos, path) {
             (settings.val_views, &mut val)
