@@ -49,6 +49,7 @@ pub(crate) struct DicomSource {
 /// Parses the file meta group and the data set after it.
 fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
     let header_error = |e: &(dyn std::error::Error + 'static)| Error::DicomHeader(error_chain(e));
+    let body = &*lengths::lenient_meta(body);
     // dicom-rs allocates what a length claims before reading it: lengths are checked first.
     lengths::check_meta(&body[4..]).map_err(Error::DicomHeader)?;
     let mut rest = body;
@@ -325,8 +326,10 @@ impl DicomSource {
     }
 }
 
-/// The encoded bytes of frame `index` of encapsulated pixel data: one fragment per frame, or the
-/// fragments the basic offset table groups into it.
+/// The encoded bytes of frame `index` of encapsulated pixel data (PS3.5 A.4): one fragment per
+/// frame, or the fragments the Basic Offset Table or, where that is empty, the Extended Offset
+/// Table (7FE0,0001) groups into it; with neither, the fragments each codestream starts (or ends)
+/// in.
 pub(crate) fn encapsulated_frame(
     object: &DefaultDicomObject,
     index: u32,
@@ -343,7 +346,21 @@ pub(crate) fn encapsulated_frame(
             .cloned()
             .ok_or_else(|| format!("no fragment for frame {index}"));
     }
-    let offsets = sequence.offset_table();
+    let extended: Vec<u64> = match object.element(Tag(0x7FE0, 0x0001)) {
+        Ok(table) if sequence.offset_table().is_empty() => {
+            table.to_multi_int::<u64>().map_err(|e| format!("the extended offset table: {e}"))?
+        }
+        _ => Vec::new(),
+    };
+    let offsets: Vec<u64> = if extended.is_empty() {
+        sequence.offset_table().iter().map(|&o| u64::from(o)).collect()
+    } else {
+        extended
+    };
+    if offsets.is_empty() && frames > 1 {
+        let groups = codestream_frames(fragments, frames)?;
+        return Ok(groups[index as usize].concat());
+    }
     let start = match (index, offsets.get(index as usize)) {
         (_, Some(&offset)) => offset as usize,
         (0, None) => 0,
@@ -363,6 +380,46 @@ pub(crate) fn encapsulated_frame(
         at += fragment.len() + 8;
     }
     Ok(stream)
+}
+
+/// `fragments` split into `frames` frames without an offset table: each frame's codestream starts a
+/// fragment with its start marker (JPEG and JPEG-LS SOI `FF D8`, JPEG 2000 SOC + SIZ `FF 4F FF 51`,
+/// or a JP2 signature box), or, failing that, ends one with its end marker (EOI or EOC `FF D9`,
+/// before at most one byte of padding).
+fn codestream_frames(fragments: &[Vec<u8>], frames: u32) -> Result<Vec<&[Vec<u8>]>, String> {
+    const JP2: [u8; 8] = [0, 0, 0, 0x0C, b'j', b'P', b' ', b' '];
+    let starts = |f: &Vec<u8>| {
+        f.starts_with(&[0xFF, 0xD8]) || f.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) || f.starts_with(&JP2)
+    };
+    let ends = |f: &Vec<u8>| {
+        let trimmed = if f.last() == Some(&0) { &f[..f.len() - 1] } else { &f[..] };
+        trimmed.ends_with(&[0xFF, 0xD9])
+    };
+    let split = |boundary: &dyn Fn(usize) -> bool| {
+        let mut groups = Vec::new();
+        let mut first = 0;
+        for i in 1..=fragments.len() {
+            if i == fragments.len() || boundary(i) {
+                groups.push(&fragments[first..i]);
+                first = i;
+            }
+        }
+        groups
+    };
+    if fragments.first().is_some_and(starts) {
+        let groups = split(&|i| starts(&fragments[i]));
+        if groups.len() == frames as usize {
+            return Ok(groups);
+        }
+    }
+    let groups = split(&|i| ends(&fragments[i - 1]));
+    if groups.len() == frames as usize && fragments.last().is_some_and(ends) {
+        return Ok(groups);
+    }
+    Err(format!(
+        "{} fragments for {frames} frames, no offset table, and the codestreams' markers do not split them into {frames} frames",
+        fragments.len()
+    ))
 }
 
 /// One frame's bytes out of native (uncompressed) pixel data; 1-bit samples come out one byte each.

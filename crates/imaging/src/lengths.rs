@@ -100,6 +100,80 @@ pub(crate) fn check_meta(bytes: &[u8]) -> Result<(), String> {
     walk(&bytes[12..], Encoding::EXPLICIT_LE, Some(group_length as usize))
 }
 
+/// File meta elements whose length dicom-rs's meta reader caps (AE titles and the implementation
+/// version name at 16 bytes, the private information creator UID at 64), refusing the file when a
+/// writer went past it.
+const META_CAPS: [((u16, u16), usize); 5] = [
+    ((0x0002, 0x0013), 16),
+    ((0x0002, 0x0016), 16),
+    ((0x0002, 0x0017), 16),
+    ((0x0002, 0x0018), 16),
+    ((0x0002, 0x0100), 64),
+];
+
+/// `body` (from the `DICM` magic on) with any file meta value longer than dicom-rs accepts cut to
+/// that length and the group length adjusted, so that a file other readers open (an 18-byte AE
+/// title, a 22-byte version name: longer than PS3.5 allows, but lengths that fit the file) opens
+/// here too; only those names lose their tail. Anything unexpected leaves the bytes as they are.
+pub(crate) fn lenient_meta(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    // "DICM", then (0002,0000) UL 4 and its value.
+    let Some(header) = body.get(4..16) else { return Cow::Borrowed(body) };
+    if header[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
+        return Cow::Borrowed(body);
+    }
+    let group_length = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+    // Checked: on wasm32 a claimed length near 4 GiB would overflow.
+    let Some(end) = group_length.checked_add(16).filter(|&end| end <= body.len()) else {
+        return Cow::Borrowed(body);
+    };
+    let mut at = 16;
+    let mut cuts = Vec::new(); // (value start, value length, kept, length field at, field width)
+    while at + 8 <= end {
+        let tag =
+            (u16::from_le_bytes([body[at], body[at + 1]]), u16::from_le_bytes([body[at + 2], body[at + 3]]));
+        let vr = [body[at + 4], body[at + 5]];
+        let (field, width, value) = if short_length(vr) { (at + 6, 2, at + 8) } else { (at + 8, 4, at + 12) };
+        if value > end {
+            return Cow::Borrowed(body);
+        }
+        let length = if width == 2 {
+            u16::from_le_bytes([body[field], body[field + 1]]) as usize
+        } else {
+            u32::from_le_bytes([body[field], body[field + 1], body[field + 2], body[field + 3]]) as usize
+        };
+        if length == UNDEFINED as usize || value.checked_add(length).is_none_or(|stop| stop > end) {
+            return Cow::Borrowed(body);
+        }
+        if let Some(&(_, cap)) = META_CAPS.iter().find(|(t, _)| *t == tag)
+            && length > cap
+        {
+            cuts.push((value, length, cap, field, width));
+        }
+        at = value + length;
+    }
+    if cuts.is_empty() {
+        return Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut copied = 0;
+    let mut removed = 0;
+    for &(value, length, kept, field, width) in &cuts {
+        out.extend_from_slice(&body[copied..field]);
+        if width == 2 {
+            out.extend_from_slice(&(kept as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(kept as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&body[field + width..value + kept]);
+        copied = value + length;
+        removed += length - kept;
+    }
+    out.extend_from_slice(&body[copied..]);
+    out[12..16].copy_from_slice(&((group_length - removed) as u32).to_le_bytes());
+    Cow::Owned(out)
+}
+
 /// Checks every element of a data set; the error names the element whose length does not fit.
 pub(crate) fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
     walk(bytes, encoding, None)
