@@ -55,7 +55,10 @@ def derive(corpus: Path, out_dir: Path) -> list[Path]:
     made = []
     (out_dir / "derived").mkdir(exist_ok=True)
     for source, name, syntax in DERIVED:
-        ds = pydicom.dcmread(next(corpus.rglob(source)))
+        found = sorted(corpus.rglob(source))
+        if not found:  # another corpus (the interop one): nothing to derive from
+            continue
+        ds = pydicom.dcmread(found[0])
         arr = ds.pixel_array
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = arr if arr.ndim == (3 if samples == 1 else 4) else arr[None]

@@ -240,15 +240,57 @@ pub fn workspace_root() -> PathBuf {
 
 /// Every `.dcm` file in the corpus, sorted.
 pub fn files() -> Result<Vec<PathBuf>, Error> {
-    let dir = ensure()?;
+    Ok(dcm_files(&ensure()?))
+}
+
+/// Every `.dcm` file under `dir`, sorted.
+pub fn dcm_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    walk(&dir, &mut |p| {
+    walk(dir, &mut |p| {
         if p.extension().is_some_and(|e| e == "dcm") {
             out.push(p.to_path_buf());
         }
     });
     out.sort();
-    Ok(out)
+    out
+}
+
+/// The wheels whose DICOM test files make the interop corpus: files from other toolkits' test
+/// suites (nibabel's MR slices, pynetdicom's CT, MR big-endian, JPEG 2000, RT image and deflated
+/// files), kept apart from the main corpus, which the trust gate trains on.
+pub const INTEROP_WHEELS: [(&str, &str); 2] = [
+    ("nibabel==5.4.2", "553482c5f1e1034fc312edf6fb7f32236c0056439845d1c29293b7e8c98d4854"),
+    ("pynetdicom==3.0.4", "bc3f8869db4c90634336dfb02d7b6c249771e8b167e841254997a315d8e16f72"),
+];
+
+/// Where the interop corpus lives: `interop-corpus/` in Cargo's target directory.
+pub fn interop_dir() -> PathBuf {
+    target_dir().join("interop-corpus")
+}
+
+/// Makes sure the interop corpus is unpacked (gzipped `.dcm.gz` files inflated beside themselves);
+/// returns its `.dcm` files, sorted.
+pub fn ensure_interop() -> Result<Vec<PathBuf>, Error> {
+    let dir = interop_dir();
+    let wanted = |p: &Path| {
+        let name = p.to_string_lossy();
+        name.ends_with(".dcm") || name.ends_with(".dcm.gz")
+    };
+    for (requirement, sha256) in INTEROP_WHEELS {
+        for path in fetch_wheel(requirement, sha256, &dir, wanted)? {
+            let Some(inflated) = path.to_str().and_then(|p| p.strip_suffix(".gz")) else { continue };
+            if Path::new(inflated).is_file() {
+                continue;
+            }
+            let gz = File::open(&path).map_err(io("could not open", &path))?;
+            let tmp = PathBuf::from(format!("{inflated}.tmp"));
+            let mut out = File::create(&tmp).map_err(io("could not create", &tmp))?;
+            std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut out)
+                .map_err(io("could not inflate", &path))?;
+            fs::rename(&tmp, inflated).map_err(io("could not write", Path::new(inflated)))?;
+        }
+    }
+    Ok(dcm_files(&dir))
 }
 
 fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {

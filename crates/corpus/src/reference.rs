@@ -49,8 +49,20 @@ pub enum Error {
 /// running the reference decoder if it has not run on them yet.
 pub fn ensure() -> Result<PathBuf, Error> {
     let corpus = crate::ensure()?;
+    run(&corpus, &target_dir().join("reference"))
+}
+
+/// The reference run over the interop corpus ([`crate::ensure_interop`]); its entries' files lie
+/// in [`crate::interop_dir`].
+pub fn ensure_interop() -> Result<PathBuf, Error> {
+    crate::ensure_interop()?;
+    run(&crate::interop_dir(), &target_dir().join("reference-interop"))
+}
+
+/// The script run over `corpus` into `runs/<key>/`, once per key.
+fn run(corpus: &Path, runs: &Path) -> Result<PathBuf, Error> {
     let script = workspace_root().join(SCRIPT);
-    let out = target_dir().join("reference").join(cache_key(&corpus, &script)?);
+    let out = runs.join(cache_key(corpus, &script)?);
     if out.join("reference.json").is_file() {
         return Ok(out);
     }
@@ -123,7 +135,7 @@ fn cache_key(corpus: &Path, script: &Path) -> Result<String, Error> {
     let mut hash = Sha256::new();
     hash.update(fs::read(script).map_err(io("could not read", script))?);
     hash.update(REQUIREMENTS.join("\n"));
-    for file in crate::files()? {
+    for file in crate::dcm_files(corpus) {
         let relative = file.strip_prefix(corpus).unwrap_or(&file);
         hash.update(relative.to_string_lossy().as_bytes());
         hash.update(fs::read(&file).map_err(io("could not read", &file))?);

@@ -105,6 +105,50 @@ fn corpus_matches_the_reference_decoder() {
     );
 }
 
+/// Files from other toolkits' test suites (the interop corpus: nibabel's and pynetdicom's, see
+/// `bedside_corpus::INTEROP_WHEELS`): every file the reference decodes is decoded here to the same
+/// values, and every other file gets a clear error or decodes.
+#[test]
+fn interop_corpus_matches_the_reference_decoder() {
+    let run = match reference::ensure_interop() {
+        Ok(run) => run,
+        Err(reference::Error::Unavailable(why))
+            if std::env::var("BEDSIDE_REQUIRE_DATA").as_deref() != Ok("1") =>
+        {
+            eprintln!("skipped interop_corpus_matches_the_reference_decoder: {why}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let json = std::fs::read_to_string(run.join("reference.json")).expect("reference.json is readable");
+    let run_files: ReferenceRun = serde_json::from_str(&json).expect("reference.json parses");
+    let corpus = bedside_corpus::interop_dir();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for entry in &run_files.files {
+        let bytes = std::fs::read(corpus.join(&entry.file)).expect("interop file is readable");
+        let npy = |name: &str| std::fs::read(run.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outcome = compare(&bytes, entry, npy);
+        println!("{}: {}", entry.file, outcome.label());
+        *counts.entry(outcome.label()).or_default() += 1;
+        if let Outcome::Mismatch(_) = outcome {
+            failures.push(format!("{}: {}", entry.file, outcome.detail()));
+        }
+    }
+    let decoded_by_reference = run_files.files.iter().filter(|e| e.error.is_none()).count();
+    println!(
+        "{} interop files ({decoded_by_reference} decoded by the reference): {counts:?}",
+        run_files.files.len()
+    );
+    assert!(decoded_by_reference >= 8, "the interop corpus has files the reference decodes: {counts:?}");
+    assert!(
+        failures.is_empty(),
+        "{} interop file(s) differ from the reference:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// The reference run's folder, or `None` after saying why the test is skipped.
 fn reference_or_skip() -> Option<PathBuf> {
     match reference::ensure() {
