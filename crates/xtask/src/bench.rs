@@ -9,6 +9,10 @@
 //! `tests/bench/decode.mjs` (the app's `wasm-release` build, as `cargo xtask serve` ships it) and
 //! `tests/bench/decode_pydicom.py` (the reference decoder's pinned virtual environment). The table
 //! is printed and written with the raw numbers to `bench/decode.{md,json}` in the target folder.
+//!
+//! Then what the lesion outline costs a diagnosis on the CPU path: breast and skin each diagnosed with
+//! and without their lesion decoder in one process (`crates/diagnosis/examples/lesion_bench.rs`,
+//! release build), written to `bench/lesion.{md,json}`.
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
 use anyhow::{Context, Result, bail};
@@ -104,6 +108,62 @@ pub fn bench(iterations: usize) -> Result<()> {
         serde_json::json!({ "iterations": iterations, "pydicom": pydicom, "native": native, "wasm": wasm });
     std::fs::write(dir.join("decode.json"), serde_json::to_string_pretty(&raw)?)?;
     println!("written to {}", dir.join("decode.md").display());
+    lesion_cost(iterations)
+}
+
+/// The lesion decoder's share of a diagnosis's time (CPU path, native release build).
+fn lesion_cost(iterations: usize) -> Result<()> {
+    step("Lesion outline cost, native (release)");
+    let models = root().join("models");
+    let out = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "bedside-diagnosis",
+            "--example",
+            "lesion_bench",
+            "--",
+        ])
+        .args(["--iterations", &iterations.max(10).to_string()])
+        .arg(models.join("breast"))
+        .arg(models.join("skin"))
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not run lesion_bench")?;
+    if !out.status.success() {
+        bail!("lesion_bench failed ({})", out.status);
+    }
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("lesion_bench printed a line that is not JSON")?;
+    let mut table = String::from(
+        "| model | diagnosis without the lesion decoder | with it | time with / without |\n|---|---:|---:|---:|\n",
+    );
+    for row in &rows {
+        let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            table,
+            "| {} | {:.1} ms | {:.1} ms | {:.2}× |",
+            row["task"].as_str().unwrap_or("?"),
+            ms("without_ms"),
+            ms("with_ms"),
+            ms("ratio")
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nMedians over {} alternating runs on one 640 × 480 picture, burn's CPU backend (the page's \
+         fallback), after one warm-up each; with the decoder, the outline is drawn at the picture's size.",
+        rows.first().and_then(|r| r["iterations"].as_u64()).unwrap_or(0)
+    );
+    println!("\n{table}");
+    let dir = target_dir().join("bench");
+    std::fs::write(dir.join("lesion.md"), &table)?;
+    std::fs::write(dir.join("lesion.json"), serde_json::to_string_pretty(&rows)?)?;
     Ok(())
 }
 
