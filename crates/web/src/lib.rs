@@ -3,8 +3,9 @@
 //! - [`Study`] opens a file with `bedside-imaging`, decodes the wanted frame once and draws it
 //!   through a window on request;
 //! - [`Model`] loads a model artifact with `bedside-diagnosis` on WebGPU (burn-wgpu) or on the CPU
-//!   path (burn-flex with Wasm SIMD) and diagnoses the frame of a [`Study`] it is asked for, heat map
-//!   included (whatever frame is on screen meanwhile).
+//!   path (burn-flex with Wasm SIMD); the gate's [`Model::route`] gives a [`Routing`], and the
+//!   answering model's [`Model::assess`] the frame's assessment (`bedside_diagnosis::Assessment`, the
+//!   JSON `bedside predict` prints), heat map included (whatever frame is on screen meanwhile).
 //!
 //! A panic is a bug, not an input error (inputs are validated and come back as `Error`s), but should
 //! one happen the hook installed at start-up turns it into a JS `Error` carrying the panic message
@@ -15,7 +16,7 @@
 mod model;
 mod study;
 
-pub use model::Model;
+pub use model::{Model, Routing};
 pub use study::Study;
 
 use std::sync::OnceLock;
