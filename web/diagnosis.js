@@ -42,15 +42,29 @@ export class DiagnosisPanel {
     $('card-open').addEventListener('click', () => this.#openCard());
   }
 
-  /** A new file is on screen: route it and ask for its diagnosis. */
-  opened(id, info) {
-    this.#file = { id, frame: 0 };
+  /**
+   * A new file is on screen, at `frame`: route it and ask for its diagnosis. `restored`: the same file
+   * opened again by a restarted worker, whose diagnosis stays on screen until the new one arrives.
+   */
+  opened(id, info, { frame = 0, restored = false } = {}) {
+    this.#file = { id, frame };
     this.#shown = null;
-    this.#viewer.setOverlay(null);
-    this.#viewer.setOutline(null);
-    this.#showResult(null);
+    if (!restored) {
+      this.#viewer.setOverlay(null);
+      this.#viewer.setOutline(null);
+      this.#showResult(null);
+    }
     // The user's choice stays as it is: it beats the file's Modality (the worker applies the rule).
     this.#request();
+  }
+
+  /** The page started a fresh worker (web/app.js): what was asked of the old one is forgotten. */
+  restarted(worker) {
+    this.#worker = worker;
+    this.#pending = null;
+    this.#shown = null;
+    this.#file = null; // until the page opens the file again
+    $('model-progress').hidden = true;
   }
 
   /** The frame on screen changed (multi-frame files): the diagnosis follows it. */

@@ -1,6 +1,6 @@
 // The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
-import init, { Model, Study } from '../pkg/bedside_web.js';
+import init, { Model, Study, lastPanic } from '../pkg/bedside_web.js';
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
@@ -14,8 +14,29 @@ const ready = init().then(
   (err) => self.postMessage({ type: 'fatal', message: `could not start the decoder: ${err}` }),
 );
 
+let panicked = false; // reported to the page once; this worker then answers nothing more
+
+/**
+ * Whether the Wasm module has panicked (here or in an earlier request). Its state cannot be trusted
+ * after a panic, so the page is told once (`panic`) and starts a fresh worker.
+ */
+function panicReported() {
+  if (panicked) return true;
+  let message;
+  try {
+    message = lastPanic();
+  } catch (err) {
+    message = `the decoder is in a broken state (${err.message ?? err})`;
+  }
+  if (message == null) return false;
+  panicked = true;
+  self.postMessage({ type: 'panic', message });
+  return true;
+}
+
 self.onmessage = async ({ data: msg }) => {
   await ready;
+  if (panicReported()) return;
   try {
     if (msg.type === 'open') {
       const opened = Study.open(new Uint8Array(msg.bytes), msg.name);
@@ -39,6 +60,7 @@ self.onmessage = async ({ data: msg }) => {
       await diagnose(msg);
     }
   } catch (err) {
+    if (panicReported()) return;
     self.postMessage({ type: 'error', id: msg.id, name: msg.name, message: String(err.message ?? err) });
   }
 };
@@ -97,7 +119,9 @@ async function load(task, backend) {
     self.postMessage({ type: 'model-ready', task, summary: entry.summary, loadMs: entry.loadMs, warmUpMs: entry.warmUpMs });
     return entry;
   } catch (err) {
-    self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+    if (!panicReported()) {
+      self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+    }
     throw err;
   }
 }
@@ -120,8 +144,11 @@ async function webgpuUnavailable() {
 async function diagnose({ id, task: requested, frame, backend }) {
   if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
   const started = performance.now();
-  const failed = (err) =>
-    self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
+  const failed = (err) => {
+    if (!panicReported()) {
+      self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
+    }
+  };
   let gate;
   try {
     gate = await model('gate', backend);

@@ -485,3 +485,43 @@ test('the worker answers for the frame it was asked to diagnose, whatever frame 
   assert.deepEqual(replies.during.gate, replies.three.gate);
   assert.notDeepEqual(replies.during.gate, replies.five.gate, 'frames 3 and 5 get different verdicts');
 });
+
+test('after a panic in the decoder the page starts a fresh worker, opens the file again as it was and answers', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  // The panic hook logs the panic to the console: that error, and only that one, is expected.
+  const page = await openAppIn(browser, t, undefined, null, /a panic on purpose/);
+  const file = path.join(originals, CHEST);
+  const first = await diagnose(page, file, 'chest');
+  const view = () => page.evaluate(() => {
+    const canvas = document.getElementById('view');
+    return { file: canvas.dataset.file, center: canvas.dataset.windowCenter, width: canvas.dataset.windowWidth };
+  });
+  const before = await view();
+  assert.equal(before.file, CHEST);
+
+  // A panic inside the worker's Wasm module, through the test-only hook (nothing in the app calls it).
+  const [worker] = page.workers();
+  await worker.evaluate(async () => {
+    const wasm = await import(new URL('../pkg/bedside_web.js', self.location.href).href);
+    try {
+      wasm.panicForTest();
+    } catch {
+      // thrown by the panic hook; the worker finds the panic at its next request
+    }
+  });
+  // The next request (a new window) meets the panic: the page restarts the worker, which opens the
+  // file again with the new window and diagnoses it again.
+  const count = await shownCount(page);
+  const center = String(Number(before.center) + 10);
+  await page.fill('#wc', center);
+  const again = await waitForDiagnosis(page, count, 'chest');
+  assert.equal(await page.evaluate(() => document.body.dataset.restarts), '1');
+  assert.match(await page.textContent('#status'), /^The decoder stopped unexpectedly and was restarted; .+ is open again as it was$/);
+  await page.waitForFunction((c) => document.getElementById('view').dataset.windowCenter === c, center);
+  assert.deepEqual(await view(), { ...before, center }, 'the same file, with the window asked for');
+  assert.equal(again.label, first.label);
+  assertSameProbabilities(again.probabilities, first.probabilities, 'after the restart');
+  assert.notEqual(await page.evaluate(() => document.body.dataset.state), 'error');
+  assert.ok(page.workers().length >= 1 && page.workers()[0] !== worker, 'a fresh worker answers');
+});

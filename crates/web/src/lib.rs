@@ -43,8 +43,8 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     let _ = FIRST_PANIC.set(message.clone());
     // Thrown rather than returned to the panic runtime, whose abort is a bare `unreachable` trap:
     // the caller's `catch` gets a readable `Error`. The module's state is not to be trusted after
-    // this either way; the worker should be restarted.
-    wasm_bindgen::throw_str(&format!("{message} (reload the page to start over)"));
+    // this either way: the worker reports `lastPanic` and the page starts a fresh one.
+    wasm_bindgen::throw_str(&message);
 }
 
 /// The message of the first panic in this module, if one happened: after it the module's state
@@ -52,4 +52,11 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
 #[wasm_bindgen(js_name = lastPanic)]
 pub fn last_panic() -> Option<String> {
     FIRST_PANIC.get().cloned()
+}
+
+/// Test hook: panics on purpose, so tests/e2e can check that the page restarts a worker whose module
+/// panicked (it calls this inside the worker). Nothing in the app calls it.
+#[wasm_bindgen(js_name = panicForTest)]
+pub fn panic_for_test() {
+    panic!("a panic on purpose, for the restart test");
 }
