@@ -113,7 +113,7 @@ async fn a_model_loads_on_the_cpu_path_and_assesses_a_file_the_gate_routes_to_it
 
     // A routing to another model is not this model's to answer.
     let to_chest = route(&gate([4.0, 0.0, 0.0, 0.0]).await, &mut study, "auto").await;
-    let err = model.assess(&mut study, 0, &to_chest).err().expect("the chest model answers");
+    let err = model.assess(&mut study, 0, &to_chest).expect_err("the chest model answers");
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert_eq!(message, "the chest model answers this picture, not the breast model");
 }
@@ -213,7 +213,7 @@ async fn the_gate_routes_or_refuses_with_a_message() {
     assert!(field(&refusal, &["gate", "task"]).is_null());
     let message = field(&refusal, &["message"]).as_string().unwrap();
     assert!(message.contains("does not look like a chest X-ray"), "{message}");
-    let err = breast().await.assess(&mut study, 0, &routing).err().expect("refused");
+    let err = breast().await.assess(&mut study, 0, &routing).expect_err("refused");
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert_eq!(message, "the trust gate refused this picture");
 
