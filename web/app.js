@@ -10,19 +10,25 @@ const wc = $('wc');
 const ww = $('ww');
 const frameInput = $('frame');
 
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-const viewer = new Viewer(canvas, windowDrag);
-const diagnosis = new DiagnosisPanel(worker, viewer);
-
 let nextId = 1;
-/** The file the worker holds: {id, name, info, range, defaultWindow}; null before the first open. */
+/** The file the worker holds: {id, name, info, range, defaultWindow, file}; null before the first open. */
 let current = null;
+/** id → the File asked to open, kept so a restarted worker can open it again. */
+const opening = new Map();
+/** After a restart: {id, wanted} of the file opened again, whose view is kept as it was. */
+let restoring = null;
+let workerReady = false; // whether the worker has started (a later `error` event means it died)
+let restartsOnFile = 0; // restarts since the user last opened a file
 let wanted = null; // {frame, center, width}: what the user asked to see
 let drawnId = 0; // id of the file whose pixels are on screen
 let userTool = 'window'; // colour images force 'pan' without forgetting this choice
 // One render in flight at most; `dirty` remembers that `wanted` moved on meanwhile.
 let inFlight = false;
 let dirty = false;
+
+let worker = startWorker();
+const viewer = new Viewer(canvas, windowDrag);
+const diagnosis = new DiagnosisPanel(worker, viewer);
 
 function setState(state) {
   document.body.dataset.state = state; // test hook, and a styling hook
@@ -42,9 +48,12 @@ function clearError() {
   if (document.body.dataset.state === 'error') setState(drawnId ? 'opened' : 'ready');
 }
 
-async function openFile(file) {
+async function openFile(file, restore = null) {
   if (!file) return;
   const id = nextId++;
+  opening.set(id, file);
+  if (restore) restoring = { id, wanted: restore };
+  else restartsOnFile = 0;
   setStatus(`Opening ${file.name}…`);
   let bytes;
   try {
@@ -70,19 +79,30 @@ function pump() {
 
 function onOpened(msg) {
   const { id, name, info, window: win, range } = msg;
+  const restored = restoring?.id === id ? restoring.wanted : null;
+  restoring = null;
   // Colour images have no window (null); the worker ignores the numbers sent for them.
-  current = { id, name, info, range, defaultWindow: { center: 0, width: 0, ...win } };
+  current = { id, name, info, range, defaultWindow: { center: 0, width: 0, ...win }, file: opening.get(id) };
+  for (const earlier of opening.keys()) if (earlier <= id) opening.delete(earlier);
   wanted = { frame: 0, ...current.defaultWindow };
   // The worker silently drops renders meant for the file this one replaced: none is in flight now.
   inFlight = false;
   clearError();
-  setStatus('Ready');
+  setStatus(restored ? `The decoder stopped unexpectedly and was restarted; ${name} is open again as it was` : 'Ready');
   fillWindowControls();
   fillFrames(info.frames);
   fillMetadata(msg);
   $('file-name').textContent = name;
+  if (restored) {
+    // The same file after a restart: the frame, window, zoom and pan stay as the user left them.
+    Object.assign(wanted, restored);
+    if (info.grey) showWindow();
+    frameInput.value = String(wanted.frame);
+    showFrame();
+    drawnId = id;
+  }
   requestRender();
-  diagnosis.opened(id, info);
+  diagnosis.opened(id, info, { frame: wanted.frame, restored: Boolean(restored) });
 }
 
 function onRendered(msg) {
@@ -127,24 +147,63 @@ function onError(msg) {
   setState('error');
 }
 
-worker.onmessage = ({ data: msg }) => {
-  if (diagnosis.handle(msg)) return;
-  if (msg.type === 'ready') {
-    setStatus('Ready');
-    if (document.body.dataset.state === 'loading') setState('ready');
-  } else if (msg.type === 'fatal') {
+function startWorker() {
+  const started = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  workerReady = false;
+  started.onmessage = ({ data: msg }) => {
+    if (diagnosis.handle(msg)) return;
+    if (msg.type === 'ready') {
+      workerReady = true;
+      if (!restoring) setStatus('Ready');
+      if (document.body.dataset.state === 'loading') setState('ready');
+    } else if (msg.type === 'fatal') {
+      setStatus('Decoder failed to load');
+      showError(msg.message);
+      setState('error');
+    } else if (msg.type === 'panic') restart(msg.message);
+    else if (msg.type === 'opened') onOpened(msg);
+    else if (msg.type === 'rendered') onRendered(msg);
+    else if (msg.type === 'error') onError(msg);
+  };
+  started.onerror = (e) => {
+    // A worker that had started and then died is restarted; one that never started is not.
+    if (workerReady) {
+      restart(e.message || 'the worker stopped');
+      return;
+    }
     setStatus('Decoder failed to load');
-    showError(msg.message);
+    showError(`The decoder stopped: ${e.message || 'the worker could not start'}`);
     setState('error');
-  } else if (msg.type === 'opened') onOpened(msg);
-  else if (msg.type === 'rendered') onRendered(msg);
-  else if (msg.type === 'error') onError(msg);
-};
-worker.onerror = (e) => {
-  setStatus('Decoder failed to load');
-  showError(`The decoder stopped: ${e.message || 'the worker could not start'}`);
-  setState('error');
-};
+  };
+  return started;
+}
+
+/**
+ * The worker's Wasm module panicked (a bug; its state cannot be trusted) or the worker died: a fresh
+ * worker takes over and opens the file on screen again, with the same frame, window and view, and the
+ * diagnosis is asked for again. Twice on one file and it is left closed rather than crash again.
+ */
+function restart(why) {
+  console.warn(`Bedside: restarting the decoder after: ${why}`);
+  worker.terminate();
+  worker = startWorker();
+  inFlight = false;
+  diagnosis.restarted(worker);
+  document.body.dataset.restarts = String(Number(document.body.dataset.restarts ?? 0) + 1); // test hook
+  const file = restoring ? opening.get(restoring.id) : current?.file;
+  restoring = null;
+  opening.clear();
+  if (file && restartsOnFile < 2) {
+    restartsOnFile++;
+    setStatus(`The decoder stopped unexpectedly and was restarted; opening ${file.name} again…`);
+    openFile(file, { ...wanted });
+  } else if (file) {
+    showError(`The decoder stopped unexpectedly again on ${file.name} and was restarted without it (${why})`);
+    setState('error');
+  } else {
+    setStatus('The decoder stopped unexpectedly and was restarted');
+  }
+}
 
 // ---- window / level ----
 

@@ -42,15 +42,29 @@ export class DiagnosisPanel {
     $('card-open').addEventListener('click', () => this.#openCard());
   }
 
-  /** A new file is on screen: route it and ask for its diagnosis. */
-  opened(id, info) {
-    this.#file = { id, frame: 0 };
+  /**
+   * A new file is on screen, at `frame`: route it and ask for its diagnosis. `restored`: the same file
+   * opened again by a restarted worker, whose diagnosis stays on screen until the new one arrives.
+   */
+  opened(id, info, { frame = 0, restored = false } = {}) {
+    this.#file = { id, frame };
     this.#shown = null;
-    this.#viewer.setOverlay(null);
-    this.#viewer.setOutline(null);
-    this.#showResult(null);
+    if (!restored) {
+      this.#viewer.setOverlay(null);
+      this.#viewer.setOutline(null);
+      this.#showResult(null);
+    }
     // The user's choice stays as it is: it beats the file's Modality (the worker applies the rule).
     this.#request();
+  }
+
+  /** The page started a fresh worker (web/app.js): what was asked of the old one is forgotten. */
+  restarted(worker) {
+    this.#worker = worker;
+    this.#pending = null;
+    this.#shown = null;
+    this.#file = null; // until the page opens the file again
+    $('model-progress').hidden = true;
   }
 
   /** The frame on screen changed (multi-frame files): the diagnosis follows it. */
@@ -88,11 +102,9 @@ export class DiagnosisPanel {
           this.#status('error', msg.message);
         }
         return true;
-      case 'diagnosis':
-        this.#onDiagnosis(msg);
-        return true;
-      case 'refused':
-        this.#onRefused(msg);
+      case 'assessment':
+        if (msg.assessment.outcome === 'refused') this.#onRefused(msg);
+        else this.#onDiagnosis(msg);
         return true;
       case 'diagnosis-error':
         if (same(this.#pending, msg)) {
@@ -122,31 +134,32 @@ export class DiagnosisPanel {
     this.#worker.postMessage({ type: 'diagnose', id, task, frame, backend: $('backend').value });
   }
 
+  /** `msg.assessment` is what `bedside predict` prints for the file; this only shows it. */
   #onDiagnosis(msg) {
     if (!same(this.#pending, msg)) return; // an answer for a file, frame or task no longer wanted
     this.#pending = null;
-    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: msg.routed };
-    const summary = this.#summaries.get(msg.routed);
-    this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, msg.region);
-    this.#viewer.setOutline(msg.lesion?.found ? msg.lesion.outline : null, msg.region);
+    const a = msg.assessment;
+    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: a.task };
+    const summary = this.#summaries.get(a.task);
+    this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, a.region);
+    this.#viewer.setOutline(a.lesion?.found ? msg.outline : null, a.region);
     this.#showBackend(msg.backend, msg.fallback);
-    this.#showResult({ ...msg, task: msg.routed }, summary);
+    this.#showResult(a, summary);
     // Disagreements are shown, not hidden: the model asked for (or the Modality's) against the gate.
-    const seen = msg.gate.task;
-    const note = msg.gate.note ? ` · ${msg.gate.note}` : '';
-    const how = { choice: 'chosen', modality: "from the file's Modality", gate: 'recognised' }[msg.gate.routed_by];
-    const shownTask = `${summary?.title ?? msg.routed} (${how})`;
+    const note = a.note ? ` · ${a.note}` : '';
+    const how = { choice: 'chosen', modality: "from the file's Modality", gate: 'recognised' }[a.routed_by];
+    const shownTask = `${summary?.title ?? a.task} (${how})`;
     this.#status('done', `${shownTask} · ${backendName(msg.backend)} · ${Math.round(msg.ms)} ms${note}`);
     // Test hooks: the numbers behind what is on screen.
     const panel = $('diagnosis');
-    panel.dataset.route = seen;
-    panel.dataset.task = msg.routed;
-    panel.dataset.label = msg.label;
-    panel.dataset.mostLikely = msg.mostLikely;
-    panel.dataset.probabilities = JSON.stringify(Object.fromEntries(msg.probabilities));
+    panel.dataset.route = a.gate.task;
+    panel.dataset.task = a.task;
+    panel.dataset.label = a.label;
+    panel.dataset.mostLikely = a.most_likely;
+    panel.dataset.probabilities = JSON.stringify(a.probabilities);
     panel.dataset.ms = String(msg.ms);
-    panel.dataset.heatMapPeak = JSON.stringify(msg.heatMapPeak);
-    if (msg.lesion) panel.dataset.lesion = JSON.stringify({ ...msg.lesion, outline: undefined });
+    panel.dataset.heatMapPeak = JSON.stringify(a.heat_map_peak);
+    if (a.lesion) panel.dataset.lesion = JSON.stringify(a.lesion);
     else delete panel.dataset.lesion;
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
   }
@@ -158,19 +171,21 @@ export class DiagnosisPanel {
     this.#viewer.setOverlay(null);
     this.#viewer.setOutline(null);
     this.#showResult(null);
-    const shares = msg.gate.probabilities.map(([c, p]) => `${c} ${percent(p)}`).join(', ');
-    this.#status('refused', `${msg.message} (${shares})`);
+    const { message, gate } = msg.assessment;
+    const shares = Object.entries(gate.probabilities).map(([c, p]) => `${c} ${percent(p)}`).join(', ');
+    this.#status('refused', `${message} (${shares})`);
     const panel = $('diagnosis');
     panel.dataset.route = 'other';
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
   }
 
-  #showResult(msg, summary) {
-    const enabled = Boolean(msg);
+  /** The diagnosed assessment `a` (null: nothing to show), with its model's card summary. */
+  #showResult(a, summary) {
+    const enabled = Boolean(a);
     $('result').hidden = !enabled;
     $('heat-toggle').disabled = !enabled;
     $('heat-opacity').disabled = !enabled;
-    const lesion = msg?.lesion;
+    const lesion = a?.lesion;
     $('outline-toggle').hidden = !lesion;
     $('outline-toggle').disabled = !lesion?.found;
     $('result-lesion').hidden = !lesion;
@@ -181,26 +196,26 @@ export class DiagnosisPanel {
           + `longest diameter ${lesion.longest_diameter.toFixed(1)} ${unit}`
         : 'No lesion outlined';
     }
-    if (!msg) {
+    if (!a) {
       for (const key of ['task', 'route', 'label', 'mostLikely', 'probabilities', 'ms', 'lesion', 'heatMapPeak']) {
         delete $('diagnosis').dataset[key];
       }
       return;
     }
-    const probability = Object.fromEntries(msg.probabilities);
+    const probability = a.probabilities; // class → calibrated probability
     const className = (name) => summary?.class_titles?.[summary.classes.indexOf(name)] ?? name;
     // The review rule is the library's: `label` is already "uncertain" where it applies.
-    const uncertain = msg.label === 'uncertain';
+    const uncertain = a.label === 'uncertain';
     $('result').dataset.uncertain = String(uncertain);
-    $('result-label').textContent = uncertain ? 'Uncertain: needs review' : className(msg.label);
+    $('result-label').textContent = uncertain ? 'Uncertain: needs review' : className(a.label);
     $('result-probability').textContent = uncertain
-      ? `Most likely ${className(msg.mostLikely)}: ${percent(probability[msg.mostLikely])} probability (calibrated)`
-      : `${percent(probability[msg.label])} probability (calibrated)`;
+      ? `Most likely ${className(a.most_likely)}: ${percent(probability[a.most_likely])} probability (calibrated)`
+      : `${percent(probability[a.label])} probability (calibrated)`;
     const positive = summary?.positive_class;
     let rule = 'Decided by the most probable class';
-    if (msg.threshold != null && positive) {
-      rule = `Operating threshold: ${positive} at ${percent(msg.threshold)} or more`;
-      if (msg.mostLikely !== positive) rule += ` (${positive} here: ${percent(probability[positive])})`;
+    if (a.threshold != null && positive) {
+      rule = `Operating threshold: ${positive} at ${percent(a.threshold)} or more`;
+      if (a.most_likely !== positive) rule += ` (${positive} here: ${percent(probability[positive])})`;
     }
     if (uncertain) {
       const band = summary?.review_band;
@@ -210,9 +225,9 @@ export class DiagnosisPanel {
     }
     $('result-threshold').textContent = rule;
     const list = $('differential');
-    list.hidden = msg.task !== 'skin';
-    if (msg.task === 'skin') {
-      const top = [...msg.probabilities].sort((a, b) => b[1] - a[1]).slice(0, 3);
+    list.hidden = a.task !== 'skin';
+    if (a.task === 'skin') {
+      const top = Object.entries(a.probabilities).sort((x, y) => y[1] - x[1]).slice(0, 3);
       list.replaceChildren(
         ...top.map(([name, p]) => {
           const li = document.createElement('li');

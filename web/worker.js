@@ -1,6 +1,6 @@
 // The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
-import init, { Model, Study } from '../pkg/bedside_web.js';
+import init, { Model, Study, lastPanic } from '../pkg/bedside_web.js';
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
@@ -14,8 +14,29 @@ const ready = init().then(
   (err) => self.postMessage({ type: 'fatal', message: `could not start the decoder: ${err}` }),
 );
 
+let panicked = false; // reported to the page once; this worker then answers nothing more
+
+/**
+ * Whether the Wasm module has panicked (here or in an earlier request). Its state cannot be trusted
+ * after a panic, so the page is told once (`panic`) and starts a fresh worker.
+ */
+function panicReported() {
+  if (panicked) return true;
+  let message;
+  try {
+    message = lastPanic();
+  } catch (err) {
+    message = `the decoder is in a broken state (${err.message ?? err})`;
+  }
+  if (message == null) return false;
+  panicked = true;
+  self.postMessage({ type: 'panic', message });
+  return true;
+}
+
 self.onmessage = async ({ data: msg }) => {
   await ready;
+  if (panicReported()) return;
   try {
     if (msg.type === 'open') {
       const opened = Study.open(new Uint8Array(msg.bytes), msg.name);
@@ -39,6 +60,7 @@ self.onmessage = async ({ data: msg }) => {
       await diagnose(msg);
     }
   } catch (err) {
+    if (panicReported()) return;
     self.postMessage({ type: 'error', id: msg.id, name: msg.name, message: String(err.message ?? err) });
   }
 };
@@ -97,7 +119,9 @@ async function load(task, backend) {
     self.postMessage({ type: 'model-ready', task, summary: entry.summary, loadMs: entry.loadMs, warmUpMs: entry.warmUpMs });
     return entry;
   } catch (err) {
-    self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+    if (!panicReported()) {
+      self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+    }
     throw err;
   }
 }
@@ -113,15 +137,18 @@ async function webgpuUnavailable() {
 }
 
 /**
- * The trust gate first: a picture that is none of the three kinds is refused. Otherwise the model the
- * gate's verdict names answers: the asked-for task, else for 'auto' the file's Modality's, else the
- * one the gate sees.
+ * The trust gate first: its Routing is a refusal, or names the model that answers under the routing
+ * rule (the asked-for task, else for 'auto' the file's Modality's, else the one the gate sees). Either
+ * way the page gets one `assessment`, the object `bedside predict` prints for the file.
  */
 async function diagnose({ id, task: requested, frame, backend }) {
   if (!study || id !== studyId) return; // the file was replaced meanwhile: the page asks again
   const started = performance.now();
-  const failed = (err) =>
-    self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
+  const failed = (err) => {
+    if (!panicReported()) {
+      self.postMessage({ type: 'diagnosis-error', id, task: requested, frame, message: String(err.message ?? err) });
+    }
+  };
   let gate;
   try {
     gate = await model('gate', backend);
@@ -129,46 +156,47 @@ async function diagnose({ id, task: requested, frame, backend }) {
     return; // model-error already told the page
   }
   if (id !== studyId) return;
-  let verdict;
+  let routing;
   try {
-    verdict = await gate.model.route(study, frame, requested);
+    routing = await gate.model.route(study, frame, requested);
   } catch (err) {
     return failed(err);
   }
-  if (verdict.refused) {
+  try {
+    const task = routing.task; // undefined when refused; the rule is the library's
+    if (!task) {
+      const ms = performance.now() - started;
+      self.postMessage({ type: 'assessment', id, task: requested, frame, ms, assessment: routing.refusal(), heatMap: null, outline: null });
+      return;
+    }
+    let entry;
+    try {
+      entry = await model(task, backend);
+    } catch {
+      return;
+    }
+    if (id !== studyId) return;
+    let result;
+    try {
+      result = await entry.model.assess(study, frame, routing);
+    } catch (err) {
+      return failed(err);
+    }
     const ms = performance.now() - started;
-    self.postMessage({ type: 'refused', id, task: requested, frame, message: verdict.message, gate: verdict, ms });
-    return;
+    const { assessment, heat_map: map, outline } = result;
+    const heatMap = { width: map.width, height: map.height, rgba: map.rgba.buffer };
+    const transfer = [heatMap.rgba];
+    if (outline) transfer.push(outline.buffer);
+    self.postMessage(
+      {
+        type: 'assessment', id, task: requested, frame, ms, backend: entry.summary.backend,
+        fallback: entry.summary.fallback, assessment, heatMap, outline: outline?.buffer ?? null,
+      },
+      transfer,
+    );
+  } finally {
+    routing.free();
   }
-  const task = verdict.use; // the routing rule is the library's (bedside_model::gate::choose)
-  let entry;
-  try {
-    entry = await model(task, backend);
-  } catch {
-    return;
-  }
-  if (id !== studyId) return;
-  let result;
-  try {
-    result = await entry.model.diagnose(study, frame);
-  } catch (err) {
-    return failed(err);
-  }
-  const ms = performance.now() - started;
-  const rgba = result.heat_map.rgba;
-  const transfer = [rgba.buffer];
-  if (result.lesion) transfer.push(result.lesion.outline.buffer);
-  self.postMessage(
-    {
-      type: 'diagnosis', id, task: requested, routed: task, gate: verdict, frame,
-      backend: entry.summary.backend, fallback: entry.summary.fallback, ms,
-      label: result.label, mostLikely: result.most_likely, probabilities: result.probabilities,
-      threshold: result.threshold, review: result.review, heatMapPeak: result.heat_map_peak,
-      region: result.region, heatMap: { width: result.heat_map.width, height: result.heat_map.height, rgba: rgba.buffer },
-      lesion: result.lesion && { ...result.lesion, outline: result.lesion.outline.buffer },
-    },
-    transfer,
-  );
 }
 
 async function fetchOk(url) {

@@ -127,7 +127,8 @@ test('a film within the model\'s review margin is answered "uncertain: needs rev
   const cli = predict('chest', file, wide);
   assert.equal(cli.label, 'uncertain');
   assert.equal(cli.most_likely, 'pneumonia');
-  assert.equal(cli.review.margin, Math.fround(distance + 0.05), 'the stored margin (f32)');
+  // Printed as the shortest decimal that reads back as the stored f32.
+  assert.equal(Math.fround(cli.review.margin), Math.fround(distance + 0.05), 'the stored margin (f32)');
   assert.equal(predict('chest', file, copy(Math.max(0, distance - 0.05))).label, 'pneumonia', 'just outside the margin');
 
   const page = await openApp(t, undefined, browser, (context) => context.route('**/models/chest/model.json',
@@ -157,8 +158,9 @@ test('the same film wrapped in DICOM (Modality CR) routes itself to the chest mo
   // Without --model the CLI takes the Modality's model too, and the gate agrees: no note.
   const routed = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), dicom], { encoding: 'utf8' }));
   assert.equal(routed.task, 'chest');
-  assert.equal(routed.gate.route, 'chest');
-  assert.equal(routed.note, undefined);
+  assert.equal(routed.gate.task, 'chest');
+  assert.equal(routed.routed_by, 'modality');
+  assert.equal(routed.note, null);
   assertSameProbabilities(shown.probabilities, predict('chest', path.join(originals, CHEST)).probabilities,
     'wrapped film vs the JPEG');
 });
@@ -391,7 +393,8 @@ test('a photograph of something else is refused, whatever model is chosen', asyn
   await page.setInputFiles('input[type=file]', photo);
   await refusal(before);
   const cli = JSON.parse(execFileSync(process.env.BEDSIDE_CLI, ['predict', '--models', path.join(repoRoot, 'models'), photo], { encoding: 'utf8' }));
-  assert.equal(cli.refused, true, 'bedside predict refuses it too');
+  assert.equal(cli.outcome, 'refused', 'bedside predict refuses it too');
+  assert.equal(cli.gate.refused, true);
   // Choosing a model does not get round the gate.
   const chosen = await shownCount(page);
   await page.selectOption('#task', 'chest');
@@ -449,7 +452,7 @@ test('the worker answers for the frame it was asked to diagnose, whatever frame 
         await new Promise((resolve) => { wake = resolve; });
       }
     };
-    const answer = (m) => ['diagnosis', 'refused', 'diagnosis-error', 'model-error'].includes(m.type);
+    const answer = (m) => ['assessment', 'diagnosis-error', 'model-error'].includes(m.type);
     const diagnose = (frame) => worker.postMessage({ type: 'diagnose', id: 1, task: 'auto', frame, backend: 'cpu' });
     await next((m) => m.type === 'ready');
     worker.postMessage({ type: 'open', id: 1, name: 'emri_small.dcm', bytes: new Uint8Array(bytes).buffer });
@@ -464,17 +467,61 @@ test('the worker answers for the frame it was asked to diagnose, whatever frame 
     diagnose(3);
     const three = await next(answer);
     worker.terminate();
-    const brief = (m) => ({ type: m.type, frame: m.frame, gate: m.gate?.probabilities, message: m.message });
+    const brief = (m) => ({
+      type: m.type, frame: m.frame, outcome: m.assessment?.outcome, gate: m.assessment?.gate.probabilities, message: m.message,
+    });
     return { frames: opened.info.frames, rendered: rendered.frame, during: brief(during), five: brief(five), three: brief(three) };
   }, bytes);
   assert.ok(replies.frames > 5, `emri_small.dcm has ${replies.frames} frames`);
   assert.equal(replies.rendered, 5);
   for (const reply of [replies.during, replies.five, replies.three]) {
-    assert.ok(['diagnosis', 'refused'].includes(reply.type), JSON.stringify(reply));
+    assert.equal(reply.type, 'assessment', JSON.stringify(reply));
+    assert.ok(['diagnosed', 'refused'].includes(reply.outcome), JSON.stringify(reply));
+    assert.equal(Object.keys(reply.gate).join(), 'chest,skin,breast,other', 'the gate\'s classes in order');
   }
   assert.equal(replies.during.frame, 3, 'the reply names the frame asked for');
   // The gate saw frame 3, not the frame drawn meanwhile: the same verdict as asking for frame 3
   // alone, and not frame 5's.
   assert.deepEqual(replies.during.gate, replies.three.gate);
   assert.notDeepEqual(replies.during.gate, replies.five.gate, 'frames 3 and 5 get different verdicts');
+});
+
+test('after a panic in the decoder the page starts a fresh worker, opens the file again as it was and answers', async (t) => {
+  const originals = sharedData(t, 'originals');
+  if (!originals) return;
+  // The panic hook logs the panic to the console: that error, and only that one, is expected.
+  const page = await openAppIn(browser, t, undefined, null, /a panic on purpose/);
+  const file = path.join(originals, CHEST);
+  const first = await diagnose(page, file, 'chest');
+  const view = () => page.evaluate(() => {
+    const canvas = document.getElementById('view');
+    return { file: canvas.dataset.file, center: canvas.dataset.windowCenter, width: canvas.dataset.windowWidth };
+  });
+  const before = await view();
+  assert.equal(before.file, CHEST);
+
+  // A panic inside the worker's Wasm module, through the test-only hook (nothing in the app calls it).
+  const [worker] = page.workers();
+  await worker.evaluate(async () => {
+    const wasm = await import(new URL('../pkg/bedside_web.js', self.location.href).href);
+    try {
+      wasm.panicForTest();
+    } catch {
+      // thrown by the panic hook; the worker finds the panic at its next request
+    }
+  });
+  // The next request (a new window) meets the panic: the page restarts the worker, which opens the
+  // file again with the new window and diagnoses it again.
+  const count = await shownCount(page);
+  const center = String(Number(before.center) + 10);
+  await page.fill('#wc', center);
+  const again = await waitForDiagnosis(page, count, 'chest');
+  assert.equal(await page.evaluate(() => document.body.dataset.restarts), '1');
+  assert.match(await page.textContent('#status'), /^The decoder stopped unexpectedly and was restarted; .+ is open again as it was$/);
+  await page.waitForFunction((c) => document.getElementById('view').dataset.windowCenter === c, center);
+  assert.deepEqual(await view(), { ...before, center }, 'the same file, with the window asked for');
+  assert.equal(again.label, first.label);
+  assertSameProbabilities(again.probabilities, first.probabilities, 'after the restart');
+  assert.notEqual(await page.evaluate(() => document.body.dataset.state), 'error');
+  assert.ok(page.workers().length >= 1 && page.workers()[0] !== worker, 'a fresh worker answers');
 });

@@ -65,16 +65,18 @@ export function launchBrowser({ webgpu = false } = {}) {
 
 /**
  * A fresh page of the app in `browser`, with the decoder ready (tablet-like: touch, no DPR scaling);
- * fails the test if the page throws or logs an error. `prepare(context)` runs before the page loads
- * (to route requests).
+ * fails the test if the page throws or logs an error (but for console errors `expectedErrors`, a
+ * RegExp, matches). `prepare(context)` runs before the page loads (to route requests).
  */
-export async function openApp(browser, t, viewport = { width: 1024, height: 768 }, prepare = null) {
+export async function openApp(browser, t, viewport = { width: 1024, height: 768 }, prepare = null, expectedErrors = null) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
   if (prepare) await prepare(context);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !expectedErrors?.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
   t.after(async () => {
     await context.close();
     assert.deepEqual(problems, [], 'the page reported errors');

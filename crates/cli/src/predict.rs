@@ -1,26 +1,27 @@
 //! `bedside predict`: one file in, a diagnosis (or a refusal) out.
 
 use crate::model_dir::{Weights, read};
-use bedside_diagnosis::{Diagnoser, block_on};
+use bedside_diagnosis::{Assessment, Diagnoser, Routing, block_on};
 use bedside_imaging::{Limits, Study};
-use bedside_model::gate::{REFUSAL, Route, choose, note};
 use bedside_model::task::Task;
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// Predict on DICOM files or photos and print one line of JSON per file, in order: task, label
-/// (the class, or "uncertain" where the model's review rule says the image needs review),
-/// most_likely (the class the decision rule picks, also when uncertain), probabilities (class name
-/// → calibrated probability), the operating threshold (null where the label is the most probable
-/// class), the review rule ({"margin": log-odds from another answer}, or null) and the trust
-/// gate's verdict. The gate first checks that the
-/// picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses gets
-/// {"refused": true, "message": …} and exit status 0. The model is --model if given, else the one
-/// the DICOM Modality names (CR/DX chest, US breast, XC skin), else the one the gate picks;
-/// `routed_by` says which (choice, modality or gate), and `note` any disagreement with the gate.
-/// `heat_map_peak` is the heat map's hottest point ([x, y] in the picture's pixels); where the model
-/// folder has a lesion decoder (lesion.json), `lesion` gives the outline's `found`, `area`,
-/// `longest_diameter` and `units` ("mm" where the file gives a pixel spacing, else "px").
+/// Predict on DICOM files or photos and print one line of JSON per file, in order: the assessment
+/// the page shows too. Its `outcome` is "refused" or "diagnosed". The trust gate first checks that
+/// the picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses gets
+/// {"outcome": "refused", "message": …, "gate": …} and exit status 0. Otherwise: `task` (the model
+/// that answered: --model if given, else the one the DICOM Modality names — CR/DX chest, US breast,
+/// XC skin — else the one the gate picks), `label` (the class, or "uncertain" where the model's
+/// review rule says the image needs review), `most_likely` (the class the decision rule picks, also
+/// when uncertain), `probabilities` (class → calibrated probability, in the model's class order),
+/// `threshold` (the operating threshold; null where the label is the most probable class), `review`
+/// ({"margin": log-odds from another answer}, or null), `region` ([x, y, width, height], the part
+/// of the picture the model saw), `heat_map_peak` (the heat map's hottest point, [x, y] in the
+/// picture's pixels), `lesion` (null without a lesion decoder, else the outline's `found`, `area`,
+/// `longest_diameter` and `units`: "mm" where the file gives a pixel spacing, else "px"),
+/// `routed_by` (why that model: choice, modality or gate) and `note` (any disagreement with the gate,
+/// else null). `gate` is the gate's verdict either way: `task` (the kind of picture it sees, null when
+/// refused), `refused`, `confidence`, `floor` and `probabilities` (chest, skin, breast, other).
 #[derive(clap::Args)]
 pub struct Args {
     /// Use this model folder (e.g. models/chest) instead of the one the gate picks; the gate still
@@ -89,17 +90,6 @@ fn write_mask(path: &Path, mask: &[u8], width: u32, height: u32) -> Result<(), S
     writer.finish().map_err(|e| failed(&e))
 }
 
-fn gate_json(gate: &Diagnoser, route: &Route) -> Value {
-    let probabilities: serde_json::Map<String, Value> =
-        gate.info().classes.iter().cloned().zip(route.probabilities.iter().map(|&p| p.into())).collect();
-    json!({
-        "route": route.task.map(Task::name),
-        "confidence": route.confidence,
-        "floor": gate.info().threshold,
-        "probabilities": probabilities,
-    })
-}
-
 pub fn run(args: &Args) -> Result<(), String> {
     if (args.heatmap.is_some() || args.outline.is_some() || args.mask.is_some()) && args.files.len() > 1 {
         return Err("--heatmap, --outline and --mask write one picture: give one file with them".into());
@@ -125,7 +115,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         None => None,
     };
     for file in &args.files {
-        println!("{}", predict(args, &gate, choice, &mut models, file)?);
+        let assessment = predict(args, &gate, choice, &mut models, file)?;
+        println!("{}", serde_json::to_string(&assessment).expect("an assessment serialises"));
     }
     Ok(())
 }
@@ -137,16 +128,19 @@ fn predict(
     choice: Option<Task>,
     models: &mut Vec<(Task, Diagnoser)>,
     file: &Path,
-) -> Result<Value, String> {
+) -> Result<Assessment, String> {
     let name = file.display();
     let bytes = std::fs::read(file).map_err(|e| format!("could not read {name}: {e}"))?;
     let study = Study::open(&bytes, &Limits::default()).map_err(|e| format!("{name}: {e}"))?;
     let frame = study.frame(args.frame).map_err(|e| format!("{name}: {e}"))?;
 
     let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
-    let Some((task, routed_by)) = choose(choice, study.info().modality.as_deref(), &route) else {
-        return Ok(json!({ "refused": true, "message": REFUSAL, "gate": gate_json(gate, &route) }));
+    let modality = study.info().modality.as_deref();
+    let routed = match Routing::new(gate.info(), &route, choice, modality) {
+        Routing::Refused(refusal) => return Ok(refusal),
+        Routing::Routed(routed) => routed,
     };
+    let task = routed.task;
     if !models.iter().any(|(t, _)| *t == task) {
         models.push((task, diagnoser(&args.models.join(task.name()), Weights::from_flag(args.fp32))?));
     }
@@ -167,24 +161,5 @@ fn predict(
     if let Some(out) = &args.mask {
         write_mask(out, &bedside_diagnosis::lesion_mask(&frame, &diagnosis), frame.columns, frame.rows)?;
     }
-    let probabilities: serde_json::Map<String, Value> =
-        diagnosis.probabilities.iter().map(|(class, p)| (class.clone(), (*p).into())).collect();
-    let mut out = json!({
-        "task": task.name(),
-        "label": diagnosis.label,
-        "most_likely": diagnosis.most_likely,
-        "probabilities": probabilities,
-        "threshold": diagnosis.threshold,
-        "review": diagnosis.review,
-        "routed_by": routed_by,
-        "gate": gate_json(gate, &route),
-        "heat_map_peak": diagnosis.heat_map_peak(),
-    });
-    if let Some(lesion) = &diagnosis.lesion {
-        out["lesion"] = serde_json::to_value(lesion).expect("lesion serialises");
-    }
-    if let Some(note) = note(task, routed_by, &route) {
-        out["note"] = note.into();
-    }
-    Ok(out)
+    Ok(routed.assess(diagnosis))
 }

@@ -33,9 +33,12 @@ fn originals_route_themselves_to_their_model() {
         let task = folder.split('_').next().unwrap();
         let out = predict(&[path(&data.join("originals").join(file))]);
         println!("{file}: {out}");
+        assert_eq!(out["outcome"], "diagnosed", "{file}: {out}");
         assert_eq!(out["task"], task, "{file}: {out}");
-        assert_eq!(out["gate"]["route"], task);
-        assert!(out.get("refused").is_none() && out.get("note").is_none(), "{out}");
+        assert_eq!(out["gate"]["task"], task);
+        assert_eq!(out["gate"]["refused"], false);
+        assert_eq!(out["routed_by"], "gate", "a photo has no Modality: {out}");
+        assert!(out["note"].is_null(), "{out}");
         let confidence = out["gate"]["confidence"].as_f64().unwrap();
         assert!(confidence >= out["gate"]["floor"].as_f64().unwrap(), "{out}");
         let total: f64 =
@@ -51,7 +54,7 @@ fn a_chosen_model_is_used_and_the_disagreement_noted() {
     let skin = data.join("originals/skin_ISIC_0031524.jpg");
     let out = predict(&["--model", path(&models.join("chest")), path(&skin)]);
     assert_eq!(out["task"], "chest");
-    assert_eq!(out["gate"]["route"], "skin");
+    assert_eq!(out["gate"]["task"], "skin");
     assert_eq!(out["routed_by"], "choice");
     assert!(out["note"].as_str().unwrap().contains("looks more like a skin photo"), "{out}");
 }
@@ -66,12 +69,14 @@ fn held_out_photographs_are_refused() {
     for photo in held_out {
         let out = predict(&[path(photo)]);
         println!("{}: {out}", photo.display());
-        assert_eq!(out["refused"], true, "{}: {out}", photo.display());
+        assert_eq!(out["outcome"], "refused", "{}: {out}", photo.display());
         assert!(out["message"].as_str().unwrap().contains("does not look like a chest X-ray"));
+        assert_eq!(out["gate"]["refused"], true, "{out}");
+        assert!(out["gate"]["task"].is_null(), "{out}");
         assert!(out.get("label").is_none() && out.get("task").is_none(), "no diagnosis: {out}");
         // Choosing a model does not get round the gate.
         let forced = predict(&["--model", path(&models.join("chest")), path(photo)]);
-        assert_eq!(forced["refused"], true, "{forced}");
+        assert_eq!(forced["outcome"], "refused", "{forced}");
     }
 }
 
@@ -90,7 +95,7 @@ fn medical_images_of_other_kinds_are_refused() {
         let file = bedside_corpus::find(name).unwrap();
         let out = predict(&[path(&file)]);
         println!("{name}: {out}");
-        assert_eq!(out["refused"], true, "{name}: {out}");
+        assert_eq!(out["outcome"], "refused", "{name}: {out}");
         assert!(out.get("label").is_none(), "{name}: no diagnosis: {out}");
     }
 }

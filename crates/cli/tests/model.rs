@@ -250,7 +250,9 @@ fn train_eval_predict_on_breast_ultrasound() {
         peak[0].as_u64().unwrap() < 432 && peak[1].as_u64().unwrap() < 476,
         "inside the 432 × 476 picture: {peak:?}"
     );
-    assert!(prediction.get("lesion").is_none(), "no lesion decoder yet: {prediction}");
+    assert_eq!(prediction["outcome"], "diagnosed");
+    assert_eq!(prediction["routed_by"], "choice");
+    assert!(prediction["lesion"].is_null(), "no lesion decoder yet: {prediction}");
     let (code, _, err) =
         bedside(&["predict", "--models", &s(&models), "--model", &s(&model), "--mask", "m.png", &s(&photo)]);
     assert_eq!(code, 1);

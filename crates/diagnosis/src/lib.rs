@@ -8,7 +8,9 @@
 //! device differs (flex on the CPU, WebGPU in the browser when there is an adapter).
 //!
 //! The trust gate is loaded the same way: [`Diagnoser::route`] says which model a frame goes to, or
-//! refuses it. Not here: drawing the heat map on screen.
+//! refuses it. What a front end shows — the gate's verdict, the routing and the diagnosis, or the
+//! refusal — is one [`Assessment`], built in two steps ([`Routing`], then [`Routed::assess`]) and
+//! serialised the same for `bedside predict` and the page. Not here: drawing the heat map on screen.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,9 +26,11 @@
 //! # Ok(()) }
 //! ```
 
+mod assess;
 mod overlay;
 mod preprocess;
 
+pub use assess::{Assessment, GateVerdict, Routed, Routing};
 pub use overlay::{lesion_mask, outline, outline_rgba, overlay};
 pub use preprocess::{ModelView, first_view, model_input, model_view};
 
@@ -96,12 +100,14 @@ pub struct Diagnosis {
     /// The class the decision rule picks, even when the answer is "uncertain" (and whose heat map
     /// is shown).
     pub most_likely: String,
-    /// When the answer is "uncertain" (`None`: never; see [`bedside_model::review`]).
-    pub review: Option<Review>,
-    /// Calibrated probability of every class, in the model's class order.
+    /// Calibrated probability of every class, in the model's class order (serialised as an object of
+    /// class → probability, in that order).
+    #[serde(serialize_with = "assess::by_class")]
     pub probabilities: Vec<(String, f32)>,
     /// The operating threshold on the positive class (`None` where the label is the argmax).
     pub threshold: Option<f32>,
+    /// When the answer is "uncertain" (`None`: never; see [`bedside_model::review`]).
+    pub review: Option<Review>,
     /// Where the model looked for `label`, 0–1, at the model's input size; it covers `region`.
     #[serde(skip)]
     pub heat_map: HeatMap,

@@ -3,8 +3,9 @@
 //! - [`Study`] opens a file with `bedside-imaging`, decodes the wanted frame once and draws it
 //!   through a window on request;
 //! - [`Model`] loads a model artifact with `bedside-diagnosis` on WebGPU (burn-wgpu) or on the CPU
-//!   path (burn-flex with Wasm SIMD) and diagnoses the frame of a [`Study`] it is asked for, heat map
-//!   included (whatever frame is on screen meanwhile).
+//!   path (burn-flex with Wasm SIMD); the gate's [`Model::route`] gives a [`Routing`], and the
+//!   answering model's [`Model::assess`] the frame's assessment (`bedside_diagnosis::Assessment`, the
+//!   JSON `bedside predict` prints), heat map included (whatever frame is on screen meanwhile).
 //!
 //! A panic is a bug, not an input error (inputs are validated and come back as `Error`s), but should
 //! one happen the hook installed at start-up turns it into a JS `Error` carrying the panic message
@@ -15,7 +16,7 @@
 mod model;
 mod study;
 
-pub use model::Model;
+pub use model::{Model, Routing};
 pub use study::Study;
 
 use std::sync::OnceLock;
@@ -42,8 +43,8 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     let _ = FIRST_PANIC.set(message.clone());
     // Thrown rather than returned to the panic runtime, whose abort is a bare `unreachable` trap:
     // the caller's `catch` gets a readable `Error`. The module's state is not to be trusted after
-    // this either way; the worker should be restarted.
-    wasm_bindgen::throw_str(&format!("{message} (reload the page to start over)"));
+    // this either way: the worker reports `lastPanic` and the page starts a fresh one.
+    wasm_bindgen::throw_str(&message);
 }
 
 /// The message of the first panic in this module, if one happened: after it the module's state
@@ -51,4 +52,11 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
 #[wasm_bindgen(js_name = lastPanic)]
 pub fn last_panic() -> Option<String> {
     FIRST_PANIC.get().cloned()
+}
+
+/// Test hook: panics on purpose, so tests/e2e can check that the page restarts a worker whose module
+/// panicked (it calls this inside the worker). Nothing in the app calls it.
+#[wasm_bindgen(js_name = panicForTest)]
+pub fn panic_for_test() {
+    panic!("a panic on purpose, for the restart test");
 }

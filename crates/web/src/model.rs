@@ -1,9 +1,8 @@
 //! A loaded model for the worker: diagnosis and heat map of the frame a [`Study`] holds.
 
 use crate::study::Study;
-use bedside_diagnosis::{Diagnoser, Diagnosis};
+use bedside_diagnosis::Diagnoser;
 use bedside_model::artifact::ModelInfo;
-use bedside_model::gate;
 use bedside_model::task::Task;
 use burn::prelude::Device;
 use js_sys::{Object, Reflect, Uint8Array};
@@ -124,28 +123,10 @@ impl Model {
         })
     }
 
-    /// Diagnoses frame `frame` (from 0) of `study`, whichever frame is on screen; resolves to
-    /// `{label, most_likely, probabilities, threshold, review, region, heat_map: {width, height, rgba},
-    /// heat_map_peak, lesion}` (`label` is "uncertain" where the review rule says so; `lesion` is null
-    /// without a lesion decoder, else `{found, area, longest_diameter, units, outline}` with
-    /// `outline` the region-sized RGBA layer to draw). Throws when the frame cannot be decoded.
-    pub fn diagnose(&self, study: &mut Study, frame: u32) -> Result<js_sys::Promise, JsError> {
-        let diagnoser = Rc::clone(&self.diagnoser);
-        let frame = study.decoded(frame)?;
-        let (input, region) = diagnoser.prepare(&study.study, &frame);
-        let spacing = study.study.info().pixel_spacing;
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let diagnosis = diagnoser.run(input, region, spacing).await.map_err(to_js)?;
-            to_object(&diagnosis, bedside_diagnosis::outline_rgba(&frame, &diagnosis)).map_err(to_js)
-        }))
-    }
-
-    /// For the trust gate: resolves to `{task, refused, message, confidence, floor, probabilities,
-    /// use, routed_by, note}` for frame `frame` of `study`. `task` is the kind of picture the gate
-    /// sees (null when refused) and `message` what to tell the user when it is refused; `use` is the
-    /// model that answers under the routing rule (`bedside_model::gate::choose`: the user's `choice`,
-    /// a task name or `auto`, beats the file's Modality, which beats the gate), `routed_by` why
-    /// (`choice`, `modality` or `gate`) and `note` any disagreement to show.
+    /// For the trust gate, step 1 of an assessment: resolves to the [`Routing`] of frame `frame` of
+    /// `study` — the gate's refusal, or the model that answers under the routing rule
+    /// (`bedside_model::gate::choose`: the user's `choice`, a task name or `auto`, beats the file's
+    /// Modality, which beats what the gate sees).
     pub fn route(&self, study: &mut Study, frame: u32, choice: String) -> Result<js_sys::Promise, JsError> {
         let choice = match choice.as_str() {
             "auto" => None,
@@ -161,21 +142,78 @@ impl Model {
         let (input, region) = diagnoser.prepare(&study.study, &frame);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let route = diagnoser.route_input(input, region).await.map_err(to_js)?;
-            let classes = &diagnoser.info().classes;
-            let chosen = gate::choose(choice, modality.as_deref(), &route);
-            let verdict = serde_json::json!({
-                "task": route.task.map(|t| t.name()),
-                "refused": route.refused(),
-                "message": route.refused().then_some(gate::REFUSAL),
-                "confidence": route.confidence,
-                "floor": diagnoser.info().threshold,
-                "probabilities": classes.iter().zip(&route.probabilities).collect::<Vec<_>>(),
-                "use": chosen.map(|(task, _)| task.name()),
-                "routed_by": chosen.map(|(_, by)| by),
-                "note": chosen.and_then(|(task, by)| gate::note(task, by, &route)),
-            });
-            json_value(&verdict).map_err(to_js)
+            let routing =
+                bedside_diagnosis::Routing::new(diagnoser.info(), &route, choice, modality.as_deref());
+            Ok(Routing(routing).into())
         }))
+    }
+
+    /// Step 2: this model (the one `routing.task` names) diagnoses frame `frame` of `study`, whichever
+    /// frame is on screen. Resolves to `{assessment, heat_map: {width, height, rgba}, outline}`:
+    /// `assessment` is what `bedside predict` prints for the file (see `web/bridge.md`), `rgba` the
+    /// heat map's RGBA8 pixels at the model's input size and `outline` the lesion outline's RGBA8
+    /// layer the size of the assessment's `region` (null without a lesion decoder). Throws when the
+    /// frame cannot be decoded, or when `routing` is a refusal or names another model.
+    pub fn assess(
+        &self,
+        study: &mut Study,
+        frame: u32,
+        routing: &Routing,
+    ) -> Result<js_sys::Promise, JsError> {
+        let routed = match &routing.0 {
+            bedside_diagnosis::Routing::Routed(routed) if routed.task == self.diagnoser.info().task => {
+                routed.clone()
+            }
+            bedside_diagnosis::Routing::Routed(routed) => {
+                let (wanted, this) = (routed.task.name(), self.diagnoser.info().task.name());
+                return Err(JsError::new(&format!(
+                    "the {wanted} model answers this picture, not the {this} model"
+                )));
+            }
+            bedside_diagnosis::Routing::Refused(_) => {
+                return Err(JsError::new("the trust gate refused this picture"));
+            }
+        };
+        let diagnoser = Rc::clone(&self.diagnoser);
+        let frame = study.decoded(frame)?;
+        let (input, region) = diagnoser.prepare(&study.study, &frame);
+        let spacing = study.study.info().pixel_spacing;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let diagnosis = diagnoser.run(input, region, spacing).await.map_err(to_js)?;
+            let outline = bedside_diagnosis::outline_rgba(&frame, &diagnosis);
+            let heat_map = &diagnosis.heat_map;
+            let (width, height, rgba) = (heat_map.width, heat_map.height, heat_map.to_rgba());
+            let assessment = routed.assess(diagnosis);
+            to_object(&assessment, width, height, &rgba, outline).map_err(to_js)
+        }))
+    }
+}
+
+/// The trust gate's routing of one picture (step 1 of an assessment): which model answers it, or the
+/// gate's refusal. The worker fetches the model `task` names and passes this to its
+/// [`Model::assess`].
+#[wasm_bindgen]
+pub struct Routing(bedside_diagnosis::Routing);
+
+#[wasm_bindgen]
+impl Routing {
+    /// The model that answers (`chest`, `skin` or `breast`); undefined when the gate refused the
+    /// picture.
+    #[wasm_bindgen(getter)]
+    pub fn task(&self) -> Option<String> {
+        match &self.0 {
+            bedside_diagnosis::Routing::Routed(routed) => Some(routed.task.name().to_string()),
+            bedside_diagnosis::Routing::Refused(_) => None,
+        }
+    }
+
+    /// The refusal, the whole assessment (`outcome` "refused", `message`, `gate`) as `bedside predict`
+    /// prints it; undefined when a model is to answer.
+    pub fn refusal(&self) -> Result<JsValue, JsError> {
+        match &self.0 {
+            bedside_diagnosis::Routing::Refused(refusal) => json_value(refusal),
+            bedside_diagnosis::Routing::Routed(_) => Ok(JsValue::UNDEFINED),
+        }
     }
 }
 
@@ -198,22 +236,27 @@ async fn webgpu() -> Result<Device, JsError> {
     Ok(device)
 }
 
-fn to_object(diagnosis: &Diagnosis, outline: Option<Vec<u8>>) -> Result<JsValue, JsError> {
-    let out = json_value(diagnosis)?;
-    let map = &diagnosis.heat_map;
+/// `{assessment, heat_map: {width, height, rgba}, outline}`, the pixels as `Uint8Array`s (the
+/// worker transfers their buffers to the page).
+fn to_object(
+    assessment: &bedside_diagnosis::Assessment,
+    width: u32,
+    height: u32,
+    rgba: &[u8],
+    outline: Option<Vec<u8>>,
+) -> Result<JsValue, JsError> {
+    let out = Object::new();
     let heat_map = Object::new();
     let set = |obj: &Object, key: &str, value: JsValue| Reflect::set(obj, &key.into(), &value).map(|_| ());
-    let failed = |_| JsError::new("could not build the diagnosis object");
-    set(&heat_map, "width", map.width.into()).map_err(failed)?;
-    set(&heat_map, "height", map.height.into()).map_err(failed)?;
-    set(&heat_map, "rgba", Uint8Array::from(map.to_rgba().as_slice()).into()).map_err(failed)?;
-    set(out.unchecked_ref(), "heat_map", heat_map.into()).map_err(failed)?;
-    set(out.unchecked_ref(), "heat_map_peak", json_value(&diagnosis.heat_map_peak())?).map_err(failed)?;
-    if let (Some(outline), Ok(lesion)) = (outline, Reflect::get(&out, &"lesion".into())) {
-        set(lesion.unchecked_ref(), "outline", Uint8Array::from(outline.as_slice()).into())
-            .map_err(failed)?;
-    }
-    Ok(out)
+    let failed = |_| JsError::new("could not build the assessment object");
+    set(&heat_map, "width", width.into()).map_err(failed)?;
+    set(&heat_map, "height", height.into()).map_err(failed)?;
+    set(&heat_map, "rgba", Uint8Array::from(rgba).into()).map_err(failed)?;
+    set(&out, "assessment", json_value(assessment)?).map_err(failed)?;
+    set(&out, "heat_map", heat_map.into()).map_err(failed)?;
+    let outline = outline.map_or(JsValue::NULL, |o| Uint8Array::from(o.as_slice()).into());
+    set(&out, "outline", outline).map_err(failed)?;
+    Ok(out.into())
 }
 
 fn json_value<T: Serialize>(value: &T) -> Result<JsValue, JsError> {

@@ -1,14 +1,16 @@
 //! The model glue as the browser runs it: a freshly initialised student
-//! goes through the artifact format, loads on the CPU path and diagnoses a decoded file. The
+//! goes through the artifact format, loads on the CPU path and assesses a decoded file the gate
+//! routes to it. The
 //! shipped models are exercised end to end in tests/e2e.
 
 use bedside_model::artifact::{FORMAT_VERSION, ModelInfo, student_to_bytes};
 use bedside_model::input::{Framing, InputSpec};
 use bedside_model::student::StudentConfig;
 use bedside_model::task::Task;
-use bedside_web::{Model, Study};
+use bedside_web::{Model, Routing, Study};
 use burn::prelude::Device;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::convert::TryFromJsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
@@ -24,8 +26,8 @@ fn png() -> Vec<u8> {
     out
 }
 
-#[wasm_bindgen_test]
-async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
+/// A breast model: a freshly initialised student through the artifact format, on the CPU path.
+async fn breast() -> Model {
     let network = StudentConfig::new(3);
     let mut student = network.init(&Device::flex());
     // All-positive head weights: every class's evidence map is positive somewhere (the features
@@ -53,7 +55,19 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
         card: serde_json::Value::Null,
     };
     let json = serde_json::to_string(&info).unwrap();
-    let model = Model::load(json, weights, "cpu".into(), None, None).await.unwrap();
+    Model::load(json, weights, "cpu".into(), None, None).await.unwrap()
+}
+
+/// The gate's routing of frame 0 of `study` for `choice`.
+async fn route(gate: &Model, study: &mut Study, choice: &str) -> Routing {
+    let routing = JsFuture::from(gate.route(study, 0, choice.into()).unwrap()).await.unwrap();
+    // A `Routing` handle, as wasm-bindgen hands it to the worker.
+    Routing::try_from_js_value(routing).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_model_loads_on_the_cpu_path_and_assesses_a_file_the_gate_routes_to_it() {
+    let model = breast().await;
     assert_eq!(model.backend(), "cpu");
     assert_eq!(
         field(&model.summary().unwrap(), &["licence"]).as_string().unwrap(),
@@ -62,20 +76,46 @@ async fn a_model_loads_on_the_cpu_path_and_diagnoses_a_file() {
     JsFuture::from(model.warm_up()).await.unwrap();
 
     let mut study = Study::open(&png(), "square.png").unwrap();
-    let result = JsFuture::from(model.diagnose(&mut study, 0).unwrap()).await.unwrap();
-    let probabilities = js_sys::Array::from(&field(&result, &["probabilities"]));
-    assert_eq!(probabilities.length(), 3);
-    let total: f64 =
-        probabilities.iter().map(|pair| js_sys::Array::from(&pair).get(1).as_f64().unwrap()).sum();
+    let routing = route(&gate([0.0, 0.0, 4.0, 0.0]).await, &mut study, "auto").await;
+    assert_eq!(routing.task().as_deref(), Some("breast"));
+    assert!(routing.refusal().unwrap().is_undefined());
+    let result = JsFuture::from(model.assess(&mut study, 0, &routing).unwrap()).await.unwrap();
+    let assessment = field(&result, &["assessment"]);
+    assert_eq!(field(&assessment, &["outcome"]).as_string().as_deref(), Some("diagnosed"));
+    assert_eq!(field(&assessment, &["task"]).as_string().as_deref(), Some("breast"));
+    assert_eq!(field(&assessment, &["routed_by"]).as_string().as_deref(), Some("gate"));
+    assert!(field(&assessment, &["note"]).is_null());
+    assert_eq!(field(&assessment, &["gate", "task"]).as_string().as_deref(), Some("breast"));
+    // Probabilities are class → p, in the model's class order, as `bedside predict` prints them.
+    let probabilities = field(&assessment, &["probabilities"]);
+    let classes: Vec<String> = js_sys::Object::keys(probabilities.unchecked_ref::<js_sys::Object>())
+        .iter()
+        .map(|k| k.as_string().unwrap())
+        .collect();
+    assert_eq!(classes, ["benign", "malignant", "normal"]);
+    let total: f64 = classes.iter().map(|c| field(&probabilities, &[c]).as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
+    let label = field(&assessment, &["label"]).as_string().unwrap();
+    assert!(classes.contains(&label), "{label}");
     // Breast frames are centre-cropped to a square: the middle 48×48 of the 64×48 picture.
-    let region: Vec<f64> =
-        js_sys::Array::from(&field(&result, &["region"])).iter().map(|v| v.as_f64().unwrap()).collect();
-    assert_eq!(region, vec![8.0, 0.0, 48.0, 48.0]);
+    let numbers = |value: JsValue| -> Vec<f64> {
+        js_sys::Array::from(&value).iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    assert_eq!(numbers(field(&assessment, &["region"])), vec![8.0, 0.0, 48.0, 48.0]);
+    let peak = numbers(field(&assessment, &["heat_map_peak"]));
+    assert!((8.0..56.0).contains(&peak[0]) && (0.0..48.0).contains(&peak[1]), "in the region: {peak:?}");
     let rgba = js_sys::Uint8Array::new(&field(&result, &["heat_map", "rgba"])).to_vec();
     assert_eq!(field(&result, &["heat_map", "width"]).as_f64(), Some(64.0));
     assert_eq!(rgba.len(), 64 * 64 * 4);
     assert_eq!(rgba.chunks(4).map(|p| p[3]).max(), Some(255), "the map is scaled so its peak is opaque");
+    assert!(field(&result, &["outline"]).is_null(), "no lesion decoder");
+    assert!(field(&assessment, &["lesion"]).is_null());
+
+    // A routing to another model is not this model's to answer.
+    let to_chest = route(&gate([4.0, 0.0, 0.0, 0.0]).await, &mut study, "auto").await;
+    let err = model.assess(&mut study, 0, &to_chest).expect_err("the chest model answers");
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert_eq!(message, "the chest model answers this picture, not the breast model");
 }
 
 #[wasm_bindgen_test]
@@ -144,42 +184,42 @@ async fn gate(bias: [f32; 4]) -> Model {
 #[wasm_bindgen_test]
 async fn the_gate_routes_or_refuses_with_a_message() {
     let mut study = Study::open(&png(), "square.png").unwrap();
-    let verdict =
-        JsFuture::from(gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0, "auto".into()).unwrap())
-            .await
-            .unwrap();
-    assert_eq!(field(&verdict, &["task"]).as_string().as_deref(), Some("chest"));
-    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(false));
-    assert!(field(&verdict, &["message"]).is_null());
-    let confidence = field(&verdict, &["confidence"]).as_f64().unwrap();
+    let chest_gate = gate([4.0, 0.0, 0.0, 0.0]).await;
+    // A photo has no Modality: with "auto" the gate's route answers; a choice beats it, with a note.
+    let routing = route(&chest_gate, &mut study, "auto").await;
+    assert_eq!(routing.task().as_deref(), Some("chest"));
+    assert!(routing.refusal().unwrap().is_undefined());
+    let chosen = route(&chest_gate, &mut study, "breast").await;
+    assert_eq!(chosen.task().as_deref(), Some("breast"));
+    let result = JsFuture::from(breast().await.assess(&mut study, 0, &chosen).unwrap()).await.unwrap();
+    let assessment = field(&result, &["assessment"]);
+    assert_eq!(field(&assessment, &["routed_by"]).as_string().as_deref(), Some("choice"));
+    let note = field(&assessment, &["note"]).as_string().unwrap();
+    assert!(note.contains("looks more like a chest X-ray"), "{note}");
+    let gate_verdict = field(&assessment, &["gate"]);
+    assert_eq!(field(&gate_verdict, &["task"]).as_string().as_deref(), Some("chest"));
+    assert_eq!(field(&gate_verdict, &["refused"]).as_bool(), Some(false));
+    let confidence = field(&gate_verdict, &["confidence"]).as_f64().unwrap();
     let expected = 4f64.exp() / (4f64.exp() + 3.0);
     assert!((confidence - expected).abs() < 1e-3, "{confidence} vs {expected}");
-    // A photo has no Modality: with "auto" the gate's route answers; a choice beats it, with a note.
-    assert_eq!(field(&verdict, &["use"]).as_string().as_deref(), Some("chest"));
-    assert_eq!(field(&verdict, &["routed_by"]).as_string().as_deref(), Some("gate"));
-    assert!(field(&verdict, &["note"]).is_null());
-    let chosen = gate([4.0, 0.0, 0.0, 0.0]).await.route(&mut study, 0, "skin".into()).unwrap();
-    let chosen = JsFuture::from(chosen).await.unwrap();
-    assert_eq!(field(&chosen, &["use"]).as_string().as_deref(), Some("skin"));
-    assert_eq!(field(&chosen, &["routed_by"]).as_string().as_deref(), Some("choice"));
-    let note = field(&chosen, &["note"]).as_string().unwrap();
-    assert!(note.contains("looks more like a chest X-ray"), "{note}");
+    assert_eq!(field(&gate_verdict, &["probabilities", "chest"]).as_f64(), Some(confidence));
+    assert!((field(&gate_verdict, &["floor"]).as_f64().unwrap() - 0.6).abs() < 1e-6);
 
-    let verdict =
-        JsFuture::from(gate([0.0, 0.0, 0.0, 4.0]).await.route(&mut study, 0, "auto".into()).unwrap())
-            .await
-            .unwrap();
-    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
-    assert!(field(&verdict, &["task"]).is_null());
-    let message = field(&verdict, &["message"]).as_string().unwrap();
+    let routing = route(&gate([0.0, 0.0, 0.0, 4.0]).await, &mut study, "skin").await;
+    assert_eq!(routing.task(), None, "a choice does not get round the gate");
+    let refusal = routing.refusal().unwrap();
+    assert_eq!(field(&refusal, &["outcome"]).as_string().as_deref(), Some("refused"));
+    assert_eq!(field(&refusal, &["gate", "refused"]).as_bool(), Some(true));
+    assert!(field(&refusal, &["gate", "task"]).is_null());
+    let message = field(&refusal, &["message"]).as_string().unwrap();
     assert!(message.contains("does not look like a chest X-ray"), "{message}");
+    let err = breast().await.assess(&mut study, 0, &routing).expect_err("refused");
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert_eq!(message, "the trust gate refused this picture");
 
     // Most probable task, but under the floor (0.6): refused too.
-    let verdict =
-        JsFuture::from(gate([1.0, 0.9, 0.0, 0.0]).await.route(&mut study, 0, "auto".into()).unwrap())
-            .await
-            .unwrap();
-    assert_eq!(field(&verdict, &["refused"]).as_bool(), Some(true));
+    let routing = route(&gate([1.0, 0.9, 0.0, 0.0]).await, &mut study, "auto").await;
+    assert_eq!(routing.task(), None);
 }
 
 #[wasm_bindgen_test]
