@@ -75,11 +75,15 @@ export class Viewer {
    * Shows a lesion outline (RGBA over `region` = [x, y, w, h], at the region's own size, transparent
    * off the line) under the same zoom and pan; `null` removes it.
    */
-  setOutline(rgba, region) {
-    if (!rgba) {
+  /**
+   * The lesion outline: `layer` is `{width, height, rgba}` (RGBA8, the region's size or scaled down
+   * for a large picture), drawn stretched over `region` without smoothing; null removes it.
+   */
+  setOutline(layer, region) {
+    if (!layer) {
       this.#outline = null;
     } else {
-      const [, , width, height] = region;
+      const { width, height, rgba } = layer;
       const canvas = document.createElement('canvas');
       [canvas.width, canvas.height] = [width, height];
       canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);

@@ -185,12 +185,13 @@ async function diagnose({ id, task: requested, frame, backend }) {
     const ms = performance.now() - started;
     const { assessment, heat_map: map, outline } = result;
     const heatMap = { width: map.width, height: map.height, rgba: map.rgba.buffer };
+    const outlineLayer = outline && { width: outline.width, height: outline.height, rgba: outline.rgba.buffer };
     const transfer = [heatMap.rgba];
-    if (outline) transfer.push(outline.buffer);
+    if (outlineLayer) transfer.push(outlineLayer.rgba);
     self.postMessage(
       {
         type: 'assessment', id, task: requested, frame, ms, backend: entry.summary.backend,
-        fallback: entry.summary.fallback, assessment, heatMap, outline: outline?.buffer ?? null,
+        fallback: entry.summary.fallback, assessment, heatMap, outline: outlineLayer ?? null,
       },
       transfer,
     );

@@ -74,7 +74,7 @@ fn run(corpus: &Path, runs: &Path) -> Result<PathBuf, Error> {
     }
     let output = Command::new(&python)
         .arg(&script)
-        .arg(&corpus)
+        .arg(corpus)
         .arg(&out)
         .output()
         .map_err(|e| Error::Script { stderr: e.to_string() })?;

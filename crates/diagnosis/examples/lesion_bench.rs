@@ -1,13 +1,14 @@
 //! What the lesion outline costs a diagnosis, for `cargo xtask bench`: the CPU path (burn's flex
 //! backend, the page's fallback) with and without the task's lesion decoder, in one process.
 //!
-//! `lesion_bench --iterations N MODEL_DIR...` loads each folder's `model.json` + `model.bin` twice,
-//! once with `lesion.json` + `lesion.bin`, prepares one picture at the model's input (a synthetic
-//! 640 × 480 picture, opened through `Study::open` as a dropped file is), and times
+//! `lesion_bench --iterations N [--size WxH] MODEL_DIR...` loads each folder's `model.json` +
+//! `model.bin` twice, once with `lesion.json` + `lesion.bin`, prepares one picture at the model's
+//! input (a synthetic picture, 640 × 480 unless `--size` says otherwise, opened through
+//! `Study::open` as a dropped file is), and times
 //! `Diagnoser::run` — the forward pass, the read-back, the heat map and, with the decoder, the
 //! outline drawn at the picture's size — N times each, alternating, after one untimed warm-up of
-//! each. It prints one JSON line per folder: `task`, `iterations`, `without_ms` and `with_ms`
-//! (medians), and `ratio` (with over without).
+//! each. It prints one JSON line per folder: `task`, `picture` ([width, height]), `iterations`,
+//! `without_ms` and `with_ms` (medians), and `ratio` (with over without).
 
 use bedside_diagnosis::{Diagnoser, block_on};
 use bedside_imaging::{Limits, Study};
@@ -25,6 +26,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut iterations = 20usize;
+    let mut size = (640u32, 480u32);
     let mut dirs = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -32,8 +34,14 @@ fn run() -> Result<(), String> {
                 let n = args.next().ok_or("--iterations needs a number")?;
                 iterations = n.parse().map_err(|_| format!("--iterations: {n:?} is not a number"))?;
             }
+            "--size" => {
+                let text = args.next().ok_or("--size needs WxH")?;
+                let parsed = text.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+                size =
+                    parsed.filter(|&(w, h)| w > 0 && h > 0).ok_or(format!("--size: {text:?} is not WxH"))?;
+            }
             "-h" | "--help" => {
-                println!("usage: lesion_bench [--iterations N] MODEL_DIR...");
+                println!("usage: lesion_bench [--iterations N] [--size WxH] MODEL_DIR...");
                 return Ok(());
             }
             _ => dirs.push(arg),
@@ -55,7 +63,7 @@ fn run() -> Result<(), String> {
         let outlined = Diagnoser::new(&json, weights, Device::flex())
             .and_then(|d| d.with_lesion(&lesion_json, lesion_weights))
             .map_err(failed)?;
-        let study = picture(plain.info().input.channels == 3)?;
+        let study = picture(size, plain.info().input.channels == 3)?;
         let frame = study.frame(0).map_err(|e| e.to_string())?;
         let (input, region) = plain.prepare(&study, &frame);
         let time = |d: &Diagnoser| {
@@ -78,6 +86,7 @@ fn run() -> Result<(), String> {
             "{}",
             serde_json::json!({
                 "task": plain.info().task.name(),
+                "picture": [size.0, size.1],
                 "iterations": iterations,
                 "without_ms": without,
                 "with_ms": with,
@@ -88,11 +97,11 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// A 640 × 480 picture with a bright blob, as a PNG opened the way a dropped photo is.
-fn picture(colour: bool) -> Result<Study, String> {
-    let (w, h) = (640u32, 480u32);
+/// A `w × h` picture with a bright blob, as a PNG opened the way a dropped photo is.
+fn picture((w, h): (u32, u32), colour: bool) -> Result<Study, String> {
     let value = |x: u32, y: u32| {
-        let d = ((x as f32 - 300.0).hypot(y as f32 - 220.0) / 90.0).min(3.0);
+        let (cx, cy, r) = (w as f32 * 0.47, h as f32 * 0.46, w.min(h) as f32 * 0.19);
+        let d = ((x as f32 - cx).hypot(y as f32 - cy) / r).min(3.0);
         (200.0 - 50.0 * d) as u8
     };
     let mut png = Vec::new();

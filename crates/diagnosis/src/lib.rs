@@ -85,10 +85,43 @@ pub struct Lesion {
     pub found: bool,
     #[serde(flatten)]
     pub measurement: Measurement,
-    /// The lesion over [`Diagnosis::region`], at the region's size in frame pixels, as drawn
-    /// ([`Mask::drawn`]).
+    /// The lesion over [`Diagnosis::region`] as drawn ([`Mask::drawn`]): at the region's size in
+    /// frame pixels, or on a grid scaled down to [`OUTLINE_SIDE`] for a larger region (the mask's
+    /// own width and height say which).
     #[serde(skip)]
     pub mask: Mask,
+}
+
+/// The longest side of the grid a lesion's outline is found on: a region up to this size gets it at
+/// its own pixels; a larger one on a grid scaled down to this, so that a 12-megapixel photo costs
+/// what a 640-pixel picture does in time and memory (the model sees 128 or so pixels a side: a finer
+/// grid only interpolates its logits further).
+pub const OUTLINE_SIDE: u32 = 640;
+
+/// Lesion logits at the model's `input` size → the mask over the frame's `region` (resampled
+/// bilinearly, then thresholded: the outline follows the picture's pixels, not the model's) on a
+/// grid at most `side` pixels long, largest region kept, holes filled, and its measurements in the
+/// picture's pixels (or mm with `spacing`).
+fn lesion_at(
+    logits: &[f32],
+    input: (u32, u32),
+    threshold: f32,
+    region: [u32; 4],
+    spacing: Option<[f64; 2]>,
+    side: u32,
+) -> Lesion {
+    let (w, h) = (region[2].max(1), region[3].max(1));
+    let shrink = f64::from(side) / f64::from(w.max(h));
+    let (mw, mh) = if shrink < 1.0 {
+        (((f64::from(w) * shrink).round() as u32).max(1), ((f64::from(h) * shrink).round() as u32).max(1))
+    } else {
+        (w, h)
+    };
+    let at_grid = HeatMap { width: input.0, height: input.1, values: logits.to_vec() }.resized(mw, mh);
+    let mask = Mask::drawn(&at_grid.values, mw, mh, threshold);
+    let scale = [f64::from(h) / f64::from(mh), f64::from(w) / f64::from(mw)];
+    let measurement = mask.measure_scaled(scale, spacing);
+    Lesion { found: mask.area() > 0, measurement, mask }
 }
 
 /// One frame's result.
@@ -220,9 +253,6 @@ impl Diagnoser {
         })
     }
 
-    /// Lesion logits at the input size → the mask over the frame's region at its own size
-    /// (resampled bilinearly, then thresholded: the outline follows the picture's pixels, not the
-    /// model's), largest region kept, and its measurements.
     fn lesion_in_region(
         &self,
         logits: &[f32],
@@ -230,13 +260,8 @@ impl Diagnoser {
         region: [u32; 4],
         spacing: Option<[f64; 2]>,
     ) -> Lesion {
-        let spec = &self.info.input;
-        let (w, h) = (region[2].max(1), region[3].max(1));
-        let at_region =
-            HeatMap { width: spec.width, height: spec.height, values: logits.to_vec() }.resized(w, h);
-        let mask = Mask::drawn(&at_region.values, w, h, threshold);
-        let measurement = mask.measure(spacing);
-        Lesion { found: mask.area() > 0, measurement, mask }
+        let input = (self.info.input.width, self.info.input.height);
+        lesion_at(logits, input, threshold, region, spacing, OUTLINE_SIDE)
     }
 
     /// For the trust gate: which model `frame` goes to, or a refusal (see [`bedside_model::gate`]).
@@ -268,5 +293,66 @@ impl Diagnoser {
         let failed = |message: String| Error::ReadBack { device: format!("{:?}", self.device), message };
         let data = data.map_err(|e| failed(format!("{e:?}")))?;
         data.try_into_vec::<f32>().map_err(|e| failed(format!("{e:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lesion logits at a 128-pixel input: a disc, positive inside.
+    fn disc() -> Vec<f32> {
+        (0..128 * 128)
+            .map(|i| {
+                let (x, y) = ((i % 128) as f32, (i / 128) as f32);
+                6.0 - 0.3 * (x - 60.0).hypot((y - 70.0) * 1.2)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_picture_gets_its_outline_on_a_smaller_grid_measured_in_its_own_pixels() {
+        let region = [100, 0, 3000, 2250];
+        let coarse = lesion_at(&disc(), (128, 128), 0.5, region, None, OUTLINE_SIDE);
+        let full = lesion_at(&disc(), (128, 128), 0.5, region, None, u32::MAX);
+        assert_eq!((coarse.mask.width, coarse.mask.height), (640, 480));
+        assert_eq!((full.mask.width, full.mask.height), (3000, 2250));
+        let (a, b) = (coarse.measurement.clone(), full.measurement.clone());
+        assert_eq!((a.units, b.units), ("px", "px"));
+        assert!((a.area / b.area - 1.0).abs() < 0.01, "area {} on the grid, {} at full size", a.area, b.area);
+        let diameter = a.longest_diameter / b.longest_diameter - 1.0;
+        assert!(diameter.abs() < 0.01, "diameter {} vs {}", a.longest_diameter, b.longest_diameter);
+        // Millimetres scale the same way.
+        let mm = lesion_at(&disc(), (128, 128), 0.5, region, Some([0.1, 0.1]), OUTLINE_SIDE).measurement;
+        assert!((mm.area - 0.01 * a.area).abs() < 1e-6 && mm.units == "mm");
+        // At the frame's own size (`predict --mask`) the grid's mask covers the region, scaled up.
+        let frame = Frame {
+            columns: 3200,
+            rows: 2250,
+            samples: 1,
+            bits_stored: 8,
+            invert: false,
+            rescale: bedside_imaging::Rescale::IDENTITY,
+            stored: Vec::new(),
+        };
+        let heat_map = HeatMap { width: 1, height: 1, values: vec![0.0] };
+        let diagnosis = Diagnosis {
+            label: String::new(),
+            most_likely: String::new(),
+            review: None,
+            probabilities: Vec::new(),
+            threshold: None,
+            heat_map,
+            region,
+            lesion: Some(coarse.clone()),
+        };
+        let full_size = crate::lesion_mask(&frame, &diagnosis);
+        let inside = full_size.iter().filter(|&&v| v > 0).count() as f64;
+        assert!((inside / b.area - 1.0).abs() < 0.01, "{inside} pixels set, {} measured", b.area);
+        assert!(full_size[..3200 * 2250].chunks(3200).all(|row| row[..100].iter().all(|&v| v == 0)));
+        // A region within the grid's size keeps its own pixels.
+        let small = lesion_at(&disc(), (128, 128), 0.5, [0, 0, 600, 450], None, OUTLINE_SIDE);
+        assert_eq!((small.mask.width, small.mask.height), (600, 450));
+        assert_eq!(small.measurement.area, small.mask.area() as f64);
     }
 }

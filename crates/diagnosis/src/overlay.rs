@@ -28,28 +28,33 @@ fn picture(study: &Study, frame: &Frame) -> RgbImage {
     }
 }
 
-/// The lesion mask at the frame's own size, 1 inside (all 0 where there is no lesion outline).
+/// The lesion mask at the frame's own size, 1 inside (all 0 where there is no lesion outline); a
+/// mask found on a coarser grid ([`crate::OUTLINE_SIDE`]) is scaled up to the region, nearest
+/// neighbour.
 pub fn lesion_mask(frame: &Frame, diagnosis: &Diagnosis) -> Vec<u8> {
     let (w, h) = (frame.columns as usize, frame.rows as usize);
     let mut out = vec![0u8; w * h];
     if let Some(lesion) = &diagnosis.lesion {
-        let [x0, y0, rw, _] = diagnosis.region.map(|v| v as usize);
-        for (i, &v) in lesion.mask.values.iter().enumerate() {
-            let (x, y) = (x0 + i % rw, y0 + i / rw);
-            if v > 0 && x < w && y < h {
-                out[y * w + x] = 1;
+        let [x0, y0, rw, rh] = diagnosis.region.map(|v| v as usize);
+        let (mw, mh) = (lesion.mask.width as usize, lesion.mask.height as usize);
+        for y in 0..rh.min(h.saturating_sub(y0)) {
+            let row = &lesion.mask.values[(y * mh / rh.max(1)).min(mh - 1) * mw..][..mw];
+            for x in 0..rw.min(w.saturating_sub(x0)) {
+                out[(y0 + y) * w + x0 + x] = u8::from(row[(x * mw / rw.max(1)).min(mw - 1)] > 0);
             }
         }
     }
     out
 }
 
-/// The outline's pixels in region coordinates: the lesion's boundary, one pixel thick and 2 more
-/// for every 600 pixels of the picture's longer side, so it stays visible on a large picture.
+/// The outline's pixels in the mask's coordinates: the lesion's boundary, one pixel thick and 2
+/// more for every 600 pixels of the picture's longer side (counted in mask pixels), so it stays
+/// visible on a large picture.
 fn outline_pixels(diagnosis: &Diagnosis, longer_side: u32) -> Vec<(u32, u32)> {
     let Some(lesion) = &diagnosis.lesion else { return Vec::new() };
     let (w, h) = (i64::from(lesion.mask.width), i64::from(lesion.mask.height));
-    let radius = i64::from(longer_side / 600);
+    let shrink = f64::from(lesion.mask.width) / f64::from(diagnosis.region[2].max(1));
+    let radius = (f64::from(longer_side) * shrink.min(1.0) / 600.0) as i64;
     let mut on = vec![false; (w * h) as usize];
     for (bx, by) in lesion.mask.boundary() {
         for dy in -radius..=radius {
@@ -64,9 +69,9 @@ fn outline_pixels(diagnosis: &Diagnosis, longer_side: u32) -> Vec<(u32, u32)> {
     (0..on.len()).filter(|&i| on[i]).map(|i| ((i as i64 % w) as u32, (i as i64 / w) as u32)).collect()
 }
 
-/// The outline as an RGBA layer over the region the model saw (region-sized, transparent off the
-/// line): what the page draws over the picture, following zoom and pan. `None` without a lesion
-/// decoder.
+/// The outline as an RGBA layer over the region the model saw, at the mask's size (the region's, or
+/// [`crate::OUTLINE_SIDE`] long for a larger region; transparent off the line): what the page draws
+/// over the picture, scaled to the region, following zoom and pan. `None` without a lesion decoder.
 pub fn outline_rgba(frame: &Frame, diagnosis: &Diagnosis) -> Option<Vec<u8>> {
     let lesion = diagnosis.lesion.as_ref()?;
     let w = lesion.mask.width as usize;
@@ -78,13 +83,22 @@ pub fn outline_rgba(frame: &Frame, diagnosis: &Diagnosis) -> Option<Vec<u8>> {
     Some(rgba)
 }
 
-/// The frame as the screen shows it first, with the lesion's outline drawn over it.
+/// The frame as the screen shows it first, with the lesion's outline drawn over it (each mask pixel
+/// of a scaled-down mask covering its block of the region).
 pub fn outline(study: &Study, frame: &Frame, diagnosis: &Diagnosis) -> RgbImage {
     let mut picture = picture(study, frame);
-    let [x0, y0, ..] = diagnosis.region;
-    for (x, y) in outline_pixels(diagnosis, frame.columns.max(frame.rows)) {
-        if x0 + x < frame.columns && y0 + y < frame.rows {
-            picture.put_pixel(x0 + x, y0 + y, OUTLINE);
+    let Some(lesion) = &diagnosis.lesion else { return picture };
+    let [x0, y0, rw, rh] = diagnosis.region;
+    let (mw, mh) = (lesion.mask.width.max(1), lesion.mask.height.max(1));
+    // Mask pixel m covers region pixels m·r/n up to (m+1)·r/n.
+    let span = |m: u32, r: u32, n: u32| (m * r / n)..((m + 1) * r / n).max(m * r / n + 1);
+    for (mx, my) in outline_pixels(diagnosis, frame.columns.max(frame.rows)) {
+        for y in span(my, rh, mh) {
+            for x in span(mx, rw, mw) {
+                if x0 + x < frame.columns && y0 + y < frame.rows {
+                    picture.put_pixel(x0 + x, y0 + y, OUTLINE);
+                }
+            }
         }
     }
     picture

@@ -202,7 +202,7 @@ impl LesionInfo {
             let rule = format!("the network's taps are {:?} and its head {}", expected.taps, expected.head);
             return Err(LesionError::Shape { what: "feature maps", rule });
         }
-        if !(info.threshold > 0.0 && info.threshold < 1.0) || !(1..=512).contains(&info.decoder.channels) {
+        if !(info.threshold > 0.0 && info.threshold < 1.0 && (1..=512).contains(&info.decoder.channels)) {
             let rule = "threshold in (0, 1), 1–512 channels".to_string();
             return Err(LesionError::Shape { what: "a threshold or width", rule });
         }
@@ -355,7 +355,14 @@ impl Mask {
     /// Area and longest diameter (the largest distance between two outline pixels' centres), in
     /// pixels, or in millimetres when `spacing` (row spacing, column spacing in mm) is known.
     pub fn measure(&self, spacing: Option<[f64; 2]>) -> Measurement {
+        self.measure_scaled([1.0, 1.0], spacing)
+    }
+
+    /// [`Mask::measure`] of a mask drawn on a coarser grid than the picture: each mask pixel is
+    /// `scale` (rows, columns) picture pixels, so the figures are in picture pixels (or mm).
+    pub fn measure_scaled(&self, scale: [f64; 2], spacing: Option<[f64; 2]>) -> Measurement {
         let [sy, sx] = spacing.unwrap_or([1.0, 1.0]);
+        let [sy, sx] = [sy * scale[0], sx * scale[1]];
         // The farthest pair lies on the convex hull, which has far fewer points than the outline.
         let points: Vec<(f64, f64)> =
             self.boundary().into_iter().map(|(x, y)| (f64::from(x) * sx, f64::from(y) * sy)).collect();

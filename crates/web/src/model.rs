@@ -151,8 +151,10 @@ impl Model {
     /// Step 2: this model (the one `routing.task` names) diagnoses frame `frame` of `study`, whichever
     /// frame is on screen. Resolves to `{assessment, heat_map: {width, height, rgba}, outline}`:
     /// `assessment` is what `bedside predict` prints for the file (see `web/bridge.md`), `rgba` the
-    /// heat map's RGBA8 pixels at the model's input size and `outline` the lesion outline's RGBA8
-    /// layer the size of the assessment's `region` (null without a lesion decoder). Throws when the
+    /// heat map's RGBA8 pixels at the model's input size and `outline` the lesion outline as
+    /// `{width, height, rgba}`, an RGBA8 layer to draw over the assessment's `region`: the region's
+    /// size, or scaled down to `bedside_diagnosis::OUTLINE_SIDE` pixels for a larger one (null
+    /// without a lesion decoder). Throws when the
     /// frame cannot be decoded, or when `routing` is a refusal or names another model.
     pub fn assess(
         &self,
@@ -180,7 +182,9 @@ impl Model {
         let spacing = study.study.info().pixel_spacing;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let diagnosis = diagnoser.run(input, region, spacing).await.map_err(to_js)?;
-            let outline = bedside_diagnosis::outline_rgba(&frame, &diagnosis);
+            let outline = bedside_diagnosis::outline_rgba(&frame, &diagnosis)
+                .zip(diagnosis.lesion.as_ref())
+                .map(|(rgba, lesion)| (lesion.mask.width, lesion.mask.height, rgba));
             let heat_map = &diagnosis.heat_map;
             let (width, height, rgba) = (heat_map.width, heat_map.height, heat_map.to_rgba());
             let assessment = routed.assess(diagnosis);
@@ -236,14 +240,14 @@ async fn webgpu() -> Result<Device, JsError> {
     Ok(device)
 }
 
-/// `{assessment, heat_map: {width, height, rgba}, outline}`, the pixels as `Uint8Array`s (the
-/// worker transfers their buffers to the page).
+/// `{assessment, heat_map: {width, height, rgba}, outline: {width, height, rgba}}`, the pixels as
+/// `Uint8Array`s (the worker transfers their buffers to the page).
 fn to_object(
     assessment: &bedside_diagnosis::Assessment,
     width: u32,
     height: u32,
     rgba: &[u8],
-    outline: Option<Vec<u8>>,
+    outline: Option<(u32, u32, Vec<u8>)>,
 ) -> Result<JsValue, JsError> {
     let out = Object::new();
     let heat_map = Object::new();
@@ -254,7 +258,16 @@ fn to_object(
     set(&heat_map, "rgba", Uint8Array::from(rgba).into()).map_err(failed)?;
     set(&out, "assessment", json_value(assessment)?).map_err(failed)?;
     set(&out, "heat_map", heat_map.into()).map_err(failed)?;
-    let outline = outline.map_or(JsValue::NULL, |o| Uint8Array::from(o.as_slice()).into());
+    let outline = match outline {
+        None => JsValue::NULL,
+        Some((width, height, rgba)) => {
+            let layer = Object::new();
+            set(&layer, "width", width.into()).map_err(failed)?;
+            set(&layer, "height", height.into()).map_err(failed)?;
+            set(&layer, "rgba", Uint8Array::from(rgba.as_slice()).into()).map_err(failed)?;
+            layer.into()
+        }
+    };
     set(&out, "outline", outline).map_err(failed)?;
     Ok(out.into())
 }
