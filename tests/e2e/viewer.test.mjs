@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { BACKGROUND } from '../../web/viewer.js';
-import { artifactsDir, corpusFile, launchBrowser, openApp as openAppIn, sharedData } from './env.mjs';
+import { artifactsDir, baseUrl, corpusFile, launchBrowser, openApp as openAppIn, sharedData } from './env.mjs';
 
 let browser;
 before(async () => {
@@ -338,3 +338,37 @@ for (const [width, height] of [[768, 1024], [1024, 768]]) {
     await page.screenshot({ path: path.join(artifactsDir, `layout-${width}x${height}.png`) });
   });
 }
+
+test('the app is served under its security policy, and nothing else of the repository is', async (t) => {
+  // The one console error allowed is the browser's report of the script this test plants.
+  const page = await openAppIn(browser, t, undefined, null, /example\.invalid/);
+  // Every policy violation the page meets is counted (the browser also logs it, which fails openApp).
+  await page.evaluate(() => {
+    window.violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.violations.push(e.violatedDirective));
+  });
+  await openFile(page, corpusFile('MR_small.dcm'));
+  assert.deepEqual(await page.evaluate(() => window.violations), []);
+  const response = await fetch(new URL('/index.html', baseUrl));
+  const policy = response.headers.get('content-security-policy') ?? '';
+  for (const directive of ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "connect-src 'self'", "frame-ancestors 'none'"]) {
+    assert.ok(policy.includes(directive), `${directive} in ${policy}`);
+  }
+  assert.equal(response.headers.get('referrer-policy'), 'no-referrer');
+  assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(response.headers.get('cross-origin-opener-policy'), 'same-origin');
+  assert.match(response.headers.get('permissions-policy') ?? '', /camera=\(\)/);
+  // A script from elsewhere is refused by the page itself, not only by the server's choice of files.
+  const blocked = await page.evaluate(() => new Promise((resolve) => {
+    const script = document.createElement('script');
+    script.src = 'https://example.invalid/x.js';
+    document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true });
+    // Without a policy the load just fails: give the violation report a moment, then say so.
+    script.onerror = () => setTimeout(() => resolve('no violation'), 500);
+    document.head.append(script);
+  }));
+  assert.match(blocked, /^script-src/);
+  for (const file of ['/.git/HEAD', '/Cargo.toml', '/crates/cli/Cargo.toml', '/.ci/run']) {
+    assert.equal((await fetch(new URL(file, baseUrl))).status, 404, `${file} is not served`);
+  }
+});

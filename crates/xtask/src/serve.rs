@@ -1,5 +1,7 @@
-//! A small static file server for the app: GET and HEAD of files under the repository root, on
-//! 127.0.0.1 only. Enough for development and the browser tests; not a production server.
+//! A small static file server for the app: GET and HEAD of the app's own files under the repository
+//! root (the page, `web/`, `pkg/`, `models/`; nothing else of the repository, no hidden file), on
+//! 127.0.0.1 only, every response with the app's security headers. Enough for development and the
+//! browser tests; not a production server.
 
 use anyhow::{Result, anyhow};
 use std::net::SocketAddr;
@@ -36,36 +38,67 @@ impl Server {
     }
 }
 
+/// Sent with every response: the page may load and connect to its own origin only (WebAssembly
+/// compiled from its own files), never be framed, leak no referrer, and use no camera, microphone,
+/// location or other device. `style-src` is left to `default-src 'self'`: the page has no inline
+/// styles (scripts set styles through the CSSOM, which the policy allows).
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
+         img-src 'self' blob: data:; worker-src 'self'; object-src 'none'; base-uri 'none'; \
+         frame-ancestors 'none'; form-action 'none'",
+    ),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    (
+        "Permissions-Policy",
+        "camera=(), microphone=(), geolocation=(), usb=(), serial=(), bluetooth=(), hid=(), \
+         payment=(), display-capture=(), midi=()",
+    ),
+];
+
+/// What the server serves: the page and the folders it loads from.
+const APP: [&str; 4] = ["index.html", "web", "pkg", "models"];
+
 fn respond(root: &Path, request: Request) {
     let header = |k: &str, v: &str| Header::from_bytes(k, v).expect("valid header");
     if !matches!(request.method(), Method::Get | Method::Head) {
-        let _ = request.respond(Response::from_string("method not allowed").with_status_code(405));
+        let _ = request.respond(secured(Response::from_string("method not allowed").with_status_code(405)));
         return;
     }
-    let Some(path) = resolve(root, request.url()) else {
-        let _ = request.respond(Response::from_string("not found").with_status_code(404));
+    let opened = resolve(root, request.url()).and_then(|path| Some((std::fs::File::open(&path).ok()?, path)));
+    let Some((file, path)) = opened else {
+        let _ = request.respond(secured(Response::from_string("not found").with_status_code(404)));
         return;
     };
-    match std::fs::File::open(&path) {
-        Ok(file) => {
-            let response = Response::from_file(file)
-                .with_header(header("Content-Type", content_type(&path)))
-                // Development server: always revalidate so a rebuilt pkg/ is picked up.
-                .with_header(header("Cache-Control", "no-cache"));
-            let _ = request.respond(response);
-        }
-        Err(_) => {
-            let _ = request.respond(Response::from_string("not found").with_status_code(404));
-        }
-    }
+    let response = Response::from_file(file)
+        .with_header(header("Content-Type", content_type(&path)))
+        // Development server: always revalidate so a rebuilt pkg/ is picked up.
+        .with_header(header("Cache-Control", "no-cache"));
+    let _ = request.respond(secured(response));
 }
 
-/// The file a URL names, refusing anything that would step outside `root`.
+/// `response` with [`SECURITY_HEADERS`].
+fn secured<R: std::io::Read>(mut response: Response<R>) -> Response<R> {
+    for (name, value) in SECURITY_HEADERS {
+        response.add_header(Header::from_bytes(name, value).expect("valid header"));
+    }
+    response
+}
+
+/// The app's file a URL names: nothing outside `root`, nothing of the repository beyond [`APP`],
+/// no hidden file or folder.
 fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next()?;
     let path = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
     let relative = Path::new(path.trim_start_matches('/'));
-    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let mut names = relative.components().map(|c| match c {
+        Component::Normal(name) => name.to_str().filter(|n| !n.starts_with('.')),
+        _ => None,
+    });
+    if !names.next().flatten().is_some_and(|first| APP.contains(&first)) || names.any(|n| n.is_none()) {
         return None;
     }
     let full = root.join(relative);
@@ -91,12 +124,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_stay_inside_the_root() {
-        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
-        let root = Path::new(&manifest);
-        assert_eq!(resolve(root, "/Cargo.toml?x=1"), Some(root.join("Cargo.toml")));
-        assert_eq!(resolve(root, "/../xtask/Cargo.toml"), None);
-        assert_eq!(resolve(root, "/src/../Cargo.toml"), None);
-        assert_eq!(resolve(root, "/no-such-file"), None);
+    fn only_the_apps_files_are_served_with_the_security_headers() {
+        let root = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
+        for file in
+            ["index.html", "web/app.js", "models/chest/model.json", ".git/HEAD", "crates/a.rs", "web/.env"]
+        {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+        }
+        assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
+        assert_eq!(resolve(&root, "/web/app.js?v=1"), Some(root.join("web/app.js")));
+        assert_eq!(resolve(&root, "/models/chest/model.json"), Some(root.join("models/chest/model.json")));
+        for refused in
+            ["/.git/HEAD", "/crates/a.rs", "/web/.env", "/web/../crates/a.rs", "/../x", "/web/none.js"]
+        {
+            assert_eq!(resolve(&root, refused), None, "{refused}");
+        }
+
+        let server = Server::start(root.clone(), 0).unwrap();
+        let get = |path: &str| {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+            write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            reply
+        };
+        for (path, status) in [("/index.html", "200"), ("/.git/HEAD", "404")] {
+            let reply = get(path);
+            assert!(reply.starts_with(&format!("HTTP/1.1 {status}")), "{path}: {reply}");
+            for (name, value) in SECURITY_HEADERS {
+                assert!(reply.contains(&format!("{name}: {value}\r\n")), "{path}: no {name} in {reply}");
+            }
+        }
+        assert!(!get("/.git/HEAD").contains(".git/HEAD"), "the file's content is not sent");
+        std::fs::remove_dir_all(root).ok();
     }
 }
