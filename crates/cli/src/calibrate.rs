@@ -77,16 +77,15 @@ pub fn run(args: &Args) -> Result<(), String> {
     info.card["calibration"] = summary.clone();
 
     // The pruning record stays: it describes how these weights were made.
-    let bytes = std::fs::metadata(dir.join(Weights::Fp32.file_name())).map(|m| m.len()).unwrap_or(0);
-    bedside_train::card::record_validation(
+    crate::card::record_fp32_validation(
+        dir,
         &mut info,
+        &model,
+        &train,
         &validation,
-        &train.class_counts(),
-        burn::module::Module::num_params(&model),
-        bytes,
-    );
-    bedside_train::card::draw_plots(dir, &info, &validation, &fitted.probabilities, &fitted.labels)
-        .map_err(|e| e.to_string())?;
+        &fitted.probabilities,
+        &fitted.labels,
+    )?;
     write_info(dir, &info)?;
     // Drawn by review-band for the old calibration.
     std::fs::remove_file(dir.join("plots/risk_coverage.png")).ok();

@@ -2,7 +2,6 @@
 //! card, or measures the card's validation figures again.
 
 use crate::model_dir::{Weights, load, write_info};
-use bedside_train::pipeline;
 use std::path::Path;
 
 /// Draw MODEL_CARD.md from the folder's model.json (and lesion.json): the one renderer every step
@@ -68,21 +67,29 @@ fn remeasure(dir: &Path, data: Option<&Path>) -> Result<(), String> {
     let target = crate::model_dir::Target { model: dir.to_path_buf(), data: data.map(Path::to_path_buf) };
     let val = target.split(&info, "val")?;
     let train = target.split(&info, "train")?;
-    let logits = bedside_train::trainer::predict_logits(&model, &info.input, &val, 64);
-    let probabilities = bedside_train::metrics::softmax(&logits, info.temperature);
+    let (probabilities, validation) = bedside_train::quantise::probabilities(&info, &model, &val);
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
-    let validation = pipeline::evaluate_probabilities(&info, &probabilities, &labels, &val.groups());
-    let bytes = std::fs::metadata(dir.join(Weights::Fp32.file_name())).map(|m| m.len()).unwrap_or(0);
-    bedside_train::card::record_validation(
-        &mut info,
-        &validation,
-        &train.class_counts(),
-        burn::module::Module::num_params(&model),
-        bytes,
-    );
-    bedside_train::card::draw_plots(dir, &info, &validation, &probabilities, &labels)
-        .map_err(|e| e.to_string())?;
+    record_fp32_validation(dir, &mut info, &model, &train, &validation, &probabilities, &labels)?;
     write_info(dir, &info)?;
     println!("{}", serde_json::json!({ "model": dir.display().to_string(), "validation": validation }));
     Ok(())
+}
+
+/// Records in `info` what the card's body says of the fp32 weights `model` in `dir` (their
+/// validation report, the training images per class, their size) and redraws the validation plots
+/// from the calibrated `probabilities` the report was measured on; `model.json` is the caller's to
+/// write.
+pub fn record_fp32_validation(
+    dir: &Path,
+    info: &mut bedside_model::artifact::ModelInfo,
+    model: &bedside_model::student::Student,
+    train: &bedside_train::data::Dataset,
+    validation: &bedside_train::metrics::Report,
+    probabilities: &[Vec<f32>],
+    labels: &[usize],
+) -> Result<(), String> {
+    let bytes = std::fs::metadata(dir.join(Weights::Fp32.file_name())).map(|m| m.len()).unwrap_or(0);
+    let params = burn::module::Module::num_params(model);
+    bedside_train::card::record_validation(info, validation, &train.class_counts(), params, bytes);
+    bedside_train::card::draw_plots(dir, info, validation, probabilities, labels).map_err(|e| e.to_string())
 }
