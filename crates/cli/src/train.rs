@@ -88,6 +88,19 @@ pub struct Args {
     /// random weights: transfer learning. Only the number of classes may differ.
     #[arg(long, value_name = "RUN_DIR")]
     init_from: Option<PathBuf>,
+    /// Which network ships: the small student, or EfficientNet-Lite0 (4.0 M parameters, ImageNet
+    /// weights) adapted as the teacher is (--views, --teacher-stage, --teacher-epochs,
+    /// --teacher-batch-size) — for a task no student reaches the targets on.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Student)]
+    network: NetworkArg,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum NetworkArg {
+    /// MobileNetV2-style, width 0.5 (about 0.67 M parameters).
+    Student,
+    /// EfficientNet-Lite0 from its ImageNet weights, its later stages and a new head trained.
+    Lite0,
 }
 
 /// `--intensity`: how grey levels are standardised before the network sees them.
@@ -138,6 +151,15 @@ pub fn run(args: &Args) -> Result<(), String> {
             return Err("the gate trains without --distill, --cv and --init-from".into());
         }
     }
+    let lite0 = args.network == NetworkArg::Lite0;
+    if lite0 {
+        if task == Task::Gate || args.distill || args.cv.is_some() || args.init_from.is_some() {
+            return Err("--network lite0 trains a diagnosis model from ImageNet weights: no gate, \
+                        --distill, --cv or --init-from"
+                .into());
+        }
+        network = StudentConfig::lite0(task.classes().len(), channels as usize);
+    }
     let weighted = args.class_weights == ClassWeights::Sqrt;
     let settings = TrainSettings {
         network,
@@ -154,7 +176,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             .distill
             .then_some(DistillSettings { temperature: args.temperature, alpha: args.alpha }),
     };
-    let teacher = args.distill.then_some(TeacherSettings {
+    let teacher = (args.distill || lite0).then_some(TeacherSettings {
         views: args.views,
         stage: args.teacher_stage,
         epochs: args.teacher_epochs,

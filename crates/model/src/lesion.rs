@@ -2,7 +2,7 @@
 //! feature maps, and what is measured on the mask it draws.
 //!
 //! The decoder is a feature pyramid: the head's map at 1/32 of the input is merged top-down with the
-//! blocks at 1/16, 1/8 and 1/4 ([`crate::student::TAPS`]), and the lesion logits at 1/4 are resampled
+//! blocks at 1/16, 1/8 and 1/4 ([`crate::student::Architecture::taps`]), and the lesion logits at 1/4 are resampled
 //! bilinearly to the input size. It reads the forward pass the diagnosis already made, so an
 //! outline costs a few million multiply–accumulates more, and the classifier stays exactly as it was
 //! validated: its weights are frozen while the decoder learns from the lesion masks. A decoder is

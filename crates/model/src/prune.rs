@@ -8,7 +8,7 @@
 //! only slices the weights, so a pruned network computes exactly what the kept channels computed
 //! before, and the result is an ordinary [`Student`] whose [`StudentConfig`] records the new widths.
 
-use crate::student::{BLOCKS, ConvBn, Student, StudentConfig};
+use crate::student::{ConvBn, Student, StudentConfig};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -44,9 +44,10 @@ pub fn prune(
     keep: &Keep,
 ) -> Result<(StudentConfig, Student), PruneError> {
     let hidden = config.hidden_channels();
-    if keep.blocks.len() != BLOCKS || student.blocks.len() != BLOCKS {
+    let blocks = config.architecture().blocks();
+    if keep.blocks.len() != blocks || student.blocks.len() != blocks {
         return Err(PruneError(format!(
-            "expected {BLOCKS} blocks, got {} in the plan and {} in the network",
+            "expected {blocks} blocks, got {} in the plan and {} in the network",
             keep.blocks.len(),
             student.blocks.len()
         )));
@@ -164,7 +165,7 @@ mod tests {
         let m = mask(config.head_channels, &head).reshape([config.head_channels, 1]);
         silenced.classifier.weight = map(&silenced.classifier.weight, |w| w * m);
 
-        let mut keep = Keep { blocks: vec![None; BLOCKS], head: head.clone() };
+        let mut keep = Keep { blocks: vec![None; config.architecture().blocks()], head: head.clone() };
         keep.blocks[5] = Some(kept.clone());
         let (pruned_config, pruned) = prune(&config, silenced.clone(), &keep).unwrap();
         assert_eq!(pruned_config.hidden.as_ref().unwrap()[5], kept.len());
@@ -188,7 +189,7 @@ mod tests {
         let device = Device::flex();
         let config = StudentConfig::new(2);
         let model = config.init(&device);
-        let mut keep = Keep { blocks: vec![None; BLOCKS], head: vec![0, 0] };
+        let mut keep = Keep { blocks: vec![None; config.architecture().blocks()], head: vec![0, 0] };
         assert!(prune(&config, model.clone(), &keep).is_err(), "repeated head channel");
         keep.head = vec![0, 1];
         keep.blocks[0] = Some(vec![0]);

@@ -35,6 +35,126 @@ pub struct StudentConfig {
     /// Expanded (hidden) channels of each inverted residual block, where pruning narrowed them;
     /// absent: the block's input channels × its expansion, as MobileNetV2.
     pub hidden: Option<Vec<usize>>,
+    /// The block layout; absent: [`Architecture::MobileNetV2`] (every model made before the choice
+    /// existed).
+    pub architecture: Option<Architecture>,
+}
+
+/// The layouts a student can have. Both are inverted-residual networks with a 1 × 1 head and a
+/// linear classifier on pooled features, so everything after the forward pass (class activation
+/// maps, the lesion decoder's taps, int8, the page) is the same code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Architecture {
+    /// MobileNetV2's stages, 3 × 3 depthwise kernels, squeeze-excitation from the fourth stage,
+    /// symmetric padding: the small student trained from scratch or from another task's student.
+    #[default]
+    #[serde(rename = "mobilenet_v2")]
+    MobileNetV2,
+    /// EfficientNet-Lite0's stages (3 × 3 and 5 × 5 depthwise kernels, no squeeze-excitation),
+    /// TensorFlow `SAME` padding and batch-norm epsilon 1e-3, as its ImageNet weights were trained:
+    /// the teacher's own network, shipped where no small student reaches the targets
+    /// ([`Student::from_lite0`]).
+    #[serde(rename = "efficientnet_lite0")]
+    EfficientNetLite0,
+}
+
+/// One stage of identical blocks (the first may change stride and width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageShape {
+    /// Expansion ratio of the inverted bottleneck.
+    pub expand: usize,
+    /// Output channels at width 1.
+    pub channels: usize,
+    pub repeats: usize,
+    /// Stride of the stage's first block.
+    pub stride: usize,
+    /// Depthwise kernel size.
+    pub kernel: usize,
+}
+
+impl Architecture {
+    /// The stages, in order.
+    pub fn stages(self) -> Vec<StageShape> {
+        match self {
+            Architecture::MobileNetV2 => STAGES
+                .iter()
+                .map(|&(expand, channels, repeats, stride)| StageShape {
+                    expand,
+                    channels,
+                    repeats,
+                    stride,
+                    kernel: 3,
+                })
+                .collect(),
+            Architecture::EfficientNetLite0 => crate::teacher::STAGES
+                .iter()
+                .map(|s| StageShape {
+                    expand: s.expand,
+                    channels: s.channels,
+                    repeats: s.repeats,
+                    stride: s.stride,
+                    kernel: s.kernel,
+                })
+                .collect(),
+        }
+    }
+
+    /// Inverted residual blocks (the sum of the stages' repeats).
+    pub fn blocks(self) -> usize {
+        self.stages().iter().map(|s| s.repeats).sum()
+    }
+
+    /// The blocks whose outputs [`Student::forward_with_taps`] returns: the last block at stride 4,
+    /// 8 and 16 (the stem has stride 2).
+    pub fn taps(self) -> [usize; 3] {
+        let (mut stride, mut block) = (2, 0);
+        let mut taps = [0usize; 3];
+        for s in self.stages() {
+            stride *= s.stride;
+            block += s.repeats;
+            if let Some(slot) = [4, 8, 16].iter().position(|&r| r == stride) {
+                taps[slot] = block - 1;
+            }
+        }
+        taps
+    }
+
+    /// Stages from this one on carry squeeze-excitation (`None`: no stage does).
+    fn first_se_stage(self) -> Option<usize> {
+        match self {
+            Architecture::MobileNetV2 => Some(FIRST_SE_STAGE),
+            Architecture::EfficientNetLite0 => None,
+        }
+    }
+
+    /// Padding and batch-norm epsilon of every convolution.
+    fn conv_style(self) -> ConvStyle {
+        match self {
+            Architecture::MobileNetV2 => ConvStyle::SYMMETRIC,
+            Architecture::EfficientNetLite0 => ConvStyle { same_padding: true, bn_epsilon: 1e-3 },
+        }
+    }
+
+    /// How the model card names it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Architecture::MobileNetV2 => "MobileNetV2-style",
+            Architecture::EfficientNetLite0 => "EfficientNet-Lite0",
+        }
+    }
+}
+
+/// How a [`ConvBn`] pads and normalises.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvStyle {
+    /// TensorFlow `SAME` (the odd pixel of a stride-2 convolution's padding after), else
+    /// `kernel / 2` on every side.
+    pub same_padding: bool,
+    pub bn_epsilon: f64,
+}
+
+impl ConvStyle {
+    pub(crate) const SYMMETRIC: ConvStyle = ConvStyle { same_padding: false, bn_epsilon: 1e-5 };
 }
 
 /// MobileNetV2's stages: (expansion t, output channels c at width 1, repeats n, first stride s).
@@ -68,6 +188,18 @@ pub struct ConvBn {
 impl ConvBn {
     pub(crate) fn new(
         device: &Device,
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        relu6: bool,
+    ) -> Self {
+        Self::styled(device, ConvStyle::SYMMETRIC, channels, kernel, stride, groups, relu6)
+    }
+
+    pub(crate) fn styled(
+        device: &Device,
+        style: ConvStyle,
         [c_in, c_out]: [usize; 2],
         kernel: usize,
         stride: usize,
@@ -75,13 +207,19 @@ impl ConvBn {
         relu6: bool,
     ) -> Self {
         let pad = kernel / 2;
+        let padding = if style.same_padding {
+            PaddingConfig2d::Same
+        } else {
+            PaddingConfig2d::Explicit(pad, pad, pad, pad)
+        };
         let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_padding(padding)
             .with_groups(groups)
             .with_bias(false)
             .init(device);
-        ConvBn { conv, bn: Some(BatchNormConfig::new(c_out).init(device)), relu6 }
+        let bn = BatchNormConfig::new(c_out).with_epsilon(style.bn_epsilon).init(device);
+        ConvBn { conv, bn: Some(bn), relu6 }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -179,14 +317,12 @@ pub struct Student {
     pub classifier: Linear,
 }
 
-/// Inverted residual blocks in every student (the sum of the stages' repeats).
-pub const BLOCKS: usize = 17;
-
-/// The blocks whose outputs [`Student::forward_with_taps`] returns: the last block at stride 4, 8
-/// and 16 (pruning narrows hidden channels only, so their widths are fixed by the width multiplier).
-pub const TAPS: [usize; 3] = [2, 5, 12];
-
 impl StudentConfig {
+    /// The block layout ([`Architecture::MobileNetV2`] where `model.json` names none).
+    pub fn architecture(&self) -> Architecture {
+        self.architecture.unwrap_or_default()
+    }
+
     /// The expanded channels of every block: `hidden` where pruning set them, else MobileNetV2's.
     pub fn hidden_channels(&self) -> Vec<usize> {
         if let Some(hidden) = &self.hidden {
@@ -194,30 +330,33 @@ impl StudentConfig {
         }
         let w = |c: usize| round_channels(c as f64 * self.width);
         let mut c_in = w(32);
-        let mut out = Vec::with_capacity(BLOCKS);
-        for &(t, c, n, _) in &STAGES {
-            for _ in 0..n {
-                out.push(c_in * t);
-                c_in = w(c);
+        let mut out = Vec::new();
+        for s in self.architecture().stages() {
+            for _ in 0..s.repeats {
+                out.push(c_in * s.expand);
+                c_in = w(s.channels);
             }
         }
         out
     }
 
-    /// Output channels of the blocks [`TAPS`] names.
+    /// Output channels of the blocks [`Architecture::taps`] names (pruning narrows hidden channels
+    /// only, so their widths are fixed by the width multiplier).
     pub fn tap_channels(&self) -> Vec<usize> {
         let w = |c: usize| round_channels(c as f64 * self.width);
+        let arch = self.architecture();
         let outputs: Vec<usize> =
-            STAGES.iter().flat_map(|&(_, c, n, _)| std::iter::repeat_n(w(c), n)).collect();
-        TAPS.iter().map(|&i| outputs[i]).collect()
+            arch.stages().iter().flat_map(|s| std::iter::repeat_n(w(s.channels), s.repeats)).collect();
+        arch.taps().iter().map(|&i| outputs[i]).collect()
     }
 
     /// Rejects shapes [`init`](Self::init) cannot build (a `model.json` is input like any other).
     pub fn check(&self) -> Result<(), String> {
         let Some(hidden) = &self.hidden else { return Ok(()) };
-        if hidden.len() != BLOCKS {
+        let blocks = self.architecture().blocks();
+        if hidden.len() != blocks {
             return Err(format!(
-                "network.hidden has {} entries; a student has {BLOCKS} blocks",
+                "network.hidden has {} entries; this network has {blocks} blocks",
                 hidden.len()
             ));
         }
@@ -231,34 +370,39 @@ impl StudentConfig {
 
     pub fn init(&self, device: &Device) -> Student {
         let w = |c: usize| round_channels(c as f64 * self.width);
+        let arch = self.architecture();
+        let style = arch.conv_style();
+        let conv_bn = |channels, kernel, stride, groups, relu6| {
+            ConvBn::styled(device, style, channels, kernel, stride, groups, relu6)
+        };
         let stem_channels = w(32);
-        let stem = ConvBn::new(device, [self.in_channels, stem_channels], 3, 2, 1, true);
+        let stem = conv_bn([self.in_channels, stem_channels], 3, 2, 1, true);
         let mut blocks = Vec::new();
         let mut c_in = stem_channels;
-        for (stage, &(t, c, n, s)) in STAGES.iter().enumerate() {
-            let c_out = w(c);
-            for i in 0..n {
-                let stride = if i == 0 { s } else { 1 };
+        for (stage, shape) in arch.stages().into_iter().enumerate() {
+            let c_out = w(shape.channels);
+            for i in 0..shape.repeats {
+                let stride = if i == 0 { shape.stride } else { 1 };
                 let hidden = match &self.hidden {
                     Some(hidden) => hidden[blocks.len()],
-                    None => c_in * t,
+                    None => c_in * shape.expand,
                 };
-                let expand = (t != 1).then(|| ConvBn::new(device, [c_in, hidden], 1, 1, 1, true));
-                let depthwise = ConvBn::new(device, [hidden, hidden], 3, stride, hidden, true);
-                let se = (stage >= FIRST_SE_STAGE).then(|| {
+                let expand = (shape.expand != 1).then(|| conv_bn([c_in, hidden], 1, 1, 1, true));
+                let depthwise = conv_bn([hidden, hidden], shape.kernel, stride, hidden, true);
+                let se = arch.first_se_stage().is_some_and(|first| stage >= first).then(|| {
                     let squeezed = ((c_in as f64 * self.se_ratio) as usize).max(8);
                     SqueezeExcite {
                         reduce: LinearConfig::new(hidden, squeezed).init(device),
                         expand: LinearConfig::new(squeezed, hidden).init(device),
                     }
                 });
-                let project = ConvBn::new(device, [hidden, c_out], 1, 1, 1, false);
+                let project = conv_bn([hidden, c_out], 1, 1, 1, false);
                 let residual = stride == 1 && c_in == c_out;
                 blocks.push(InvertedResidual { expand, depthwise, se, project, residual });
                 c_in = c_out;
             }
         }
-        let head = ConvBn::new(device, [c_in, self.head_channels], 1, 1, 1, true);
+        let head = conv_bn([c_in, self.head_channels], 1, 1, 1, true);
         Student {
             stem,
             blocks,
@@ -282,14 +426,15 @@ impl Student {
         (logits, features)
     }
 
-    /// Logits, the head's feature map and the outputs of the blocks [`TAPS`] names (at 1/4, 1/8 and
+    /// Logits, the head's feature map and the outputs of the blocks [`Student::tap_blocks`] names (at 1/4, 1/8 and
     /// 1/16 of the input size): what the lesion decoder ([`crate::lesion`]) reads.
     pub fn forward_with_taps(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<4>, Vec<Tensor<4>>) {
         let mut x = self.stem.forward(x);
-        let mut taps = Vec::with_capacity(TAPS.len());
+        let tap_blocks = self.tap_blocks();
+        let mut taps = Vec::with_capacity(tap_blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
-            if TAPS.contains(&i) {
+            if tap_blocks.contains(&i) {
                 taps.push(x.clone());
             }
         }
@@ -299,10 +444,25 @@ impl Student {
         (self.classifier.forward(self.dropout.forward(pooled)), features, taps)
     }
 
+    /// The last block at stride 4, 8 and 16, read from the convolutions' strides (so it holds for
+    /// either [`Architecture`]; equal to [`Architecture::taps`] of the config that built it).
+    pub fn tap_blocks(&self) -> [usize; 3] {
+        let mut stride = self.stem.conv.stride[0];
+        let mut taps = [0usize; 3];
+        for (i, block) in self.blocks.iter().enumerate() {
+            stride *= block.depthwise.conv.stride[0];
+            if let Some(slot) = [4, 8, 16].iter().position(|&r| r == stride) {
+                taps[slot] = i;
+            }
+        }
+        taps
+    }
+
     /// Multiply–accumulates for one `height × width` image (convolutions, squeeze-excitation and the
     /// classifier; BatchNorm assumed folded, activations and pooling not counted).
     pub fn macs(&self, height: usize, width: usize) -> u64 {
-        // Padding is kernel/2 everywhere, so each convolution's output side is ⌈side / stride⌉.
+        // Symmetric padding is kernel/2 and `SAME` padding is defined so, so each convolution's
+        // output side is ⌈side / stride⌉.
         fn conv(c: &Conv2d, (h, w): (usize, usize)) -> (u64, (usize, usize)) {
             let [c_out, c_in_per_group, kh, kw] = c.weight.dims();
             let out = (h.div_ceil(c.stride[0]), w.div_ceil(c.stride[1]));
@@ -325,6 +485,45 @@ impl Student {
         total + conv(&self.head.conv, size).0 + linear(&self.classifier)
     }
 
+    /// EfficientNet-Lite0 (the teacher, with whatever head it has) as a student of
+    /// [`Architecture::EfficientNetLite0`]: the same tensors in the student's layout, so that it
+    /// folds, quantises, draws heat maps and feeds the lesion decoder like any student. With
+    /// `in_channels` 1 the stem's three input planes are summed, which gives exactly the teacher's
+    /// output on a grey picture repeated in three channels.
+    pub fn from_lite0(teacher: crate::teacher::Teacher, in_channels: usize) -> Student {
+        let crate::teacher::Teacher {
+            mut stem_conv,
+            stem_bn,
+            blocks,
+            head_conv,
+            head_bn,
+            dropout,
+            classifier,
+        } = teacher;
+        if in_channels == 1 {
+            let summed = stem_conv.weight.val().sum_dim(1);
+            stem_conv.weight = burn::module::Param::from_tensor(summed);
+        }
+        let conv_bn = |conv, bn, relu6| ConvBn { conv, bn: Some(bn), relu6 };
+        let blocks = blocks
+            .into_iter()
+            .map(|b| InvertedResidual {
+                expand: b.expand_conv.zip(b.expand_bn).map(|(conv, bn)| conv_bn(conv, bn, true)),
+                depthwise: conv_bn(b.depthwise_conv, b.depthwise_bn, true),
+                se: None,
+                project: conv_bn(b.project_conv, b.project_bn, false),
+                residual: b.residual,
+            })
+            .collect();
+        Student {
+            stem: conv_bn(stem_conv, stem_bn, true),
+            blocks,
+            head: conv_bn(head_conv, head_bn, true),
+            dropout,
+            classifier,
+        }
+    }
+
     /// The same network with every BatchNorm folded into its convolution: identical outputs in
     /// inference, fewer operations.
     pub fn fold_batchnorm(self) -> Self {
@@ -335,5 +534,77 @@ impl Student {
             dropout: self.dropout,
             classifier: self.classifier,
         }
+    }
+}
+
+impl StudentConfig {
+    /// EfficientNet-Lite0's shape (width 1, head 1280) for `num_classes` classes and
+    /// `in_channels` input planes: what [`Student::from_lite0`] builds.
+    pub fn lite0(num_classes: usize, in_channels: usize) -> StudentConfig {
+        StudentConfig::new(num_classes)
+            .with_in_channels(in_channels)
+            .with_width(1.0)
+            .with_head_channels(crate::teacher::FEATURES)
+            .with_architecture(Some(Architecture::EfficientNetLite0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::teacher::TeacherConfig;
+
+    #[test]
+    fn taps_are_the_last_blocks_at_strides_4_8_and_16() {
+        assert_eq!(Architecture::MobileNetV2.taps(), [2, 5, 12]);
+        assert_eq!(Architecture::EfficientNetLite0.taps(), [2, 4, 10]);
+        assert_eq!((Architecture::MobileNetV2.blocks(), Architecture::EfficientNetLite0.blocks()), (17, 16));
+        let device = Device::flex();
+        for config in [StudentConfig::new(2), StudentConfig::lite0(3, 1)] {
+            let student = config.init(&device);
+            assert_eq!(student.tap_blocks(), config.architecture().taps());
+            let (_, head, taps) = student.forward_with_taps(Tensor::zeros([1, 1, 64, 64], &device));
+            let sides: Vec<usize> = taps.iter().chain([&head]).map(|t| t.dims()[2]).collect();
+            assert_eq!(sides, [16, 8, 4, 2]);
+            let channels: Vec<usize> = taps.iter().map(|t| t.dims()[1]).collect();
+            assert_eq!(channels, config.tap_channels());
+        }
+    }
+
+    /// The teacher moved into the student's layout computes what the teacher computes, on colour
+    /// input and (stem summed) on grey input; and its config builds the same shape.
+    #[test]
+    fn lite0_as_a_student_is_the_teacher() {
+        let device = Device::flex();
+        device.seed(4);
+        let teacher = TeacherConfig::new().with_num_classes(3).init(&device).valid();
+        let x = Tensor::<4>::random([2, 1, 64, 48], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let expected = teacher.forward(x.clone().repeat_dim(1, 3)).into_data();
+        let grey = Student::from_lite0(teacher.clone(), 1);
+        let colour = Student::from_lite0(teacher, 3);
+        let close = |got: TensorData| {
+            let (a, b) = (got.try_to_vec::<f32>().unwrap(), expected.clone().try_to_vec::<f32>().unwrap());
+            assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-4), "{a:?} vs {b:?}");
+        };
+        close(grey.forward(x.clone()).into_data());
+        close(colour.forward(x.clone().repeat_dim(1, 3)).into_data());
+        close(grey.clone().fold_batchnorm().forward(x).into_data());
+        let config = StudentConfig::lite0(3, 1);
+        assert_eq!(config.init(&device).num_params(), grey.num_params());
+        // The shipped record loads into the config's network.
+        let record = grey.fold_batchnorm().into_record();
+        config.init(&device).fold_batchnorm().load_record(record);
+    }
+
+    /// `model.json` files written before the architecture existed still read as MobileNetV2.
+    #[test]
+    fn a_config_without_architecture_is_mobilenet_v2() {
+        let json = r#"{"num_classes":2,"in_channels":1,"width":0.5,"head_channels":640,"se_ratio":0.25,"dropout":0.2,"hidden":null}"#;
+        let config: StudentConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.architecture(), Architecture::MobileNetV2);
+        let lite0: StudentConfig =
+            serde_json::from_str(&serde_json::to_string(&StudentConfig::lite0(3, 1)).unwrap()).unwrap();
+        assert_eq!(lite0.architecture(), Architecture::EfficientNetLite0);
+        assert!(serde_json::to_string(&lite0).unwrap().contains("\"efficientnet_lite0\""));
     }
 }

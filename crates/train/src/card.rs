@@ -403,6 +403,7 @@ mod tests {
                 &(0..labels.len()).collect::<Vec<_>>(),
                 200,
             ),
+            history: vec![],
         };
         let (dir, card, _, report) = write(Task::Chest, Some(&teacher));
         check_plots(&dir);

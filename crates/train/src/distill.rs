@@ -148,6 +148,9 @@ pub struct TeacherReport {
     /// Validation AUC of the positive class after each epoch.
     pub val_auc: Vec<f64>,
     pub validation: metrics::Report,
+    /// Each epoch's log (absent from teachers adapted before it was recorded).
+    #[serde(default)]
+    pub history: Vec<crate::trainer::EpochLog>,
 }
 
 /// Trains the teacher's stages from `settings.stage` on and a new head on cached features; returns
@@ -187,8 +190,10 @@ pub fn adapt_teacher(
     let steps_per_epoch = labels.len().div_ceil(settings.batch_size);
     let total = (steps_per_epoch * settings.epochs).max(1);
     let mut rng = crate::rng::Rng::new(settings.seed ^ 0x7EAC);
-    let mut val_auc = Vec::new();
+    let (mut val_auc, mut history) = (Vec::new(), Vec::new());
     for epoch in 0..settings.epochs {
+        let started = std::time::Instant::now();
+        let (mut loss_sum, mut lr) = (0.0, 0.0);
         let mut order: Vec<usize> = (0..labels.len()).collect();
         rng.shuffle(&mut order);
         let bar = progress.bar(steps_per_epoch as u64, &format!("teacher {}/{}", epoch + 1, settings.epochs));
@@ -203,9 +208,10 @@ pub fn adapt_teacher(
             let y = Tensor::<2>::from_data(TensorData::new(targets, [batch.len(), classes]), &device);
             let logits = teacher.forward_from(settings.stage, features.batch(&picks, &device));
             let loss = -(log_softmax(logits, 1) * y).sum() / weight_sum;
+            loss_sum += f64::from(loss.clone().into_data().as_slice::<f32>().map_or(f32::NAN, |v| v[0]));
             // Cosine decay from the start: the head is new, the tail is pretrained.
             let t = (epoch * steps_per_epoch + b) as f64 / total as f64;
-            let lr = settings.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+            lr = settings.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
             let grads = GradientsParams::from_grads(loss.backward(), &teacher);
             teacher = optimizer.step(lr, teacher, grads);
             bar.inc(1);
@@ -213,15 +219,30 @@ pub fn adapt_teacher(
         bar.finish_and_clear();
         let logits = teacher_logits(&teacher.valid(), settings.stage, val.0);
         let auc = positive_auc(task, &logits, val.1);
-        progress.println(format!("teacher epoch {}/{}  val AUC {auc:.4}", epoch + 1, settings.epochs));
+        let log = crate::trainer::EpochLog {
+            epoch: epoch + 1,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            learning_rate: lr,
+            val_loss: Some(metrics::nll(&metrics::softmax(&logits, 1.0), val.1)),
+            val_auc: Some(auc),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        progress.println(format!(
+            "teacher epoch {}/{}  train loss {:.4}  val AUC {auc:.4}  {:.0} s",
+            epoch + 1,
+            settings.epochs,
+            log.train_loss,
+            log.seconds
+        ));
         val_auc.push(auc);
+        history.push(log);
     }
     let teacher = teacher.valid();
     let logits = teacher_logits(&teacher, settings.stage, val.0);
     let probabilities = metrics::softmax(&logits, 1.0);
     let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
     let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
-    let report = TeacherReport { settings: settings.clone(), val_auc, validation };
+    let report = TeacherReport { settings: settings.clone(), val_auc, validation, history };
     teacher
         .clone()
         .into_record()
@@ -264,6 +285,22 @@ pub fn teacher_targets(
     dir: &Path,
     progress: &Progress,
 ) -> Result<(TeacherTargets, TeacherReport), Error> {
+    let (teacher, report, train_cache) = adapted_teacher(task, data_dir, augment, settings, dir, progress)?;
+    let flat = teacher_logits(&teacher, settings.stage, &train_cache);
+    let logits = flat.chunks(train_cache.views).map(<[Vec<f32>]>::to_vec).collect();
+    Ok((TeacherTargets { logits }, report))
+}
+
+/// Loads the data at the teacher's input size, caches the frozen stages' maps and adapts the
+/// teacher: the adapted teacher (validation mode), its report, and the training views' cache.
+pub fn adapted_teacher(
+    task: Task,
+    data_dir: &Path,
+    augment: &Augment,
+    settings: &TeacherSettings,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(Teacher, TeacherReport, FeatureCache), Error> {
     let spec = teacher_input(task);
     let train = crate::data::load(task, data_dir, "train", &spec, progress)?;
     let val = crate::data::load(task, data_dir, "val", &spec, progress)?;
@@ -284,9 +321,7 @@ pub fn teacher_targets(
         dir,
         progress,
     )?;
-    let flat = teacher_logits(&teacher, settings.stage, &train_cache);
-    let logits = flat.chunks(train_cache.views).map(<[Vec<f32>]>::to_vec).collect();
-    Ok((TeacherTargets { logits }, report))
+    Ok((teacher, report, train_cache))
 }
 
 #[cfg(test)]

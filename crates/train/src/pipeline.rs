@@ -10,7 +10,7 @@ use crate::trainer::{self, EpochLog, TrainSettings};
 use crate::{Error, Progress};
 use bedside_model::artifact::{self, FORMAT_VERSION, ModelInfo};
 use bedside_model::input::{InputSpec, Intensity};
-use bedside_model::student::Student;
+use bedside_model::student::{Architecture, Student};
 use bedside_model::task::Task;
 use burn::module::Module;
 use std::path::{Path, PathBuf};
@@ -133,6 +133,61 @@ pub fn load_split(
 }
 
 pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
+    let Trained { spec, train, val, trained, teacher_report, initialised_from } =
+        match job.settings.network.architecture() {
+            Architecture::MobileNetV2 => train_student(job, progress)?,
+            Architecture::EfficientNetLite0 => adapt_lite0(job, progress)?,
+        };
+    let Calibrated { mut info, validation, probabilities, labels } =
+        calibrate(job, &spec, &trained.model.clone().fold_batchnorm(), &val);
+    // The measured numbers travel with the model (`card::record_validation` below, or here for a
+    // run without an output folder): the page shows them, and CI checks that the shipped files
+    // still reproduce them.
+    info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
+    // Kept so the card can be rewritten when a later step (pruning) changes the weights.
+    info.card["history"] = serde_json::to_value(&trained.history).expect("history serialises");
+    if job.task == Task::Gate {
+        let evaluation = gate::evaluate(&info, &probabilities, &val);
+        info.card["gate"] = serde_json::to_value(&evaluation).expect("evaluation serialises");
+    }
+    if let Some(description) = &initialised_from {
+        info.card["initialised_from"] = description.as_str().into();
+    }
+    if let Some(report) = &teacher_report {
+        info.card["teacher"] = serde_json::json!({
+            "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",
+            "settings": report.settings,
+            "val_auc_per_epoch": report.val_auc,
+            "validation": report.validation,
+        });
+    }
+    if let Some(out) = &job.out_dir {
+        let params = trained.model.clone().fold_batchnorm().num_params();
+        let weights_bytes =
+            artifact::student_to_bytes(trained.model.clone()).map_err(|e| Error::Model(e.to_string()))?.len();
+        card::record_validation(&mut info, &validation, &train.class_counts(), params, weights_bytes as u64);
+        info.card["training_commit"] = commit().into();
+        write_artifact(out, &info, trained.model)?;
+        card::draw_plots(out, &info, &validation, &probabilities, &labels)?;
+        card::write(out)?;
+    }
+    Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
+}
+
+/// A trained network with the data it was measured on.
+struct Trained {
+    /// The shipped model's input, and the train and validation sets framed to it.
+    spec: InputSpec,
+    train: Dataset,
+    val: Dataset,
+    trained: trainer::Trained,
+    teacher_report: Option<TeacherReport>,
+    /// Where the weights started, for the card (`None`: random, or ImageNet for Lite0).
+    initialised_from: Option<String>,
+}
+
+/// The student's path: the teacher's soft targets where asked, then the student's own training.
+fn train_student(job: &Job, progress: &Progress) -> Result<Trained, Error> {
     let (targets, teacher_report) = match &job.teacher {
         Some(settings) => {
             let (targets, report) = distill::teacher_targets(
@@ -167,40 +222,53 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
         job.resume,
         progress,
     )?;
-    let Calibrated { mut info, validation, probabilities, labels } =
-        calibrate(job, &spec, &trained.model.clone().fold_batchnorm(), &val);
-    // The measured numbers travel with the model (`card::record_validation` below, or here for a
-    // run without an output folder): the page shows them, and CI checks that the shipped files
-    // still reproduce them.
-    info.card["validation"] = serde_json::to_value(&validation).expect("report serialises");
-    // Kept so the card can be rewritten when a later step (pruning) changes the weights.
-    info.card["history"] = serde_json::to_value(&trained.history).expect("history serialises");
-    if job.task == Task::Gate {
-        let evaluation = gate::evaluate(&info, &probabilities, &val);
-        info.card["gate"] = serde_json::to_value(&evaluation).expect("evaluation serialises");
+    Ok(Trained { spec, train, val, trained, teacher_report, initialised_from: start.map(|(_, d)| d) })
+}
+
+/// EfficientNet-Lite0 shipped as the model: the teacher adapted as for distillation (ImageNet
+/// weights, its early stages frozen and cached over augmented views, the later stages and a new
+/// head trained), moved into the student's layout. Its input is the teacher's — 224 px on the long
+/// side, normalised as the ImageNet weights expect — with one plane for a grey task (the stem's
+/// three planes summed: the same output as a grey picture repeated in three channels).
+fn adapt_lite0(job: &Job, progress: &Progress) -> Result<Trained, Error> {
+    let settings = job.teacher.as_ref().ok_or_else(|| {
+        Error::Data("EfficientNet-Lite0 is trained as the teacher is: it needs the teacher's settings".into())
+    })?;
+    if job.init_from.is_some() || job.settings.intensity != Intensity::AsShown {
+        return Err(Error::Data(
+            "EfficientNet-Lite0 starts from its ImageNet weights on the picture as shown: no --init-from, \
+             no --intensity"
+                .into(),
+        ));
     }
-    if let Some((_, description)) = &start {
-        info.card["initialised_from"] = description.as_str().into();
-    }
-    if let Some(report) = &teacher_report {
-        info.card["teacher"] = serde_json::json!({
-            "network": "EfficientNet-Lite0 with ImageNet weights; its stages from `settings.stage` on and a new head trained on cached features",
-            "settings": report.settings,
-            "val_auc_per_epoch": report.val_auc,
-            "validation": report.validation,
-        });
-    }
-    if let Some(out) = &job.out_dir {
-        let params = trained.model.clone().fold_batchnorm().num_params();
-        let weights_bytes =
-            artifact::student_to_bytes(trained.model.clone()).map_err(|e| Error::Model(e.to_string()))?.len();
-        card::record_validation(&mut info, &validation, &train.class_counts(), params, weights_bytes as u64);
-        info.card["training_commit"] = commit().into();
-        write_artifact(out, &info, trained.model)?;
-        card::draw_plots(out, &info, &validation, &probabilities, &labels)?;
-        card::write(out)?;
-    }
-    Ok(Outcome { info, teacher: teacher_report, validation, history: trained.history })
+    let (teacher, report, _) = distill::adapted_teacher(
+        job.task,
+        &job.data_dir,
+        &job.settings.augment,
+        settings,
+        &job.run_dir,
+        progress,
+    )?;
+    let channels = job.settings.network.in_channels;
+    let model = Student::from_lite0(teacher, channels);
+    let teacher_spec = distill::teacher_input(job.task);
+    let spec = InputSpec {
+        channels: channels as u32,
+        mean: vec![teacher_spec.mean[0]; channels],
+        std: vec![teacher_spec.std[0]; channels],
+        ..teacher_spec
+    };
+    let train = data::load(job.task, &job.data_dir, "train", &spec, progress)?;
+    let val = data::load(job.task, &job.data_dir, "val", &spec, progress)?;
+    let history = report.history.clone();
+    Ok(Trained {
+        spec,
+        train,
+        val,
+        trained: trainer::Trained { model, history },
+        teacher_report: Some(report),
+        initialised_from: None,
+    })
 }
 
 /// What calibration fixed and measured, with the validation probabilities it measured on.

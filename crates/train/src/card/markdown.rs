@@ -8,6 +8,7 @@ use crate::pipeline::target_sensitivity;
 use crate::trainer::TrainSettings;
 use bedside_model::artifact::ModelInfo;
 use bedside_model::input::{Framing, Intensity};
+use bedside_model::student::Architecture;
 use bedside_model::task::Task;
 
 /// Appends one line (no arguments: an empty line).
@@ -167,6 +168,10 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
         n => format!("{n} input channels"),
     };
     put!(out, "## Network\n");
+    if net.architecture() == Architecture::EfficientNetLite0 {
+        lite0_network(out, inputs, &channels);
+        return;
+    }
     put!(
         out,
         "- **Student (shipped):** MobileNetV2-style — inverted residual blocks with squeeze-excitation in \
@@ -231,9 +236,80 @@ fn network_section(out: &mut String, inputs: &CardInputs) {
     metrics_table(out, &teacher.validation, inputs.info);
 }
 
+/// The network section of a model that is EfficientNet-Lite0 adapted as the teacher is: the
+/// adaptation is its training, so it is told here, and its own validation is the card's.
+fn lite0_network(out: &mut String, inputs: &CardInputs, channels: &str) {
+    let net = &inputs.info.network;
+    let input = &inputs.info.input;
+    let macs = net.init(&burn::prelude::Device::flex()).macs(input.height as usize, input.width as usize);
+    put!(
+        out,
+        "- **Network (shipped):** EfficientNet-Lite0 — a stride-2 stem, 16 mobile inverted bottleneck \
+         blocks with 3 × 3 and 5 × 5 depthwise convolutions and no squeeze-excitation, a 1 × 1 head \
+         convolution of {} channels, global average pooling and one linear layer; {channels}, {} classes, \
+         dropout {}. {:.0} million multiply–accumulates per {} × {} picture.",
+        net.head_channels,
+        net.num_classes,
+        net.dropout,
+        macs as f64 / 1e6,
+        input.width,
+        input.height
+    );
+    put!(
+        out,
+        "- **Size:** {} parameters after folding BatchNorm into the convolutions; `model-fp32.bin` holds \
+         them as 32-bit floats in {} bytes ({:.2} MB). It is larger than the ≤ 1 M-parameter students \
+         because none of them reached this task's targets (see models/README.md).",
+        thousands(inputs.params as u64),
+        thousands(inputs.weights_bytes),
+        inputs.weights_bytes as f64 / 1e6
+    );
+    if let Some(teacher) = &inputs.teacher {
+        let s = &teacher.settings;
+        let grey = if net.in_channels == 1 {
+            " The stem's three colour planes are summed into one, so a grey picture gives exactly what \
+             ImageNet's network gives on it repeated in three channels."
+        } else {
+            ""
+        };
+        put!(
+            out,
+            "- **Training:** started from EfficientNet-Lite0's ImageNet weights. The stem and stages 0–{} \
+             stay as ImageNet trained them; their output was computed once on {} fixed augmented views of \
+             every training image, and stages {}–6, the head convolution and a new classifier were trained \
+             on those maps for {} epochs (batch {}, AdamW at learning rate {} with cosine decay, seed {}, {}).{grey}",
+            s.stage.saturating_sub(1),
+            s.views,
+            s.stage,
+            s.epochs,
+            s.batch_size,
+            s.learning_rate,
+            s.seed,
+            if s.class_weights { "each class weighted by (N / (K · n_class))^½" } else { "unweighted" },
+        );
+    }
+    put!(out);
+}
+
 fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&TrainSettings>) {
     put!(out, "## Training\n");
-    if let Some(s) = settings {
+    let lite0 = inputs.info.network.architecture() == Architecture::EfficientNetLite0;
+    if let (true, Some(s)) = (lite0, settings) {
+        let a = &s.augment;
+        put!(
+            out,
+            "As told under [Network](#network). The cached views were augmented with rotation ±{}°, zoom \
+             {}–{}, shift ±{} of the side, brightness ±{}, contrast ±{}, left–right mirror {}.\n",
+            a.rotate_degrees,
+            a.scale.0,
+            a.scale.1,
+            a.shift,
+            a.brightness,
+            a.contrast,
+            if a.mirror { "yes" } else { "no" }
+        );
+    }
+    if let Some(s) = settings.filter(|_| !lite0) {
         let a = &s.augment;
         put!(out, "| setting | value |\n|---|---|");
         put!(out, "| epochs | {} |", s.epochs);
