@@ -46,6 +46,11 @@ pub struct Args {
     /// Stop each epoch after this many batches (smoke runs).
     #[arg(long)]
     max_batches: Option<usize>,
+    /// Run the classifier once on N fixed augmented views of every training image and train on
+    /// those features, instead of on fresh augmentations every epoch: much faster where the
+    /// classifier costs far more than the decoder (EfficientNet-Lite0).
+    #[arg(long, value_name = "N")]
+    cached_views: Option<usize>,
     /// Measure the shipped lesion.bin on validation again instead of training.
     #[arg(long)]
     eval: bool,
@@ -82,6 +87,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         seed: args.seed,
         augment: Augment::standard(info.task.mirror_is_valid()),
         max_batches: args.max_batches,
+        cached_views: args.cached_views.filter(|&n| n > 0),
     };
     let started = std::time::Instant::now();
     let progress = Progress::default();
