@@ -1,7 +1,7 @@
 //! `bedside train`: train a task's student on the shared data and write its artifact.
 
 use bedside_model::input::Intensity;
-use bedside_model::student::StudentConfig;
+use bedside_model::student::{Architecture, StudentConfig};
 use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::augment::Augment;
@@ -153,9 +153,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let lite0 = args.network == NetworkArg::Lite0;
     if lite0 {
-        if task == Task::Gate || args.distill || args.cv.is_some() || args.init_from.is_some() {
+        if task == Task::Gate || args.distill || args.init_from.is_some() {
             return Err("--network lite0 trains a diagnosis model from ImageNet weights: no gate, \
-                        --distill, --cv or --init-from"
+                        --distill or --init-from"
                 .into());
         }
         network = StudentConfig::lite0(task.classes().len(), channels as usize);
@@ -215,23 +215,39 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
     if k < 2 {
         return Err(format!("--cv needs at least 2 folds, got {k}"));
     }
-    if job.teacher.is_some() {
-        return Err("--cv runs without --distill (a teacher adapted on every fold is not implemented)".into());
-    }
     let progress = Progress::default();
-    let (spec, train, _) = pipeline::load_data(job.task, job.settings.intensity, &job.data_dir, &progress)
-        .map_err(|e| e.to_string())?;
-    let start = job.start().map_err(|e| e.to_string())?;
-    let report = bedside_train::cv::cross_validate(
-        &job.settings,
-        start.as_ref().map(|(model, _)| model),
-        &spec,
-        &train,
-        k,
-        &job.run_dir.join("cv"),
-        job.resume,
-        &progress,
-    )
+    let report = if job.settings.network.architecture() == Architecture::EfficientNetLite0 {
+        let settings = job.teacher.as_ref().expect("--network lite0 sets the teacher's settings");
+        bedside_train::cv::cross_validate_lite0(
+            job.task,
+            &job.data_dir,
+            &job.settings.augment,
+            settings,
+            k,
+            &job.run_dir,
+            &progress,
+        )
+    } else {
+        if job.teacher.is_some() {
+            return Err(
+                "--cv runs without --distill (a teacher adapted on every fold is not implemented)".into()
+            );
+        }
+        let (spec, train, _) =
+            pipeline::load_data(job.task, job.settings.intensity, &job.data_dir, &progress)
+                .map_err(|e| e.to_string())?;
+        let start = job.start().map_err(|e| e.to_string())?;
+        bedside_train::cv::cross_validate(
+            &job.settings,
+            start.as_ref().map(|(model, _)| model),
+            &spec,
+            &train,
+            k,
+            &job.run_dir.join("cv"),
+            job.resume,
+            &progress,
+        )
+    }
     .map_err(|e| e.to_string())?;
     let json = serde_json::to_string(&report).expect("report serialises");
     let oof = job.run_dir.join("cv").join("out-of-fold.csv");

@@ -142,7 +142,6 @@ pub fn cross_validate(
     progress: &Progress,
 ) -> Result<CvReport, Error> {
     let folds = train.grouped_folds(k, settings.seed);
-    let task = train.task;
     let mut results = Vec::new();
     let mut out_of_fold = Vec::new();
     for (i, held_out) in folds.iter().enumerate() {
@@ -154,40 +153,99 @@ pub fn cross_validate(
         let trained =
             trainer::train_student(settings, start, spec, &fit, Some(&check), None, &dir, resume, progress)?;
         let logits = trainer::predict_logits(&trained.model, spec, &check, settings.batch_size);
-        let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
-        for (example, row) in check.examples.iter().zip(&logits) {
-            out_of_fold.push(OutOfFold {
-                file: example.file.clone(),
-                label: example.label,
-                fold: i + 1,
-                logits: row.clone(),
-            });
-        }
-        let temperature = metrics::fit_temperature(&logits, &labels);
-        let probabilities = metrics::softmax(&logits, temperature);
-        let threshold = choose_threshold(task, &probabilities, &labels);
-        let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, threshold)).collect();
-        let r = metrics::report(&probabilities, &labels, &predicted, task.positive_index(), &labels, 0);
-        let result = FoldResult {
-            fold: i + 1,
-            n: r.n,
-            auc: r.auc.value,
-            positive_auc: r.positive_auc.value,
-            accuracy: r.accuracy.value,
-            balanced_accuracy: r.balanced_accuracy.value,
-            sensitivity: r.sensitivity.value,
-            specificity: r.specificity.value,
-            ece: r.ece,
-        };
-        progress.println(format!(
-            "fold {}/{k}: AUC {:.4}, accuracy {:.4}",
-            i + 1,
-            result.auc,
-            result.accuracy
-        ));
-        results.push(result);
+        results.push(measure_fold(&check, i + 1, k, logits, &mut out_of_fold, progress));
     }
-    Ok(CvReport {
+    Ok(report(results, out_of_fold))
+}
+
+/// Grouped k-fold cross-validation of EfficientNet-Lite0 adapted as `bedside train --network lite0`
+/// does it: the frozen stages' maps of the whole train split are computed once (the shipped run's
+/// cache in `run_dir` is reused), and on every fold the later stages and a new head are trained on
+/// the other folds' maps and measured on the fold's own unaugmented pictures. Without test-time
+/// mirror averaging. Fold `i`'s adapted network is kept in `run_dir/cv/fold-i`.
+pub fn cross_validate_lite0(
+    task: bedside_model::task::Task,
+    data_dir: &Path,
+    augment: &crate::augment::Augment,
+    settings: &crate::distill::TeacherSettings,
+    k: usize,
+    run_dir: &Path,
+    progress: &Progress,
+) -> Result<CvReport, Error> {
+    use crate::distill::{adapt_teacher, cache_features, teacher_input, teacher_logits};
+    let spec = teacher_input(task);
+    let train = crate::data::load(task, data_dir, "train", &spec, progress)?;
+    let imagenet = crate::teacher::load_imagenet_teacher(&burn::prelude::Device::flex())
+        .map_err(|e| Error::Model(e.to_string()))?;
+    let frozen = burn::module::Module::valid(&imagenet);
+    let views = cache_features(&frozen, &train, &spec, Some(augment), settings, run_dir, "train", progress)?;
+    let plain = cache_features(&frozen, &train, &spec, None, settings, run_dir, "train", progress)?;
+    let folds = train.grouped_folds(k, settings.seed);
+    let (mut results, mut out_of_fold) = (Vec::new(), Vec::new());
+    for (i, held_out) in folds.iter().enumerate() {
+        let rest: Vec<usize> =
+            folds.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f.clone()).collect();
+        let (fit, check) = (train.subset(&rest), train.subset(held_out));
+        progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
+        let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<usize>>();
+        let (check_cache, check_labels) = (plain.subset(held_out), labels(&check));
+        let (teacher, _) = adapt_teacher(
+            frozen.clone(),
+            task,
+            (&views.subset(&rest), &labels(&fit)),
+            (&check_cache, &check_labels, &check.groups()),
+            settings,
+            &run_dir.join("cv").join(format!("fold-{}", i + 1)),
+            progress,
+        )?;
+        let logits = teacher_logits(&teacher, settings.stage, &check_cache);
+        results.push(measure_fold(&check, i + 1, k, logits, &mut out_of_fold, progress));
+    }
+    Ok(report(results, out_of_fold))
+}
+
+/// One fold's figures from its held-out images' logits (temperature and threshold fitted on them);
+/// the logits join the out-of-fold rows.
+fn measure_fold(
+    check: &Dataset,
+    fold: usize,
+    k: usize,
+    logits: Vec<Vec<f32>>,
+    out_of_fold: &mut Vec<OutOfFold>,
+    progress: &Progress,
+) -> FoldResult {
+    let task = check.task;
+    let labels: Vec<usize> = check.examples.iter().map(|e| e.label).collect();
+    for (example, row) in check.examples.iter().zip(&logits) {
+        out_of_fold.push(OutOfFold {
+            file: example.file.clone(),
+            label: example.label,
+            fold,
+            logits: row.clone(),
+        });
+    }
+    let temperature = metrics::fit_temperature(&logits, &labels);
+    let probabilities = metrics::softmax(&logits, temperature);
+    let threshold = choose_threshold(task, &probabilities, &labels);
+    let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, threshold)).collect();
+    let r = metrics::report(&probabilities, &labels, &predicted, task.positive_index(), &labels, 0);
+    let result = FoldResult {
+        fold,
+        n: r.n,
+        auc: r.auc.value,
+        positive_auc: r.positive_auc.value,
+        accuracy: r.accuracy.value,
+        balanced_accuracy: r.balanced_accuracy.value,
+        sensitivity: r.sensitivity.value,
+        specificity: r.specificity.value,
+        ece: r.ece,
+    };
+    progress.println(format!("fold {fold}/{k}: AUC {:.4}, accuracy {:.4}", result.auc, result.accuracy));
+    result
+}
+
+fn report(results: Vec<FoldResult>, out_of_fold: Vec<OutOfFold>) -> CvReport {
+    CvReport {
         auc: spread(results.iter().map(|r| r.auc)),
         positive_auc: spread(results.iter().map(|r| r.positive_auc)),
         accuracy: spread(results.iter().map(|r| r.accuracy)),
@@ -196,7 +254,7 @@ pub fn cross_validate(
         specificity: spread(results.iter().map(|r| r.specificity)),
         folds: results,
         out_of_fold,
-    })
+    }
 }
 
 #[cfg(test)]

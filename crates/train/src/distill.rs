@@ -71,6 +71,16 @@ pub struct FeatureCache {
 }
 
 impl FeatureCache {
+    /// The maps of these examples (by index), in that order.
+    pub fn subset(&self, examples: &[usize]) -> FeatureCache {
+        let per_example = self.len() * self.views;
+        let data = examples
+            .iter()
+            .flat_map(|&i| self.data[i * per_example..(i + 1) * per_example].iter().copied())
+            .collect();
+        FeatureCache { dims: self.dims, views: self.views, data }
+    }
+
     fn len(&self) -> usize {
         self.dims.iter().product()
     }
