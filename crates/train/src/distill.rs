@@ -253,6 +253,7 @@ pub fn adapt_teacher(
     let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
     let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
     let report = TeacherReport { settings: settings.clone(), val_auc, validation, history };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
     teacher
         .clone()
         .into_record()
