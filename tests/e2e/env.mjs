@@ -69,7 +69,9 @@ export function launchBrowser({ webgpu = false } = {}) {
  * RegExp, matches). `prepare(context)` runs before the page loads (to route requests).
  */
 export async function openApp(browser, t, viewport = { width: 1024, height: 768 }, prepare = null, expectedErrors = null) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
+  // No service worker: these tests exercise the page and route requests, which a worker answering
+  // from its cache would bypass; tests/e2e/offline.test.mjs tests the worker.
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true, serviceWorkers: 'block' });
   if (prepare) await prepare(context);
   const page = await context.newPage();
   const problems = [];

@@ -1,7 +1,7 @@
-//! A small static file server for the app: GET and HEAD of the app's own files under the repository
-//! root (the page, `web/`, `pkg/`, `models/`; nothing else of the repository, no hidden file), on
-//! 127.0.0.1 only, every response with the app's security headers. Enough for development and the
-//! browser tests; not a production server.
+//! A small static file server for the app: GET and HEAD of the files of one built site (`cargo
+//! xtask build`, see the `site` module: the app and nothing else of the repository; no hidden file),
+//! on 127.0.0.1 only, every response with the app's security headers. Enough for development and
+//! the browser tests; not a production server.
 
 use anyhow::{Result, anyhow};
 use std::net::SocketAddr;
@@ -15,7 +15,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `root` on 127.0.0.1:`port` (0 picks a free port) from a background thread.
+    /// Serves the site folder `root` on 127.0.0.1:`port` (0 picks a free port) from a background
+    /// thread. The folder is read at each request, so a new build written into it is served at once.
     pub fn start(root: PathBuf, port: u16) -> Result<Server> {
         let server = tiny_http::Server::http(("127.0.0.1", port))
             .map_err(|e| anyhow!("could not listen on 127.0.0.1:{port}: {e}"))?;
@@ -59,9 +60,6 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
 ];
 
-/// What the server serves: the page and the folders it loads from.
-const APP: [&str; 4] = ["index.html", "web", "pkg", "models"];
-
 fn respond(root: &Path, request: Request) {
     let header = |k: &str, v: &str| Header::from_bytes(k, v).expect("valid header");
     if !matches!(request.method(), Method::Get | Method::Head) {
@@ -75,7 +73,8 @@ fn respond(root: &Path, request: Request) {
     };
     let response = Response::from_file(file)
         .with_header(header("Content-Type", content_type(&path)))
-        // Development server: always revalidate so a rebuilt pkg/ is picked up.
+        // File names carry no hash: always revalidate, so a new build is never mixed with an old
+        // one from the HTTP cache (the service worker keeps the offline copy, one build at a time).
         .with_header(header("Cache-Control", "no-cache"));
     let _ = request.respond(secured(response));
 }
@@ -88,8 +87,7 @@ fn secured<R: std::io::Read>(mut response: Response<R>) -> Response<R> {
     response
 }
 
-/// The app's file a URL names: nothing outside `root`, nothing of the repository beyond [`APP`],
-/// no hidden file or folder.
+/// The site's file a URL names: nothing outside `root`, no hidden file or folder.
 fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next()?;
     let path = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
@@ -98,7 +96,7 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
         Component::Normal(name) => name.to_str().filter(|n| !n.starts_with('.')),
         _ => None,
     });
-    if !names.next().flatten().is_some_and(|first| APP.contains(&first)) || names.any(|n| n.is_none()) {
+    if names.any(|n| n.is_none()) {
         return None;
     }
     let full = root.join(relative);
@@ -111,7 +109,8 @@ fn content_type(path: &Path) -> &'static str {
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "wasm" => "application/wasm",
-        "json" | "webmanifest" => "application/json",
+        "json" => "application/json",
+        "webmanifest" => "application/manifest+json",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         "md" => "text/markdown; charset=utf-8",
@@ -124,21 +123,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_apps_files_are_served_with_the_security_headers() {
-        let root = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
-        for file in
-            ["index.html", "web/app.js", "models/chest/model.json", ".git/HEAD", "crates/a.rs", "web/.env"]
-        {
-            let path = root.join(file);
+    fn only_the_sites_files_are_served_with_the_security_headers() {
+        let base = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
+        let root = base.join("site");
+        for file in ["site/index.html", "site/web/app.js", "site/models/chest/model.json", "site/.git/HEAD", "site/web/.env", "crates/a.rs"] {
+            let path = base.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, file).unwrap();
         }
         assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
         assert_eq!(resolve(&root, "/web/app.js?v=1"), Some(root.join("web/app.js")));
         assert_eq!(resolve(&root, "/models/chest/model.json"), Some(root.join("models/chest/model.json")));
-        for refused in
-            ["/.git/HEAD", "/crates/a.rs", "/web/.env", "/web/../crates/a.rs", "/../x", "/web/none.js"]
-        {
+        for refused in ["/.git/HEAD", "/crates/a.rs", "/web/.env", "/web/../../crates/a.rs", "/../crates/a.rs", "/web/none.js"] {
             assert_eq!(resolve(&root, refused), None, "{refused}");
         }
 
@@ -159,6 +155,6 @@ mod tests {
             }
         }
         assert!(!get("/.git/HEAD").contains(".git/HEAD"), "the file's content is not sent");
-        std::fs::remove_dir_all(root).ok();
+        std::fs::remove_dir_all(base).ok();
     }
 }
