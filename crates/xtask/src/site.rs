@@ -84,15 +84,16 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     }
     files.insert("manifest.webmanifest".into(), manifest()?);
 
+    let worker = std::fs::read_to_string(root.join("web/sw.js")).context("could not read web/sw.js")?;
     let build_id = match build_id {
         Some(id) if valid_id(id) => id.to_string(),
         Some(id) => bail!("build id {id:?}: use letters, digits, '.', '_' or '-' (at most 64)"),
-        None => content_id(&files),
+        // The worker's own code counts too: a new worker must never fill an older build's cache.
+        None => content_id(files.iter().chain([(&"sw.js".to_string(), &worker.as_bytes().to_vec())])),
     };
     let cache = format!("{CACHE_PREFIX}{build_id}");
     files.insert("version.json".into(), serde_json::to_vec_pretty(&json!({ "build": build_id, "cache": cache }))?);
     let precache: BTreeMap<&str, String> = files.iter().map(|(path, bytes)| (path.as_str(), integrity(bytes))).collect();
-    let worker = std::fs::read_to_string(root.join("web/sw.js")).context("could not read web/sw.js")?;
     let build = json!({ "id": build_id, "cache": cache, "prefix": CACHE_PREFIX, "files": precache });
     let sw = format!("// Written by `cargo xtask build`: this build's id, cache and files.\nconst BUILD = {build};\n\n{worker}");
     let bytes: u64 = files.values().map(|b| b.len() as u64).sum();
@@ -159,7 +160,7 @@ fn integrity(bytes: &[u8]) -> String {
 }
 
 /// The first 16 hex digits of a digest over every path and its content.
-fn content_id(files: &BTreeMap<String, Vec<u8>>) -> String {
+fn content_id<'a>(files: impl Iterator<Item = (&'a String, &'a Vec<u8>)>) -> String {
     let mut all = Sha256::new();
     for (path, bytes) in files {
         all.update(path.as_bytes());
@@ -225,6 +226,9 @@ mod tests {
         let first = assemble(&root, &out, None).unwrap();
         let again = assemble(&root, &out, None).unwrap();
         assert_eq!(first.build_id, again.build_id, "the same files make the same build id");
+        std::fs::write(root.join("web/sw.js"), "self.addEventListener('install', () => 0);").unwrap();
+        let new_worker = assemble(&root, &out, None).unwrap();
+        assert_ne!(new_worker.build_id, first.build_id, "a changed service worker is a new build");
         let named = assemble(&root, &out, Some("next")).unwrap();
         assert_eq!(named.build_id, "next");
         for absent in ["models/chest/model-fp32.bin", "models/chest/plots", "models/README.md", "Cargo.toml", "web/bridge.md", "web/sw.js"] {
