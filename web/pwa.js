@@ -40,6 +40,11 @@ export async function startOffline() {
   if (!registration) return; // registration blocked (the end-to-end tests of the page itself)
   const watch = (worker) => worker?.addEventListener('statechange', () => {
     if (worker.state === 'installed' && navigator.serviceWorker.controller) offerUpdate(worker);
+    // An install that failed (a file did not arrive, or not with this build's digest) is tried
+    // again on the next visit; until then the page works online only.
+    if (worker.state === 'redundant' && !navigator.serviceWorker.controller) {
+      setOffline('failed', 'Offline use: could not store the app this time (it will try again on the next visit)');
+    }
   });
   if (registration.waiting && navigator.serviceWorker.controller) offerUpdate(registration.waiting);
   watch(registration.installing);

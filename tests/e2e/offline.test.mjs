@@ -97,7 +97,8 @@ async function installedContext(t, url, { viewport = { width: 1024, height: 768 
 async function waitInstalled(page) {
   const state = await page.waitForFunction(() => {
     const { offline, state: app } = document.body.dataset;
-    return (offline === 'unavailable' && 'unavailable') || (offline === 'ready' && app !== 'loading' && 'ready');
+    if (offline === 'unavailable' || offline === 'failed') return offline;
+    return offline === 'ready' && app !== 'loading' && 'ready';
   }, null, { timeout: INSTALL_TIMEOUT });
   assert.equal(await state.jsonValue(), 'ready', await page.textContent('#offline'));
   assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');

@@ -100,7 +100,8 @@ fn main() -> Result<()> {
         }
         Task::Serve { port, site } => {
             let dir = match site {
-                Some(dir) => dir,
+                Some(dir) if dir.join("index.html").is_file() => dir,
+                Some(dir) => bail!("{} is not a built site (cargo xtask build --out DIR writes one)", dir.display()),
                 None => {
                     setup::wasm_toolchain()?;
                     web::build()?;
@@ -159,10 +160,18 @@ fn test() -> Result<()> {
         .env("BEDSIDE_DATA", &data)
         .env("BEDSIDE_CLI", cli)
         .env("BEDSIDE_FIXTURES", fixtures)
-        // The offline and update tests serve builds of their own, written and served by this binary.
-        .env("BEDSIDE_XTASK", std::env::current_exe()?))?;
+        // The offline and update tests write and serve builds of their own with this binary (a
+        // copy: another checkout sharing the target folder may rebuild the original meanwhile).
+        .env("BEDSIDE_XTASK", xtask_copy()?))?;
     println!("\nall test suites passed");
     Ok(())
+}
+
+/// A copy of the running xtask binary in this checkout's `target/`.
+fn xtask_copy() -> Result<PathBuf> {
+    let copy = root().join("target").join(format!("xtask-e2e{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(std::env::current_exe()?, &copy).with_context(|| format!("could not write {}", copy.display()))?;
+    Ok(copy)
 }
 
 /// Writes the site (`site::assemble`) from the current `pkg/` into `out` (default `target/site` of

@@ -21,9 +21,13 @@ impl Server {
         let server = tiny_http::Server::http(("127.0.0.1", port))
             .map_err(|e| anyhow!("could not listen on 127.0.0.1:{port}: {e}"))?;
         let addr = server.server_addr().to_ip().ok_or_else(|| anyhow!("not an IP address"))?;
+        let root = std::sync::Arc::new(root);
         let thread = std::thread::spawn(move || {
             for request in server.incoming_requests() {
-                respond(&root, request);
+                // One thread a response: a client slow to read a large file (a service worker
+                // precaching the 32 MB wasm) must not hold up every other request.
+                let root = root.clone();
+                std::thread::spawn(move || respond(&root, request));
             }
         });
         Ok(Server { addr, thread })
