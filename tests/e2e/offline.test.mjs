@@ -134,6 +134,12 @@ test('after the service worker installs, a whole clinical session makes no reque
     assert.ok(precached.includes(file), `${file} precached (the service worker fetched ${precached.length} files)`);
   }
 
+  // Settings shows what is stored and whether the browser keeps it (it was asked to).
+  await page.waitForFunction(() => document.getElementById('storage').dataset.usage);
+  const usage = Number(await page.getAttribute('#storage', 'data-usage'));
+  assert.ok(usage > 30e6, `Settings shows the app and models stored (${usage} bytes)`);
+  assert.match(await page.textContent('#storage'), /^Stored on this device: [\d.]+ MB, (persistent|not persistent)/);
+
   // The session: a DICOM file and a photo, both diagnosed; the heat map toggled; the backend changed
   // in Settings; the model card opened, and its full text.
   if (!(await diagnoseDicomAndPhoto(t, page))) return;

@@ -101,7 +101,9 @@ fn main() -> Result<()> {
         Task::Serve { port, site } => {
             let dir = match site {
                 Some(dir) if dir.join("index.html").is_file() => dir,
-                Some(dir) => bail!("{} is not a built site (cargo xtask build --out DIR writes one)", dir.display()),
+                Some(dir) => {
+                    bail!("{} is not a built site (cargo xtask build --out DIR writes one)", dir.display())
+                }
                 None => {
                     setup::wasm_toolchain()?;
                     web::build()?;
@@ -170,7 +172,8 @@ fn test() -> Result<()> {
 /// A copy of the running xtask binary in this checkout's `target/`.
 fn xtask_copy() -> Result<PathBuf> {
     let copy = root().join("target").join(format!("xtask-e2e{}", std::env::consts::EXE_SUFFIX));
-    std::fs::copy(std::env::current_exe()?, &copy).with_context(|| format!("could not write {}", copy.display()))?;
+    std::fs::copy(std::env::current_exe()?, &copy)
+        .with_context(|| format!("could not write {}", copy.display()))?;
     Ok(copy)
 }
 

@@ -130,7 +130,14 @@ mod tests {
     fn only_the_sites_files_are_served_with_the_security_headers() {
         let base = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
         let root = base.join("site");
-        for file in ["site/index.html", "site/web/app.js", "site/models/chest/model.json", "site/.git/HEAD", "site/web/.env", "crates/a.rs"] {
+        for file in [
+            "site/index.html",
+            "site/web/app.js",
+            "site/models/chest/model.json",
+            "site/.git/HEAD",
+            "site/web/.env",
+            "crates/a.rs",
+        ] {
             let path = base.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, file).unwrap();
@@ -138,7 +145,14 @@ mod tests {
         assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
         assert_eq!(resolve(&root, "/web/app.js?v=1"), Some(root.join("web/app.js")));
         assert_eq!(resolve(&root, "/models/chest/model.json"), Some(root.join("models/chest/model.json")));
-        for refused in ["/.git/HEAD", "/crates/a.rs", "/web/.env", "/web/../../crates/a.rs", "/../crates/a.rs", "/web/none.js"] {
+        for refused in [
+            "/.git/HEAD",
+            "/crates/a.rs",
+            "/web/.env",
+            "/web/../../crates/a.rs",
+            "/../crates/a.rs",
+            "/web/none.js",
+        ] {
             assert_eq!(resolve(&root, refused), None, "{refused}");
         }
 

@@ -40,7 +40,8 @@ pub struct Site {
 pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site> {
     let staging = out.with_extension("partial");
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).with_context(|| format!("could not remove {}", staging.display()))?;
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("could not remove {}", staging.display()))?;
     }
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut copy = |from: PathBuf, to: String| -> Result<()> {
@@ -92,10 +93,16 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
         None => content_id(files.iter().chain([(&"sw.js".to_string(), &worker.as_bytes().to_vec())])),
     };
     let cache = format!("{CACHE_PREFIX}{build_id}");
-    files.insert("version.json".into(), serde_json::to_vec_pretty(&json!({ "build": build_id, "cache": cache }))?);
-    let precache: BTreeMap<&str, String> = files.iter().map(|(path, bytes)| (path.as_str(), integrity(bytes))).collect();
+    files.insert(
+        "version.json".into(),
+        serde_json::to_vec_pretty(&json!({ "build": build_id, "cache": cache }))?,
+    );
+    let precache: BTreeMap<&str, String> =
+        files.iter().map(|(path, bytes)| (path.as_str(), integrity(bytes))).collect();
     let build = json!({ "id": build_id, "cache": cache, "prefix": CACHE_PREFIX, "files": precache });
-    let sw = format!("// Written by `cargo xtask build`: this build's id, cache and files.\nconst BUILD = {build};\n\n{worker}");
+    let sw = format!(
+        "// Written by `cargo xtask build`: this build's id, cache and files.\nconst BUILD = {build};\n\n{worker}"
+    );
     let bytes: u64 = files.values().map(|b| b.len() as u64).sum();
     let count = files.len();
     files.insert("sw.js".into(), sw.into_bytes());
@@ -108,7 +115,8 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("could not remove {}", out.display()))?;
     }
-    std::fs::rename(&staging, out).with_context(|| format!("could not move the build to {}", out.display()))?;
+    std::fs::rename(&staging, out)
+        .with_context(|| format!("could not move the build to {}", out.display()))?;
     Ok(Site { dir: out.to_path_buf(), build_id, files: count, bytes })
 }
 
@@ -181,7 +189,11 @@ fn base64(bytes: &[u8]) -> String {
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
         for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+            out.push(if i <= chunk.len() {
+                ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -231,12 +243,21 @@ mod tests {
         assert_ne!(new_worker.build_id, first.build_id, "a changed service worker is a new build");
         let named = assemble(&root, &out, Some("next")).unwrap();
         assert_eq!(named.build_id, "next");
-        for absent in ["models/chest/model-fp32.bin", "models/chest/plots", "models/README.md", "Cargo.toml", "web/bridge.md", "web/sw.js"] {
+        for absent in [
+            "models/chest/model-fp32.bin",
+            "models/chest/plots",
+            "models/README.md",
+            "Cargo.toml",
+            "web/bridge.md",
+            "web/sw.js",
+        ] {
             assert!(!out.join(absent).exists(), "{absent} is not part of the site");
         }
         let sw = std::fs::read_to_string(out.join("sw.js")).unwrap();
-        let build: serde_json::Value =
-            serde_json::from_str(sw.lines().nth(1).unwrap().trim_start_matches("const BUILD = ").trim_end_matches(';')).unwrap();
+        let build: serde_json::Value = serde_json::from_str(
+            sw.lines().nth(1).unwrap().trim_start_matches("const BUILD = ").trim_end_matches(';'),
+        )
+        .unwrap();
         assert_eq!(build["cache"], "bedside-next");
         let listed: Vec<&str> = build["files"].as_object().unwrap().keys().map(String::as_str).collect();
         let mut on_disk = Vec::new();
@@ -244,7 +265,8 @@ mod tests {
         on_disk.retain(|f| f != "sw.js");
         assert_eq!(listed, on_disk, "every file but the worker itself is precached, and nothing else");
         assert_eq!(build["files"]["models/chest/model.bin"], integrity(b"w"));
-        let version: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("version.json")).unwrap()).unwrap();
+        let version: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("version.json")).unwrap()).unwrap();
         assert_eq!(version["build"], "next");
         assert!(assemble(&root, &out, Some("../x")).is_err());
         std::fs::remove_dir_all(tmp).ok();

@@ -22,7 +22,13 @@ pub struct Icon {
 pub const ICONS: [Icon; 4] = [
     Icon { file: "icon-192.png", size: 192, purpose: Some("any"), full_bleed: false, scale: 1.0 },
     Icon { file: "icon-512.png", size: 512, purpose: Some("any"), full_bleed: false, scale: 1.0 },
-    Icon { file: "icon-maskable-512.png", size: 512, purpose: Some("maskable"), full_bleed: true, scale: 0.75 },
+    Icon {
+        file: "icon-maskable-512.png",
+        size: 512,
+        purpose: Some("maskable"),
+        full_bleed: true,
+        scale: 0.75,
+    },
     Icon { file: "apple-touch-icon.png", size: 180, purpose: None, full_bleed: true, scale: 0.85 },
 ];
 
@@ -112,7 +118,12 @@ mod tests {
             assert_eq!(at(c + ring, c)[..3], ACCENT, "{} ring", icon.file);
             let bytes = png(icon).unwrap();
             assert_eq!(&bytes[1..4], b"PNG");
-            assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), icon.size, "{} width", icon.file);
+            assert_eq!(
+                u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+                icon.size,
+                "{} width",
+                icon.file
+            );
         }
         // The maskable icon's symbol stays inside the safe circle (radius 0.4).
         let maskable = &ICONS[2];
