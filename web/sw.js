@@ -1,9 +1,10 @@
 // The service worker: the app works offline, and a build is never mixed with another.
-// `cargo xtask build` writes /sw.js as this file after a line `const BUILD = {id, cache, prefix, files}`:
-// the build's id, the one cache it keeps its files in (named prefix + id), and each file's path → SHA-256 (SRI form).
-// Install fetches every file of the build with its integrity (a byte of another build fails the
-// install) into that cache; only then may the worker take over, and only when the page says so
-// (the user accepted "A new version is ready"); on activation every other build's cache goes.
+// `cargo xtask build` writes /sw.js as this file after a line `const BUILD = {id, cache, prefix,
+// files}`: the build's id, the one cache it keeps its files in (named prefix + id), and each file's
+// path → SHA-256 (SRI form). Install fetches every file of the build with its integrity (a byte of
+// another build fails the install) into that cache; only then may the worker take over, and only
+// when the page says so (the user accepted "A new version is ready"); on activation every other
+// build's cache goes.
 
 const SCOPE = new URL(self.registration.scope);
 
@@ -41,12 +42,13 @@ self.addEventListener('message', (event) => {
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   // Another origin is the browser's business (the page's CSP refuses it anyway).
-  if (event.request.method !== 'GET' || url.origin !== SCOPE.origin || !url.pathname.startsWith(SCOPE.pathname)) return;
+  const ours = url.origin === SCOPE.origin && url.pathname.startsWith(SCOPE.pathname);
+  if (event.request.method !== 'GET' || !ours) return;
   const path = url.pathname.slice(SCOPE.pathname.length) || 'index.html';
   event.respondWith(answer(path, event.request));
 });
 
-/** This build's copy of `path`; a path that is not part of the build is a 404 without asking the network. */
+/** This build's copy of `path`; a path that is not part of the build is a 404, never a network request. */
 async function answer(path, request) {
   if (!Object.hasOwn(BUILD.files, path)) {
     return new Response(`${path} is not part of Bedside ${BUILD.id}\n`, {

@@ -172,7 +172,8 @@ test('after the service worker installs, a whole clinical session makes no reque
     assert.equal(answered.get(request), true, `${request.url()} reached the network, not the service worker's cache`);
   }
   assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'Content-Security-Policy violations');
-  console.log(`${installing} requests while installing, ${session.length} in the session, all answered on the device`);
+  const paths = [...new Set(session.map((r) => new URL(r.url()).pathname))].sort();
+  console.log(`${installing} requests while installing, ${session.length} in the session, all answered on the device: ${paths.join(' ')}`);
 
   // "Forget everything on this device": settings and kept files go, the app stays unless asked.
   const build = await page.evaluate(() => fetch('version.json').then((r) => r.json()));
@@ -186,7 +187,7 @@ test('after the service worker installs, a whole clinical session makes no reque
   assert.deepEqual(await cacheNames(page), [build.cache], 'only the app and its models are kept');
   await page.check('#forget-app');
   await page.click('#forget');
-  await page.waitForFunction(() => document.getElementById('forget-status').textContent.includes('the app and its models'));
+  await page.waitForFunction(() => document.getElementById('forget-status').textContent.endsWith('and the app and its models.'));
   assert.deepEqual(await cacheNames(page), []);
   assert.equal(await page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length), 0);
 });
