@@ -171,7 +171,9 @@ fn test() -> Result<()> {
 
 /// A copy of the running xtask binary in this checkout's `target/`.
 fn xtask_copy() -> Result<PathBuf> {
-    let copy = root().join("target").join(format!("xtask-e2e{}", std::env::consts::EXE_SUFFIX));
+    let dir = root().join("target");
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let copy = dir.join(format!("xtask-e2e{}", std::env::consts::EXE_SUFFIX));
     std::fs::copy(std::env::current_exe()?, &copy)
         .with_context(|| format!("could not write {}", copy.display()))?;
     Ok(copy)

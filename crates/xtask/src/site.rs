@@ -38,7 +38,9 @@ pub struct Site {
 /// earlier build is left), from the `pkg/` the wasm build left. `build_id` defaults to a digest of
 /// every file's path and content, so an unchanged app keeps its id and its cache.
 pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site> {
-    let staging = out.with_extension("partial");
+    let mut staging = out.as_os_str().to_owned();
+    staging.push(".partial");
+    let staging = PathBuf::from(staging);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("could not remove {}", staging.display()))?;
