@@ -88,7 +88,16 @@ export async function openApp(browser, t, viewport = { width: 1024, height: 768 
     await context.close();
     assert.deepEqual(problems, [], 'the page reported errors');
   });
-  await page.goto(new URL('/index.html', baseUrl).href);
+  // Requests not answered yet: named when the page does not load, to tell a slow server from a stuck one.
+  const pending = new Set();
+  context.on('request', (request) => pending.add(request));
+  for (const done of ['requestfinished', 'requestfailed']) context.on(done, (request) => pending.delete(request));
+  try {
+    await page.goto(new URL('/index.html', baseUrl).href);
+  } catch (err) {
+    err.message += `\nunanswered: ${[...pending].map((r) => r.url()).join(', ') || 'none'}`;
+    throw err;
+  }
   await page.waitForFunction(() => document.body.dataset.state === 'ready');
   return page;
 }
