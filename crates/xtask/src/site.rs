@@ -65,7 +65,7 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
         }
         copy(from, format!("pkg/{name}"))?;
     }
-    let mut tasks = Vec::new();
+    let mut models = 0;
     for task in listing(&root.join("models"))? {
         let dir = root.join("models").join(&task);
         // A model folder is one with the weights the page loads.
@@ -77,9 +77,9 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
                 copy(dir.join(name), format!("models/{task}/{name}"))?;
             }
         }
-        tasks.push(task);
+        models += 1;
     }
-    if tasks.is_empty() {
+    if models == 0 {
         bail!("no model under {}", root.join("models").display());
     }
     for icon in &icons::ICONS {
@@ -91,8 +91,12 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     let build_id = match build_id {
         Some(id) if valid_id(id) => id.to_string(),
         Some(id) => bail!("build id {id:?}: use letters, digits, '.', '_' or '-' (at most 64)"),
-        // The worker's own code counts too: a new worker must never fill an older build's cache.
-        None => content_id(files.iter().chain([(&"sw.js".to_string(), &worker.as_bytes().to_vec())])),
+        None => {
+            // The worker's own code counts too: a new worker must never fill an older build's cache.
+            let mut digested = files.clone();
+            digested.insert("sw.js".into(), worker.clone().into_bytes());
+            content_id(&digested)
+        }
     };
     let cache = format!("{CACHE_PREFIX}{build_id}");
     files.insert(
@@ -105,9 +109,9 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     let sw = format!(
         "// Written by `cargo xtask build`: this build's id, cache and files.\nconst BUILD = {build};\n\n{worker}"
     );
+    files.insert("sw.js".into(), sw.into_bytes());
     let bytes: u64 = files.values().map(|b| b.len() as u64).sum();
     let count = files.len();
-    files.insert("sw.js".into(), sw.into_bytes());
 
     for (path, content) in &files {
         let to = staging.join(path);
@@ -170,7 +174,7 @@ fn integrity(bytes: &[u8]) -> String {
 }
 
 /// The first 16 hex digits of a digest over every path and its content.
-fn content_id<'a>(files: impl Iterator<Item = (&'a String, &'a Vec<u8>)>) -> String {
+fn content_id(files: &BTreeMap<String, Vec<u8>>) -> String {
     let mut all = Sha256::new();
     for (path, bytes) in files {
         all.update(path.as_bytes());
