@@ -48,7 +48,6 @@ function assertSameProbabilities(page, cli, what) {
   console.log(`${what}: largest probability difference ${largest.toExponential(1)}`);
 }
 
-
 test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a heat map over it', async (t) => {
   const originals = sharedData(t, 'originals');
   if (!originals) return;

@@ -204,6 +204,7 @@ test('offline: with the network gone and the server stopped, a DICOM file and a 
   await page.reload();
   await waitInstalled(page);
   assert.ok(await diagnoseDicomAndPhoto(t, page) !== false);
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), [], 'Content-Security-Policy violations');
 });
 
 test('installable: Chromium reports no installability error, and the manifest\'s icons load', async (t) => {
