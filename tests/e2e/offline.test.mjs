@@ -25,7 +25,12 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'bedside-offline-'));
 before(async () => {
   browser = await launchBrowser();
 });
+// Servers this file started: none may outlive it, whatever fails (an orphan would hold its port and
+// the test run's output pipe).
+const servers = new Set();
+process.on('exit', () => servers.forEach((child) => child.kill()));
 after(async () => {
+  servers.forEach((child) => child.kill());
   await browser?.close();
   rmSync(scratch, { recursive: true, force: true });
 });
@@ -51,13 +56,14 @@ function buildSite(dir, buildId = null) {
 function serveSite(dir, port = 0) {
   const { bin, args, env } = xtask(['serve', '--site', dir, '--port', String(port)]);
   const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  servers.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve)).then(() => servers.delete(child));
   return new Promise((resolve, reject) => {
     let seen = '';
     child.stdout.on('data', (chunk) => {
       seen += chunk;
       const url = seen.match(/Bedside is at (http:\/\/\S+)/)?.[1];
-      if (url) resolve({ url, stop: () => child.kill() || true, stopped: exited });
+      if (url) resolve({ url, stop: () => child.kill(), stopped: exited });
     });
     child.once('exit', (code) => reject(new Error(`xtask serve exited (${code}) before serving: ${seen}`)));
   });
