@@ -99,7 +99,8 @@ async function forget() {
   localStorage.clear();
   sessionStorage.clear();
   for (const db of (await indexedDB.databases?.()) ?? []) indexedDB.deleteDatabase(db.name);
-  for (const name of await caches.keys()) {
+  // No `caches` outside a secure context (plain http other than localhost): nothing was kept there.
+  for (const name of (await self.caches?.keys()) ?? []) {
     if (everything || name !== build?.cache) await caches.delete(name);
   }
   if (everything) {
