@@ -37,12 +37,13 @@ after(async () => {
 
 // ---- builds and servers of the tests' own, by the same xtask that runs the tests ----
 
-function xtask(args, options = {}) {
+/** How to run the xtask binary with `args` for this checkout. */
+function xtask(args) {
   const bin = process.env.BEDSIDE_XTASK;
   assert.ok(bin && existsSync(bin), 'BEDSIDE_XTASK must name the xtask binary (cargo xtask test sets it)');
   // The workspace the binary builds from: this checkout, whichever one built the binary.
   const env = { ...process.env, CARGO_MANIFEST_DIR: path.join(repoRoot, 'crates/xtask') };
-  return { bin, args, env, ...options };
+  return { bin, args, env };
 }
 
 /** Writes a build of this checkout's app into `dir`, with `buildId` or the content digest; returns the id. */
