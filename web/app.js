@@ -2,6 +2,7 @@
 // details panel (the diagnosis panel is web/diagnosis.js). Decoding and inference never run here;
 // the page only asks the worker and draws what comes back.
 import { DiagnosisPanel } from './diagnosis.js';
+import { startOffline } from './pwa.js';
 import { Viewer } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +30,7 @@ let dirty = false;
 let worker = startWorker();
 const viewer = new Viewer(canvas, windowDrag);
 const diagnosis = new DiagnosisPanel(worker, viewer);
+startOffline().catch((err) => console.warn(`Bedside: offline use could not be set up: ${err.message ?? err}`));
 
 function setState(state) {
   document.body.dataset.state = state; // test hook, and a styling hook

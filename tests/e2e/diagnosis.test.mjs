@@ -7,7 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { artifactsDir, corpusFile, launchBrowser, openApp as openAppIn, repoRoot, sharedData } from './env.mjs';
+import {
+  artifactsDir, colourfulShare, corpusFile, diagnose, launchBrowser, openApp as openAppIn, repoRoot, sharedData, shownCount,
+  waitForDiagnosis,
+} from './env.mjs';
 
 const CHEST = 'chest_person321_virus_648.jpeg'; // labelled pneumonia
 const SKIN = 'skin_ISIC_0026352.jpg'; // labelled mel
@@ -24,34 +27,6 @@ after(() => browser?.close());
 
 /** A fresh page with the decoder ready, in the default browser or `on`. */
 const openApp = (t, viewport, on = browser, prepare = null) => openAppIn(on, t, viewport, prepare);
-
-/** How many diagnoses the panel has shown so far. */
-function shownCount(page) {
-  return page.evaluate(() => Number(document.getElementById('diagnosis').dataset.count ?? 0));
-}
-
-/** Opens a file, picks `task` (null: the file routes itself) and waits for its diagnosis. */
-async function diagnose(page, file, task, expected = task ?? 'chest') {
-  const before = await shownCount(page);
-  await page.setInputFiles('input[type=file]', file);
-  await page.waitForFunction((name) => document.getElementById('view').dataset.file === name, path.basename(file));
-  if (task) await page.selectOption('#task', task);
-  return waitForDiagnosis(page, before, expected);
-}
-
-/** Waits for a diagnosis by `task` after the `before`-th (an error fails the test) and reads it. */
-async function waitForDiagnosis(page, before, task) {
-  const outcome = await page.waitForFunction(([n, wanted]) => {
-    const panel = document.getElementById('diagnosis');
-    if (panel.dataset.state === 'error') return `error: ${document.getElementById('diagnosis-status').textContent}`;
-    return Number(panel.dataset.count ?? 0) > n && panel.dataset.task === wanted && panel.dataset.state === 'done' && 'done';
-  }, [before, task], { timeout: 120_000 });
-  assert.equal(await outcome.jsonValue(), 'done');
-  return page.evaluate(() => {
-    const { task, label, mostLikely, probabilities, ms } = document.getElementById('diagnosis').dataset;
-    return { task, label, mostLikely, probabilities: JSON.parse(probabilities), ms: Number(ms) };
-  });
-}
 
 /** `bedside predict` on the same file: the reference the page must reproduce. */
 function predict(task, file, modelDir = path.join(repoRoot, 'models', task)) {
@@ -71,18 +46,6 @@ function assertSameProbabilities(page, cli, what) {
     assert.ok(Math.abs(page[name] - p) <= TOLERANCE, `${what}: p(${name}) ${page[name]} vs ${p}`);
   }
   console.log(`${what}: largest probability difference ${largest.toExponential(1)}`);
-}
-
-/** Share of the drawn image's pixels that are clearly coloured (a grey film tinted by the heat map). */
-function colourfulShare(page) {
-  return page.evaluate(() => {
-    const canvas = document.getElementById('view');
-    const [x, y, w, h] = canvas.dataset.imageRect.split(' ').map(Number);
-    const d = canvas.getContext('2d').getImageData(x, y, w, h).data;
-    let n = 0;
-    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) n++;
-    return n / (d.length / 4);
-  });
 }
 
 test('a chest film (JPEG) gets the same diagnosis as bedside predict, with a heat map over it', async (t) => {

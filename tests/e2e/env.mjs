@@ -55,12 +55,17 @@ export function sharedData(t, folder) {
  * same shaders a GPU runs); without it, no adapter is offered.
  */
 export function launchBrowser({ webgpu = false } = {}) {
-  return chromium.launch({
+  return chromium.launch(browserOptions({ webgpu }));
+}
+
+/** The launch options of `launchBrowser` (also for a persistent context, which is not incognito). */
+export function browserOptions({ webgpu = false } = {}) {
+  return {
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu-sandbox', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
       ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
-  });
+  };
 }
 
 /**
@@ -69,7 +74,9 @@ export function launchBrowser({ webgpu = false } = {}) {
  * RegExp, matches). `prepare(context)` runs before the page loads (to route requests).
  */
 export async function openApp(browser, t, viewport = { width: 1024, height: 768 }, prepare = null, expectedErrors = null) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true });
+  // No service worker: these tests exercise the page and route requests, which a worker answering
+  // from its cache would bypass; tests/e2e/offline.test.mjs tests the worker.
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, hasTouch: true, serviceWorkers: 'block' });
   if (prepare) await prepare(context);
   const page = await context.newPage();
   const problems = [];
@@ -81,7 +88,58 @@ export async function openApp(browser, t, viewport = { width: 1024, height: 768 
     await context.close();
     assert.deepEqual(problems, [], 'the page reported errors');
   });
-  await page.goto(new URL('/index.html', baseUrl).href);
+  // Requests not answered yet: named when the page does not load, to tell a slow server from a stuck one.
+  const pending = new Set();
+  context.on('request', (request) => pending.add(request));
+  for (const done of ['requestfinished', 'requestfailed']) context.on(done, (request) => pending.delete(request));
+  try {
+    await page.goto(new URL('/index.html', baseUrl).href);
+  } catch (err) {
+    err.message += `\nunanswered: ${[...pending].map((r) => r.url()).join(', ') || 'none'}`;
+    throw err;
+  }
   await page.waitForFunction(() => document.body.dataset.state === 'ready');
   return page;
+}
+
+// ---- diagnosis, as a clinician gets it ----
+
+/** How many diagnoses the panel has shown so far. */
+export function shownCount(page) {
+  return page.evaluate(() => Number(document.getElementById('diagnosis').dataset.count ?? 0));
+}
+
+/** Opens a file, picks `task` (null: the file routes itself) and waits for its diagnosis. */
+export async function diagnose(page, file, task, expected = task ?? 'chest') {
+  const before = await shownCount(page);
+  await page.setInputFiles('input[type=file]', file);
+  await page.waitForFunction((name) => document.getElementById('view').dataset.file === name, path.basename(file));
+  if (task) await page.selectOption('#task', task);
+  return waitForDiagnosis(page, before, expected);
+}
+
+/** Waits for a diagnosis by `task` after the `before`-th (an error fails the test) and reads it. */
+export async function waitForDiagnosis(page, before, task) {
+  const outcome = await page.waitForFunction(([n, wanted]) => {
+    const panel = document.getElementById('diagnosis');
+    if (panel.dataset.state === 'error') return `error: ${document.getElementById('diagnosis-status').textContent}`;
+    return Number(panel.dataset.count ?? 0) > n && panel.dataset.task === wanted && panel.dataset.state === 'done' && 'done';
+  }, [before, task], { timeout: 120_000 });
+  assert.equal(await outcome.jsonValue(), 'done');
+  return page.evaluate(() => {
+    const { task, label, mostLikely, probabilities, ms } = document.getElementById('diagnosis').dataset;
+    return { task, label, mostLikely, probabilities: JSON.parse(probabilities), ms: Number(ms) };
+  });
+}
+
+/** Share of the drawn image's pixels that are clearly coloured (a grey film tinted by the heat map). */
+export function colourfulShare(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('view');
+    const [x, y, w, h] = canvas.dataset.imageRect.split(' ').map(Number);
+    const d = canvas.getContext('2d').getImageData(x, y, w, h).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 24) n++;
+    return n / (d.length / 4);
+  });
 }

@@ -62,7 +62,7 @@ pub fn bench(iterations: usize) -> Result<()> {
 
     step("Bedside, wasm in headless Chromium");
     web::build()?;
-    let server = serve::Server::start(root(), 0)?;
+    let server = serve::Server::start(crate::build_site(None, None)?, 0)?;
     let wasm = measure(
         Command::new("node")
             .arg(root().join("tests/bench/decode.mjs"))

@@ -1,7 +1,11 @@
 //! `cargo xtask`: Bedside's project automation, in Rust so it runs wherever cargo does.
 //!
 //! - `corpus` — fetch and unpack the DICOM test corpus (see `bedside-corpus`).
-//! - `serve [--port N]` — build the browser app and serve it on 127.0.0.1.
+//! - `build [--out DIR] [--build-id ID] [--reuse-wasm]` — the production build of the page into one
+//!   folder (default `target/site`): app, wasm, models, icons, manifest and service worker (see the
+//!   `site` module).
+//! - `serve [--port N] [--site DIR]` — build the site and serve that folder on 127.0.0.1 (with
+//!   `--site`, serve an already built folder as it is).
 //! - `test` — everything: native tests, wasm tests in headless Chromium, end-to-end browser tests.
 //! - `fuzz [--target NAME] [--seconds N]` — run the cargo-fuzz targets of `fuzz/` (`dicom`, `photo`)
 //!   with the nightly toolchain for N seconds each (default 60), installing cargo-fuzz if missing;
@@ -20,6 +24,7 @@ mod fixtures;
 mod fuzz;
 mod serve;
 mod setup;
+mod site;
 mod web;
 
 use anyhow::{Context, Result, bail};
@@ -39,11 +44,27 @@ enum Task {
     /// Download the DICOM test corpus from the Python package registry into target/corpus
     /// (BEDSIDE_CORPUS overrides); idempotent.
     Corpus,
-    /// Build the app for the browser (release, wasm32 with SIMD) and serve it.
+    /// Build the app for the browser (release, wasm32 with SIMD) into one folder: page, wasm,
+    /// models, icons, web app manifest and the service worker that makes it work offline.
+    Build {
+        /// Where to write it (replaced whole); target/site by default.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The build's id, which names its offline cache; a digest of its files by default.
+        #[arg(long)]
+        build_id: Option<String>,
+        /// Use the wasm in pkg/ as the last build left it instead of building it.
+        #[arg(long)]
+        reuse_wasm: bool,
+    },
+    /// Build the app (as `build` does, into target/site) and serve that folder.
     Serve {
         /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Serve this already built folder as it is, without building.
+        #[arg(long)]
+        site: Option<PathBuf>,
     },
     /// Run every test: native, wasm-bindgen-test in headless Chromium, and the end-to-end tests in tests/.
     Test,
@@ -70,10 +91,27 @@ fn main() -> Result<()> {
             let dir = bedside_corpus::ensure()?;
             println!("corpus ready: {}", dir.display());
         }
-        Task::Serve { port } => {
-            setup::wasm_toolchain()?;
-            web::build()?;
-            let server = serve::Server::start(root(), port)?;
+        Task::Build { out, build_id, reuse_wasm } => {
+            if !reuse_wasm {
+                setup::wasm_toolchain()?;
+                web::build()?;
+            }
+            build_site(out.as_deref(), build_id.as_deref())?;
+        }
+        Task::Serve { port, site } => {
+            let dir = match site {
+                Some(dir) if dir.join("index.html").is_file() => dir,
+                Some(dir) => {
+                    bail!("{} is not a built site (cargo xtask build --out DIR writes one)", dir.display())
+                }
+                None => {
+                    setup::wasm_toolchain()?;
+                    web::build()?;
+                    build_site(None, None)?
+                }
+            };
+            let server = serve::Server::start(dir, port)?;
+            // Tests read the address from this line.
             println!("Bedside is at http://{} (Ctrl-C stops it)", server.addr());
             server.join();
         }
@@ -114,7 +152,8 @@ fn test() -> Result<()> {
     let cli = target_dir().join("debug").join(format!("bedside{}", std::env::consts::EXE_SUFFIX));
     let data = shared_data();
     let fixtures = fixtures::write(&data, &target_dir().join("e2e-fixtures"))?;
-    let server = serve::Server::start(root(), 0)?;
+    let site = build_site(None, None)?;
+    let server = serve::Server::start(site, 0)?;
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1", "tests/e2e/"])
         .current_dir(root())
@@ -122,9 +161,33 @@ fn test() -> Result<()> {
         .env("BEDSIDE_CORPUS", corpus.canonicalize()?)
         .env("BEDSIDE_DATA", &data)
         .env("BEDSIDE_CLI", cli)
-        .env("BEDSIDE_FIXTURES", fixtures))?;
+        .env("BEDSIDE_FIXTURES", fixtures)
+        // The offline and update tests write and serve builds of their own with this binary (a
+        // copy: another checkout sharing the target folder may rebuild the original meanwhile).
+        .env("BEDSIDE_XTASK", xtask_copy()?))?;
     println!("\nall test suites passed");
     Ok(())
+}
+
+/// A copy of the running xtask binary in this checkout's `target/`.
+fn xtask_copy() -> Result<PathBuf> {
+    let dir = root().join("target");
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let copy = dir.join(format!("xtask-e2e{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(std::env::current_exe()?, &copy)
+        .with_context(|| format!("could not write {}", copy.display()))?;
+    Ok(copy)
+}
+
+/// Writes the site (`site::assemble`) from the current `pkg/` into `out` (default `target/site` of
+/// this checkout, so checkouts sharing a target folder do not share a site) and returns the folder.
+fn build_site(out: Option<&std::path::Path>, build_id: Option<&str>) -> Result<PathBuf> {
+    step("writing the site");
+    let out = out.map_or_else(|| root().join("target/site"), std::path::Path::to_path_buf);
+    let site = site::assemble(&root(), &out, build_id)?;
+    let mb = site.bytes as f64 / 1e6;
+    println!("build {} written to {}: {} files, {mb:.1} MB", site.build_id, site.dir.display(), site.files);
+    Ok(site.dir)
 }
 
 /// The workspace root (read at run time: a build cache shared by checkouts at different paths may

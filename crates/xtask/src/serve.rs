@@ -1,13 +1,19 @@
-//! A small static file server for the app: GET and HEAD of the app's own files under the repository
-//! root (the page, `web/`, `pkg/`, `models/`; nothing else of the repository, no hidden file), on
-//! 127.0.0.1 only, every response with the app's security headers. Enough for development and the
-//! browser tests; not a production server.
+//! A small static file server for the app: GET and HEAD of the files of one built site (`cargo
+//! xtask build`, see the `site` module: the app and nothing else of the repository; no hidden file),
+//! on 127.0.0.1 only, every response with the app's security headers. Enough for development and
+//! the browser tests; not a production server.
+//!
+//! HTTP/1.1 on `std::net`, a thread for each connection. (tiny_http, used before, could leave a new
+//! connection unread while its pool's threads sat on idle keep-alive ones: now and then, under CPU
+//! load, a page's load stalled on one script for good.)
 
-use anyhow::{Result, anyhow};
-use std::net::SocketAddr;
+use anyhow::{Context, Result};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use tiny_http::{Header, Method, Request, Response};
+use std::time::Duration;
 
 pub struct Server {
     addr: SocketAddr,
@@ -15,14 +21,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `root` on 127.0.0.1:`port` (0 picks a free port) from a background thread.
+    /// Serves the site folder `root` on 127.0.0.1:`port` (0 picks a free port) from a background
+    /// thread. The folder is read at each request, so a new build written into it is served at once.
     pub fn start(root: PathBuf, port: u16) -> Result<Server> {
-        let server = tiny_http::Server::http(("127.0.0.1", port))
-            .map_err(|e| anyhow!("could not listen on 127.0.0.1:{port}: {e}"))?;
-        let addr = server.server_addr().to_ip().ok_or_else(|| anyhow!("not an IP address"))?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("could not listen on 127.0.0.1:{port}"))?;
+        let addr = listener.local_addr()?;
+        let root = Arc::new(root);
         let thread = std::thread::spawn(move || {
-            for request in server.incoming_requests() {
-                respond(&root, request);
+            for stream in listener.incoming().flatten() {
+                let root = root.clone();
+                // A client that goes away mid-response ends its own connection, nothing else.
+                std::thread::spawn(move || drop(serve_connection(&root, stream)));
             }
         });
         Ok(Server { addr, thread })
@@ -59,37 +69,98 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
 ];
 
-/// What the server serves: the page and the folders it loads from.
-const APP: [&str; 4] = ["index.html", "web", "pkg", "models"];
+/// The longest request or header line read.
+const LINE_LIMIT: u64 = 16 * 1024;
+/// A connection idle this long is closed (browsers keep idle ones open for reuse).
+const IDLE: Duration = Duration::from_secs(30);
 
-fn respond(root: &Path, request: Request) {
-    let header = |k: &str, v: &str| Header::from_bytes(k, v).expect("valid header");
-    if !matches!(request.method(), Method::Get | Method::Head) {
-        let _ = request.respond(secured(Response::from_string("method not allowed").with_status_code(405)));
-        return;
+/// Answers the requests of one connection until the client closes it or asks to.
+fn serve_connection(root: &Path, stream: TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(IDLE))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if (&mut reader).take(LINE_LIMIT).read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let target = words.next().unwrap_or_default().to_string();
+        // HTTP/1.1 keeps the connection unless asked to close; HTTP/1.0 closes unless asked to keep it.
+        let mut keep = words.next() == Some("HTTP/1.1");
+        let mut body = 0u64;
+        loop {
+            line.clear();
+            if (&mut reader).take(LINE_LIMIT).read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let Some((name, value)) = line.trim_end().split_once(':') else { break };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("connection") {
+                keep = value.eq_ignore_ascii_case("keep-alive")
+                    || (keep && !value.eq_ignore_ascii_case("close"));
+            } else if name.eq_ignore_ascii_case("content-length") {
+                body = value.parse().unwrap_or(0);
+            }
+        }
+        // The app sends no body; one is read past (its request refused) to reach the next request.
+        io::copy(&mut (&mut reader).take(body), &mut io::sink())?;
+        respond(root, &method, &target, &mut writer)?;
+        if !keep {
+            return Ok(());
+        }
     }
-    let opened = resolve(root, request.url()).and_then(|path| Some((std::fs::File::open(&path).ok()?, path)));
-    let Some((file, path)) = opened else {
-        let _ = request.respond(secured(Response::from_string("not found").with_status_code(404)));
-        return;
+}
+
+fn respond(root: &Path, method: &str, target: &str, out: &mut impl Write) -> io::Result<()> {
+    let head_only = method == "HEAD";
+    if !(head_only || method == "GET") {
+        return send(
+            out,
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            b"method not allowed\n",
+            true,
+        );
+    }
+    let Some((mut file, path)) = resolve(root, target).and_then(|p| Some((std::fs::File::open(&p).ok()?, p)))
+    else {
+        return send(out, "404 Not Found", "text/plain; charset=utf-8", b"not found\n", !head_only);
     };
-    let response = Response::from_file(file)
-        .with_header(header("Content-Type", content_type(&path)))
-        // Development server: always revalidate so a rebuilt pkg/ is picked up.
-        .with_header(header("Cache-Control", "no-cache"));
-    let _ = request.respond(secured(response));
-}
-
-/// `response` with [`SECURITY_HEADERS`].
-fn secured<R: std::io::Read>(mut response: Response<R>) -> Response<R> {
-    for (name, value) in SECURITY_HEADERS {
-        response.add_header(Header::from_bytes(name, value).expect("valid header"));
+    let length = file.metadata()?.len();
+    out.write_all(&head("200 OK", content_type(&path), length))?;
+    if !head_only {
+        io::copy(&mut file, out)?;
     }
-    response
+    out.flush()
 }
 
-/// The app's file a URL names: nothing outside `root`, nothing of the repository beyond [`APP`],
-/// no hidden file or folder.
+/// A short response: `body` is sent unless `with_body` is false (HEAD).
+fn send(out: &mut impl Write, status: &str, kind: &str, body: &[u8], with_body: bool) -> io::Result<()> {
+    out.write_all(&head(status, kind, body.len() as u64))?;
+    if with_body {
+        out.write_all(body)?;
+    }
+    out.flush()
+}
+
+/// The status line and headers, [`SECURITY_HEADERS`] among them.
+fn head(status: &str, kind: &str, length: u64) -> Vec<u8> {
+    // File names carry no hash: always revalidate, so a new build is never mixed with an old one
+    // from the HTTP cache (the service worker keeps the offline copy, one build at a time).
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\nCache-Control: no-cache\r\n"
+    );
+    for (name, value) in SECURITY_HEADERS {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// The site's file a URL names: nothing outside `root`, no hidden file or folder.
 fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next()?;
     let path = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
@@ -98,7 +169,7 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
         Component::Normal(name) => name.to_str().filter(|n| !n.starts_with('.')),
         _ => None,
     });
-    if !names.next().flatten().is_some_and(|first| APP.contains(&first)) || names.any(|n| n.is_none()) {
+    if names.any(|n| n.is_none()) {
         return None;
     }
     let full = root.join(relative);
@@ -111,7 +182,8 @@ fn content_type(path: &Path) -> &'static str {
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "wasm" => "application/wasm",
-        "json" | "webmanifest" => "application/json",
+        "json" => "application/json",
+        "webmanifest" => "application/manifest+json",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         "md" => "text/markdown; charset=utf-8",
@@ -124,21 +196,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_apps_files_are_served_with_the_security_headers() {
-        let root = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
-        for file in
-            ["index.html", "web/app.js", "models/chest/model.json", ".git/HEAD", "crates/a.rs", "web/.env"]
-        {
-            let path = root.join(file);
+    fn only_the_sites_files_are_served_with_the_security_headers() {
+        let base = std::env::temp_dir().join(format!("bedside-serve-{}", std::process::id()));
+        let root = base.join("site");
+        for file in [
+            "site/index.html",
+            "site/web/app.js",
+            "site/models/chest/model.json",
+            "site/.git/HEAD",
+            "site/web/.env",
+            "crates/a.rs",
+        ] {
+            let path = base.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, file).unwrap();
         }
         assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
         assert_eq!(resolve(&root, "/web/app.js?v=1"), Some(root.join("web/app.js")));
         assert_eq!(resolve(&root, "/models/chest/model.json"), Some(root.join("models/chest/model.json")));
-        for refused in
-            ["/.git/HEAD", "/crates/a.rs", "/web/.env", "/web/../crates/a.rs", "/../x", "/web/none.js"]
-        {
+        for refused in [
+            "/.git/HEAD",
+            "/crates/a.rs",
+            "/web/.env",
+            "/web/../../crates/a.rs",
+            "/../crates/a.rs",
+            "/web/none.js",
+        ] {
             assert_eq!(resolve(&root, refused), None, "{refused}");
         }
 
@@ -159,6 +242,26 @@ mod tests {
             }
         }
         assert!(!get("/.git/HEAD").contains(".git/HEAD"), "the file's content is not sent");
-        std::fs::remove_dir_all(root).ok();
+
+        // Keep-alive: two requests on one connection, both answered; HEAD without the body; no
+        // method but GET and HEAD.
+        let exchange = |requests: &str| {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+            stream.write_all(requests.as_bytes()).unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            reply
+        };
+        let both = exchange(
+            "GET /web/app.js HTTP/1.1\r\nHost: x\r\n\r\nHEAD /index.html HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(both.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{both}");
+        assert!(both.contains("\r\n\r\nsite/web/app.js"), "the GET's body: {both}");
+        assert!(both.contains("Content-Length: 15\r\n"), "HEAD gives the file's length: {both}");
+        assert!(!both.contains("site/index.html"), "HEAD sends no body: {both}");
+        let post = exchange("POST /index.html HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        std::fs::remove_dir_all(base).ok();
     }
 }
