@@ -34,7 +34,7 @@ fn on_off(text: &str) -> Result<bool, String> {
 }
 
 /// Card sections that measured the model as it was and do not survive a new calibration.
-const STALE: [&str; 4] = ["int8", "heat_maps", "robustness", "review"];
+const STALE: [&str; 5] = ["int8", "heat_maps", "robustness", "review", "size_curve"];
 
 pub fn run(args: &Args) -> Result<(), String> {
     let dir = &args.target.model;

@@ -13,6 +13,7 @@ mod prune;
 mod quantize;
 mod review_band;
 mod robustness;
+mod size_curve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,7 @@ enum Command {
     Quantize(quantize::Args),
     Calibrate(calibrate::Args),
     ReviewBand(review_band::Args),
+    SizeCurve(size_curve::Args),
     Card(card::Args),
 }
 
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Quantize(args) => quantize::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::ReviewBand(args) => review_band::run(&args),
+        Command::SizeCurve(args) => size_curve::run(&args),
         Command::Card(args) => card::run(&args),
     };
     match result {

@@ -232,6 +232,42 @@ fn train_eval_predict_on_breast_ultrasound() {
     let (low, high) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
     assert!(0.0 < low && low <= floor && floor <= high && high < 1.0, "{report}");
 
+    // Size against accuracy: the model beside its pruned half, each measured as it ships.
+    let skin = bedside_corpus::workspace_root().join("models/skin");
+    let (code, _, err) =
+        bedside(&["size-curve", "--model", &s(&model), "--data", &s(&task_dir), "--against", &s(&skin)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a skin model") && err.contains("one task"), "{err}");
+    let (code, out, err) = bedside(&[
+        "size-curve",
+        "--model",
+        &s(&model),
+        "--data",
+        &s(&task_dir),
+        "--against",
+        &s(&pruned_dir),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sizes = json(&out);
+    let points = sizes["points"].as_array().unwrap();
+    assert_eq!(sizes["n"], 80);
+    assert_eq!(points.len(), 2, "{sizes}");
+    let (small, large) = (&points[0], &points[1]);
+    assert_eq!(
+        (small["shipped"].as_bool(), large["shipped"].as_bool()),
+        (Some(false), Some(true)),
+        "smallest first"
+    );
+    assert_eq!(small["params"], half["params"]);
+    assert_eq!(small["int8_bytes"], half["int8_bytes"]);
+    assert_eq!(large["passes"], 1, "this recipe does not average the mirror image");
+    assert_eq!(large["auc"], report["auc"], "the same int8 weights as eval, the same AUC");
+    assert_eq!(large["accuracy"], report["accuracy"]);
+    assert!((small["auc"].as_f64().unwrap() - half["int8_auc"].as_f64().unwrap()).abs() < 1e-9, "{sizes}");
+    let card = std::fs::read_to_string(model.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("## Size against accuracy") && card.contains("plots/size_curve.png"), "{card}");
+    assert!(model.join("plots/size_curve.png").is_file());
+
     let photo = data.join("originals/breast_malignant_179.png");
     let models = bedside_corpus::workspace_root().join("models");
     let (code, out, err) = bedside(&["predict", "--models", &s(&models), "--model", &s(&model), &s(&photo)]);

@@ -20,6 +20,7 @@ pub mod quantise;
 pub mod review;
 pub mod rng;
 pub mod robustness;
+pub mod sizes;
 pub mod teacher;
 pub mod trainer;
 

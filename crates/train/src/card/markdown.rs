@@ -259,10 +259,15 @@ fn lite0_network(out: &mut String, inputs: &CardInputs, channels: &str) {
         out,
         "- **Size:** {} parameters after folding BatchNorm into the convolutions; `model-fp32.bin` holds \
          them as 32-bit floats in {} bytes ({:.2} MB). It is larger than the ≤ 1 M-parameter students \
-         because none of them reached this task's targets (see models/README.md).",
+         because none of them reached this task's targets ({}).",
         thousands(inputs.params as u64),
         thousands(inputs.weights_bytes),
-        inputs.weights_bytes as f64 / 1e6
+        inputs.weights_bytes as f64 / 1e6,
+        if inputs.info.card["size_curve"].is_null() {
+            "see models/README.md"
+        } else {
+            "see [Size against accuracy](#size-against-accuracy) and models/README.md"
+        }
     );
     if let Some(teacher) = &inputs.teacher {
         let s = &teacher.settings;

@@ -475,3 +475,68 @@ pub fn risk_coverage(
         Ok(())
     })
 }
+
+/// Validation AUC (macro and of the positive class) against multiply–accumulates per diagnosis, on
+/// a log scale, one labelled point per network, the shipped one ringed.
+pub fn size_curve(
+    path: &Path,
+    title: &str,
+    positive: &str,
+    points: &[crate::sizes::SizePoint],
+) -> Result<(), Error> {
+    save(path, |area| {
+        let mega = |p: &crate::sizes::SizePoint| p.macs_per_diagnosis() as f64 / 1e6;
+        let (left, right) =
+            points.iter().map(mega).fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
+        let (left, right) = (left.max(0.01) / 2.0, right.max(0.02) * 2.0);
+        let low = points.iter().flat_map(|p| [p.auc, p.positive_auc]).fold(1.0f64, f64::min);
+        let bottom = ((low - 0.05).max(0.0) * 20.0).floor() / 20.0;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, font(24))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d((left..right).log_scale(), bottom..1.0)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.08))
+            .x_desc("Multiply–accumulates per diagnosis (millions, log scale)")
+            // A log axis would otherwise label every hundred and run its numbers together.
+            .x_labels(4)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc("Validation AUC")
+            .label_style(font(16))
+            .axis_desc_style(font(18))
+            .draw()?;
+        let series = [
+            (points.iter().map(|p| p.auc).collect::<Vec<_>>(), PALETTE[0], "macro AUC".to_string()),
+            (points.iter().map(|p| p.positive_auc).collect(), EMPHASIS, format!("AUC of {positive}")),
+        ];
+        for (values, colour, label) in series {
+            let dots: Vec<(f64, f64)> = points.iter().zip(values).map(|(p, v)| (mega(p), v)).collect();
+            chart
+                .draw_series(dots.iter().map(|&d| Circle::new(d, 6, colour.filled())))?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 12, y), 5, colour.filled()));
+        }
+        let ring = BLACK.stroke_width(2);
+        chart.draw_series(
+            points.iter().filter(|p| p.shipped).map(|p| Circle::new((mega(p), p.auc), 11, ring)),
+        )?;
+        let name_style = font(15).pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart.draw_series(points.iter().map(|p| {
+            let name = format!("{} ({:.2} M parameters)", p.network, p.params as f64 / 1e6);
+            Text::new(name, (mega(p), p.auc.max(p.positive_auc) + 0.012), name_style.clone())
+        }))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .margin(12)
+            .label_font(font(16))
+            .background_style(WHITE.mix(0.92))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+        Ok(())
+    })
+}

@@ -9,6 +9,7 @@ use crate::prune::PruningSummary;
 use crate::quantise::Int8Summary;
 use crate::review::ReviewSummary;
 use crate::robustness::Robustness;
+use crate::sizes::SizeCurve;
 use bedside_model::artifact::ModelInfo;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -35,6 +36,9 @@ pub(super) fn render(info: &ModelInfo, lesion: Option<&Value>) -> Result<String,
     }
     if let Some((pruning, _)) = parse::<PruningSummary>(card, "pruning")? {
         add(pruning.card_section(info.task.positive_class()));
+    }
+    if let Some((curve, value)) = parse::<SizeCurve>(card, "size_curve")? {
+        add(curve.card_section(info.task.positive_class(), command_of(value, "command")));
     }
     if let Some((cv, value)) = parse::<CvReport>(card, "cross_validation")? {
         add(cv.card_section(command_of(value, "command")));
