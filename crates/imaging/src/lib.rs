@@ -64,6 +64,7 @@
 // openjp2's C allocator and string calls, which wasm32-unknown-unknown has no C library for.
 #[cfg(any(all(target_arch = "wasm32", target_os = "unknown"), test))]
 mod c_runtime;
+pub mod deid;
 mod dicom;
 mod error;
 mod frame;
