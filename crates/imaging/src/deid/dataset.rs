@@ -240,3 +240,90 @@ pub(crate) fn strings(value: &PrimitiveValue) -> Vec<String> {
 fn trim(text: &str) -> &str {
     text.trim_matches(['\0', ' '])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    fn element(tag: Tag, vr: VR, value: &str) -> InMemElement {
+        DataElement::new(tag, vr, PrimitiveValue::from(value))
+    }
+
+    fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> InMemElement {
+        DataElement::new(tag, VR::SQ, DataSetSequence::new(items, Length::UNDEFINED))
+    }
+
+    fn file(elements: Vec<InMemElement>) -> Vec<u8> {
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.4")
+            .media_storage_sop_instance_uid("1.2.3.4.5")
+            .transfer_syntax("1.2.840.10008.1.2.1");
+        let object = InMemDicomObject::from_element_iter(elements).with_meta(meta).unwrap();
+        let mut bytes = Vec::new();
+        object.write_all(&mut bytes).unwrap();
+        bytes
+    }
+
+    fn read(bytes: &[u8]) -> dicom_object::DefaultDicomObject {
+        dicom_object::OpenFileOptions::new().from_reader(bytes).unwrap()
+    }
+
+    #[test]
+    fn patterns_private_tags_in_sequences_and_earlier_methods() {
+        let earlier = InMemDicomObject::from_element_iter([
+            element(tags::CODE_VALUE, VR::SH, "113101"),
+            element(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "DCM"),
+        ]);
+        let nested = InMemDicomObject::from_element_iter([
+            element(Tag(0x0009, 0x0010), VR::LO, "ACME"),
+            element(Tag(0x0009, 0x1001), VR::LO, "secret"),
+            element(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5"),
+            element(tags::PATIENT_NAME, VR::PN, "Doe^Jane"),
+        ]);
+        let bytes = file(vec![
+            element(tags::PATIENT_NAME, VR::PN, "Doe^Jane"),
+            element(tags::PATIENT_ID, VR::LO, "123456"),
+            element(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5"),
+            element(tags::MODALITY, VR::CS, "US"),
+            element(Tag(0x6002, 0x4000), VR::LT, "overlay note"),
+            element(Tag(0x5000, 0x0022), VR::LO, "curve description"),
+            element(Tag(0x6000, 0x0010), VR::US, "8"),
+            sequence(tags::REFERENCED_IMAGE_SEQUENCE, vec![nested]),
+            sequence(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vec![earlier]),
+        ]);
+        let mut share = Deidentifier::new([9; 32]);
+        let result = share.deidentify(&bytes).unwrap();
+        let out = read(&result.bytes);
+        let text = |object: &InMemDicomObject, tag| object.get(tag).map(|e| e.to_str().unwrap().into_owned());
+        assert_eq!(text(&out, tags::PATIENT_NAME).as_deref(), Some(""), "Z");
+        // Patient ID is Z/D: a dummy value.
+        assert_eq!(text(&out, tags::PATIENT_ID).as_deref(), Some(DUMMY_TEXT));
+        assert!(out.get(Tag(0x6002, 0x4000)).is_none() && out.get(Tag(0x5000, 0x0022)).is_none());
+        assert!(out.get(Tag(0x6000, 0x0010)).is_some(), "Overlay Rows is not in the table");
+        let new_uid = share.uid("1.2.3.4.5");
+        assert_eq!(text(&out, tags::SOP_INSTANCE_UID).as_deref(), Some(new_uid.as_str()));
+        assert_eq!(out.meta().media_storage_sop_instance_uid.trim_end_matches('\0'), new_uid);
+        // X/Z/U*: the sequence kept, its item de-identified by the same rules and map.
+        let items = out.get(tags::REFERENCED_IMAGE_SEQUENCE).unwrap().items().unwrap();
+        let item = &items[0];
+        assert_eq!(text(item, tags::REFERENCED_SOP_INSTANCE_UID).as_deref(), Some(new_uid.as_str()));
+        assert!(item.iter().all(|e| e.tag().group() % 2 == 0), "no private attribute inside");
+        assert_eq!(text(item, tags::PATIENT_NAME).as_deref(), Some(""));
+        // The earlier method stays, ours is added.
+        let codes: Vec<String> = out
+            .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()
+            .iter()
+            .filter_map(|item| text(item, tags::CODE_VALUE))
+            .collect();
+        assert_eq!(codes, ["113101", "113100"]);
+        assert_eq!(text(&out, tags::PATIENT_IDENTITY_REMOVED).as_deref(), Some("YES"));
+        assert_eq!(result.summary.private_tags_removed, 2);
+        assert_eq!(result.summary.attributes_removed, 2, "overlay comments and curve data");
+        assert_eq!(result.summary.burned_in_risk, BurnedInRisk::Unknown, "ultrasound, not said");
+        assert!(!result.bytes.windows(8).any(|w| w == b"Doe^Jane"));
+    }
+}
