@@ -269,7 +269,7 @@ fn every_corpus_file_is_de_identified_per_table_e1_1() {
     let treated: usize = tally.by_action.values().sum();
     println!(
         "{} files: {refused} refused, the rest de-identified ({same_pixels} with the same raw MD5, {no_pixels} \
-         without decodable pixels); {checked} checked attribute by attribute ({unread} unreadable as input by \
+         without decodable pixels); {checked} checked attribute by attribute (and {unread} not readable as input by \
          dicom-object alone); {treated} Table E.1-1 attributes treated: {:?}; {} distinct UIDs replaced",
         files.len(),
         tally.by_action,
