@@ -4,6 +4,7 @@
 mod calibrate;
 mod card;
 mod decode;
+mod deid;
 mod eval;
 mod heatmaps;
 mod lesion;
@@ -29,6 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Decode(decode::Args),
+    Deid(deid::Args),
     Train(train::Args),
     Eval(eval::Args),
     Predict(predict::Args),
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Deid(args) => deid::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),

@@ -32,7 +32,7 @@ pub(crate) fn dicom_body(bytes: &[u8]) -> Option<&[u8]> {
 
 /// Pixel layout attributes needed to turn decoded bytes into stored values.
 pub(crate) struct DicomSource {
-    object: DefaultDicomObject,
+    pub(crate) object: DefaultDicomObject,
     pub(crate) bits_allocated: u16,
     pub(crate) signed: bool,
     pub(crate) samples: u16,
@@ -47,7 +47,7 @@ pub(crate) struct DicomSource {
 }
 
 /// Parses the file meta group and the data set after it.
-fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
+pub(crate) fn parse(body: &[u8]) -> Result<DefaultDicomObject, Error> {
     let header_error = |e: &(dyn std::error::Error + 'static)| Error::DicomHeader(error_chain(e));
     let body = &*lengths::lenient_meta(body);
     // dicom-rs allocates what a length claims before reading it: lengths are checked first.

@@ -30,6 +30,10 @@ pub enum Error {
     ImplausibleSize { rows: u32, columns: u32, encoded: u64 },
     #[error("could not decode the photo: {0}")]
     Photo(String),
+    #[error("could not write the DICOM file: {0}")]
+    DicomWrite(String),
+    #[error("could not write the photo as PNG: {0}")]
+    PhotoWrite(String),
     #[error("raw stored values exist for DICOM files only, not for photos")]
     NotDicom,
 }

@@ -5,8 +5,11 @@
 //! can be windowed and drawn ([`Frame::render_rgba`]). The same code runs natively (the `bedside` CLI)
 //! and in WebAssembly (the browser's decode worker); nothing here touches the file system or prints.
 //!
+//! It also de-identifies a file before it is shared ([`deid`]: DICOM PS3.15 Annex E, Basic Profile, and
+//! photos reduced to their pixels), which is the one place it writes DICOM.
+//!
 //! It is not a model-preprocessing crate (resizing and normalising for a network belong beside the
-//! model) and not a DICOM writer.
+//! model) and not a general DICOM writer.
 //!
 //! DICOM goes through `dicom-object` and `dicom-pixeldata` with their default features off (no rayon,
 //! which wasm32 lacks) and only pure-Rust codecs, each chosen because it builds for wasm32:
@@ -64,6 +67,7 @@
 // openjp2's C allocator and string calls, which wasm32-unknown-unknown has no C library for.
 #[cfg(any(all(target_arch = "wasm32", target_os = "unknown"), test))]
 mod c_runtime;
+pub mod deid;
 mod dicom;
 mod error;
 mod frame;

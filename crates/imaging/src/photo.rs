@@ -13,7 +13,8 @@ fn photo_error(e: impl std::fmt::Display) -> Error {
     Error::Photo(one_line(&e.to_string()))
 }
 
-pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
+/// The photo's pixels, upright per its EXIF orientation; sizes checked against `limits` first.
+pub(crate) fn decode_upright(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, Error> {
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(photo_error)?;
     let mut decoder = reader.into_decoder().map_err(photo_error)?;
     // The header's size is checked before any pixel is decoded: a 1 kB file may claim 60000×60000.
@@ -31,6 +32,14 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(photo_error)?;
     image.apply_orientation(orientation);
+    Ok(image)
+}
+
+pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
+    let image = decode_upright(bytes, limits)?;
+    let color = image.color();
+    let bytes_per_sample = color.bytes_per_pixel() as u32 / color.channel_count() as u32;
+    let samples = if color.has_color() { 3 } else { 1 };
     let (columns, rows) = (image.width(), image.height());
 
     let sixteen = bytes_per_sample > 1;

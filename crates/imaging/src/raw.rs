@@ -57,7 +57,7 @@ impl Dtype {
 
     /// Appends one stored value as this type, little-endian. The value already fits: stored values
     /// are masked or sign-extended to Bits Stored, and 32-bit unsigned ones carry their bit pattern.
-    fn push_le(self, value: i32, out: &mut Vec<u8>) {
+    pub(crate) fn push_le(self, value: i32, out: &mut Vec<u8>) {
         match self {
             Dtype::Uint8 | Dtype::Int8 => out.push(value as u8),
             Dtype::Uint16 | Dtype::Int16 => out.extend_from_slice(&(value as u16).to_le_bytes()),
