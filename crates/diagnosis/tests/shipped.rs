@@ -149,7 +149,7 @@ fn a_breast_ultrasound_gets_a_lesion_outline_measured_in_pixels_or_millimetres()
     // Another model's weights: refused, with the way out.
     let fp32 = load("breast", "model-fp32.bin")
         .with_lesion(&lesion_json, std::fs::read(dir.join("lesion.bin")).unwrap());
-    let err = fp32.err().expect("a decoder is tied to the weights it was trained on").to_string();
+    let err = fp32.expect_err("a decoder is tied to the weights it was trained on").to_string();
     assert!(err.contains("bedside lesion"), "{err}");
 
     let study = open(&data, "breast_malignant_179.png");
