@@ -1,6 +1,7 @@
 //! Size against accuracy: the shipped network beside smaller candidates for the same task, each
 //! measured as it would ship, so a card can show why a larger network was chosen.
 
+use crate::card::thousands;
 use crate::metrics::Report;
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +74,7 @@ impl SizeCurve {
             out += &format!(
                 "| {name} | `{}` | {} | {} | {:.1} M | {:.2} MB | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
                 p.folder,
-                thousands(p.params),
+                thousands(p.params as u64),
                 p.input,
                 p.macs_per_diagnosis() as f64 / 1e6,
                 p.int8_bytes as f64 / 1e6,
@@ -91,19 +92,6 @@ impl SizeCurve {
         );
         out
     }
-}
-
-/// 3353267 → "3,353,267".
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
