@@ -32,7 +32,9 @@ pub const TAG_LEN: usize = 16;
 /// What an envelope holds; it selects the content key's `info`, so one kind never opens as the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A session bundle (header byte 10 = 1).
     Bundle = 1,
+    /// A reviewer's reply (header byte 10 = 2).
     Reply = 2,
 }
 
