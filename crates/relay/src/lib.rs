@@ -152,7 +152,11 @@ pub fn router(config: &Config, store: Arc<dyn Store>) -> Router {
     };
     Router::new()
         .route("/api/shares", post(api::create_share).layer(DefaultBodyLimit::max(config.max_upload)))
-        .route("/api/shares/{id}", get(api::read_share).delete(api::delete_share))
+        // HEAD would otherwise run GET's handler, and burn a burn-after-reading share unread.
+        .route(
+            "/api/shares/{id}",
+            get(api::read_share).head(site::method_not_allowed).delete(api::delete_share),
+        )
         .route(
             "/api/shares/{id}/replies",
             get(api::replies).post(api::add_reply).layer(DefaultBodyLimit::max(config.max_reply)),
