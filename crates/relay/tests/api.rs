@@ -3,7 +3,7 @@
 mod common;
 
 use bedside_relay::Relay;
-use bedside_relay::api::{DEFAULT_TTL, MAX_TTL};
+use bedside_relay::api::{DEFAULT_TTL, MAX_REPLIES, MAX_TTL};
 use bedside_site_policy::SECURITY_HEADERS;
 use common::{Client, START, ciphertext, config, folder, framed, raw_get};
 
@@ -153,6 +153,27 @@ fn a_burn_after_reading_share_is_read_once_and_still_takes_replies() {
     assert_eq!(client.post(&format!("{share}/replies"), b"answer").status, 201);
     assert_eq!(client.get(&format!("{share}/replies")).body, framed(&[b"answer"]));
     assert_eq!(client.delete(&share, Some(&token)).status, 204);
+}
+
+#[test]
+fn a_share_takes_at_most_its_replies_and_an_unknown_one_none() {
+    let relay = Relay::start(config(folder("replies"))).unwrap();
+    let client = Client::new(&relay);
+    let (id, _) = client.share("", b"ciphertext");
+    let replies = format!("/api/shares/{id}/replies");
+    for n in 1..=MAX_REPLIES {
+        assert_eq!(client.post(&replies, &[n as u8]).json()["replies"], n);
+    }
+    let full = client.post(&replies, b"one more");
+    assert_eq!(
+        (full.status, full.error()),
+        (409, format!("this share already has its {MAX_REPLIES} replies"))
+    );
+    let listed = client.get(&replies).body;
+    assert_eq!(listed.len(), MAX_REPLIES as usize * 5, "each reply a 4-byte length and 1 byte");
+    assert_eq!(&listed[listed.len() - 5..], &[0, 0, 0, 1, MAX_REPLIES as u8]);
+    let unknown = client.post("/api/shares/0123456789abcdef0123456789abcdef/replies", b"x");
+    assert_eq!(unknown.status, 404);
 }
 
 #[test]

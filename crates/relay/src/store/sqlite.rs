@@ -177,3 +177,33 @@ impl Store for SqliteStore {
         Ok(self.connection().execute("DELETE FROM shares WHERE expires_at <= ?1", [now])? as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let dir = std::env::temp_dir().join(format!("bedside-relay-migrations-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(SqliteStore::open(&dir).unwrap());
+        drop(SqliteStore::open(&dir).unwrap());
+        let connection = Connection::open(dir.join(FILE_NAME)).unwrap();
+        let versions: Vec<i64> = connection
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, [1], "opened twice, migrated once");
+        connection.execute("INSERT INTO schema_migrations VALUES (99, 0)", []).unwrap();
+        drop(connection);
+        let refused = SqliteStore::open(&dir).err().expect("a newer schema is refused");
+        assert_eq!(
+            refused.to_string(),
+            "the database is at schema version 99, newer than this relay's 1: run a newer relay"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
