@@ -126,6 +126,7 @@ fn test() -> Result<()> {
     setup::wasm_toolchain()?;
     setup::browser()?;
     setup::npm_packages()?;
+    setup::postgres()?;
     step("DICOM corpus");
     let corpus = bedside_corpus::ensure()?;
 
