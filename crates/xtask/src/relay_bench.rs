@@ -134,11 +134,13 @@ pub fn bench(options: &Options) -> Result<()> {
         .collect();
     let _ = writeln!(
         table,
-        "\nRestart run: {} shares acknowledged, {} read back intact, **{} lost**; {in_window} errors while \
-         the relay was down ({}), {outside} outside those windows.",
+        "\nRestart run: {} shares acknowledged, {} read back intact, **{} lost**; {} errors{}, {in_window} \
+         of them while the relay was down ({}), {outside} outside those windows.",
         restart.acked.len(),
         check.intact,
         check.lost.len(),
+        restart.errors(),
+        restart.error_kinds(),
         windows.join(", "),
     );
     println!("\n{table}");
@@ -489,12 +491,20 @@ impl Stats {
             self.percentile(50.0),
             self.percentile(99.0),
             self.errors(),
-            self.samples
-                .iter()
-                .find(|s| !matches!(s.outcome, Outcome::Ok))
-                .map(|s| format!(" (first: {})", s.outcome.describe()))
-                .unwrap_or_default()
+            self.error_kinds()
         )
+    }
+
+    /// The errors counted by kind, most frequent first: " (12 × HTTP 500, ...)", or nothing.
+    fn error_kinds(&self) -> String {
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for sample in self.samples.iter().filter(|s| !matches!(s.outcome, Outcome::Ok)) {
+            *kinds.entry(sample.outcome.describe()).or_default() += 1;
+        }
+        let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+        let kinds: Vec<String> = kinds.iter().map(|(kind, n)| format!("{n} × {kind}")).collect();
+        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) }
     }
 
     fn row(&self, name: &str) -> String {
