@@ -49,6 +49,7 @@ pub fn bench(options: &Options) -> Result<()> {
     let dir = target_dir().join("bench");
     let data = dir.join("relay-data");
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(dir.join("relay.log"));
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let machine = machine();
     println!("machine: {machine}");
@@ -246,6 +247,16 @@ impl RelayProcess {
         }
         self.child.wait()?;
         Ok(())
+    }
+}
+
+impl Drop for RelayProcess {
+    /// No relay left running when the bench stops early (a stopped one is already reaped).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
