@@ -13,6 +13,9 @@
 //! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
 //!   (see the `bench` module).
+//! - `bench relay [--seconds N] [--connections N] [--size BYTES] [--database URL]` — a load test of the
+//!   relay server on loopback (POST and GET of 100 KB shares), and a check that restarting it mid-run
+//!   loses no acknowledged share (see the `relay_bench` module).
 //!
 //! `serve` and `test` first install what a fresh Debian machine lacks (the wasm32 target,
 //! wasm-bindgen-cli at the version in Cargo.lock, Chromium and ChromeDriver, the npm packages of
@@ -22,6 +25,7 @@ mod bench;
 mod conformance;
 mod fixtures;
 mod fuzz;
+mod relay_bench;
 mod serve;
 mod setup;
 mod site;
@@ -77,11 +81,34 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom.
+    /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom;
+    /// `bench relay` load-tests the relay server instead.
     Bench {
         /// Timed runs per file and peer (the median is reported).
         #[arg(long, default_value_t = 10)]
         iterations: usize,
+        #[command(subcommand)]
+        what: Option<BenchOf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchOf {
+    /// Load-test the release relay on loopback (POST, GET, and POST across a SIGTERM and a SIGKILL
+    /// restart) and check that every acknowledged share is still there, byte for byte.
+    Relay {
+        /// Length of each run, in seconds.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Concurrent keep-alive clients.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Size of each share, in bytes.
+        #[arg(long, default_value_t = 100_000)]
+        size: usize,
+        /// PostgreSQL URL to run the relay against instead of SQLite (its shares table is written to).
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
@@ -117,7 +144,10 @@ fn main() -> Result<()> {
         }
         Task::Test => test()?,
         Task::Fuzz { target, seconds } => fuzz::fuzz(target.as_deref(), seconds)?,
-        Task::Bench { iterations } => bench::bench(iterations)?,
+        Task::Bench { what: Some(BenchOf::Relay { seconds, connections, size, database }), .. } => {
+            relay_bench::bench(&relay_bench::Options { seconds, connections, size, database })?
+        }
+        Task::Bench { iterations, what: None } => bench::bench(iterations)?,
     }
     Ok(())
 }
@@ -126,6 +156,7 @@ fn test() -> Result<()> {
     setup::wasm_toolchain()?;
     setup::browser()?;
     setup::npm_packages()?;
+    setup::postgres()?;
     step("DICOM corpus");
     let corpus = bedside_corpus::ensure()?;
 

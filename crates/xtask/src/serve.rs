@@ -8,9 +8,10 @@
 //! load, a page's load stalled on one script for good.)
 
 use anyhow::{Context, Result};
+use bedside_site_policy::{SECURITY_HEADERS, content_type, resolve};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -47,27 +48,6 @@ impl Server {
         let _ = self.thread.join();
     }
 }
-
-/// Sent with every response: the page may load and connect to its own origin only (WebAssembly
-/// compiled from its own files), never be framed, leak no referrer, and use no camera, microphone,
-/// location or other device. `style-src` is left to `default-src 'self'`: the page has no inline
-/// styles (scripts set styles through the CSSOM, which the policy allows).
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    (
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
-         img-src 'self' blob: data:; worker-src 'self'; object-src 'none'; base-uri 'none'; \
-         frame-ancestors 'none'; form-action 'none'",
-    ),
-    ("Referrer-Policy", "no-referrer"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    (
-        "Permissions-Policy",
-        "camera=(), microphone=(), geolocation=(), usb=(), serial=(), bluetooth=(), hid=(), \
-         payment=(), display-capture=(), midi=()",
-    ),
-];
 
 /// The longest request or header line read.
 const LINE_LIMIT: u64 = 16 * 1024;
@@ -160,37 +140,6 @@ fn head(status: &str, kind: &str, length: u64) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// The site's file a URL names: nothing outside `root`, no hidden file or folder.
-fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
-    let path = url.split(['?', '#']).next()?;
-    let path = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
-    let relative = Path::new(path.trim_start_matches('/'));
-    let mut names = relative.components().map(|c| match c {
-        Component::Normal(name) => name.to_str().filter(|n| !n.starts_with('.')),
-        _ => None,
-    });
-    if names.any(|n| n.is_none()) {
-        return None;
-    }
-    let full = root.join(relative);
-    full.is_file().then_some(full)
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "wasm" => "application/wasm",
-        "json" => "application/json",
-        "webmanifest" => "application/manifest+json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "md" => "text/markdown; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,20 +160,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, file).unwrap();
         }
-        assert_eq!(resolve(&root, "/"), Some(root.join("index.html")));
-        assert_eq!(resolve(&root, "/web/app.js?v=1"), Some(root.join("web/app.js")));
-        assert_eq!(resolve(&root, "/models/chest/model.json"), Some(root.join("models/chest/model.json")));
-        for refused in [
-            "/.git/HEAD",
-            "/crates/a.rs",
-            "/web/.env",
-            "/web/../../crates/a.rs",
-            "/../crates/a.rs",
-            "/web/none.js",
-        ] {
-            assert_eq!(resolve(&root, refused), None, "{refused}");
-        }
-
+        // Which files resolve is bedside-site-policy's test; here, that the server applies it.
         let server = Server::start(root.clone(), 0).unwrap();
         let get = |path: &str| {
             use std::io::{Read, Write};
@@ -234,7 +170,9 @@ mod tests {
             stream.read_to_string(&mut reply).unwrap();
             reply
         };
-        for (path, status) in [("/index.html", "200"), ("/.git/HEAD", "404")] {
+        for (path, status) in
+            [("/index.html", "200"), ("/.git/HEAD", "404"), ("/web/../../crates/a.rs", "404")]
+        {
             let reply = get(path);
             assert!(reply.starts_with(&format!("HTTP/1.1 {status}")), "{path}: {reply}");
             for (name, value) in SECURITY_HEADERS {

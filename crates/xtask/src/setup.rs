@@ -41,6 +41,25 @@ pub fn browser() -> Result<()> {
     apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
 }
 
+/// Debian's PostgreSQL server (the relay's scale-out test starts a throwaway cluster with its
+/// `initdb` and `pg_ctl`, found under /usr/lib/postgresql/<version>/bin).
+pub fn postgres() -> Result<()> {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| versions.flatten().any(|v| v.path().join("bin/initdb").is_file()))
+        .unwrap_or(false);
+    if installed {
+        return Ok(());
+    }
+    step("installing postgresql from Debian");
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd).context("apt-get failed: run as root, or install postgresql yourself")
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "postgresql"])
+}
+
 /// The npm packages of package-lock.json (Playwright's driver for the end-to-end tests).
 pub fn npm_packages() -> Result<()> {
     let root = root();

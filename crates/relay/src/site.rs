@@ -1,0 +1,93 @@
+//! What every response gets (security headers, the access log line) and the built page's files.
+
+use crate::AppState;
+use crate::api::ApiError;
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bedside_site_policy::{SECURITY_HEADERS, content_type, resolve};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// [`SECURITY_HEADERS`] as typed headers (the list is a constant: a name it cannot hold is a bug
+/// found by the first test, not at a request).
+pub fn security_headers() -> Vec<(HeaderName, HeaderValue)> {
+    SECURITY_HEADERS
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            (name, HeaderValue::from_static(value))
+        })
+        .collect()
+}
+
+/// Adds the security headers to every response (API and page alike), and logs one line per
+/// request: method, path (never the query, never a body), status and body lengths.
+pub async fn headers_and_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let length_in = content_length(request.headers());
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in state.security_headers.iter() {
+        headers.insert(name, value.clone());
+    }
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if state.log {
+        // The length is known here only from the body (hyper writes the header later).
+        let length_out =
+            response.body().size_hint().exact().unwrap_or_else(|| content_length(response.headers()));
+        eprintln!("{method} {path} {} in={length_in} out={length_out}", response.status().as_u16());
+    }
+    response
+}
+
+fn content_length(headers: &axum::http::HeaderMap) -> u64 {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+}
+
+/// Refuses API requests beyond the client address's rate (429 with `Retry-After`).
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Served without a client address (a router called in-process): nothing to limit by.
+    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(client) = client.filter(|_| request.uri().path().starts_with("/api/"))
+        && let Err(seconds) = state.limiter.take(client, Instant::now())
+    {
+        return ApiError::TooMany(seconds).into_response();
+    }
+    next.run(request).await
+}
+
+/// Everything the API's routes do not name: the built page's files (GET and HEAD), or a JSON 404.
+pub async fn fallback(State(state): State<AppState>, method: Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return ApiError::NotFound("no such API endpoint").into_response();
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    let Some(site) = state.site.clone() else {
+        return ApiError::NotFound("this relay serves the API only (no site folder)").into_response();
+    };
+    let target = path.to_string();
+    let file = tokio::task::spawn_blocking(move || resolve(&site, &target)).await.ok().flatten();
+    let Some(file) = file else { return ApiError::NotFound("no such file").into_response() };
+    match tokio::fs::read(&file).await {
+        // File names carry no hash: always revalidate (the service worker keeps the offline copy).
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, "no-cache")],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(_) => ApiError::NotFound("no such file").into_response(),
+    }
+}
+
+/// 405 for a method an API route does not have.
+pub async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}
