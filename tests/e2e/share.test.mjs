@@ -51,7 +51,7 @@ async function openPage(t, url, expected = null) {
 }
 
 /** The clinician's tab: the wrapped film diagnosed and shared with `NOTE`; returns the page and link. */
-async function shareFilm(t) {
+async function shareFilm(t, { burn = false } = {}) {
   if (!relayUrl) {
     // `cargo xtask serve` has no API; `cargo xtask test` starts the relay.
     const reason = 'BEDSIDE_RELAY_URL is not set: these tests need the relay serving the site';
@@ -77,6 +77,7 @@ async function shareFilm(t) {
   assert.equal(await page.isVisible('#share-warning'), false);
   await page.fill('#share-note', NOTE);
   await page.selectOption('#share-ttl', '86400');
+  if (burn) await page.check('#share-burn');
   await page.click('#share-create');
   await page.waitForFunction(() => document.getElementById('share-link').value !== '' || document.getElementById('share').dataset.state === 'error');
   assert.notEqual(await page.getAttribute('#share', 'data-state'), 'error', await page.textContent('#share-status'));
@@ -154,4 +155,29 @@ test('a link with the wrong key says "cannot decrypt this share"; an unknown sha
   const other = await openPage(t, unknown.href, /404|Failed to load resource/);
   await other.waitForFunction(() => document.getElementById('review').dataset.state === 'error', null, { timeout: 60_000 });
   assert.match(await other.textContent('#review-status'), /not found/);
+});
+
+/** Opens `link` in a fresh context and waits for the review panel to settle; returns its state and text. */
+async function review(t, link, expected = null) {
+  const page = await openPage(t, link, expected);
+  await page.waitForFunction(() => ['open', 'error'].includes(document.getElementById('review').dataset.state), null, { timeout: 60_000 });
+  return [await page.getAttribute('#review', 'data-state'), await page.textContent('#review-status')];
+}
+
+test('a share for one viewing reads "this share has expired" the second time; a deleted share is not found', async (t) => {
+  const once = await shareFilm(t, { burn: true });
+  if (!once) return;
+  assert.equal((await review(t, once.link))[0], 'open');
+  const [state, text] = await review(t, once.link, /410|Failed to load resource/);
+  assert.equal(state, 'error');
+  assert.match(text, /this share has expired/);
+
+  // The clinician's Delete share: the relay forgets it (the delete token stayed in that tab).
+  const { page: clinician, link } = await shareFilm(t);
+  await clinician.click('#share-delete');
+  await clinician.waitForFunction(() => document.getElementById('share-result').hidden || document.getElementById('share').dataset.state === 'error');
+  assert.equal(await clinician.textContent('#share-status'), 'Share deleted: the link no longer opens.');
+  const [gone, why] = await review(t, link, /404|Failed to load resource/);
+  assert.equal(gone, 'error');
+  assert.match(why, /not found/);
 });
