@@ -3,6 +3,7 @@
 // the page only asks the worker and draws what comes back.
 import { DiagnosisPanel } from './diagnosis.js';
 import { startOffline } from './pwa.js';
+import { ReviewMode, ShareBridge, SharePanel, shareLink } from './share.js';
 import { Viewer } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -29,7 +30,13 @@ let dirty = false;
 
 let worker = startWorker();
 const viewer = new Viewer(canvas, windowDrag);
-const diagnosis = new DiagnosisPanel(worker, viewer);
+const shareBridge = new ShareBridge(worker);
+const sharePanel = new SharePanel(shareBridge);
+const diagnosis = new DiagnosisPanel(worker, viewer, { diagnosed: (id) => sharePanel.diagnosed(id) });
+// Opened by a share link: a read-only review of what the clinician shared (web/share.js).
+const link = shareLink(location.hash);
+const review = link && new ReviewMode(shareBridge, link, (d, columns, rows) => diagnosis.showShared(d, columns, rows));
+if (review) review.open(nextId++);
 startOffline().catch((err) => console.warn(`Bedside: offline use could not be set up: ${err.message ?? err}`));
 
 function setState(state) {
@@ -51,7 +58,7 @@ function clearError() {
 }
 
 async function openFile(file, restore = null) {
-  if (!file) return;
+  if (!file || review) return; // a shared session shows the shared image only
   const id = nextId++;
   opening.set(id, file);
   if (restore) restoring = { id, wanted: restore };
@@ -104,6 +111,8 @@ function onOpened(msg) {
     drawnId = id;
   }
   requestRender();
+  if (review) return; // a shared session shows the clinician's diagnosis and makes none of its own
+  sharePanel.opened(id);
   diagnosis.opened(id, info, { frame: wanted.frame, restored: Boolean(restored) });
 }
 
@@ -153,7 +162,7 @@ function startWorker() {
   const started = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   workerReady = false;
   started.onmessage = ({ data: msg }) => {
-    if (diagnosis.handle(msg)) return;
+    if (diagnosis.handle(msg) || shareBridge.handle(msg)) return;
     if (msg.type === 'ready') {
       workerReady = true;
       if (!restoring) setStatus('Ready');
@@ -191,6 +200,7 @@ function restart(why) {
   worker = startWorker();
   inFlight = false;
   diagnosis.restarted(worker);
+  shareBridge.restarted(worker);
   document.body.dataset.restarts = String(Number(document.body.dataset.restarts ?? 0) + 1); // test hook
   const file = restoring ? opening.get(restoring.id) : current?.file;
   restoring = null;

@@ -17,10 +17,12 @@ export class DiagnosisPanel {
   #shown = null; // {id, task, frame, routed} of the diagnosis on screen (task as asked)
   #pending = null; // {id, task, frame} asked of the worker and not answered yet
   #summaries = new Map(); // task → model card summary
+  #diagnosed; // called with the file's id when its diagnosis is on screen (it can then be shared)
 
-  constructor(worker, viewer) {
+  constructor(worker, viewer, { diagnosed = () => {} } = {}) {
     this.#worker = worker;
     this.#viewer = viewer;
+    this.#diagnosed = diagnosed;
     $('task').addEventListener('change', () => this.#request());
     $('backend').addEventListener('change', () => {
       this.#shown = null;
@@ -161,6 +163,30 @@ export class DiagnosisPanel {
     panel.dataset.heatMapPeak = JSON.stringify(a.heat_map_peak);
     if (a.lesion) panel.dataset.lesion = JSON.stringify(a.lesion);
     else delete panel.dataset.lesion;
+    panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
+    this.#diagnosed(msg.id);
+  }
+
+  /**
+   * A shared session's diagnosis (`share-opened` in web/bridge.md), read only: its heat map covers
+   * the whole `columns` × `rows` image. Nothing is asked of the worker.
+   */
+  showShared(d, columns, rows) {
+    const threshold = d.thresholds[0] ?? null;
+    const a = {
+      task: d.task, label: d.label, most_likely: d.most_likely, lesion: null,
+      probabilities: Object.fromEntries(d.probabilities), threshold: threshold?.[1] ?? null,
+    };
+    const summary = { title: d.model.name, classes: d.probabilities.map(([c]) => c), positive_class: threshold?.[0] };
+    if (d.heat_map) this.#viewer.setOverlay(d.heat_map.rgba, d.heat_map.width, d.heat_map.height, [0, 0, columns, rows]);
+    this.#showResult(a, summary);
+    this.#status('done', `Shared diagnosis by ${d.model.name} (${d.task}), model version ${d.model.version}, weights SHA-256 ${d.model.sha256.slice(0, 12)}`);
+    const panel = $('diagnosis');
+    panel.dataset.task = a.task;
+    panel.dataset.label = a.label;
+    panel.dataset.mostLikely = a.most_likely;
+    panel.dataset.probabilities = JSON.stringify(a.probabilities);
+    panel.dataset.shared = 'true';
     panel.dataset.count = String(Number(panel.dataset.count ?? 0) + 1);
   }
 

@@ -45,6 +45,8 @@ self.addEventListener('fetch', (event) => {
   const ours = url.origin === SCOPE.origin && url.pathname.startsWith(SCOPE.pathname);
   if (event.request.method !== 'GET' || !ours) return;
   const path = url.pathname.slice(SCOPE.pathname.length) || 'index.html';
+  // The relay's API (shares and replies, web/share.js) is live data, never part of a build.
+  if (path.startsWith('api/')) return;
   event.respondWith(answer(path, event.request));
 });
 

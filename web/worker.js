@@ -1,9 +1,14 @@
 // The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
-import init, { Model, Study, lastPanic } from '../pkg/bedside_web.js';
+import init, { Draft, Model, Study, lastPanic, openReply, openShare, sealReply } from '../pkg/bedside_web.js';
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
+let studyBytes = null; // the current file as it came, for a share's de-identified copy
+/** The current file's last diagnosis, as the page got it: what a share carries. */
+let lastDiagnosis = null;
+/** {id, draft}: the current file de-identified for a share the clinician has not confirmed yet. */
+let shareDraft = null;
 /** `task/backend` → Promise<{model, summary, …}>: each model is fetched and warmed up once. */
 const models = new Map();
 /** Loads run one after another: the WebGPU device is made once, by the first of them. */
@@ -40,9 +45,7 @@ self.onmessage = async ({ data: msg }) => {
   try {
     if (msg.type === 'open') {
       const opened = Study.open(new Uint8Array(msg.bytes), msg.name);
-      if (study) study.free();
-      study = opened;
-      studyId = msg.id;
+      replaceStudy(opened, msg.id, new Uint8Array(msg.bytes));
       self.postMessage({ type: 'opened', id: msg.id, name: msg.name, ...study.summary() });
     } else if (msg.type === 'render') {
       if (!study || msg.id !== studyId) return; // a render for a file that was replaced
@@ -58,12 +61,87 @@ self.onmessage = async ({ data: msg }) => {
       await model(msg.task, msg.backend).catch(() => {}); // model-error already told the page
     } else if (msg.type === 'diagnose') {
       await diagnose(msg);
+    } else if (msg.type.startsWith('share-') || msg.type.startsWith('reply-')) {
+      shareMessage(msg);
     }
   } catch (err) {
     if (panicReported()) return;
     self.postMessage({ type: 'error', id: msg.id, name: msg.name, message: String(err.message ?? err) });
   }
 };
+
+function replaceStudy(opened, id, bytes) {
+  if (study) study.free();
+  study = opened;
+  studyId = id;
+  studyBytes = bytes;
+  lastDiagnosis = null;
+  shareDraft?.draft.free();
+  shareDraft = null;
+}
+
+/**
+ * Sharing for review (web/bridge.md, "Sharing"): each answer echoes the request's `request` number,
+ * and a failure is a `share-error` with one readable line, never an `error` about the file on screen.
+ */
+function shareMessage(msg) {
+  const { request } = msg;
+  try {
+    if (msg.type === 'share-prepare') {
+      if (!study || msg.id !== studyId) throw new Error('the image was replaced meanwhile; share it again');
+      if (shareDraft?.id !== msg.id) {
+        shareDraft?.draft.free();
+        shareDraft = { id: msg.id, draft: Draft.new(studyBytes) };
+      }
+      const { draft } = shareDraft;
+      self.postMessage({ type: 'share-prepared', request, id: msg.id, burnedInRisk: draft.burnedInRisk, burnedInWarning: draft.burnedInWarning });
+    } else if (msg.type === 'share-seal') {
+      const d = lastDiagnosis;
+      if (shareDraft?.id !== msg.id || d?.id !== msg.id) throw new Error('there is no diagnosis of this image to share yet');
+      const sealed = shareDraft.draft.seal(
+        JSON.stringify(d.assessment), JSON.stringify(d.summary), d.heatMap.rgba, d.heatMap.width, d.heatMap.height,
+        d.columns, d.rows, msg.note, msg.created,
+      );
+      const ciphertext = sealed.ciphertext;
+      const reply = { type: 'share-sealed', request, id: msg.id, ciphertext: ciphertext.buffer, fragment: sealed.fragment, capability: sealed.capability };
+      sealed.free();
+      self.postMessage(reply, [ciphertext.buffer]);
+    } else if (msg.type === 'share-open') {
+      const shared = openShare(msg.fragment, new Uint8Array(msg.ciphertext));
+      const image = shared.images[0];
+      if (!image) throw new Error('this share holds no image');
+      const opened = Study.open(image.bytes, image.name);
+      replaceStudy(opened, msg.id, image.bytes);
+      self.postMessage({ type: 'opened', id: msg.id, name: image.name, ...study.summary() });
+      const transfer = [];
+      const diagnoses = shared.diagnoses.map((d) => {
+        if (!d.heat_map) return d;
+        transfer.push(d.heat_map.rgba.buffer);
+        return { ...d, heat_map: { ...d.heat_map, rgba: d.heat_map.rgba.buffer } };
+      });
+      self.postMessage(
+        { type: 'share-opened', request, id: msg.id, created: shared.created, note: shared.note, diagnoses, columns: study.columns, rows: study.rows },
+        transfer,
+      );
+    } else if (msg.type === 'reply-seal') {
+      const sealed = sealReply(msg.fragment, msg.text, msg.opinion, msg.created);
+      self.postMessage({ type: 'reply-sealed', request, ciphertext: sealed.buffer }, [sealed.buffer]);
+    } else if (msg.type === 'reply-open') {
+      // One unreadable reply (someone else's bytes) does not hide the others.
+      const replies = msg.replies.map((bytes) => {
+        try {
+          return openReply(msg.fragment, new Uint8Array(bytes));
+        } catch (err) {
+          return { error: String(err.message ?? err) };
+        }
+      });
+      self.postMessage({ type: 'replies-opened', request, replies });
+    }
+  } catch (err) {
+    if (panicReported()) return;
+    self.postMessage({ type: 'share-error', request, message: String(err.message ?? err) });
+  }
+}
 
 /** The task's model on the wanted backend ('auto', 'webgpu' or 'cpu'), loading it the first time. */
 function model(task, backend = 'auto') {
@@ -184,6 +262,11 @@ async function diagnose({ id, task: requested, frame, backend }) {
     }
     const ms = performance.now() - started;
     const { assessment, heat_map: map, outline } = result;
+    // A copy stays here: a share carries the diagnosis on screen, after the page got these pixels.
+    lastDiagnosis = {
+      id, assessment, summary: entry.summary, columns: study.columns, rows: study.rows,
+      heatMap: { width: map.width, height: map.height, rgba: map.rgba.slice() },
+    };
     const heatMap = { width: map.width, height: map.height, rgba: map.rgba.buffer };
     const outlineLayer = outline && { width: outline.width, height: outline.height, rgba: outline.rgba.buffer };
     const transfer = [heatMap.rgba];

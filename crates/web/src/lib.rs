@@ -5,7 +5,10 @@
 //! - [`Model`] loads a model artifact with `bedside-diagnosis` on WebGPU (burn-wgpu) or on the CPU
 //!   path (burn-flex with Wasm SIMD); the gate's [`Model::route`] gives a [`Routing`], and the
 //!   answering model's [`Model::assess`] the frame's assessment (`bedside_diagnosis::Assessment`, the
-//!   JSON `bedside predict` prints), heat map included (whatever frame is on screen meanwhile).
+//!   JSON `bedside predict` prints), heat map included (whatever frame is on screen meanwhile);
+//! - [`Draft`] de-identifies the open file for a share (`bedside-imaging`'s `deid`) and seals it with
+//!   the diagnosis and the clinician's note (`bedside-share`); [`open_share`] opens a received share,
+//!   [`seal_reply`] and [`open_reply`] carry the reviewer's answer.
 //!
 //! A panic is a bug, not an input error (inputs are validated and come back as `Error`s), but should
 //! one happen the hook installed at start-up turns it into a JS `Error` carrying the panic message
@@ -14,9 +17,11 @@
 //! Built only by `cargo xtask` for `wasm32-unknown-unknown`.
 
 mod model;
+mod share;
 mod study;
 
 pub use model::{Model, Routing};
+pub use share::{Draft, Sealed, open_reply, open_share, seal_reply};
 pub use study::Study;
 
 use std::sync::OnceLock;

@@ -1,6 +1,6 @@
 //! Files the end-to-end tests open that no data set ships: a chest film from the shared data's
-//! `originals/` wrapped, pixel for pixel, in a DICOM file (Modality CR), as a hospital's archive
-//! would send it; and an ordinary photograph the trust gate never saw (one of its held-out
+//! `originals/` wrapped, pixel for pixel, in a DICOM file (Modality CR, with a patient's name and
+//! ID), as a hospital's archive would send it; and an ordinary photograph the trust gate never saw (one of its held-out
 //! validation photographs, from a package-registry wheel). Written under the target folder; never
 //! committed.
 
@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// The chest film the tests wrap (a validation-split film from `originals/`).
 pub const CHEST_FILM: &str = "chest_person321_virus_648.jpeg";
+
+/// The wrapped film's Patient's Name and Patient ID (tests/e2e/share.test.mjs looks for them).
+pub const FIXTURE_PATIENT_NAME: &str = "DOE^JANE";
+pub const FIXTURE_PATIENT_ID: &str = "MRN-0042";
 
 /// The photograph the refusal test opens: held out from the gate's training (its group is a
 /// validation group, see `bedside_train::gate::is_val_photo`).
@@ -53,6 +57,10 @@ fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
     obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "2.25.1"));
     obj.put(DataElement::new(tags::MODALITY, VR::CS, "CR"));
     obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
+    // A patient's identity, as an archive's file has one: the share test checks that none of it
+    // reaches the reviewer.
+    obj.put(DataElement::new(tags::PATIENT_NAME, VR::PN, FIXTURE_PATIENT_NAME));
+    obj.put(DataElement::new(tags::PATIENT_ID, VR::LO, FIXTURE_PATIENT_ID));
     obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
     obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
     obj.put(us(tags::ROWS, frame.rows as u16));

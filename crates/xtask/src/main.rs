@@ -25,6 +25,7 @@ mod bench;
 mod conformance;
 mod fixtures;
 mod fuzz;
+mod relay;
 mod relay_bench;
 mod serve;
 mod setup;
@@ -184,11 +185,15 @@ fn test() -> Result<()> {
     let data = shared_data();
     let fixtures = fixtures::write(&data, &target_dir().join("e2e-fixtures"))?;
     let site = build_site(None, None)?;
-    let server = serve::Server::start(site, 0)?;
+    let server = serve::Server::start(site.clone(), 0)?;
+    // Sharing (tests/e2e/share.test.mjs) needs the relay's API beside the same site.
+    step("starting the relay");
+    let relay = relay::RelayProcess::for_tests(&site, &target_dir().join("e2e-relay").join("data"))?;
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1", "tests/e2e/"])
         .current_dir(root())
         .env("BEDSIDE_URL", format!("http://{}", server.addr()))
+        .env("BEDSIDE_RELAY_URL", relay.url())
         .env("BEDSIDE_CORPUS", corpus.canonicalize()?)
         .env("BEDSIDE_DATA", &data)
         .env("BEDSIDE_CLI", cli)

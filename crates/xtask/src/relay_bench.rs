@@ -16,14 +16,12 @@
 //! on a small machine it competes with the relay for the same cores, which the numbers include.
 //! Results are printed and written to `bench/relay.{md,json}` in the target folder.
 
+use crate::relay::{RelayProcess, Signal};
 use crate::{cargo, run, step, target_dir};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -54,7 +52,7 @@ pub fn bench(options: &Options) -> Result<()> {
     let machine = machine();
     println!("machine: {machine}");
 
-    let mut relay = RelayProcess::start(&binary, &data, options.database.as_deref(), 0)?;
+    let mut relay = RelayProcess::start(&binary, &data, options.database.as_deref(), 0, None)?;
     let addr = relay.addr;
     let seconds = Duration::from_secs(options.seconds);
 
@@ -90,7 +88,7 @@ pub fn bench(options: &Options) -> Result<()> {
         std::thread::sleep((start + seconds * at / 3).saturating_duration_since(Instant::now()));
         let stopped = start.elapsed();
         relay.stop(signal)?;
-        relay = RelayProcess::start(&binary, &data, options.database.as_deref(), addr.port())?;
+        relay = RelayProcess::start(&binary, &data, options.database.as_deref(), addr.port(), None)?;
         let ready = start.elapsed();
         println!(
             "{} at {:.2} s, listening again at {:.2} s",
@@ -177,87 +175,10 @@ fn machine() -> String {
     format!("{cpus} CPU cores, load average {} before the runs", load.join(" "))
 }
 
-#[derive(Clone, Copy)]
-enum Signal {
-    Term,
-    Kill,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Term => "SIGTERM",
-            Signal::Kill => "SIGKILL",
-        }
-    }
-}
-
 struct Restart {
     signal: Signal,
     stopped: Duration,
     ready: Duration,
-}
-
-/// A relay started as its own process, quiet, on 127.0.0.1.
-struct RelayProcess {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl RelayProcess {
-    fn start(binary: &Path, data: &Path, database: Option<&str>, port: u16) -> Result<RelayProcess> {
-        let log = data.parent().unwrap_or(data).join("relay.log");
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let mut cmd = Command::new(binary);
-        cmd.args(["--port", &port.to_string(), "--rate-per-minute", "0", "--quiet"])
-            .arg("--data-dir")
-            .arg(data)
-            // The API only: the page's files are not what is measured.
-            .arg("--site")
-            .arg(data.join("no-site"))
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        if let Some(url) = database {
-            cmd.args(["--database", url]);
-        }
-        let mut child = cmd.spawn().with_context(|| format!("could not start {}", binary.display()))?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().context("no stdout")?;
-        BufReader::new(stdout).read_line(&mut line)?;
-        // "Bedside relay at http://ADDR (...)"
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok());
-        match addr {
-            Some(addr) => Ok(RelayProcess { child, addr, log }),
-            None => {
-                let _ = child.kill();
-                bail!("the relay did not start (see {}): {line:?}", log.display())
-            }
-        }
-    }
-
-    fn stop(&mut self, signal: Signal) -> Result<()> {
-        match signal {
-            Signal::Kill => self.child.kill()?,
-            Signal::Term => run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?,
-        }
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for RelayProcess {
-    /// No relay left running when the bench stops early (a stopped one is already reaped).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// What the clients of one run do.
