@@ -1,8 +1,9 @@
 //! What the relay's end-to-end tests share: a relay on a free port, an HTTP client, a throwaway
-//! PostgreSQL cluster.
+//! PostgreSQL cluster, a sealed session and the search of stored bytes for its plaintext.
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod at_rest;
 pub mod postgres;
 
 use bedside_relay::{Clock, Config, Relay};
