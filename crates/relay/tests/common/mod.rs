@@ -83,6 +83,11 @@ impl Client {
         Self::read(self.agent.get(format!("{}{path}", self.base)).call())
     }
 
+    /// A GET with one more header.
+    pub fn get_with(&self, path: &str, (name, value): (&str, &str)) -> Reply {
+        Self::read(self.agent.get(format!("{}{path}", self.base)).header(name, value).call())
+    }
+
     pub fn head(&self, path: &str) -> Reply {
         Self::read(self.agent.head(format!("{}{path}", self.base)).call())
     }
