@@ -66,6 +66,9 @@ pub struct Config {
     pub max_reply: usize,
     /// API requests a client address may make per minute (also its burst); 0 for no limit.
     pub rate_per_minute: u32,
+    /// Counts requests against the rightmost `X-Forwarded-For` address rather than the connection's:
+    /// only behind a proxy that appends it, or any client could pick its own address.
+    pub trust_forwarded_for: bool,
     /// How often expired shares are removed.
     pub sweep_every: Duration,
     /// Where expiry reads the time.
@@ -76,7 +79,7 @@ pub struct Config {
 
 impl Config {
     /// The defaults: 127.0.0.1:8443, SQLite in `data_dir`, no site, 50 MB shares, 1 MiB replies,
-    /// 120 requests a minute per address, a sweep a minute, the system clock, logging on.
+    /// 120 requests a minute per connection's address, a sweep a minute, the system clock, logging on.
     pub fn new(data_dir: PathBuf) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
@@ -86,6 +89,7 @@ impl Config {
             max_upload: 50_000_000,
             max_reply: 1 << 20,
             rate_per_minute: 120,
+            trust_forwarded_for: false,
             sweep_every: Duration::from_secs(60),
             clock: Clock::system(),
             log: true,
@@ -119,6 +123,7 @@ pub struct AppState {
     limits: Limits,
     site: Option<Arc<PathBuf>>,
     limiter: Arc<RateLimiter>,
+    trust_forwarded_for: bool,
     security_headers: Arc<Vec<(HeaderName, HeaderValue)>>,
     log: bool,
 }
@@ -147,6 +152,7 @@ pub fn router(config: &Config, store: Arc<dyn Store>) -> Router {
         limits: Limits { max_upload: config.max_upload, max_reply: config.max_reply },
         site: config.site.clone().map(Arc::new),
         limiter: Arc::new(RateLimiter::new(config.rate_per_minute)),
+        trust_forwarded_for: config.trust_forwarded_for,
         security_headers: Arc::new(site::security_headers()),
         log: config.log,
     };

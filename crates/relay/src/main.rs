@@ -36,6 +36,12 @@ struct Args {
     /// API requests per minute allowed from one client address (also its burst); 0 for no limit.
     #[arg(long, default_value_t = 120)]
     rate_per_minute: u32,
+    /// Count API requests against the rightmost address of `X-Forwarded-For` (the one a load
+    /// balancer or reverse proxy in front appends) instead of the connection's, which behind a proxy
+    /// is the proxy's. Only where every request comes through such a proxy: otherwise a client
+    /// evades the rate limit by sending the header itself.
+    #[arg(long, env = "BEDSIDE_RELAY_TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new())]
+    trust_forwarded_for: bool,
     /// Seconds between sweeps of expired shares.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     sweep_seconds: u64,
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
     config.max_upload = args.max_upload_mb.saturating_mul(1_000_000);
     config.max_reply = args.max_reply_kib.saturating_mul(1024);
     config.rate_per_minute = args.rate_per_minute;
+    config.trust_forwarded_for = args.trust_forwarded_for;
     config.sweep_every = Duration::from_secs(args.sweep_seconds);
     config.log = !args.quiet;
     if args.site.join("index.html").is_file() {
@@ -77,4 +84,19 @@ fn main() -> ExitCode {
     println!("Bedside relay at http://{} ({store}; Ctrl-C stops it)", relay.addr());
     relay.run_until_stopped();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_trusted_only_when_asked() {
+        let parse = |args: &[&str]| Args::try_parse_from(args).unwrap().trust_forwarded_for;
+        // Unless the environment of the test run sets it, the default is off.
+        if std::env::var_os("BEDSIDE_RELAY_TRUST_FORWARDED_FOR").is_none() {
+            assert!(!parse(&["relay"]));
+        }
+        assert!(parse(&["relay", "--trust-forwarded-for"]));
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::api::ApiError;
+use crate::limit::client_address;
 use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -51,7 +52,8 @@ fn content_length(headers: &axum::http::HeaderMap) -> u64 {
 /// Refuses API requests beyond the client address's rate (429 with `Retry-After`).
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Served without a client address (a router called in-process): nothing to limit by.
-    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let client = client_address(request.headers(), peer, state.trust_forwarded_for);
     if let Some(client) = client.filter(|_| request.uri().path().starts_with("/api/"))
         && let Err(seconds) = state.limiter.take(client, Instant::now())
     {

@@ -194,6 +194,34 @@ fn too_many_api_requests_from_one_address_get_429() {
 }
 
 #[test]
+fn forwarded_for_keys_the_rate_limit_only_when_trusted_and_then_by_its_rightmost_address() {
+    let unknown = "/api/shares/0123456789abcdef0123456789abcdef";
+    let relay = |trust: bool| {
+        let mut config = config(folder(&format!("forwarded-{trust}")));
+        config.rate_per_minute = 2;
+        config.trust_forwarded_for = trust;
+        Relay::start(config).unwrap()
+    };
+    let statuses = |client: &Client, forwarded: &[&str]| -> Vec<u16> {
+        forwarded.iter().map(|f| client.get_with(unknown, ("X-Forwarded-For", f)).status).collect()
+    };
+
+    let untrusting = relay(false);
+    let client = Client::new(&untrusting);
+    // A new spoofed address each time: all count against 127.0.0.1, whose burst is 2.
+    assert_eq!(statuses(&client, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]), [404, 404, 429]);
+    assert_eq!(client.get(unknown).status, 429, "and the connection's own address is the one limited");
+
+    let trusting = relay(true);
+    let client = Client::new(&trusting);
+    // The proxy appends the address it saw; what the client wrote to its left changes nothing.
+    let seen_a = ["6.6.6.6, 10.0.0.1", "7.7.7.7, 10.0.0.1", "8.8.8.8, 10.0.0.1"];
+    assert_eq!(statuses(&client, &seen_a), [404, 404, 429], "10.0.0.1's burst of 2 is spent");
+    assert_eq!(statuses(&client, &["10.0.0.1, 10.0.0.2"]), [404], "10.0.0.2 has its own bucket");
+    assert_eq!(client.get(unknown).status, 404, "without the header, the connection's address");
+}
+
+#[test]
 fn a_restarted_relay_still_has_its_shares() {
     let data = folder("restart");
     let sent = ciphertext(10_000, 9);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tokio::runtime::Handle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls, Transaction};
 
 /// The schema, one step per version; a step is never edited once released, only appended to.
 const MIGRATIONS: &[(i64, &str)] = &[(
@@ -174,9 +174,7 @@ impl Store for PostgresStore {
         self.runtime.block_on(async {
             let tx = client.transaction().await?;
             // The share's row lock orders concurrent replies, so their numbers do not collide.
-            let row = tx.query_opt("SELECT expires_at FROM shares WHERE id = $1 FOR UPDATE", &[&id]).await?;
-            let Some(row) = row else { return Ok(Lookup::Missing) };
-            if let Some(refused) = refusal(row.get(0), false, now) {
+            if let Err(refused) = live_share(&tx, &id, now, RowLock::ForUpdate).await? {
                 return Ok(refused);
             }
             let count: i64 =
@@ -200,9 +198,7 @@ impl Store for PostgresStore {
         let id = id.to_string();
         self.runtime.block_on(async {
             let tx = client.transaction().await?;
-            let row = tx.query_opt("SELECT expires_at FROM shares WHERE id = $1", &[&id]).await?;
-            let Some(row) = row else { return Ok(Lookup::Missing) };
-            if let Some(refused) = refusal(row.get(0), false, now) {
+            if let Err(refused) = live_share(&tx, &id, now, RowLock::None).await? {
                 return Ok(refused);
             }
             let rows = tx.query("SELECT body FROM replies WHERE share_id = $1 ORDER BY seq", &[&id]).await?;
@@ -215,4 +211,28 @@ impl Store for PostgresStore {
         let client = self.client()?;
         Ok(self.runtime.block_on(client.execute("DELETE FROM shares WHERE expires_at <= $1", &[&now]))?)
     }
+}
+
+/// Whether [`live_share`] locks the share's row until the transaction ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    /// `FOR UPDATE`: writers of the share's replies go one at a time.
+    ForUpdate,
+    None,
+}
+
+/// Whether share `id` takes and shows replies at `now`: it exists and has not expired (a burnt
+/// share still does, so the sender can read what the one reader answered). `Err` is the refusal.
+async fn live_share<T>(
+    tx: &Transaction<'_>,
+    id: &str,
+    now: i64,
+    lock: RowLock,
+) -> Result<Result<(), Lookup<T>>, StoreError> {
+    let query = match lock {
+        RowLock::ForUpdate => "SELECT expires_at FROM shares WHERE id = $1 FOR UPDATE",
+        RowLock::None => "SELECT expires_at FROM shares WHERE id = $1",
+    };
+    let Some(row) = tx.query_opt(query, &[&id]).await? else { return Ok(Err(Lookup::Missing)) };
+    Ok(refusal(row.get(0), false, now).map_or(Ok(()), Err))
 }

@@ -142,11 +142,7 @@ impl Store for SqliteStore {
     ) -> Result<Lookup<u32>, StoreError> {
         let mut connection = self.connection();
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let expires_at: Option<i64> = tx
-            .query_row("SELECT expires_at FROM shares WHERE id = ?1", [id.to_string()], |r| r.get(0))
-            .optional()?;
-        let Some(expires_at) = expires_at else { return Ok(Lookup::Missing) };
-        if let Some(refused) = refusal(expires_at, false, now) {
+        if let Err(refused) = live_share(&tx, id, now)? {
             return Ok(refused);
         }
         let count: u32 =
@@ -165,11 +161,7 @@ impl Store for SqliteStore {
     fn replies(&self, id: &ShareId, now: i64) -> Result<Lookup<Vec<Vec<u8>>>, StoreError> {
         let mut connection = self.connection();
         let tx = connection.transaction()?;
-        let expires_at: Option<i64> = tx
-            .query_row("SELECT expires_at FROM shares WHERE id = ?1", [id.to_string()], |r| r.get(0))
-            .optional()?;
-        let Some(expires_at) = expires_at else { return Ok(Lookup::Missing) };
-        if let Some(refused) = refusal(expires_at, false, now) {
+        if let Err(refused) = live_share(&tx, id, now)? {
             return Ok(refused);
         }
         let mut query = tx.prepare("SELECT body FROM replies WHERE share_id = ?1 ORDER BY seq")?;
@@ -180,6 +172,20 @@ impl Store for SqliteStore {
     fn sweep(&self, now: i64) -> Result<u64, StoreError> {
         Ok(self.connection().execute("DELETE FROM shares WHERE expires_at <= ?1", [now])? as u64)
     }
+}
+
+/// Whether share `id` takes and shows replies at `now`: it exists and has not expired (a burnt
+/// share still does, so the sender can read what the one reader answered). `Err` is the refusal.
+fn live_share<T>(
+    connection: &Connection,
+    id: &ShareId,
+    now: i64,
+) -> Result<Result<(), Lookup<T>>, StoreError> {
+    let expires_at: Option<i64> = connection
+        .query_row("SELECT expires_at FROM shares WHERE id = ?1", [id.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(expires_at) = expires_at else { return Ok(Err(Lookup::Missing)) };
+    Ok(refusal(expires_at, false, now).map_or(Ok(()), Err))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! What the relay's end-to-end tests share: a relay on a free port, an HTTP client, a throwaway
-//! PostgreSQL cluster.
+//! PostgreSQL cluster, a sealed session and the search of stored bytes for its plaintext.
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod at_rest;
 pub mod postgres;
 
 use bedside_relay::{Clock, Config, Relay};
@@ -80,6 +81,11 @@ impl Client {
 
     pub fn get(&self, path: &str) -> Reply {
         Self::read(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// A GET with one more header.
+    pub fn get_with(&self, path: &str, (name, value): (&str, &str)) -> Reply {
+        Self::read(self.agent.get(format!("{}{path}", self.base)).header(name, value).call())
     }
 
     pub fn head(&self, path: &str) -> Reply {

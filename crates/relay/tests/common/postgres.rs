@@ -1,11 +1,12 @@
 //! A throwaway PostgreSQL cluster (Debian's `postgresql` package; `cargo xtask test` installs it):
-//! created under `<target>/pg-test/`, on a free port of 127.0.0.1 with its socket in its own
+//! created under `<target>/pg-test/<pid>-<n>`, on a free port of 127.0.0.1 with its socket in its own
 //! folder, stopped and removed on drop. PostgreSQL refuses to run as root, so as root the server
 //! runs as the `postgres` user.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct Postgres {
     dir: PathBuf,
@@ -60,6 +61,65 @@ pub fn start() -> Option<Postgres> {
 }
 
 impl Postgres {
+    /// The cluster's folder: its data directory (`data/`, WAL included) and its server log.
+    pub fn folder(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every cell of every table of the relay's database as the server returns it (bytea as its
+    /// bytes, the rest as text), each named `table.column row n`; and the tables' names.
+    pub fn every_cell(&self) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
+        self.with_client(|runtime, sql| {
+            let columns = runtime
+                .block_on(sql.query(
+                    "SELECT table_name::text, column_name::text, data_type::text
+                     FROM information_schema.columns
+                     WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+                    &[],
+                ))
+                .unwrap();
+            // Table by table: its columns' names and the expressions that select their bytes.
+            let mut tables: Vec<(String, Vec<(String, String)>)> = Vec::new();
+            for column in &columns {
+                let (table, name, kind): (String, String, String) =
+                    (column.get(0), column.get(1), column.get(2));
+                let bytes = match kind.as_str() {
+                    "bytea" => format!("\"{name}\""),
+                    _ => format!("convert_to(\"{name}\"::text, 'UTF8')"),
+                };
+                match tables.last_mut() {
+                    Some((last, selected)) if *last == table => selected.push((name, bytes)),
+                    _ => tables.push((table, vec![(name, bytes)])),
+                }
+            }
+            let mut cells = Vec::new();
+            for (table, selected) in &tables {
+                let list: Vec<&str> = selected.iter().map(|(_, bytes)| bytes.as_str()).collect();
+                let query = format!("SELECT {} FROM \"{table}\"", list.join(", "));
+                for (r, row) in runtime.block_on(sql.query(&query, &[])).unwrap().iter().enumerate() {
+                    for (c, (name, _)) in selected.iter().enumerate() {
+                        let cell: Option<Vec<u8>> = row.get(c);
+                        cells.push((format!("{table}.{name} row {r}"), cell.unwrap_or_default()));
+                    }
+                }
+            }
+            (tables.into_iter().map(|(table, _)| table).collect(), cells)
+        })
+    }
+
+    /// Runs `statements` in the relay's database.
+    pub fn sql(&self, statements: &str) {
+        self.with_client(|runtime, sql| runtime.block_on(sql.batch_execute(statements)).unwrap());
+    }
+
+    fn with_client<T>(&self, call: impl FnOnce(&tokio::runtime::Runtime, &tokio_postgres::Client) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (client, connection) =
+            runtime.block_on(tokio_postgres::connect(&self.url, tokio_postgres::NoTls)).unwrap();
+        runtime.spawn(connection);
+        call(&runtime, &client)
+    }
+
     /// A PostgreSQL program, as the `postgres` user where we are root.
     fn command(&self, program: &str) -> Command {
         let program = self.bin.join(program);
@@ -109,8 +169,11 @@ fn binaries() -> Option<PathBuf> {
 /// in the system's temporary folder where that user cannot reach the target folder (a target
 /// under root's home, which only root may enter).
 fn folder(as_postgres: bool) -> PathBuf {
+    // One cluster per test: the tests of one file run at once in one process.
+    static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("{}-{}", std::process::id(), CLUSTERS.fetch_add(1, Ordering::Relaxed));
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let mut dir = target.parent().unwrap_or(&target).join("pg-test").join(std::process::id().to_string());
+    let mut dir = target.parent().unwrap_or(&target).join("pg-test").join(&name);
     let reachable = |dir: &Path| {
         !as_postgres
             || Command::new("runuser")
@@ -123,7 +186,7 @@ fn folder(as_postgres: bool) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     if !reachable(&dir) {
         let _ = std::fs::remove_dir_all(&dir);
-        dir = std::env::temp_dir().join(format!("bedside-pg-test-{}", std::process::id()));
+        dir = std::env::temp_dir().join(format!("bedside-pg-test-{name}"));
         eprintln!("the postgres user cannot enter the target folder: the cluster is in {}", dir.display());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
