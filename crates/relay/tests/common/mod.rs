@@ -67,8 +67,13 @@ impl Reply {
 
 impl Client {
     pub fn new(relay: &Relay) -> Client {
+        Client::at(format!("http://{}", relay.addr()))
+    }
+
+    /// A client of the relay at `base` (`http://host:port`), e.g. one running as its own process.
+    pub fn at(base: String) -> Client {
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Client { base: format!("http://{}", relay.addr()), agent }
+        Client { base, agent }
     }
 
     fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
