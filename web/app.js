@@ -31,7 +31,7 @@ let dirty = false;
 let worker = startWorker();
 const viewer = new Viewer(canvas, windowDrag);
 const shareBridge = new ShareBridge(worker);
-const sharePanel = new SharePanel(shareBridge);
+const sharePanel = new SharePanel(shareBridge, viewer);
 const diagnosis = new DiagnosisPanel(worker, viewer, { diagnosed: (id) => sharePanel.diagnosed(id) });
 // Opened by a share link: a read-only review of what the clinician shared (web/share.js).
 const link = shareLink(location.hash);

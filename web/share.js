@@ -130,6 +130,8 @@ function showReplies(list, replies) {
 /** The clinician's side: "Share for review" after a diagnosis. */
 export class SharePanel {
   #bridge;
+  #viewer;
+  #blackOut = []; // [x, y, w, h] in image pixels, as drawn or typed: the worker makes them whole pixels
   #file = null; // id of the file on screen
   #diagnosed = null; // id of the file whose diagnosis is on screen
   #sealed = null; // {id, note, ttl, burn, ciphertext, fragment}: kept until the relay has it, for retries
@@ -137,10 +139,14 @@ export class SharePanel {
   #poll = 0;
   #checking = false;
 
-  constructor(bridge) {
+  constructor(bridge, viewer) {
     this.#bridge = bridge;
+    this.#viewer = viewer;
     $('share-open').addEventListener('click', () => this.#openForm());
-    $('share-cancel').addEventListener('click', () => this.#closeForm());
+    $('share-cancel').addEventListener('click', () => {
+      this.#closeForm();
+      this.#setBlackOut([]);
+    });
     $('share-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.#create();
@@ -149,6 +155,43 @@ export class SharePanel {
     $('share-delete').addEventListener('click', () => this.#delete());
     $('share-check').addEventListener('click', () => this.#checkReplies());
     document.addEventListener('visibilitychange', () => this.#schedule());
+    $('black-out-draw').addEventListener('click', () => this.#draw(!this.#viewer.drawing));
+    $('black-out-clear').addEventListener('click', () => this.#setBlackOut([]));
+    $('black-out-add').addEventListener('click', () => this.#addTyped());
+    for (const field of ['x', 'y', 'width', 'height']) {
+      // Enter in a field adds the rectangle; it must not submit the form (which creates the share).
+      $(`black-out-${field}`).addEventListener('keydown', (e) => {
+        if (e.key !== 'Enter') return;
+        e.preventDefault();
+        this.#addTyped();
+      });
+    }
+  }
+
+  /** Drawing rectangles to black out on the image, or not. */
+  #draw(on) {
+    this.#viewer.onBlackOutDrawn = on ? (rect) => this.#setBlackOut([...this.#blackOut, rect]) : null;
+    $('black-out-draw').setAttribute('aria-pressed', String(on));
+    document.body.dataset.drawing = String(on); // test hook
+  }
+
+  #setBlackOut(rects) {
+    this.#blackOut = rects;
+    this.#viewer.setBlackOut(rects);
+    const n = rects.length;
+    $('black-out-count').textContent = n ? `${n} rectangle${n > 1 ? 's' : ''} to black out` : 'Nothing blacked out';
+    $('black-out-clear').disabled = n === 0;
+  }
+
+  /** The rectangle typed in pixels (the keyboard's way to draw one); the worker checks and clamps it. */
+  #addTyped() {
+    const values = ['x', 'y', 'width', 'height'].map((f) => $(`black-out-${f}`).valueAsNumber);
+    if (!values.every(Number.isFinite)) {
+      $('black-out-count').textContent = 'Enter X, Y, width and height in pixels first.';
+      $(`black-out-${['x', 'y', 'width', 'height'][values.findIndex((v) => !Number.isFinite(v))]}`).focus();
+      return;
+    }
+    this.#setBlackOut([...this.#blackOut, values]);
   }
 
   /** A new file is on screen: it has no diagnosis to share yet. */
@@ -158,6 +201,7 @@ export class SharePanel {
     this.#sealed = null;
     $('share-open').disabled = true;
     this.#closeForm();
+    this.#setBlackOut([]);
   }
 
   /** The file on screen got a diagnosis (not a refusal): it can be shared. */
@@ -179,8 +223,8 @@ export class SharePanel {
       // The rule (Burned In Annotation, or the kind of image) is the imaging library's.
       if (prepared.burnedInWarning) {
         $('share-warning').textContent = prepared.burnedInRisk === 'yes'
-          ? 'Warning: this image says it has text burned into its pixels (names, dates, IDs). De-identification cannot remove it: look at the image before sharing.'
-          : 'Warning: images of this kind often have text burned into their pixels (names, dates, IDs), which de-identification cannot remove: look at the image before sharing.';
+          ? 'Warning: this image says it has text burned into its pixels (names, dates, IDs). De-identification cannot remove it: look at the image and black out what identifies the patient.'
+          : 'Warning: images of this kind often have text burned into their pixels (names, dates, IDs), which de-identification cannot remove: look at the image and black out what identifies the patient.';
         $('share-warning').hidden = false;
       }
       $('share').dataset.burnedIn = prepared.burnedInRisk; // test hook
@@ -190,6 +234,7 @@ export class SharePanel {
   }
 
   #closeForm() {
+    this.#draw(false);
     $('share-form').hidden = true;
     $('share-open').setAttribute('aria-expanded', 'false');
   }
@@ -200,14 +245,15 @@ export class SharePanel {
     const note = $('share-note').value;
     const ttl = $('share-ttl').value;
     const burn = $('share-burn').checked;
+    const blackOut = this.#blackOut;
     $('share-create').disabled = true;
     try {
       // A retry after a relay error sends the same sealed bytes when nothing changed.
       let sealed = this.#sealed;
-      if (!sealed || sealed.id !== id || sealed.note !== note) {
+      if (!sealed || sealed.id !== id || sealed.note !== note || sealed.blackOut !== blackOut) {
         this.#status('busy', 'De-identifying and encrypting…');
-        const msg = await this.#bridge.ask({ type: 'share-seal', id, note, created: new Date().toISOString() });
-        sealed = { id, note, ciphertext: msg.ciphertext, fragment: msg.fragment };
+        const msg = await this.#bridge.ask({ type: 'share-seal', id, note, created: new Date().toISOString(), blackOut });
+        sealed = { id, note, blackOut, blackedOut: msg.blackedOut, ciphertext: msg.ciphertext, fragment: msg.fragment };
         this.#sealed = sealed;
       }
       this.#status('busy', 'Uploading the encrypted share…');
@@ -223,12 +269,16 @@ export class SharePanel {
       page.hash = `share=${encodeURIComponent(answer.id)}&${sealed.fragment}`;
       this.#share = { id: answer.id, link: page.href, fragment: sealed.fragment, deleteToken: answer.delete_token };
       this.#sealed = null;
+      $('share').dataset.blackedOut = JSON.stringify(sealed.blackedOut); // test hook: the pixels made black
+      this.#setBlackOut([]);
       $('share-link').value = page.href;
       $('share-result').hidden = false;
       $('share-replies').replaceChildren();
       $('share-delete').disabled = false;
       this.#closeForm();
-      this.#status('done', `Share created; the link works for ${$('share-ttl').selectedOptions[0].textContent}${burn ? ', for one viewing' : ''}.`);
+      const n = sealed.blackedOut.length;
+      const hidden = n ? `; ${n} rectangle${n > 1 ? 's' : ''} blacked out` : '';
+      this.#status('done', `Share created; the link works for ${$('share-ttl').selectedOptions[0].textContent}${burn ? ', for one viewing' : ''}${hidden}.`);
       $('share-link').focus();
       this.#schedule();
     } catch (err) {

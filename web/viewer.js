@@ -20,9 +20,19 @@ export class Viewer {
   #overlayVisible = true;
   #outline = null; // {canvas, region}: the lesion outline, drawn opaque over the heat map
   #outlineVisible = true;
+  #blackOut = []; // [x, y, w, h] in image pixels: rectangles the shared copy will have black
+  #drawn = null; // {from, to} in image pixels: the rectangle being drawn, while a pointer drags
 
   /** 'window' or 'pan': what a one-pointer drag does. */
   tool = 'window';
+
+  /**
+   * Set while the clinician draws rectangles to black out: a one-pointer drag then draws one (two
+   * fingers still zoom and pan) and `onBlackOutDrawn([x, y, w, h])` gets it in image pixels (zoom
+   * and pan undone; fractional, negative sizes when dragged up or left, possibly past the edges:
+   * the Rust rule turns it into whole pixels).
+   */
+  onBlackOutDrawn = null;
 
   /** @param {(dx: number, dy: number) => void} onWindowDrag drag as fractions of the canvas size */
   constructor(canvas, onWindowDrag) {
@@ -51,6 +61,7 @@ export class Viewer {
     if (image.width !== columns || image.height !== rows) [image.width, image.height] = [columns, rows];
     image.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), columns, rows), 0, 0);
     this.#image = image;
+    this.#canvas.shownPixels = image; // test hook: the frame as rendered, at its own size, without overlays
     if (fit) this.fit();
     else this.draw();
   }
@@ -90,6 +101,17 @@ export class Viewer {
       this.#outline = { canvas, region };
     }
     this.draw();
+  }
+
+  /** The rectangles to black out, `[x, y, w, h]` in image pixels, drawn black over the image. */
+  setBlackOut(rects) {
+    this.#blackOut = rects.map((r) => [...r]);
+    this.draw();
+  }
+
+  /** Whether a one-pointer drag draws a rectangle to black out (and `onBlackOutDrawn` gets it). */
+  get drawing() {
+    return this.onBlackOutDrawn !== null;
   }
 
   setOutlineVisible(visible) {
@@ -164,6 +186,16 @@ export class Viewer {
       ctx.imageSmoothingEnabled = false; // a line in the picture's own pixels
       ctx.drawImage(this.#outline.canvas, x, y, w, h);
     }
+    const drawn = this.#drawn ? [rectOf(this.#drawn)] : [];
+    for (const [x, y, w, h] of [...this.#blackOut, ...drawn]) {
+      // Black, as shared, with a bright edge so the clinician sees where each one lies on a dark film.
+      ctx.fillStyle = '#000';
+      ctx.fillRect(x, y, w, h);
+      ctx.strokeStyle = '#ffd166';
+      ctx.lineWidth = 2 / this.#scale;
+      ctx.strokeRect(x, y, w, h);
+    }
+    this.#canvas.dataset.blackOut = String(this.#blackOut.length); // test hook
     // Test hooks: whether a heat map and an outline are drawn, and at what opacity.
     this.#canvas.dataset.heatMap = overlay ? 'shown' : this.#overlay ? 'hidden' : 'none';
     this.#canvas.dataset.outline = outline ? 'shown' : this.#outline ? 'hidden' : 'none';
@@ -199,11 +231,23 @@ export class Viewer {
     return { x: e.clientX - r.left, y: e.clientY - r.top };
   }
 
+  /** A point in CSS pixels of the canvas, in image pixels under the current zoom and pan. */
+  #toImage({ x, y }) {
+    return { x: (x - this.#tx) / this.#scale, y: (y - this.#ty) / this.#scale };
+  }
+
   #down(e) {
     if (e.pointerType === 'mouse' && e.button !== 0) return;
     this.#canvas.setPointerCapture(e.pointerId);
     this.#pointers.set(e.pointerId, this.#point(e));
     if (this.#pointers.size > 1) this.#pinched = true;
+    // A second finger makes it a pinch: the rectangle begun is dropped.
+    if (this.drawing && this.#image && this.#pointers.size === 1) {
+      const at = this.#toImage(this.#point(e));
+      this.#drawn = { from: at, to: at };
+    } else {
+      this.#drawn = null;
+    }
   }
 
   #move(e) {
@@ -213,6 +257,11 @@ export class Viewer {
     if (this.#pointers.size === 1) {
       this.#pointers.set(e.pointerId, now);
       if (this.#pinched) return;
+      if (this.#drawn) {
+        this.#drawn.to = this.#toImage(now);
+        this.draw();
+        return;
+      }
       const dx = now.x - last.x;
       const dy = now.y - last.y;
       if (this.tool === 'window') {
@@ -235,8 +284,18 @@ export class Viewer {
   }
 
   #up(e) {
-    this.#pointers.delete(e.pointerId);
+    const wasDown = this.#pointers.delete(e.pointerId);
     if (this.#pointers.size === 0) this.#pinched = false;
+    const drawn = this.#drawn;
+    this.#drawn = null;
+    if (!drawn || !wasDown) return;
+    if (e.type === 'pointerup') drawn.to = this.#toImage(this.#point(e));
+    const rect = rectOf(drawn);
+    // A tap, or a slip of a couple of screen pixels, is not a rectangle.
+    if (e.type === 'pointerup' && Math.abs(rect[2] * this.#scale) >= 3 && Math.abs(rect[3] * this.#scale) >= 3) {
+      this.onBlackOutDrawn?.(rect);
+    }
+    this.draw();
   }
 
   #wheel(e) {
@@ -245,6 +304,11 @@ export class Viewer {
     const pixels = e.deltaMode === WheelEvent.DOM_DELTA_LINE ? e.deltaY * 16 : e.deltaY;
     this.zoomBy(Math.exp(-pixels * WHEEL_ZOOM), x, y);
   }
+}
+
+/** `[x, y, w, h]` of a rectangle dragged from `from` to `to` (negative sizes when dragged up or left). */
+function rectOf({ from, to }) {
+  return [from.x, from.y, to.x - from.x, to.y - from.y];
 }
 
 function pair(a, b) {

@@ -100,10 +100,15 @@ function shareMessage(msg) {
       if (shareDraft?.id !== msg.id || d?.id !== msg.id) throw new Error('there is no diagnosis of this image to share yet');
       const sealed = shareDraft.draft.seal(
         JSON.stringify(d.assessment), JSON.stringify(d.summary), d.heatMap.rgba, d.heatMap.width, d.heatMap.height,
-        d.columns, d.rows, msg.note, msg.created,
+        d.columns, d.rows, msg.note, msg.created, Float64Array.from((msg.blackOut ?? []).flat()),
       );
       const ciphertext = sealed.ciphertext;
-      const reply = { type: 'share-sealed', request, id: msg.id, ciphertext: ciphertext.buffer, fragment: sealed.fragment, capability: sealed.capability };
+      const flat = [...sealed.blackedOut];
+      const blackedOut = Array.from({ length: flat.length / 4 }, (_, i) => flat.slice(4 * i, 4 * i + 4));
+      const reply = {
+        type: 'share-sealed', request, id: msg.id, ciphertext: ciphertext.buffer, fragment: sealed.fragment,
+        capability: sealed.capability, blackedOut,
+      };
       sealed.free();
       self.postMessage(reply, [ciphertext.buffer]);
     } else if (msg.type === 'share-open') {

@@ -50,8 +50,11 @@ async function openPage(t, url, expected = null) {
   return page;
 }
 
-/** The clinician's tab: the wrapped film diagnosed and shared with `NOTE`; returns the page and link. */
-async function shareFilm(t, { burn = false } = {}) {
+/**
+ * The clinician's tab: the wrapped film diagnosed and shared with `NOTE`; returns the page and link.
+ * `prepare(page)` runs in the open share form before the link is created.
+ */
+async function shareFilm(t, { burn = false, prepare = null } = {}) {
   if (!relayUrl) {
     // `cargo xtask serve` has no API; `cargo xtask test` starts the relay.
     const reason = 'BEDSIDE_RELAY_URL is not set: these tests need the relay serving the site';
@@ -78,6 +81,7 @@ async function shareFilm(t, { burn = false } = {}) {
   await page.fill('#share-note', NOTE);
   await page.selectOption('#share-ttl', '86400');
   if (burn) await page.check('#share-burn');
+  if (prepare) await prepare(page);
   await page.click('#share-create');
   await page.waitForFunction(() => document.getElementById('share-link').value !== '' || document.getElementById('share').dataset.state === 'error');
   assert.notEqual(await page.getAttribute('#share', 'data-state'), 'error', await page.textContent('#share-status'));
@@ -180,4 +184,109 @@ test('a share for one viewing reads "this share has expired" the second time; a 
   const [gone, why] = await review(t, link, /404|Failed to load resource/);
   assert.equal(gone, 'error');
   assert.match(why, /not found/);
+});
+
+/** Sets the window to 128/256 (8-bit values as stored) and waits for it to be drawn. */
+async function identityWindow(page) {
+  await page.fill('#wc', '128');
+  await page.fill('#ww', '256');
+  await page.waitForFunction(() => {
+    const { windowCenter, windowWidth } = document.getElementById('view').dataset;
+    return windowCenter === '128' && windowWidth === '256';
+  });
+}
+
+/** The frame as drawn (before overlays), one value per pixel (red; the film is grey), base64. */
+function shownGrey(page) {
+  return page.evaluate(() => {
+    const image = document.getElementById('view').shownPixels;
+    const d = image.getContext('2d').getImageData(0, 0, image.width, image.height).data;
+    const grey = new Uint8Array(d.length / 4);
+    for (let i = 0; i < grey.length; i++) grey[i] = d[4 * i];
+    let text = '';
+    for (let i = 0; i < grey.length; i += 0x8000) text += String.fromCharCode(...grey.subarray(i, i + 0x8000));
+    return { columns: image.width, rows: image.height, grey: btoa(text) };
+  });
+}
+
+test('rectangles drawn with a finger on the zoomed film and typed in pixels are black in the shared image; the rest is unchanged', async (t) => {
+  let drag; // the drawn rectangle, in image pixels, as the view maps it
+  let before; // the clinician's frame, as drawn
+  const shared = await shareFilm(t, {
+    prepare: async (page) => {
+      await identityWindow(page);
+      before = await shownGrey(page);
+      const box = await page.locator('#view').boundingBox();
+      const [ix, iy, iw] = (await page.getAttribute('#view', 'data-image-rect')).split(' ').map(Number);
+      // Zoomed in by the button (about the canvas's centre): the drawing must follow the view.
+      const fit = iw / before.columns;
+      await page.click('#zoom-in');
+      const scale = fit * 1.25;
+      const [cx, cy] = [box.width / 2, box.height / 2];
+      const [tx, ty] = [cx - (cx - ix) * 1.25, cy - (cy - iy) * 1.25];
+      await page.click('#black-out-draw');
+      assert.equal(await page.getAttribute('#black-out-draw', 'aria-pressed'), 'true');
+      // Dragged up and to the left with a finger, around the canvas's centre.
+      const from = [cx + 60, cy + 40];
+      const to = [cx - 50, cy - 30];
+      const finger = (k) => [{ x: box.x + from[0] + k * (to[0] - from[0]), y: box.y + from[1] + k * (to[1] - from[1]), id: 0 }];
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: finger(0) });
+      for (let k = 1; k <= 8; k++) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: finger(k / 8) });
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+      const image = ([x, y]) => [(x - tx) / scale, (y - ty) / scale];
+      const [a, b] = [image(to), image(from)];
+      drag = [a[0], a[1], b[0] - a[0], b[1] - a[1]];
+      assert.equal(await page.getAttribute('#view', 'data-black-out'), '1', 'the drawn rectangle is shown');
+      // The keyboard's way: one typed in pixels, running past the right edge (the worker clamps it).
+      await page.click('.black-out-fields summary');
+      await page.fill('#black-out-x', String(before.columns - 10));
+      await page.fill('#black-out-y', '0');
+      await page.fill('#black-out-width', '50');
+      await page.fill('#black-out-height', '20');
+      await page.press('#black-out-height', 'Enter');
+      assert.equal(await page.textContent('#black-out-count'), '2 rectangles to black out');
+      assert.equal(await page.textContent('#share-status'), '', 'Enter in a field adds a rectangle, it does not share');
+      assert.deepEqual(await axeViolations(page), [], 'the share form with its black-out controls');
+    },
+  });
+  if (!shared) return;
+  const { page: clinician, link } = shared;
+  const blackedOut = JSON.parse(await clinician.getAttribute('#share', 'data-blacked-out'));
+  assert.equal(blackedOut.length, 2, JSON.stringify(blackedOut));
+  const [drawn, typed] = blackedOut;
+  // The drawn one covers every pixel the drag touched: its edges within a pixel or two of the drag's.
+  const edges = ([x, y, w, h]) => [x, y, x + w, y + h];
+  edges(drawn).forEach((v, i) => assert.ok(Math.abs(v - edges(drag)[i]) <= 2, `drawn ${drawn} vs dragged ${drag.map((n) => n.toFixed(1))}`));
+  assert.deepEqual(typed, [before.columns - 10, 0, 10, 20], 'clamped to the image');
+  assert.match(await clinician.textContent('#share-status'), /2 rectangles blacked out/);
+  assert.equal(await clinician.getAttribute('#view', 'data-black-out'), '0', 'the drawing is cleared once shared');
+
+  const reviewer = await openPage(t, link);
+  await reviewer.waitForFunction(() => ['open', 'error'].includes(document.getElementById('review').dataset.state), null, { timeout: 60_000 });
+  assert.equal(await reviewer.getAttribute('#review', 'data-state'), 'open', await reviewer.textContent('#review-status'));
+  await reviewer.waitForFunction(() => document.getElementById('view').dataset.file === 'image-1.dcm');
+  await identityWindow(reviewer);
+  const after = await shownGrey(reviewer);
+  assert.deepEqual([after.columns, after.rows], [before.columns, before.rows]);
+  const [a, b] = [Buffer.from(before.grey, 'base64'), Buffer.from(after.grey, 'base64')];
+  const inside = (i) => {
+    const [x, y] = [i % before.columns, Math.floor(i / before.columns)];
+    return blackedOut.some(([rx, ry, rw, rh]) => x >= rx && x < rx + rw && y >= ry && y < ry + rh);
+  };
+  let [black, wasDark, changed, covered] = [0, 0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    if (inside(i)) {
+      covered++;
+      if (b[i] === 0) black++;
+      if (a[i] === 0) wasDark++;
+    } else if (a[i] !== b[i]) {
+      changed++;
+    }
+  }
+  const area = blackedOut.reduce((sum, [, , w, h]) => sum + w * h, 0);
+  assert.ok(covered > 0 && covered <= area, `${covered} pixels covered`);
+  assert.ok(wasDark < covered, 'the film was not already black there');
+  assert.equal(black, covered, 'every pixel in the rectangles is black for the reviewer');
+  assert.equal(changed, 0, 'no pixel outside the rectangles changed');
 });

@@ -26,7 +26,7 @@ pub struct Args {
     /// Where to write the de-identified file: DICOM stays DICOM, a photo becomes a PNG.
     output: PathBuf,
     /// Also black out the rectangle X,Y,WIDTH,HEIGHT (pixels from the top-left) in every frame; may
-    /// be repeated. DICOM pixel data is then written uncompressed (Explicit VR Little Endian).
+    /// be repeated. Clamped to the image; one lying wholly outside it is refused. DICOM pixel data is then written uncompressed (Explicit VR Little Endian).
     #[arg(long, value_name = "X,Y,W,H", value_parser = parse_rect)]
     black_out: Vec<Rect>,
 }

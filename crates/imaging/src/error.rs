@@ -36,6 +36,8 @@ pub enum Error {
     PhotoWrite(String),
     #[error("raw stored values exist for DICOM files only, not for photos")]
     NotDicom,
+    #[error("cannot black out the rectangle {rect}: {why}")]
+    BlackOut { rect: String, why: String },
 }
 
 /// A decoder's message as one line: libraries end theirs with newlines or span several lines, and a

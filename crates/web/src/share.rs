@@ -85,6 +85,9 @@ impl Draft {
     /// and `summary` are the JSON of the diagnosed assessment and its model's summary as the worker
     /// holds them; `heat_rgba` (`heat_width` × `heat_height`, RGBA8) the heat map over the
     /// assessment's region of a `columns` × `rows` frame; `created` the time as the caller writes it.
+    /// `black_out` holds the rectangles the clinician drew, four numbers each (`x, y, width, height`
+    /// in image pixels as the viewer maps them, [`deid::Rect::drawn`]): each is blacked out in the
+    /// de-identified image before it is sealed.
     #[allow(clippy::too_many_arguments)]
     pub fn seal(
         &self,
@@ -97,7 +100,9 @@ impl Draft {
         rows: u32,
         note: String,
         created: String,
+        black_out: &[f64],
     ) -> Result<Sealed, JsError> {
+        let (image, blacked_out) = self.blacked_out(black_out, columns, rows)?;
         let a: Assessment = serde_json::from_str(assessment)?;
         let s: ModelSummary = serde_json::from_str(summary)?;
         let heat = RgbaImage::from_raw(heat_width, heat_height, heat_rgba.to_vec())
@@ -120,14 +125,34 @@ impl Draft {
             thresholds: a.threshold.map(|t| vec![(s.positive_class, t)]).unwrap_or_default(),
             heat_map: Some(HeatMap::Png(png)),
         };
-        let bundle = Bundle { created, images: vec![self.image.clone()], diagnoses: vec![diagnosis], note };
+        let bundle = Bundle { created, images: vec![image], diagnoses: vec![diagnosis], note };
         let secret = Secret::generate()?;
         let ciphertext = bedside_share::seal_bundle(&secret, &bundle)?;
         Ok(Sealed {
             ciphertext,
             fragment: secret.to_fragment(),
             capability: secret.capability().to_base64url(),
+            blacked_out,
         })
+    }
+}
+
+impl Draft {
+    /// The de-identified image with every drawn rectangle blacked out, and those rectangles as
+    /// whole pixels (`x, y, width, height` each). The draft itself is kept as it is, so the
+    /// clinician can draw again and seal anew.
+    fn blacked_out(&self, drawn: &[f64], columns: u32, rows: u32) -> Result<(Image, Vec<u32>), JsError> {
+        if !drawn.len().is_multiple_of(4) {
+            return Err(JsError::new("each rectangle to black out needs four numbers: x, y, width, height"));
+        }
+        let mut image = self.image.clone();
+        let mut applied = Vec::with_capacity(drawn.len());
+        for corners in drawn.chunks_exact(4) {
+            let rect = deid::Rect::drawn([corners[0], corners[1], corners[2], corners[3]], columns, rows)?;
+            image.bytes = deid::black_out(&image.bytes, rect, &bedside_imaging::Limits::default())?;
+            applied.extend([rect.x, rect.y, rect.width, rect.height]);
+        }
+        Ok((image, applied))
     }
 }
 
@@ -137,6 +162,7 @@ pub struct Sealed {
     ciphertext: Vec<u8>,
     fragment: String,
     capability: String,
+    blacked_out: Vec<u32>,
 }
 
 #[wasm_bindgen]
@@ -157,6 +183,13 @@ impl Sealed {
     #[wasm_bindgen(getter)]
     pub fn capability(&self) -> String {
         self.capability.clone()
+    }
+
+    /// The rectangles blacked out, as whole pixels clamped to the image: `x, y, width, height`
+    /// each, in the order drawn.
+    #[wasm_bindgen(getter, js_name = blackedOut)]
+    pub fn blacked_out(&self) -> Vec<u32> {
+        self.blacked_out.clone()
     }
 }
 

@@ -72,6 +72,7 @@ fn a_sealed_share_opens_with_its_fragment_and_holds_no_identity() {
             4,
             "Cough for a week.".into(),
             "2026-12-04T17:00:00Z".into(),
+            &[],
         )
         .unwrap();
     let fragment = format!("share=abc&{}", sealed.fragment());
@@ -105,13 +106,47 @@ fn a_sealed_share_opens_with_its_fragment_and_holds_no_identity() {
 }
 
 #[wasm_bindgen_test]
+fn drawn_rectangles_are_black_in_the_shared_image_clamped_to_it() {
+    let draft = Draft::new(&named_dicom()).unwrap();
+    let heat = [0u8; 4];
+    let seal = |black_out: &[f64]| {
+        draft.seal(ASSESSMENT, SUMMARY, &heat, 1, 1, 4, 4, String::new(), "t".into(), black_out)
+    };
+    // Dragged from inside the 4×4 film up and out past its right edge: clamped to columns 2–3 of
+    // rows 0–1, every pixel it touches.
+    let sealed = seal(&[2.5, 1.2, 5.0, -2.2]).unwrap();
+    assert_eq!(sealed.blacked_out(), vec![2, 0, 2, 2]);
+    let shared = open_share(&format!("share=a&{}", sealed.fragment()), &sealed.ciphertext()).unwrap();
+    let image = js_sys::Array::from(&field(&shared, &["images"])).get(0);
+    let bytes = js_sys::Uint8Array::from(field(&image, &["bytes"])).to_vec();
+    let study = bedside_imaging::Study::open(&bytes, &bedside_imaging::Limits::default()).unwrap();
+    let pixels = study.raw_frame(0).unwrap();
+    let mut expected: Vec<u8> = (0..16).collect();
+    for i in [2, 3, 6, 7] {
+        expected[i] = 0;
+    }
+    assert_eq!(pixels, expected);
+    // The page's draft is untouched: sealed again without rectangles, the pixels are as they were.
+    let plain = seal(&[]).unwrap();
+    assert!(plain.blacked_out().is_empty());
+
+    let empty = seal(&[1.0, 1.0, 0.0, 3.0]).err().map(message);
+    assert_eq!(
+        empty.as_deref(),
+        Some("cannot black out the rectangle 1,1,0,3: it is empty (give it a width and a height)")
+    );
+    let short = seal(&[1.0, 1.0, 2.0]).err().map(message);
+    assert_eq!(short.as_deref(), Some("each rectangle to black out needs four numbers: x, y, width, height"));
+}
+
+#[wasm_bindgen_test]
 fn a_wrong_key_cannot_decrypt_and_a_reply_round_trips() {
     let draft = Draft::new(&named_dicom()).unwrap();
     let heat = [0u8; 4];
-    let sealed = draft.seal(ASSESSMENT, SUMMARY, &heat, 1, 1, 4, 4, String::new(), "t".into()).unwrap();
+    let sealed = draft.seal(ASSESSMENT, SUMMARY, &heat, 1, 1, 4, 4, String::new(), "t".into(), &[]).unwrap();
     let other = Draft::new(&named_dicom())
         .unwrap()
-        .seal(ASSESSMENT, SUMMARY, &heat, 1, 1, 4, 4, String::new(), "t".into())
+        .seal(ASSESSMENT, SUMMARY, &heat, 1, 1, 4, 4, String::new(), "t".into(), &[])
         .unwrap();
     let err = open_share(&other.fragment(), &sealed.ciphertext()).unwrap_err();
     assert_eq!(message(err), "cannot decrypt this share");
