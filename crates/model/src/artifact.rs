@@ -373,8 +373,11 @@ mod tests {
 
     #[test]
     fn the_network_must_be_buildable() {
-        // The skin model is pruned; block 2's widths are 96 unpruned: 500 cannot be a pruned width.
-        let hidden = invalid_in("skin", |v| v["network"]["hidden"][2] = json!(500));
+        // Pruned widths as pruning writes them, on the chest network (MobileNetV2 ×0.5): block 2's
+        // are 96 unpruned, so 500 cannot be a pruned width.
+        let mut widths = chest_widths();
+        widths[2] = 500;
+        let hidden = invalid(|v| v["network"]["hidden"] = json!(widths));
         assert!(matches!(&hidden, InfoError::Hidden(m) if m.starts_with("network.hidden")), "{hidden}");
         let dropout = invalid(|v| v["network"]["dropout"] = json!(1.0));
         assert!(matches!(dropout, InfoError::Network { field: "dropout", .. }), "{dropout}");
@@ -408,37 +411,46 @@ mod tests {
         }
     }
 
+    /// The chest network's expanded widths per block, unpruned (MobileNetV2 ×0.5).
+    fn chest_widths() -> Vec<usize> {
+        ModelInfo::from_json(&chest_json(|_| ())).unwrap().network.hidden_channels()
+    }
+
     #[test]
     fn weights_that_do_not_fit_are_an_error_not_a_panic() {
-        // The skin model: pruned (so its widths are in model.json), RGB, 7 classes.
-        let mismatch = |file: &str, edit: fn(&mut StudentConfig)| match load("skin", file, edit) {
-            Err(ArtifactError::WeightsDoNotFit(e)) => e.to_string(),
-            Err(other) => panic!("expected a weights mismatch, got {other}"),
-            Ok(_) => panic!("mismatched weights loaded"),
-        };
+        // The chest model: MobileNetV2 ×0.5, grey, 2 classes, unpruned (block 2: 96 wide).
+        fn mismatch(file: &str, edit: impl FnOnce(&mut StudentConfig)) -> String {
+            match load("chest", file, edit) {
+                Err(ArtifactError::WeightsDoNotFit(e)) => e.to_string(),
+                Err(other) => panic!("expected a weights mismatch, got {other}"),
+                Ok(_) => panic!("mismatched weights loaded"),
+            }
+        }
+        let mut narrower = chest_widths();
+        narrower[2] = 64;
         for file in ["model.bin", "model-fp32.bin"] {
-            // A hidden width larger than the weights' (48) yet within the block's (96): model.json
-            // alone cannot tell, the weights can.
-            let message = mismatch(file, |n| n.hidden.as_mut().unwrap()[2] = 64);
+            // A pruned width narrower than the weights' (96) yet a valid one: model.json alone
+            // cannot tell, the weights can.
+            let message = mismatch(file, |n| n.hidden = Some(narrower.clone()));
             assert!(message.contains("blocks.2."), "{message}");
             let message = mismatch(file, |n| n.num_classes = 3);
             assert!(message.contains("classifier"), "{message}");
             mismatch(file, |n| n.head_channels = 256);
-            mismatch(file, |n| n.in_channels = 1);
-            // Another width multiplier (the pruned widths dropped, which belong to 0.5).
-            mismatch(file, |n| {
-                n.width = 0.75;
-                n.hidden = None;
-            });
+            mismatch(file, |n| n.in_channels = 3);
+            mismatch(file, |n| n.width = 0.75);
         }
-        // The same changes made in model.json are caught before any weights are read.
-        let json = task_json("skin", |v| v["network"]["hidden"][2] = json!(64));
+        // The same change made in model.json passes its own checks; the weights refuse it.
+        let json = chest_json(|v| v["network"]["hidden"] = json!(narrower));
         let info = ModelInfo::from_json(&json).unwrap();
         assert!(matches!(
-            student_from_bytes(&info.network, weights("skin", "model.bin"), &Device::flex()),
+            student_from_bytes(&info.network, weights("chest", "model.bin"), &Device::flex()),
             Err(ArtifactError::WeightsDoNotFit(_))
         ));
-        let width = invalid_in("skin", |v| v["network"]["width"] = json!(0.75));
+        // Pruned widths belong to their width multiplier: 0.5's do not fit 0.75's stem.
+        let width = invalid(|v| {
+            v["network"]["hidden"] = json!(chest_widths());
+            v["network"]["width"] = json!(0.75);
+        });
         assert!(matches!(width, InfoError::Hidden(_)), "{width}");
     }
 
