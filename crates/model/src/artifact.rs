@@ -32,7 +32,7 @@ pub struct ModelInfo {
     /// Logits are divided by this before the softmax (temperature scaling, fitted on validation).
     pub temperature: f32,
     /// Operating threshold on the positive class's calibrated probability (see [`Task::decide`]);
-    /// `None` for tasks decided by argmax (breast).
+    /// `None` decides at 0.5 (for the gate it is the confidence floor, see [`crate::gate`]).
     pub threshold: Option<f32>,
     /// When the answer is "uncertain: needs review" rather than a class (see [`Review`]); absent,
     /// the model always names a class.

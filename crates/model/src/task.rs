@@ -142,15 +142,16 @@ impl Task {
         !matches!(self, Task::Chest)
     }
 
-    /// Whether the decision uses a stored threshold on the positive class (chest, skin) rather
-    /// than the plain argmax (breast, and the gate, whose threshold is a confidence floor applied
-    /// by [`crate::gate::route`]).
+    /// Whether the decision uses a stored threshold on the positive class (every diagnostic task)
+    /// rather than the plain argmax (the gate, whose threshold is a confidence floor applied by
+    /// [`crate::gate::route`]).
     pub fn uses_threshold(self) -> bool {
-        !matches!(self, Task::Breast | Task::Gate)
+        !matches!(self, Task::Gate)
     }
 
-    /// The decision rule, the same everywhere: chest and skin call the positive class when its
-    /// probability reaches `threshold`, otherwise the most probable other class; breast is argmax.
+    /// The decision rule, the same everywhere: the task calls its positive class (pneumonia,
+    /// melanoma, malignant) when that class's probability reaches `threshold`, otherwise the most
+    /// probable other class; the gate routes by argmax.
     pub fn decide(self, probabilities: &[f32], threshold: f32) -> usize {
         let argmax_excluding = |skip: Option<usize>| {
             (0..probabilities.len())
@@ -206,7 +207,8 @@ mod tests {
         let skin = [0.05, 0.05, 0.3, 0.0, 0.25, 0.35, 0.0];
         assert_eq!(Task::Skin.decide(&skin, 0.2), 4, "mel reaches its threshold");
         assert_eq!(Task::Skin.decide(&skin, 0.5), 5, "else argmax of the others: nv");
-        assert_eq!(Task::Breast.decide(&[0.2, 0.5, 0.3], 0.99), 1, "breast ignores the threshold");
+        assert_eq!(Task::Breast.decide(&[0.5, 0.3, 0.2], 0.25), 1, "malignant reaches its threshold");
+        assert_eq!(Task::Breast.decide(&[0.2, 0.5, 0.3], 0.6), 2, "else argmax of the others: normal");
         assert_eq!(Task::Gate.decide(&[0.1, 0.5, 0.1, 0.3], 0.99), 1, "the gate routes by argmax");
         // The gate's classes name the tasks they route to.
         for task in Task::ALL {
@@ -221,8 +223,8 @@ mod tests {
         assert!(close(Task::Chest.decision_margin(&[0.5, 0.5], 0.5), 0.0));
         assert!(close(Task::Chest.decision_margin(&[0.2, 0.8], 0.5), 4f32.ln()));
         assert!(close(Task::Chest.decision_margin(&[0.8, 0.2], 0.5), 4f32.ln()));
-        // Argmax: the log-ratio of the two most probable.
-        assert!(close(Task::Breast.decision_margin(&[0.2, 0.5, 0.3], 0.5), (0.5f32 / 0.3).ln()));
+        // Argmax (the gate): the log-ratio of the two most probable.
+        assert!(close(Task::Gate.decision_margin(&[0.2, 0.5, 0.2, 0.1], 0.5), (0.5f32 / 0.2).ln()));
         // Skin below the melanoma threshold: the nearer of the threshold and the runner-up.
         let skin = [0.05, 0.05, 0.3, 0.0, 0.05, 0.55, 0.0];
         let from_threshold = ((0.05f32 / 0.95).ln() - (0.2f32 / 0.8).ln()).abs();

@@ -57,12 +57,17 @@ pub struct Outcome {
 /// 0.5 % of a task's images may be refused, so the floor keeps 99.7 % on validation.
 pub const GATE_KEEP: f64 = 0.997;
 
-/// Minimum sensitivity for the positive class that the threshold must keep on validation.
+/// Minimum sensitivity for the positive class that the threshold must keep where it is fitted.
+/// Skin's threshold is fitted on the val split, which flatters: melanoma sensitivity fitted there
+/// fell from 0.70 to 0.57 on the held-back test images, so it keeps 0.05 above the 0.75 target.
+/// Breast's is fitted on out-of-fold predictions (`calibrate --threshold-from`), images its
+/// networks never saw, and keeps the target itself.
 pub fn target_sensitivity(task: Task) -> f32 {
     match task {
         Task::Chest => 0.95,
-        Task::Skin => 0.70,
-        Task::Breast | Task::Gate => 0.0,
+        Task::Skin => 0.80,
+        Task::Breast => 0.85,
+        Task::Gate => 0.0,
     }
 }
 

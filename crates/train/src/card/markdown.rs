@@ -482,7 +482,15 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
                  balanced accuracy) among those that keep the sensitivity for {positive} at or above \
                  **{target:.2}**: missing {positive} costs more than a false alarm."
             );
-            if report.sensitivity.value < target {
+            // The target is an f32: 17 of 20 is 0.85 but below 0.85f32 widened.
+            let below = report.sensitivity.value < target - 1e-6;
+            if below && fitted_on.starts_with("out-of-fold") {
+                put!(
+                    out,
+                    "On the validation set it keeps a sensitivity of {:.3}, below that target.",
+                    report.sensitivity.value
+                );
+            } else if below {
                 put!(
                     out,
                     "**No threshold reached that target on validation**; the one with the best accuracy \
