@@ -276,17 +276,12 @@ fn train_eval_predict_on_breast_ultrasound() {
     let probabilities = prediction["probabilities"].as_object().unwrap();
     let total: f64 = probabilities.values().map(|p| p.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4, "probabilities sum to {total}");
-    // Malignant at the stored threshold, else the more probable of benign and normal.
+    // The task's rule: malignant at the stored threshold, else the more probable of the others.
     let label = prediction["label"].as_str().unwrap();
     let threshold = prediction["threshold"].as_f64().expect("breast stores a malignant threshold");
-    let p = |class: &str| probabilities[class].as_f64().unwrap();
-    let expected = if p("malignant") >= threshold {
-        "malignant"
-    } else if p("benign") >= p("normal") {
-        "benign"
-    } else {
-        "normal"
-    };
+    let task = bedside_model::task::Task::Breast;
+    let p: Vec<f32> = task.classes().iter().map(|c| probabilities[*c].as_f64().unwrap() as f32).collect();
+    let expected = task.classes()[task.decide(&p, threshold as f32)];
     assert!(label == expected || label == "uncertain", "{label} where the rule says {expected}");
     let peak = prediction["heat_map_peak"].as_array().unwrap();
     assert!(
