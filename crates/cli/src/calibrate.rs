@@ -8,7 +8,8 @@ use bedside_train::pipeline;
 /// Refit a model's calibration temperature and operating threshold on the val split, as training
 /// does, for its input settings — with --mirror-average, after switching test-time averaging over
 /// the picture and its mirror image on or off (skin and breast only). Rewrites model.json and
-/// MODEL_CARD.md from the fp32 weights and prints the new validation report as one line of JSON.
+/// MODEL_CARD.md (its validation figures from the fp32 weights) and prints the new validation
+/// report as one line of JSON.
 /// The int8, heat-map, robustness and review sections measured the old settings and are dropped:
 /// rerun `bedside quantize`, `heatmaps`, `robustness` and `review-band` after.
 #[derive(clap::Args)]
@@ -23,6 +24,19 @@ pub struct Args {
     /// recipe's behaviour on images its networks never saw, over the whole train split.
     #[arg(long, value_name = "CSV")]
     threshold_from: Option<std::path::PathBuf>,
+    /// Fit temperature and threshold on the logits of these weights: fp32 (model-fp32.bin), or int8
+    /// (model.bin, what ships: its probabilities are the ones the threshold must hold for; quantising
+    /// again with the same calibration images writes the same model.bin).
+    #[arg(long, value_name = "fp32|int8", default_value = "fp32", value_parser = weights)]
+    fit_on: Weights,
+}
+
+fn weights(text: &str) -> Result<Weights, String> {
+    match text {
+        "fp32" => Ok(Weights::Fp32),
+        "int8" => Ok(Weights::Int8),
+        other => Err(format!("{other:?}: use fp32 or int8")),
+    }
 }
 
 fn on_off(text: &str) -> Result<bool, String> {
@@ -46,7 +60,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     let progress = Progress::default();
     let val = args.target.split(&info, "val")?;
     let train = args.target.split(&info, "train")?;
-    let fitted = pipeline::fit(info.task, &model, &info.input, &val);
+    let fitted = match args.fit_on {
+        Weights::Fp32 => pipeline::fit(info.task, &model, &info.input, &val),
+        Weights::Int8 => {
+            let (_, shipped) = load(dir, Weights::Int8)?;
+            let mut fitted = pipeline::fit(info.task, &shipped, &info.input, &val);
+            // The card's validation section stays the fp32 weights', at the new settings.
+            let logits = bedside_train::trainer::predict_logits(&model, &info.input, &val, 64);
+            fitted.probabilities = bedside_train::metrics::softmax(&logits, fitted.temperature);
+            fitted
+        }
+    };
     info.temperature = fitted.temperature;
     info.threshold = fitted.threshold;
     if let Some(csv) = &args.threshold_from {
@@ -71,6 +95,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "mirror_average": info.input.mirror_average,
         "temperature": info.temperature,
         "threshold": info.threshold,
+        "fitted_on": args.fit_on.file_name(),
         "threshold_fitted_on": args.threshold_from.as_ref().map_or("the val split".to_string(), |p| format!("out-of-fold predictions ({})", p.display())),
         "command": invocation(),
     });

@@ -141,6 +141,28 @@ fn train_eval_predict_on_breast_ultrasound() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["auc"], quantised["validation"]["fp32_auc"], "the same fp32 weights, the same AUC");
 
+    // Temperature and threshold fitted on the int8 weights: the stored threshold keeps the target
+    // sensitivity for the weights that ship, whatever the fp32 weights do.
+    let int8_fit = scratch.join("int8-fit");
+    std::fs::create_dir_all(&int8_fit).unwrap();
+    for file in ["model.json", "model-fp32.bin", "model.bin"] {
+        std::fs::copy(model.join(file), int8_fit.join(file)).unwrap();
+    }
+    let (code, out, err) =
+        bedside(&["calibrate", "--model", &s(&int8_fit), "--data", &s(&task_dir), "--fit-on", "int8"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["calibration"]["fitted_on"], "model.bin");
+    let (code, out, err) = bedside(&["eval", "--model", &s(&int8_fit), "--data", &s(&task_dir)]);
+    assert_eq!(code, 0, "{err}");
+    let target = bedside_train::pipeline::target_sensitivity(bedside_model::task::Task::Breast) as f64;
+    let sensitivity = json(&out)["sensitivity"].as_f64().unwrap();
+    assert!(sensitivity >= target - 1e-6, "int8 sensitivity {sensitivity} below {target}");
+    let card = std::fs::read_to_string(int8_fit.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("on the probabilities of the int8 weights that ship"), "{card}");
+    let (code, _, err) = bedside(&["calibrate", "--model", &s(&int8_fit), "--fit-on", "int4"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("use fp32 or int8"), "{err}");
+
     // Pruning half the channels and shipping that point: smaller files, a rewritten card, and
     // eval measuring the new weights as prune did.
     let pruned_dir = scratch.join("pruned");

@@ -470,9 +470,12 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
             );
             put!(out);
             let fitted_on = info.card["calibration"]["threshold_fitted_on"].as_str().unwrap_or("");
+            let on_int8 = info.card["calibration"]["fitted_on"].as_str() == Some("model.bin");
             let on = if fitted_on.starts_with("out-of-fold") {
                 "the out-of-fold predictions of a grouped cross-validation on the train split (every train \
                  image scored by a network that did not see it; see the cross-validation section)"
+            } else if on_int8 {
+                "the validation set, on the probabilities of the int8 weights that ship (temperature too)"
             } else {
                 "the validation set"
             };
@@ -488,6 +491,13 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
                 put!(
                     out,
                     "On the validation set it keeps a sensitivity of {:.3}, below that target.",
+                    report.sensitivity.value
+                );
+            } else if below && on_int8 {
+                put!(
+                    out,
+                    "The full-precision weights, whose figures this card gives, keep a sensitivity of {:.3} \
+                     there; the int8 weights keep the target (the int8 section).",
                     report.sensitivity.value
                 );
             } else if below {
