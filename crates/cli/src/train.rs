@@ -58,6 +58,11 @@ pub struct Args {
     /// between 0 and SIGMA (a fraction of full scale, e.g. 0.08); 0 adds none.
     #[arg(long, value_name = "SIGMA", default_value_t = 0.0)]
     noise: f32,
+    /// Give this share of the training views (0–1) one acquisition shift first: noise, blur, lower
+    /// contrast, brightness or gamma either way, or JPEG, at a level drawn between none and the
+    /// shift panel's severity 3 (`bedside robustness`); 0 gives none.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, value_parser = share)]
+    shift_augment: f32,
     /// Distil from EfficientNet-Lite0 (ImageNet weights), first adapted to the task on cached features.
     #[arg(long)]
     distill: bool,
@@ -136,6 +141,14 @@ fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+fn share(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(_) => Err("a share of the views: between 0 and 1".into()),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
 pub fn parse_task(name: &str) -> Result<Task, String> {
     Task::from_name(name).ok_or_else(|| format!("unknown task {name:?}: use chest, skin, breast or gate"))
 }
@@ -168,7 +181,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         learning_rate: args.learning_rate,
         weight_decay: args.weight_decay,
         seed: args.seed,
-        augment: Augment { noise: args.noise, ..Augment::standard(task.mirror_is_valid()) },
+        augment: Augment {
+            noise: args.noise,
+            shift_share: args.shift_augment,
+            ..Augment::standard(task.mirror_is_valid())
+        },
         intensity: args.intensity.into(),
         class_weights: weighted,
         max_batches: args.max_batches,

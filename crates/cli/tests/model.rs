@@ -519,6 +519,10 @@ fn counts_of_zero_are_refused_before_any_work() {
         assert!(err.contains(flag) && err.contains("must be at least 1"), "{flag}: {err}");
         assert!(!err.contains("panicked") && out.is_empty(), "{flag}: {err}");
     }
+    let (code, _, err) =
+        bedside(&["train", "--task", "breast", "--shift-augment", "1.5", "--run-dir", "/nonexistent/run"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--shift-augment") && err.contains("between 0 and 1"), "{err}");
 }
 
 #[test]

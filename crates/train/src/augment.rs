@@ -1,6 +1,7 @@
-//! Training-time augmentation on 8-bit images at the model's input shape: a random affine warp
-//! (rotation, scale, shift, optional mirror), then brightness and contrast, optional Gaussian noise,
-//! then the input's own standardisation and normalisation ([`InputSpec::normalise_levels`]).
+//! Training-time augmentation on 8-bit images at the model's input shape: optionally one acquisition
+//! shift (the shift panel's corruptions, milder), then a random affine warp (rotation, scale, shift,
+//! optional mirror), brightness and contrast, optional Gaussian noise, then the input's own
+//! standardisation and normalisation ([`InputSpec::normalise_levels`]).
 
 use crate::rng::Rng;
 use bedside_model::input::InputSpec;
@@ -23,6 +24,10 @@ pub struct Augment {
     /// draws its own between 0 and this (0: none, and no random draws, so older recipes repeat).
     #[serde(default)]
     pub noise: f32,
+    /// Share of views that first get one acquisition shift ([`shift_view`]): 0 draws nothing, so
+    /// older recipes repeat.
+    #[serde(default)]
+    pub shift_share: f32,
 }
 
 impl Augment {
@@ -35,6 +40,7 @@ impl Augment {
             brightness: 0.0,
             contrast: 0.0,
             noise: 0.0,
+            shift_share: 0.0,
         }
     }
 
@@ -48,6 +54,7 @@ impl Augment {
             brightness: 0.1,
             contrast: 0.15,
             noise: 0.0,
+            shift_share: 0.0,
         }
     }
 
@@ -91,7 +98,15 @@ impl Augment {
     /// Writes one augmented, normalised image (planar `[c, h, w]`) into `out`.
     pub fn apply(&self, pixels: &[u8], spec: &InputSpec, rng: &mut Rng, out: &mut [f32]) {
         let (w, h, c) = (spec.width as usize, spec.height as usize, spec.channels as usize);
+        // The warp first: apply_with_mask repeats these draws for the mask.
         let warp = self.draw_warp(rng, w, h);
+        let shifted;
+        let pixels = if self.shift_share > 0.0 && rng.unit() < self.shift_share {
+            shifted = shift_view(pixels, spec, rng);
+            &shifted[..]
+        } else {
+            pixels
+        };
         let gain = 1.0 + rng.uniform(-self.contrast, self.contrast);
         let offset = rng.uniform(-self.brightness, self.brightness) * 255.0;
         let mut levels = vec![0.0; w * h * c];
@@ -113,6 +128,32 @@ impl Augment {
         // Then the product's own standardisation and scaling, as on an unaugmented picture.
         spec.normalise_levels(&levels, out);
     }
+}
+
+/// One acquisition shift drawn at random: a corruption of the shift panel
+/// ([`crate::robustness::Corruption`]) at a level drawn uniformly between none and the panel's
+/// severity 3 — brightness and gamma either way, as exposure and processing curves differ both ways
+/// between machines. Severities 4 and 5 stay unseen, so the panel still measures extrapolation.
+pub fn shift_view(pixels: &[u8], spec: &InputSpec, rng: &mut Rng) -> Vec<u8> {
+    use crate::robustness::{Corruption, corrupt};
+    let all = Corruption::ALL;
+    let corruption = all[((rng.unit() * all.len() as f32) as usize).min(all.len() - 1)];
+    let (clean, moderate) = match corruption {
+        Corruption::GaussianNoise | Corruption::Blur | Corruption::Brightness => {
+            (0.0, corruption.levels()[2])
+        }
+        Corruption::Contrast | Corruption::Gamma => (1.0, corruption.levels()[2]),
+        Corruption::Jpeg => (90.0, corruption.levels()[2]),
+    };
+    let mut level = clean + rng.unit() * (moderate - clean);
+    let either_way = rng.unit() < 0.5;
+    match corruption {
+        Corruption::Brightness if either_way => level = -level,
+        Corruption::Gamma if either_way => level = 1.0 / level,
+        Corruption::Blur if level < 0.1 => return pixels.to_vec(),
+        _ => {}
+    }
+    corrupt(pixels, spec, corruption, level, rng)
 }
 
 /// A rotation, zoom, shift and mirror about the picture's centre.
@@ -207,6 +248,30 @@ mod tests {
             let brightest = (0..48).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
             assert!(mask_out[brightest] > 0.5, "{mask_out:?}");
             assert!(mask_out.iter().all(|m| (0.0..=1.0).contains(m)));
+        }
+    }
+
+    #[test]
+    fn shifted_views_differ_and_the_mask_still_follows() {
+        let mask: Vec<u8> =
+            (0..48).map(|i| u8::from((2..4).contains(&(i % 8)) && (1..3).contains(&(i / 8)))).collect();
+        let pixels: Vec<u8> = mask.iter().map(|&m| 40 + m * 200).collect();
+        let (plain, shifted) =
+            (Augment::standard(false), Augment { shift_share: 1.0, ..Augment::standard(false) });
+        let mut changed = 0;
+        for seed in 0..40 {
+            let (mut a, mut b, mut mask_out) = (vec![0.0; 48], vec![0.0; 48], vec![0.0; 48]);
+            plain.apply(&pixels, &spec(), &mut Rng::new(seed), &mut a);
+            shifted.apply_with_mask(&pixels, &mask, &spec(), &mut Rng::new(seed), &mut b, &mut mask_out);
+            changed += usize::from(a != b);
+            let brightest = (0..48).max_by(|&x, &y| b[x].total_cmp(&b[y])).unwrap();
+            assert!(mask_out[brightest] > 0.5, "seed {seed}: {mask_out:?}");
+        }
+        // Only a negligible blur leaves a view as it was.
+        assert!(changed >= 30, "{changed} of 40 views shifted");
+        let mut rng = Rng::new(1);
+        for _ in 0..200 {
+            assert_eq!(shift_view(&pixels, &spec(), &mut rng).len(), pixels.len());
         }
     }
 

@@ -111,7 +111,14 @@ pub fn cache_features(
     progress: &Progress,
 ) -> Result<FeatureCache, Error> {
     let views = if augment.is_some() { settings.views } else { 1 };
-    let path = dir.join(format!("teacher-features-{name}-stage{}-views{views}.f32", settings.stage));
+    // Views augmented beyond the standard recipe are other maps: they get their own file.
+    let extra = match augment {
+        Some(a) if a.noise > 0.0 || a.shift_share > 0.0 => {
+            format!("-noise{}-shift{}", a.noise, a.shift_share)
+        }
+        _ => String::new(),
+    };
+    let path = dir.join(format!("teacher-features-{name}-stage{}-views{views}{extra}.f32", settings.stage));
     let device = Device::flex();
     let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
     let probe = teacher.forward_stem_to(Tensor::zeros([1, c, h, w], &device), settings.stage);

@@ -345,7 +345,7 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
         put!(
             out,
             "| augmentation | rotation ±{}°, zoom {}–{}, shift ±{} of the side, brightness ±{}, contrast \
-             ±{}{}, left–right mirror {} |",
+             ±{}{}{}, left–right mirror {} |",
             a.rotate_degrees,
             a.scale.0,
             a.scale.1,
@@ -354,6 +354,15 @@ fn training_section(out: &mut String, inputs: &CardInputs, settings: Option<&Tra
             a.contrast,
             if a.noise > 0.0 {
                 format!(", Gaussian noise σ up to {} of full scale", a.noise)
+            } else {
+                String::new()
+            },
+            if a.shift_share > 0.0 {
+                format!(
+                    "; {:.0} % of views first get one acquisition shift (noise, blur, contrast, brightness, \
+                     gamma or JPEG, up to the shift panel's severity 3)",
+                    100.0 * a.shift_share
+                )
             } else {
                 String::new()
             },
