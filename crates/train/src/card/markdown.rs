@@ -484,7 +484,7 @@ fn operating_section(out: &mut String, inputs: &CardInputs) {
                 "the out-of-fold predictions of a grouped cross-validation on the train split (every train \
                  image scored by a network that did not see it; see the cross-validation section)"
             } else if on_int8 {
-                "the validation set, on the probabilities of the int8 weights that ship (temperature too)"
+                "the validation set, on the probabilities of the int8 weights that ship (temperature too),"
             } else {
                 "the validation set"
             };
