@@ -138,12 +138,11 @@ pub fn shift_view(pixels: &[u8], spec: &InputSpec, rng: &mut Rng) -> Vec<u8> {
     use crate::robustness::{Corruption, corrupt};
     let all = Corruption::ALL;
     let corruption = all[((rng.unit() * all.len() as f32) as usize).min(all.len() - 1)];
-    let (clean, moderate) = match corruption {
-        Corruption::GaussianNoise | Corruption::Blur | Corruption::Brightness => {
-            (0.0, corruption.levels()[2])
-        }
-        Corruption::Contrast | Corruption::Gamma => (1.0, corruption.levels()[2]),
-        Corruption::Jpeg => (90.0, corruption.levels()[2]),
+    let moderate = corruption.levels()[2];
+    let clean = match corruption {
+        Corruption::GaussianNoise | Corruption::Blur | Corruption::Brightness => 0.0,
+        Corruption::Contrast | Corruption::Gamma => 1.0,
+        Corruption::Jpeg => 90.0,
     };
     let mut level = clean + rng.unit() * (moderate - clean);
     let either_way = rng.unit() < 0.5;
