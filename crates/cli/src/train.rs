@@ -80,6 +80,11 @@ pub struct Args {
     teacher_stage: usize,
     #[arg(long, default_value_t = 6, value_parser = positive)]
     teacher_epochs: usize,
+    /// Train the teacher (or Lite0) on the task's lesion outlines too, with this weight on the
+    /// outline loss beside the classification loss: a small decoder on its maps learns the masks,
+    /// so the trained stages learn where the lesion is (breast and skin; --teacher-stage 5). 0: none.
+    #[arg(long, value_name = "WEIGHT", default_value_t = 0.0, value_parser = weight)]
+    lesion_weight: f64,
     /// Batch size for adapting the teacher [default: --batch-size]. On a few hundred images a
     /// smaller batch gives the teacher more steps.
     #[arg(long, value_name = "N", value_parser = positive)]
@@ -149,6 +154,14 @@ fn share(text: &str) -> Result<f32, String> {
     }
 }
 
+fn weight(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("a loss weight: 0 or more".into()),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
 pub fn parse_task(name: &str) -> Result<Task, String> {
     Task::from_name(name).ok_or_else(|| format!("unknown task {name:?}: use chest, skin, breast or gate"))
 }
@@ -201,6 +214,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         learning_rate: 1e-3,
         seed: args.seed,
         class_weights: weighted,
+        lesion_weight: args.lesion_weight,
     });
     let job = Job {
         task,

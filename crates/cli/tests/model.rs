@@ -523,6 +523,10 @@ fn counts_of_zero_are_refused_before_any_work() {
         bedside(&["train", "--task", "breast", "--shift-augment", "1.5", "--run-dir", "/nonexistent/run"]);
     assert_eq!(code, 2);
     assert!(err.contains("--shift-augment") && err.contains("between 0 and 1"), "{err}");
+    let (code, _, err) =
+        bedside(&["train", "--task", "breast", "--lesion-weight=-1", "--run-dir", "/nonexistent/run"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--lesion-weight") && err.contains("0 or more"), "{err}");
 }
 
 #[test]

@@ -226,6 +226,11 @@ impl Teacher {
         self.run_blocks(self.stem(x), 0, stage)
     }
 
+    /// Runs stages `from..to` on the map entering stage `from`.
+    pub fn forward_stages(&self, x: Tensor<4>, from: usize, to: usize) -> Tensor<4> {
+        self.run_blocks(x, from, to)
+    }
+
     /// Logits from the map [`forward_stem_to`](Self::forward_stem_to)`(x, stage)` returned: runs
     /// stages `stage..7`, the head and the classifier.
     pub fn forward_from(&self, stage: usize, x: Tensor<4>) -> Tensor<2> {

@@ -58,6 +58,7 @@ impl<'a> CardInputs<'a> {
                     "settings": teacher["settings"],
                     "val_auc": teacher["val_auc_per_epoch"],
                     "validation": teacher["validation"],
+                    "lesion_val_dice": teacher.get("lesion_val_dice_per_epoch").cloned().unwrap_or_else(|| serde_json::json!([])),
                 }))
             })
             .transpose()
@@ -393,6 +394,7 @@ mod tests {
                 learning_rate: 1e-3,
                 seed: 0,
                 class_weights: true,
+                lesion_weight: 0.0,
             },
             val_auc: vec![0.81, 0.9],
             validation: metrics::report(
@@ -404,6 +406,7 @@ mod tests {
                 200,
             ),
             history: vec![],
+            lesion_val_dice: vec![],
         };
         let (dir, card, _, report) = write(Task::Chest, Some(&teacher));
         check_plots(&dir);

@@ -173,6 +173,7 @@ pub fn cross_validate_lite0(
     progress: &Progress,
 ) -> Result<CvReport, Error> {
     use crate::distill::{adapt_teacher, cache_features, teacher_input, teacher_logits};
+    crate::distill::check_lesion_stage(settings)?;
     let spec = teacher_input(task);
     let train = crate::data::load(task, data_dir, "train", &spec, progress)?;
     let imagenet = crate::teacher::load_imagenet_teacher(&burn::prelude::Device::flex())
@@ -180,6 +181,23 @@ pub fn cross_validate_lite0(
     let frozen = burn::module::Module::valid(&imagenet);
     let views = cache_features(&frozen, &train, &spec, Some(augment), settings, run_dir, "train", progress)?;
     let plain = cache_features(&frozen, &train, &spec, None, settings, run_dir, "train", progress)?;
+    let lesion = if settings.lesion_weight > 0.0 {
+        let masks = crate::data::load_masks(data_dir, &train, &spec)?
+            .ok_or_else(|| Error::Data(format!("{} has no masks/ folder", data_dir.display())))?;
+        let views = crate::distill::cache_lesion_views(
+            &frozen,
+            &train,
+            &masks,
+            &spec,
+            Some(augment),
+            settings,
+            "train",
+            progress,
+        );
+        Some(views)
+    } else {
+        None
+    };
     let folds = train.grouped_folds(k, settings.seed);
     let (mut results, mut out_of_fold) = (Vec::new(), Vec::new());
     for (i, held_out) in folds.iter().enumerate() {
@@ -189,11 +207,13 @@ pub fn cross_validate_lite0(
         progress.println(format!("fold {}/{k}: {} to train, {} to check", i + 1, fit.len(), check.len()));
         let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<usize>>();
         let (check_cache, check_labels) = (plain.subset(held_out), labels(&check));
+        let fold_lesion = lesion.as_ref().map(|l| l.subset(&rest));
         let (teacher, _) = adapt_teacher(
             frozen.clone(),
             task,
             (&views.subset(&rest), &labels(&fit)),
             (&check_cache, &check_labels, &check.groups()),
+            fold_lesion.as_ref().map(|l| (l, None)),
             settings,
             &run_dir.join("cv").join(format!("fold-{}", i + 1)),
             progress,

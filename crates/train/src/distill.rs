@@ -7,6 +7,12 @@
 //!    feature maps are cached under the run folder.
 //! 2. The teacher's last stages and a new head train on the cached maps only.
 //! 3. The adapted teacher's logits for every cached view become the student's soft targets.
+//!
+//! With a lesion weight (`TeacherSettings::lesion_weight`, breast and skin), step 2 also trains a
+//! small lesion decoder on the frozen maps at 1/4, 1/8 and 1/16 and the trained head's map, from the
+//! authors' outlines of each cached view: the trained stages then learn where the lesion is, not
+//! only what it is. The decoder is dropped afterwards (`bedside lesion` trains the shipped one on
+//! the finished classifier).
 
 use crate::augment::Augment;
 use crate::data::Dataset;
@@ -14,8 +20,9 @@ use crate::metrics;
 use crate::trainer::{TeacherTargets, view_rng};
 use crate::{Error, Progress};
 use bedside_model::input::InputSpec;
+use bedside_model::lesion::{LesionConfig, LesionDecoder};
 use bedside_model::task::Task;
-use bedside_model::teacher::{INPUT_SIZE, Teacher};
+use bedside_model::teacher::{FEATURES, INPUT_SIZE, Teacher, channels_before};
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -38,7 +45,20 @@ pub struct TeacherSettings {
     /// adapted before this setting existed were weighted.
     #[serde(default = "weighted")]
     pub class_weights: bool,
+    /// Weight of the lesion-outline loss trained alongside the classification loss (0: none).
+    /// Needs `stage` = [`LESION_STAGE`] and the task's masks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lesion_weight: f64,
 }
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// The first trained stage when the teacher also learns the lesion outlines: the map entering it
+/// (at 1/16) is the decoder's deepest tap and is what the feature cache already holds, and the maps
+/// at 1/4 and 1/8 come from frozen stages, so they are cached alongside.
+pub const LESION_STAGE: usize = 5;
 
 fn weighted() -> bool {
     true
@@ -158,6 +178,164 @@ pub fn cache_features(
     Ok(FeatureCache { dims, views, data: out })
 }
 
+/// For training the teacher on the lesion outlines too: the frozen maps at 1/4 and 1/8 of every
+/// cached view (the map at 1/16 is the feature cache itself) and the view's mask averaged down to
+/// 1/4, the decoder's own resolution.
+pub struct LesionViews {
+    pub quarter: FeatureCache,
+    pub eighth: FeatureCache,
+    pub masks: FeatureCache,
+}
+
+impl LesionViews {
+    /// The views of these examples (by index), in that order.
+    pub fn subset(&self, examples: &[usize]) -> LesionViews {
+        LesionViews {
+            quarter: self.quarter.subset(examples),
+            eighth: self.eighth.subset(examples),
+            masks: self.masks.subset(examples),
+        }
+    }
+}
+
+/// Runs the frozen stages before 1/8 on the same views [`cache_features`] renders (`views` per
+/// example from [`view_rng`], or one plain view when `augment` is `None`), warping each mask with
+/// its picture. Kept in memory: a few gigabytes for a few hundred images and 12 views.
+#[allow(clippy::too_many_arguments)]
+pub fn cache_lesion_views(
+    teacher: &Teacher,
+    data: &Dataset,
+    masks: &[Vec<u8>],
+    spec: &InputSpec,
+    augment: Option<&Augment>,
+    settings: &TeacherSettings,
+    name: &str,
+    progress: &Progress,
+) -> LesionViews {
+    let views = if augment.is_some() { settings.views } else { 1 };
+    let device = Device::flex();
+    let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
+    let per_image = c * h * w;
+    let (qh, qw) = (h.div_ceil(4), w.div_ceil(4));
+    let empty = |dims: [usize; 3]| FeatureCache {
+        dims,
+        views,
+        data: Vec::with_capacity(data.len() * views * dims.iter().product::<usize>()),
+    };
+    let mut out = LesionViews {
+        quarter: empty([channels_before(2), qh, qw]),
+        eighth: empty([channels_before(3), h.div_ceil(8), w.div_ceil(8)]),
+        masks: empty([1, qh, qw]),
+    };
+    let bar = progress.bar((data.len() * views) as u64, &format!("lesion maps {name}"));
+    let picks: Vec<(usize, usize)> = (0..data.len()).flat_map(|i| (0..views).map(move |v| (i, v))).collect();
+    for chunk in picks.chunks(16) {
+        let mut pixels = vec![0f32; chunk.len() * per_image];
+        let mut mask = vec![0f32; h * w];
+        for (k, &(i, v)) in chunk.iter().enumerate() {
+            let target = &mut pixels[k * per_image..(k + 1) * per_image];
+            match augment {
+                Some(a) => a.apply_with_mask(
+                    &data.examples[i].pixels,
+                    &masks[i],
+                    spec,
+                    &mut view_rng(settings.seed, i, v),
+                    target,
+                    &mut mask,
+                ),
+                None => {
+                    target.copy_from_slice(&spec.normalise(&data.examples[i].pixels));
+                    mask.iter_mut().zip(&masks[i]).for_each(|(m, &t)| *m = f32::from(u8::from(t > 0)));
+                }
+            }
+            // The share of each 4 × 4 cell inside the lesion.
+            for y in 0..qh {
+                for x in 0..qw {
+                    let (mut sum, mut n) = (0.0, 0.0);
+                    for sy in 4 * y..(4 * y + 4).min(h) {
+                        for sx in 4 * x..(4 * x + 4).min(w) {
+                            sum += mask[sy * w + sx];
+                            n += 1.0;
+                        }
+                    }
+                    out.masks.data.push(sum / n);
+                }
+            }
+        }
+        let x = Tensor::from_data(TensorData::new(pixels, [chunk.len(), c, h, w]), &device);
+        let quarter = teacher.forward_stem_to(x, 2);
+        let eighth = teacher.forward_stages(quarter.clone(), 2, 3);
+        out.quarter.data.extend_from_slice(quarter.into_data().as_slice::<f32>().expect("f32 maps"));
+        out.eighth.data.extend_from_slice(eighth.into_data().as_slice::<f32>().expect("f32 maps"));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    out
+}
+
+/// Training on the outlines reads the decoder's taps at stage boundaries the cache provides.
+pub fn check_lesion_stage(settings: &TeacherSettings) -> Result<(), Error> {
+    if settings.lesion_weight > 0.0 && settings.stage != LESION_STAGE {
+        return Err(Error::Data(format!(
+            "training on the lesion outlines needs the teacher's stages from {LESION_STAGE} on (not {})",
+            settings.stage
+        )));
+    }
+    Ok(())
+}
+
+/// The joint loss's decoder: the shipped decoder's layout on the teacher's maps.
+fn lesion_decoder(device: &Device) -> LesionDecoder {
+    LesionConfig::new(vec![channels_before(2), channels_before(3), channels_before(LESION_STAGE)], FEATURES)
+        .with_channels(16)
+        .init(device)
+}
+
+/// Binary cross-entropy on logits plus a soft Dice loss over the batch (as `bedside lesion` trains).
+fn lesion_loss(logits: Tensor<3>, target: Tensor<3>) -> Tensor<1> {
+    let bce = (logits.clone().clamp_min(0.0) - logits.clone() * target.clone()
+        + logits.clone().abs().neg().exp().add_scalar(1.0).log())
+    .mean();
+    let p = burn::tensor::activation::sigmoid(logits);
+    let dice = (p.clone() * target.clone()).sum().mul_scalar(2.0).add_scalar(1.0)
+        / (p.sum() + target.sum()).add_scalar(1.0);
+    bce + dice.neg().add_scalar(1.0)
+}
+
+/// Mean Dice at 1/4 (probability ≥ 0.5 against a mask cell at least half inside) over the views
+/// with a lesion: a check on the joint decoder while it trains, not the shipped decoder's figure.
+fn lesion_dice(
+    teacher: &Teacher,
+    decoder: &LesionDecoder,
+    stage: usize,
+    maps: &FeatureCache,
+    lesion: &LesionViews,
+) -> f64 {
+    let device = Device::flex();
+    let count = maps.data.len() / maps.len();
+    let [_, qh, qw] = lesion.masks.dims;
+    let (mut sum, mut n) = (0.0, 0usize);
+    let picks: Vec<(usize, usize)> = (0..count).map(|k| (k / maps.views, k % maps.views)).collect();
+    for chunk in picks.chunks(32) {
+        let x = maps.batch(chunk, &device);
+        let head = teacher.features_from(stage, x.clone());
+        let taps = [lesion.quarter.batch(chunk, &device), lesion.eighth.batch(chunk, &device), x];
+        let logits = decoder.forward(head, &taps, [qh, qw]).into_data();
+        let logits = logits.as_slice::<f32>().expect("f32 logits");
+        let truth = lesion.masks.batch(chunk, &device).into_data();
+        let truth = truth.as_slice::<f32>().expect("f32 masks");
+        for (p, t) in logits.chunks(qh * qw).zip(truth.chunks(qh * qw)) {
+            let t: Vec<u8> = t.iter().map(|&v| u8::from(v >= 0.5)).collect();
+            if t.iter().any(|&v| v > 0) {
+                let p: Vec<u8> = p.iter().map(|&v| u8::from(v >= 0.0)).collect();
+                sum += bedside_model::lesion::overlap(&p, &t).0;
+                n += 1;
+            }
+        }
+    }
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
 /// What adapting the teacher produced and measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TeacherReport {
@@ -168,16 +346,23 @@ pub struct TeacherReport {
     /// Each epoch's log (absent from teachers adapted before it was recorded).
     #[serde(default)]
     pub history: Vec<crate::trainer::EpochLog>,
+    /// With a lesion weight: the joint decoder's Dice at 1/4 on validation after each epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lesion_val_dice: Vec<f64>,
 }
 
 /// Trains the teacher's stages from `settings.stage` on and a new head on cached features; returns
 /// the adapted teacher (validation mode) and its validation report. Reuses a finished adaptation
 /// saved in `dir` with the same settings. `val` holds each image's label and group (for intervals).
+/// `lesion` (train views, and validation's to report on) is needed when `settings.lesion_weight`
+/// is not 0.
+#[allow(clippy::too_many_arguments)]
 pub fn adapt_teacher(
     imagenet: Teacher,
     task: Task,
     train: (&FeatureCache, &[usize]),
     val: (&FeatureCache, &[usize], &[String]),
+    lesion: Option<(&LesionViews, Option<&LesionViews>)>,
     settings: &TeacherSettings,
     dir: &Path,
     progress: &Progress,
@@ -200,6 +385,15 @@ pub fn adapt_teacher(
         return Ok((teacher.load_record(record).valid(), report));
     }
 
+    check_lesion_stage(settings)?;
+    let lesion = match (settings.lesion_weight > 0.0, lesion) {
+        (false, _) => None,
+        (true, Some(views)) => Some(views),
+        (true, None) => return Err(Error::Data("a lesion weight needs the task's masks".into())),
+    };
+    let mut decoder = lesion.map(|_| lesion_decoder(&device));
+    let mut decoder_optimizer = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut lesion_val_dice = Vec::new();
     let (features, labels) = train;
     let counts: Vec<usize> = (0..classes).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
     let weights = crate::trainer::class_weights(&counts, settings.class_weights);
@@ -223,19 +417,40 @@ pub fn adapt_teacher(
                 weight_sum += weights[labels[i]];
             }
             let y = Tensor::<2>::from_data(TensorData::new(targets, [batch.len(), classes]), &device);
-            let logits = teacher.forward_from(settings.stage, features.batch(&picks, &device));
-            let loss = -(log_softmax(logits, 1) * y).sum() / weight_sum;
+            let x = features.batch(&picks, &device);
+            let head = teacher.features_from(settings.stage, x.clone());
+            let logits = teacher.classify(head.clone());
+            let mut loss = -(log_softmax(logits, 1) * y).sum() / weight_sum;
+            if let (Some(decoder), Some((views, _))) = (&decoder, lesion) {
+                let [_, qh, qw] = views.masks.dims;
+                let taps = [views.quarter.batch(&picks, &device), views.eighth.batch(&picks, &device), x];
+                let target = views.masks.batch(&picks, &device).reshape([picks.len(), qh, qw]);
+                let outline = lesion_loss(decoder.forward(head, &taps, [qh, qw]), target);
+                loss = loss + outline.mul_scalar(settings.lesion_weight);
+            }
             loss_sum += f64::from(loss.clone().into_data().as_slice::<f32>().map_or(f32::NAN, |v| v[0]));
             // Cosine decay from the start: the head is new, the tail is pretrained.
             let t = (epoch * steps_per_epoch + b) as f64 / total as f64;
             lr = settings.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
-            let grads = GradientsParams::from_grads(loss.backward(), &teacher);
+            let mut grads = loss.backward();
+            if let Some(d) = decoder.take() {
+                let decoder_grads = GradientsParams::from_module(&mut grads, &d);
+                decoder = Some(decoder_optimizer.step(lr, d, decoder_grads));
+            }
+            let grads = GradientsParams::from_grads(grads, &teacher);
             teacher = optimizer.step(lr, teacher, grads);
             bar.inc(1);
         }
         bar.finish_and_clear();
         let logits = teacher_logits(&teacher.valid(), settings.stage, val.0);
         let auc = positive_auc(task, &logits, val.1);
+        let dice = match (&decoder, lesion) {
+            (Some(d), Some((_, Some(val_views)))) => {
+                Some(lesion_dice(&teacher.valid(), &d.valid(), settings.stage, val.0, val_views))
+            }
+            _ => None,
+        };
+        lesion_val_dice.extend(dice);
         let log = crate::trainer::EpochLog {
             epoch: epoch + 1,
             train_loss: loss_sum / steps_per_epoch as f64,
@@ -245,10 +460,11 @@ pub fn adapt_teacher(
             seconds: started.elapsed().as_secs_f64(),
         };
         progress.println(format!(
-            "teacher epoch {}/{}  train loss {:.4}  val AUC {auc:.4}  {:.0} s",
+            "teacher epoch {}/{}  train loss {:.4}  val AUC {auc:.4}{}  {:.0} s",
             epoch + 1,
             settings.epochs,
             log.train_loss,
+            dice.map_or(String::new(), |d| format!("  val lesion Dice at 1/4 {d:.3}")),
             log.seconds
         ));
         val_auc.push(auc);
@@ -259,7 +475,7 @@ pub fn adapt_teacher(
     let probabilities = metrics::softmax(&logits, 1.0);
     let predicted: Vec<usize> = probabilities.iter().map(|p| task.decide(p, 0.5)).collect();
     let validation = metrics::report(&probabilities, val.1, &predicted, task.positive_index(), val.2, 1000);
-    let report = TeacherReport { settings: settings.clone(), val_auc, validation, history };
+    let report = TeacherReport { settings: settings.clone(), val_auc, validation, history, lesion_val_dice };
     std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
     teacher
         .clone()
@@ -319,6 +535,7 @@ pub fn adapted_teacher(
     dir: &Path,
     progress: &Progress,
 ) -> Result<(Teacher, TeacherReport, FeatureCache), Error> {
+    check_lesion_stage(settings)?;
     let spec = teacher_input(task);
     let train = crate::data::load(task, data_dir, "train", &spec, progress)?;
     let val = crate::data::load(task, data_dir, "val", &spec, progress)?;
@@ -330,11 +547,26 @@ pub fn adapted_teacher(
     let val_cache = cache_features(&frozen, &val, &spec, None, settings, dir, "val", progress)?;
     let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<usize>>();
     let (train_labels, val_labels) = (labels(&train), labels(&val));
+    let lesion = if settings.lesion_weight > 0.0 {
+        let views = |data: &Dataset, augment: Option<&Augment>, name: &str| -> Result<LesionViews, Error> {
+            let masks = crate::data::load_masks(data_dir, data, &spec)?.ok_or_else(|| {
+                Error::Data(format!(
+                    "{} has no masks/ folder: only tasks with lesion outlines (breast, skin) train on them",
+                    data_dir.display()
+                ))
+            })?;
+            Ok(cache_lesion_views(&frozen, data, &masks, &spec, augment, settings, name, progress))
+        };
+        Some((views(&train, Some(augment), "train")?, views(&val, None, "val")?))
+    } else {
+        None
+    };
     let (teacher, report) = adapt_teacher(
         frozen,
         task,
         (&train_cache, &train_labels),
         (&val_cache, &val_labels, &val.groups()),
+        lesion.as_ref().map(|(t, v)| (t, Some(v))),
         settings,
         dir,
         progress,

@@ -165,6 +165,9 @@ pub fn run(job: &Job, progress: &Progress) -> Result<Outcome, Error> {
             "val_auc_per_epoch": report.val_auc,
             "validation": report.validation,
         });
+        if !report.lesion_val_dice.is_empty() {
+            info.card["teacher"]["lesion_val_dice_per_epoch"] = report.lesion_val_dice.clone().into();
+        }
     }
     if let Some(out) = &job.out_dir {
         let params = trained.model.clone().fold_batchnorm().num_params();

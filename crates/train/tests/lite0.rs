@@ -19,6 +19,7 @@ fn lite0_ships_the_adapted_teacher_itself() {
     let source = data.join(Task::Breast.data_folder());
     let task_dir = scratch.join("breast");
     std::fs::create_dir_all(task_dir.join("images")).unwrap();
+    std::fs::create_dir_all(task_dir.join("masks")).unwrap();
     let rows = std::fs::read_to_string(source.join("labels.csv")).unwrap();
     let mut kept = vec![rows.lines().next().unwrap().to_string()];
     for (split, per_class) in [("train", 4), ("val", 3)] {
@@ -27,6 +28,9 @@ fn lite0_ships_the_adapted_teacher_itself() {
             for row in picked {
                 let file = row.split(',').next().unwrap();
                 std::os::unix::fs::symlink(source.join(file), task_dir.join(file)).unwrap();
+                let mask = std::path::Path::new(file).with_extension("png");
+                let mask = format!("masks/{}", mask.file_name().unwrap().to_str().unwrap());
+                std::os::unix::fs::symlink(source.join(&mask), task_dir.join(&mask)).unwrap();
                 kept.push(row.to_string());
             }
         }
@@ -55,6 +59,8 @@ fn lite0_ships_the_adapted_teacher_itself() {
         learning_rate: 1e-3,
         seed: 3,
         class_weights: true,
+        // Trained on the lesion outlines too (the joint decoder is dropped; the artifact is the same).
+        lesion_weight: 1.0,
     };
     let job = Job {
         task: Task::Breast,
@@ -64,12 +70,24 @@ fn lite0_ships_the_adapted_teacher_itself() {
         settings,
         resume: false,
         command: "lite0 smoke".into(),
-        teacher: Some(teacher),
+        teacher: Some(teacher.clone()),
         init_from: None,
     };
+    // The outline loss reads the frozen maps at 1/8 and 1/16 at the stage boundary only.
+    let early = Job {
+        run_dir: scratch.join("run-stage4"),
+        out_dir: None,
+        teacher: Some(TeacherSettings { stage: 4, ..teacher.clone() }),
+        ..job.clone()
+    };
+    let refused = pipeline::run(&early, &Progress::hidden()).map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains("stages from 5"), "{refused}");
     let outcome = pipeline::run(&job, &Progress::hidden()).unwrap();
     let report = outcome.teacher.expect("the adaptation's report");
     assert_eq!(outcome.history.len(), 2, "the adaptation's epochs are the model's");
+    // Every validation image with a lesion was measured after each epoch.
+    assert_eq!(report.lesion_val_dice.len(), 2);
+    assert!(report.lesion_val_dice.iter().all(|d| (0.0..=1.0).contains(d)), "{:?}", report.lesion_val_dice);
     assert_eq!(outcome.validation.n, 9);
 
     let info =
@@ -91,5 +109,6 @@ fn lite0_ships_the_adapted_teacher_itself() {
     let card = std::fs::read_to_string(scratch.join("model/MODEL_CARD.md")).unwrap();
     assert!(card.contains("**Network (shipped):** EfficientNet-Lite0"), "{card}");
     assert!(!card.contains("Teacher (for distillation"), "the teacher is the model here");
+    assert!(card.contains("Trained on the lesion outlines too") && card.contains("weight 1)"), "{card}");
     std::fs::remove_dir_all(&scratch).ok();
 }
