@@ -198,7 +198,7 @@ impl LesionViews {
     }
 }
 
-/// Runs the frozen stages before 1/8 on the same views [`cache_features`] renders (`views` per
+/// Runs the frozen stages up to 1/8 of the input on the same views [`cache_features`] renders (`views` per
 /// example from [`view_rng`], or one plain view when `augment` is `None`), warping each mask with
 /// its picture. Kept in memory: a few gigabytes for a few hundred images and 12 views.
 #[allow(clippy::too_many_arguments)]
@@ -289,17 +289,6 @@ fn lesion_decoder(device: &Device) -> LesionDecoder {
     LesionConfig::new(vec![channels_before(2), channels_before(3), channels_before(LESION_STAGE)], FEATURES)
         .with_channels(16)
         .init(device)
-}
-
-/// Binary cross-entropy on logits plus a soft Dice loss over the batch (as `bedside lesion` trains).
-fn lesion_loss(logits: Tensor<3>, target: Tensor<3>) -> Tensor<1> {
-    let bce = (logits.clone().clamp_min(0.0) - logits.clone() * target.clone()
-        + logits.clone().abs().neg().exp().add_scalar(1.0).log())
-    .mean();
-    let p = burn::tensor::activation::sigmoid(logits);
-    let dice = (p.clone() * target.clone()).sum().mul_scalar(2.0).add_scalar(1.0)
-        / (p.sum() + target.sum()).add_scalar(1.0);
-    bce + dice.neg().add_scalar(1.0)
 }
 
 /// Mean Dice at 1/4 (probability ≥ 0.5 against a mask cell at least half inside) over the views
@@ -425,7 +414,7 @@ pub fn adapt_teacher(
                 let [_, qh, qw] = views.masks.dims;
                 let taps = [views.quarter.batch(&picks, &device), views.eighth.batch(&picks, &device), x];
                 let target = views.masks.batch(&picks, &device).reshape([picks.len(), qh, qw]);
-                let outline = lesion_loss(decoder.forward(head, &taps, [qh, qw]), target);
+                let outline = crate::lesion::outline_loss(decoder.forward(head, &taps, [qh, qw]), target);
                 loss = loss + outline.mul_scalar(settings.lesion_weight);
             }
             loss_sum += f64::from(loss.clone().into_data().as_slice::<f32>().map_or(f32::NAN, |v| v[0]));

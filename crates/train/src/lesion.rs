@@ -171,6 +171,18 @@ pub fn predict_logits(
     values.chunks((info.input.width * info.input.height) as usize).map(<[f32]>::to_vec).collect()
 }
 
+/// Binary cross-entropy on the lesion logits (in the numerically stable form) plus a soft Dice
+/// loss over the whole batch, against targets in 0–1.
+pub(crate) fn outline_loss(logits: Tensor<3>, target: Tensor<3>) -> Tensor<1> {
+    let bce = (logits.clone().clamp_min(0.0) - logits.clone() * target.clone()
+        + logits.clone().abs().neg().exp().add_scalar(1.0).log())
+    .mean();
+    let p = burn::tensor::activation::sigmoid(logits);
+    let dice = (p.clone() * target.clone()).sum().mul_scalar(2.0).add_scalar(1.0)
+        / (p.sum() + target.sum()).add_scalar(1.0);
+    bce + dice.neg().add_scalar(1.0)
+}
+
 /// Trains a decoder on `train` (with `train_masks`, framed to the input) reading `student`'s
 /// features; reports Dice on `val` after every epoch.
 #[allow(clippy::too_many_arguments)]
@@ -233,14 +245,7 @@ pub fn train(
             };
             let logits = decoder.forward(head, &taps, [h, w]);
             let t = Tensor::<3>::from_data(TensorData::new(targets, [n, h, w]), &device);
-            // Binary cross-entropy on logits, in the numerically stable form.
-            let bce = (logits.clone().clamp_min(0.0) - logits.clone() * t.clone()
-                + logits.clone().abs().neg().exp().add_scalar(1.0).log())
-            .mean();
-            let p = burn::tensor::activation::sigmoid(logits);
-            let dice = (p.clone() * t.clone()).sum().mul_scalar(2.0).add_scalar(1.0)
-                / (p.sum() + t.sum()).add_scalar(1.0);
-            let loss = bce + dice.neg().add_scalar(1.0);
+            let loss = outline_loss(logits, t);
             let value = loss.clone().into_data().as_slice::<f32>().map(|s| s[0]).unwrap_or(f32::NAN);
             if !value.is_finite() {
                 return Err(Error::Model(format!(
