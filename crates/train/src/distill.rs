@@ -325,6 +325,18 @@ fn lesion_dice(
     if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
+/// Where an adaptation's weights and report are saved in a run folder.
+fn adaptation_paths(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    (dir.join("teacher-adapted.bpk"), dir.join("teacher.json"))
+}
+
+/// The report of an adaptation with these settings already finished in `dir`, if there is one.
+fn finished_adaptation(dir: &Path, settings: &TeacherSettings) -> Option<TeacherReport> {
+    let (record_path, report_path) = adaptation_paths(dir);
+    let report = serde_json::from_str::<TeacherReport>(&std::fs::read_to_string(report_path).ok()?).ok()?;
+    (record_path.is_file() && report.settings == *settings).then_some(report)
+}
+
 /// What adapting the teacher produced and measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TeacherReport {
@@ -360,14 +372,10 @@ pub fn adapt_teacher(
     let device = Device::flex().autodiff();
     // The new head and the dropout masks come from the backend's generator: seeded, repeatable.
     device.seed(settings.seed ^ 0x7EAC);
-    let record_path = dir.join("teacher-adapted.bpk");
-    let report_path = dir.join("teacher.json");
+    let (record_path, report_path) = adaptation_paths(dir);
     let mut teacher =
         imagenet.fork(&device).train().with_head(classes, &device).freeze_before(settings.stage);
-    if let (Ok(text), true) = (std::fs::read_to_string(&report_path), record_path.is_file())
-        && let Ok(report) = serde_json::from_str::<TeacherReport>(&text)
-        && report.settings == *settings
-    {
+    if let Some(report) = finished_adaptation(dir, settings) {
         let record = ModuleRecord::load(&record_path)
             .map_err(|e| Error::Model(format!("{}: {e}", record_path.display())))?;
         progress.println(format!("reusing the adapted teacher in {}", dir.display()));
@@ -536,7 +544,8 @@ pub fn adapted_teacher(
     let val_cache = cache_features(&frozen, &val, &spec, None, settings, dir, "val", progress)?;
     let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<usize>>();
     let (train_labels, val_labels) = (labels(&train), labels(&val));
-    let lesion = if settings.lesion_weight > 0.0 {
+    // A finished adaptation is reused as it is: no need for the outlines' maps then.
+    let lesion = if settings.lesion_weight > 0.0 && finished_adaptation(dir, settings).is_none() {
         let views = |data: &Dataset, augment: Option<&Augment>, name: &str| -> Result<LesionViews, Error> {
             let masks = crate::data::load_masks(data_dir, data, &spec)?.ok_or_else(|| {
                 Error::Data(format!(
