@@ -63,14 +63,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let data_dir = args.target.data_dir(&info);
     let split = |name: &str| -> Result<_, String> {
         let data = args.target.split(&info, name)?;
-        let masks = bedside_train::data::load_masks(&data_dir, &data, &info.input)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "{} has no masks/ folder: only tasks with lesion outlines (breast, skin) get a lesion decoder",
-                    data_dir.display()
-                )
-            })?;
+        let masks =
+            bedside_train::data::require_masks(&data_dir, &data, &info.input).map_err(|e| e.to_string())?;
         Ok((data, masks))
     };
     let (val, val_masks) = split("val")?;

@@ -182,19 +182,8 @@ pub fn cross_validate_lite0(
     let views = cache_features(&frozen, &train, &spec, Some(augment), settings, run_dir, "train", progress)?;
     let plain = cache_features(&frozen, &train, &spec, None, settings, run_dir, "train", progress)?;
     let lesion = if settings.lesion_weight > 0.0 {
-        let masks = crate::data::load_masks(data_dir, &train, &spec)?
-            .ok_or_else(|| Error::Data(format!("{} has no masks/ folder", data_dir.display())))?;
-        let views = crate::distill::cache_lesion_views(
-            &frozen,
-            &train,
-            &masks,
-            &spec,
-            Some(augment),
-            settings,
-            "train",
-            progress,
-        );
-        Some(views)
+        let views = crate::distill::lesion_views;
+        Some(views(&frozen, &train, data_dir, &spec, Some(augment), settings, "train", progress)?)
     } else {
         None
     };

@@ -141,6 +141,17 @@ pub fn load_masks(dir: &Path, data: &Dataset, spec: &InputSpec) -> Result<Option
         .map(Some)
 }
 
+/// [`load_masks`] where the masks are required: their absence is an error that says which tasks
+/// have them.
+pub fn require_masks(dir: &Path, data: &Dataset, spec: &InputSpec) -> Result<Vec<Vec<u8>>, Error> {
+    load_masks(dir, data, spec)?.ok_or_else(|| {
+        Error::Data(format!(
+            "{} has no masks/ folder: only tasks with lesion outlines (breast, skin) have them",
+            dir.display()
+        ))
+    })
+}
+
 impl Dataset {
     pub fn len(&self) -> usize {
         self.examples.len()

@@ -198,6 +198,22 @@ impl LesionViews {
     }
 }
 
+/// The task's masks of `data` ([`crate::data::require_masks`]) and [`cache_lesion_views`] of them.
+#[allow(clippy::too_many_arguments)]
+pub fn lesion_views(
+    teacher: &Teacher,
+    data: &Dataset,
+    data_dir: &Path,
+    spec: &InputSpec,
+    augment: Option<&Augment>,
+    settings: &TeacherSettings,
+    name: &str,
+    progress: &Progress,
+) -> Result<LesionViews, Error> {
+    let masks = crate::data::require_masks(data_dir, data, spec)?;
+    Ok(cache_lesion_views(teacher, data, &masks, spec, augment, settings, name, progress))
+}
+
 /// Runs the frozen stages up to 1/8 of the input on the same views [`cache_features`] renders (`views` per
 /// example from [`view_rng`], or one plain view when `augment` is `None`), warping each mask with
 /// its picture. Kept in memory: a few gigabytes for a few hundred images and 12 views.
@@ -291,23 +307,28 @@ fn lesion_decoder(device: &Device) -> LesionDecoder {
         .init(device)
 }
 
-/// Mean Dice at 1/4 (probability ≥ 0.5 against a mask cell at least half inside) over the views
-/// with a lesion: a check on the joint decoder while it trains, not the shipped decoder's figure.
-fn lesion_dice(
+/// [`teacher_logits`] of every cached map, and the joint decoder's mean Dice at 1/4 (probability
+/// ≥ 0.5 against a mask cell at least half inside) over the views with a lesion, from one pass of
+/// the head: a check on the joint decoder while it trains, not the shipped decoder's figure.
+fn logits_and_dice(
     teacher: &Teacher,
     decoder: &LesionDecoder,
     stage: usize,
     maps: &FeatureCache,
     lesion: &LesionViews,
-) -> f64 {
+) -> (Vec<Vec<f32>>, f64) {
     let device = Device::flex();
     let count = maps.data.len() / maps.len();
+    let mut all_logits = Vec::with_capacity(count);
     let [_, qh, qw] = lesion.masks.dims;
     let (mut sum, mut n) = (0.0, 0usize);
     let picks: Vec<(usize, usize)> = (0..count).map(|k| (k / maps.views, k % maps.views)).collect();
     for chunk in picks.chunks(32) {
         let x = maps.batch(chunk, &device);
         let head = teacher.features_from(stage, x.clone());
+        let classes = teacher.classify(head.clone()).into_data();
+        let classes = classes.as_slice::<f32>().expect("f32 logits");
+        all_logits.extend(classes.chunks(classes.len() / chunk.len()).map(<[f32]>::to_vec));
         let taps = [lesion.quarter.batch(chunk, &device), lesion.eighth.batch(chunk, &device), x];
         let logits = decoder.forward(head, &taps, [qh, qw]).into_data();
         let logits = logits.as_slice::<f32>().expect("f32 logits");
@@ -322,7 +343,7 @@ fn lesion_dice(
             }
         }
     }
-    if n == 0 { f64::NAN } else { sum / n as f64 }
+    (all_logits, if n == 0 { f64::NAN } else { sum / n as f64 })
 }
 
 /// Where an adaptation's weights and report are saved in a run folder.
@@ -439,14 +460,15 @@ pub fn adapt_teacher(
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let logits = teacher_logits(&teacher.valid(), settings.stage, val.0);
-        let auc = positive_auc(task, &logits, val.1);
-        let dice = match (&decoder, lesion) {
+        let (logits, dice) = match (&decoder, lesion) {
             (Some(d), Some((_, Some(val_views)))) => {
-                Some(lesion_dice(&teacher.valid(), &d.valid(), settings.stage, val.0, val_views))
+                let (logits, dice) =
+                    logits_and_dice(&teacher.valid(), &d.valid(), settings.stage, val.0, val_views);
+                (logits, Some(dice))
             }
-            _ => None,
+            _ => (teacher_logits(&teacher.valid(), settings.stage, val.0), None),
         };
+        let auc = positive_auc(task, &logits, val.1);
         lesion_val_dice.extend(dice);
         let log = crate::trainer::EpochLog {
             epoch: epoch + 1,
@@ -546,14 +568,8 @@ pub fn adapted_teacher(
     let (train_labels, val_labels) = (labels(&train), labels(&val));
     // A finished adaptation is reused as it is: no need for the outlines' maps then.
     let lesion = if settings.lesion_weight > 0.0 && finished_adaptation(dir, settings).is_none() {
-        let views = |data: &Dataset, augment: Option<&Augment>, name: &str| -> Result<LesionViews, Error> {
-            let masks = crate::data::load_masks(data_dir, data, &spec)?.ok_or_else(|| {
-                Error::Data(format!(
-                    "{} has no masks/ folder: only tasks with lesion outlines (breast, skin) train on them",
-                    data_dir.display()
-                ))
-            })?;
-            Ok(cache_lesion_views(&frozen, data, &masks, &spec, augment, settings, name, progress))
+        let views = |data: &Dataset, augment: Option<&Augment>, name: &str| {
+            lesion_views(&frozen, data, data_dir, &spec, augment, settings, name, progress)
         };
         Some((views(&train, Some(augment), "train")?, views(&val, None, "val")?))
     } else {
