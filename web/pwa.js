@@ -96,19 +96,39 @@ async function showStorage() {
  */
 async function forget() {
   const everything = $('forget-app').checked;
-  localStorage.clear();
-  sessionStorage.clear();
-  for (const db of (await indexedDB.databases?.()) ?? []) indexedDB.deleteDatabase(db.name);
+  const status = $('forget-status');
+  status.textContent = 'Forgetting…';
+  // Each step on its own: one that fails must not keep the others from running, nor leave the
+  // user believing everything went.
+  const failed = [];
+  const step = async (what, work) => {
+    try {
+      await work();
+    } catch (err) {
+      failed.push(`${what} (${err?.message ?? err})`);
+    }
+  };
+  await step('settings', async () => {
+    localStorage.clear();
+    sessionStorage.clear();
+    for (const db of (await indexedDB.databases?.()) ?? []) indexedDB.deleteDatabase(db.name);
+  });
   // No `caches` outside a secure context (plain http other than localhost): nothing was kept there.
-  for (const name of (await self.caches?.keys()) ?? []) {
-    if (everything || name !== build?.cache) await caches.delete(name);
-  }
+  await step('stored files', async () => {
+    const names = ((await self.caches?.keys()) ?? []).filter((name) => everything || name !== build?.cache);
+    await Promise.all(names.map((name) => caches.delete(name)));
+  });
   if (everything) {
-    for (const registration of (await navigator.serviceWorker?.getRegistrations()) ?? []) await registration.unregister();
-    setOffline('removed', 'Offline use: removed from this device (Bedside downloads again when next opened)');
+    await step('the offline app', async () => {
+      const registrations = (await navigator.serviceWorker?.getRegistrations()) ?? [];
+      await Promise.all(registrations.map((registration) => registration.unregister()));
+      setOffline('removed', 'Offline use: removed from this device (Bedside downloads again when next opened)');
+    });
   }
-  $('forget-status').textContent = everything
-    ? 'Forgotten: settings, and the app and its models.'
-    : 'Forgotten: settings. The app and its models stay for offline use.';
+  status.textContent = failed.length
+    ? `Could not forget everything: ${failed.join('; ')}. Try again, or clear this site's data in the browser's settings.`
+    : everything
+      ? 'Forgotten: settings, and the app and its models.'
+      : 'Forgotten: settings. The app and its models stay for offline use.';
   await showStorage();
 }

@@ -129,6 +129,16 @@ async function diagnoseDicomAndPhoto(t, page) {
   return true;
 }
 
+/** Waits for the forget status to start (or end) with `expected`; on a timeout, says what it said. */
+async function forgotten(page, end, expected) {
+  await page.waitForFunction(([end, expected]) => {
+    const text = document.getElementById('forget-status').textContent;
+    return end === 'start' ? text.startsWith(expected) : text.endsWith(expected);
+  }, [end, expected]).catch(async (err) => {
+    throw new Error(`${err.message}\nthe forget status said: ${JSON.stringify(await page.textContent('#forget-status'))}`);
+  });
+}
+
 // ---- the tests ----
 
 test('after the service worker installs, a whole clinical session makes no request that leaves the tablet', async (t) => {
@@ -189,12 +199,12 @@ test('after the service worker installs, a whole clinical session makes no reque
     await (await caches.open('opened-files')).put('/opened/film.dcm', new Response('pixels'));
   });
   await page.click('#forget');
-  await page.waitForFunction(() => document.getElementById('forget-status').textContent.startsWith('Forgotten'));
+  await forgotten(page, 'start', 'Forgotten');
   assert.equal(await page.evaluate(() => localStorage.length), 0);
   assert.deepEqual(await cacheNames(page), [build.cache], 'only the app and its models are kept');
   await page.check('#forget-app');
   await page.click('#forget');
-  await page.waitForFunction(() => document.getElementById('forget-status').textContent.endsWith('and the app and its models.'));
+  await forgotten(page, 'end', 'and the app and its models.');
   assert.deepEqual(await cacheNames(page), []);
   assert.equal(await page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length), 0);
 });
