@@ -333,7 +333,7 @@ mod tests {
             bits_stored: 8,
             invert: false,
             rescale: bedside_imaging::Rescale::IDENTITY,
-            stored: Vec::new(),
+            stored: Vec::<u8>::new().into(),
         };
         let heat_map = HeatMap { width: 1, height: 1, values: vec![0.0] };
         let diagnosis = Diagnosis {

@@ -4,7 +4,7 @@
 use crate::error::one_line;
 use crate::lengths::{self, Encoding};
 use crate::palette::Palette;
-use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window, jpeg, jpegls, rle};
+use crate::{Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window, jpeg, jpegls, rle};
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -18,6 +18,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_transfer_syntax_registry::entries;
 use std::borrow::Cow;
 use std::io::Read;
+use std::sync::Arc;
 
 /// The part of `bytes` that starts at the `DICM` magic: after a 128-byte preamble, or at the start.
 pub(crate) fn dicom_body(bytes: &[u8]) -> Option<&[u8]> {
@@ -291,7 +292,7 @@ impl DicomSource {
         };
 
         let (samples, mut stored) = if photometric == "YBR_FULL_422" && self.bits_allocated == 8 {
-            (3, expand_ybr_422(&data, pixels))
+            (3, Samples::from(expand_ybr_422(&data, pixels)))
         } else {
             let needed = pixels * self.samples as usize;
             let layout = SampleLayout {
@@ -300,19 +301,15 @@ impl DicomSource {
                 signed: self.signed,
                 unsigned32,
             };
-            let mut stored = stored_values(&data, layout);
+            let stored = stored_values(&data, layout, needed);
             if stored.len() < needed {
                 let expected = (needed * bytes_per_sample as usize) as u64;
                 return Err(Error::Truncated { frame: index, expected, actual: data.len() as u64 });
             }
-            stored.truncate(needed);
-            if planar {
-                stored = interleave(&stored, pixels);
-            }
-            (self.samples, stored)
+            (self.samples, if planar { stored.interleaved(pixels) } else { stored })
         };
         if photometric.starts_with("YBR_FULL") && samples == 3 {
-            ybr_full_to_rgb(&mut stored);
+            stored = ybr_full_to_rgb(stored);
         }
         Ok(Frame {
             columns: info.columns,
@@ -476,9 +473,10 @@ struct SampleLayout {
     unsigned32: Unsigned32,
 }
 
-/// Little-endian decoded bytes → stored values. The bits above `bits_stored` are not part of the value
+/// Little-endian decoded bytes → the first `needed` stored values (fewer if the data is short), in
+/// the narrowest width that holds them. The bits above `bits_stored` are not part of the value
 /// (PS3.5 8.1.1): signed values are sign-extended from the top stored bit, unsigned ones masked.
-fn stored_values(data: &[u8], layout: SampleLayout) -> Vec<i32> {
+fn stored_values(data: &[u8], layout: SampleLayout, needed: usize) -> Samples {
     let SampleLayout { bits_allocated, bits_stored, signed, unsigned32 } = layout;
     let u32_value = |v: u32| match unsigned32 {
         Unsigned32::Saturate => v.min(i32::MAX as u32) as i32,
@@ -496,47 +494,77 @@ fn stored_values(data: &[u8], layout: SampleLayout) -> Vec<i32> {
         (_, true) => (v << shift) >> shift,
         (_, false) => ((v as u32) << shift >> shift) as i32,
     };
+    let width = match bits_allocated {
+        1 | 8 => 1,
+        16 => 2,
+        _ => 4,
+    };
+    let data = &data[..data.len().min(needed.saturating_mul(width))];
+    // Kept values fit the narrower types: at most `bits_allocated` bits, sign-extended or masked.
     match bits_allocated {
-        1 | 8 if signed => data.iter().map(|&b| keep(b as i8 as i32)).collect(),
-        1 | 8 => data.iter().map(|&b| keep(b as i32)).collect(),
-        16 if signed => data.chunks_exact(2).map(|c| keep(i16::from_le_bytes([c[0], c[1]]) as i32)).collect(),
-        16 => data.chunks_exact(2).map(|c| keep(u16::from_le_bytes([c[0], c[1]]) as i32)).collect(),
-        _ if signed => {
-            data.chunks_exact(4).map(|c| keep(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-        }
+        1 | 8 if signed => data.iter().map(|&b| keep(b as i8 as i32) as i16).collect::<Vec<_>>().into(),
+        1 | 8 => data.iter().map(|&b| keep(b as i32) as u8).collect::<Vec<_>>().into(),
+        16 if signed => data
+            .chunks_exact(2)
+            .map(|c| keep(i16::from_le_bytes([c[0], c[1]]) as i32) as i16)
+            .collect::<Vec<_>>()
+            .into(),
+        16 => data
+            .chunks_exact(2)
+            .map(|c| keep(u16::from_le_bytes([c[0], c[1]]) as i32) as u16)
+            .collect::<Vec<_>>()
+            .into(),
+        _ if signed => data
+            .chunks_exact(4)
+            .map(|c| keep(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect::<Vec<_>>()
+            .into(),
         _ => data
             .chunks_exact(4)
             .map(|c| keep(u32_value(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
     }
 }
 
-/// RRR…GGG…BBB → RGBRGB…
-fn interleave(planes: &[i32], pixels: usize) -> Vec<i32> {
-    (0..pixels).flat_map(|i| [planes[i], planes[pixels + i], planes[2 * pixels + i]]).collect()
-}
-
 /// YBR_FULL_422 native layout (Y1 Y2 Cb Cr per pixel pair) → full YCbCr triplets.
-fn expand_ybr_422(data: &[u8], pixels: usize) -> Vec<i32> {
+fn expand_ybr_422(data: &[u8], pixels: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(pixels * 3);
     for quad in data.chunks_exact(4) {
-        let (cb, cr) = (quad[2] as i32, quad[3] as i32);
-        out.extend_from_slice(&[quad[0] as i32, cb, cr, quad[1] as i32, cb, cr]);
+        let (cb, cr) = (quad[2], quad[3]);
+        out.extend_from_slice(&[quad[0], cb, cr, quad[1], cb, cr]);
     }
     out.truncate(pixels * 3);
     out
 }
 
-/// Full-range YCbCr → RGB (PS3.3 C.7.6.3.1.2), in place, 8-bit; in single precision with the
-/// coefficients and rounding of pydicom's default conversion, so the values match it exactly.
-fn ybr_full_to_rgb(values: &mut [i32]) {
+/// Full-range YCbCr → RGB (PS3.3 C.7.6.3.1.2), 8-bit; in single precision with the coefficients
+/// and rounding of pydicom's default conversion, so the values match it exactly. In place where
+/// the samples are bytes and no one else holds them.
+fn ybr_full_to_rgb(stored: Samples) -> Samples {
     let (cb_g, cr_g) = ((-0.114 * 1.772 / 0.587) as f32, (-0.299 * 1.402 / 0.587) as f32);
-    let round = |v: f32| (v + 0.5).floor().clamp(0.0, 255.0) as i32;
-    for px in values.chunks_exact_mut(3) {
-        let (y, cb, cr) = (px[0] as f32, px[1] as f32 - 128.0, px[2] as f32 - 128.0);
-        px[0] = round(y + 1.402 * cr);
-        px[1] = round(y + cb_g * cb + cr_g * cr);
-        px[2] = round(y + 1.772 * cb);
+    let round = |v: f32| (v + 0.5).floor().clamp(0.0, 255.0);
+    let rgb = |y: f32, cb: f32, cr: f32| {
+        let (cb, cr) = (cb - 128.0, cr - 128.0);
+        [round(y + 1.402 * cr), round(y + cb_g * cb + cr_g * cr), round(y + 1.772 * cb)]
+    };
+    match stored {
+        Samples::U8(values) => {
+            let mut values = Arc::unwrap_or_clone(values);
+            for px in values.chunks_exact_mut(3) {
+                let out = rgb(f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
+                px.copy_from_slice(&out.map(|v| v as u8));
+            }
+            values.into()
+        }
+        other => {
+            let mut values = other.to_i32();
+            for px in values.chunks_exact_mut(3) {
+                let out = rgb(px[0] as f32, px[1] as f32, px[2] as f32);
+                px.copy_from_slice(&out.map(|v| v as i32));
+            }
+            values.into()
+        }
     }
 }
 
@@ -602,6 +630,47 @@ fn attributes(
 
 fn invalid(attribute: &'static str, detail: String) -> Error {
     Error::InvalidAttribute { attribute, detail }
+}
+
+/// The patient's age in years at the examination: Patient's Age (AS, "055Y", "006M", "010W",
+/// "003D"), else Patient's Birth Date against the study's date (Study, Series, Acquisition or
+/// Content Date, the first present). `None` where the file says neither, or says nonsense.
+pub(crate) fn patient_age_years(object: &DefaultDicomObject) -> Option<f64> {
+    if let Some(age) = text(object, tags::PATIENT_AGE).and_then(|a| age_string(&a)) {
+        return Some(age);
+    }
+    let birth = text(object, tags::PATIENT_BIRTH_DATE).and_then(|d| date(&d))?;
+    let seen = [tags::STUDY_DATE, tags::SERIES_DATE, tags::ACQUISITION_DATE, tags::CONTENT_DATE]
+        .into_iter()
+        .find_map(|tag| text(object, tag).and_then(|d| date(&d)))?;
+    let years = seen - birth;
+    (0.0..=150.0).contains(&years).then_some(years)
+}
+
+/// An AS value (PS3.5 6.2: three digits and D, W, M or Y) in years.
+fn age_string(value: &str) -> Option<f64> {
+    let (number, unit) = value.trim().split_at_checked(value.trim().len().checked_sub(1)?)?;
+    let n: f64 = number.parse().ok()?;
+    let years = match unit {
+        "Y" => n,
+        "M" => n / 12.0,
+        "W" => n * 7.0 / 365.25,
+        "D" => n / 365.25,
+        _ => return None,
+    };
+    (0.0..=150.0).contains(&years).then_some(years)
+}
+
+/// A DA value ("YYYYMMDD", or the old "YYYY.MM.DD") as a fractional year.
+fn date(value: &str) -> Option<f64> {
+    let digits: String = value.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.len() != 8 {
+        return None;
+    }
+    let (y, m, d): (f64, f64, f64) =
+        (digits[..4].parse().ok()?, digits[4..6].parse().ok()?, digits[6..].parse().ok()?);
+    ((1.0..=12.0).contains(&m) && (1.0..=31.0).contains(&d))
+        .then(|| y + (m - 1.0) / 12.0 + (d - 1.0) / 365.25)
 }
 
 fn text(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
@@ -673,25 +742,54 @@ mod tests {
     fn bits_above_bits_stored_are_not_part_of_the_value() {
         // 0xF123 with 12 bits stored: unsigned 0x123; signed, bit 11 clear, +0x123.
         let data = 0xF123u16.to_le_bytes();
-        assert_eq!(stored_values(&data, layout(16, 12, false, Unsigned32::Saturate)), [0x123]);
-        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate)), [0x123]);
+        assert_eq!(stored_values(&data, layout(16, 12, false, Unsigned32::Saturate), 1).to_i32(), [0x123]);
+        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate), 1).to_i32(), [0x123]);
         // 0x0800 with 12 bits stored, signed: the sign bit is set, -2048.
         let data = 0x0800u16.to_le_bytes();
-        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate)), [-2048]);
+        assert_eq!(stored_values(&data, layout(16, 12, true, Unsigned32::Saturate), 1).to_i32(), [-2048]);
     }
 
     #[test]
     fn large_unsigned_32_bit_values_saturate_for_drawing_and_keep_their_bits_for_raw() {
         let data = u32::MAX.to_le_bytes();
-        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::Saturate)), [i32::MAX]);
-        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::BitPattern)), [-1]);
+        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::Saturate), 1).to_i32(), [i32::MAX]);
+        assert_eq!(stored_values(&data, layout(32, 32, false, Unsigned32::BitPattern), 1).to_i32(), [-1]);
     }
 
     #[test]
     fn ybr_full_converts_as_pydicom_does() {
         // Expected values from pydicom 3.0.2's convert_color_space(..., "YBR_FULL", "RGB").
-        let mut px = vec![128, 128, 128, 76, 85, 255, 255, 0, 0];
-        ybr_full_to_rgb(&mut px);
-        assert_eq!(px, [128, 128, 128, 254, 0, 0, 76, 255, 28]);
+        let px = vec![128u8, 128, 128, 76, 85, 255, 255, 0, 0];
+        let rgb = [128, 128, 128, 254, 0, 0, 76, 255, 28];
+        assert_eq!(ybr_full_to_rgb(px.clone().into()), Samples::from(rgb.map(|v| v as u8).to_vec()));
+        let wide: Vec<i32> = px.iter().map(|&v| i32::from(v)).collect();
+        assert_eq!(ybr_full_to_rgb(wide.into()).to_i32(), rgb);
+    }
+
+    #[test]
+    fn ages_are_read_from_age_strings_and_dates() {
+        assert_eq!(age_string("055Y"), Some(55.0));
+        assert_eq!(age_string("018M"), Some(1.5));
+        assert!((age_string("052W").unwrap() - 0.9966).abs() < 1e-3);
+        assert_eq!(age_string("Y"), None);
+        assert_eq!(age_string("999X"), None);
+        let years = date("19950926").unwrap() - date("1940.03.05").unwrap();
+        assert!((years - 55.56).abs() < 0.01, "{years}");
+        assert_eq!(date("1995-13-01"), None);
+        assert_eq!(date("199509"), None);
+    }
+
+    #[test]
+    fn samples_keep_the_width_of_the_data() {
+        let data = [0x23u8, 0xF1, 0x00, 0x08];
+        let sixteen = stored_values(&data, layout(16, 12, false, Unsigned32::Saturate), 2);
+        assert!(matches!(sixteen, Samples::U16(_)), "{sixteen:?}");
+        assert!(matches!(
+            stored_values(&data, layout(16, 12, true, Unsigned32::Saturate), 2),
+            Samples::I16(_)
+        ));
+        let eight = stored_values(&data, layout(8, 8, false, Unsigned32::Saturate), 3);
+        assert_eq!((eight.bytes(), eight.to_i32()), (3, vec![0x23, 0xF1, 0x00]), "only the samples needed");
+        assert!(matches!(stored_values(&data, layout(8, 8, true, Unsigned32::Saturate), 4), Samples::I16(_)));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::Rescale;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// A VOI window in modality units (after rescale), as DICOM's linear VOI LUT function defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -39,7 +40,110 @@ pub struct Frame {
     /// MONOCHROME1: the lowest value is drawn white.
     pub invert: bool,
     pub rescale: Rescale,
-    pub stored: Vec<i32>,
+    pub stored: Samples,
+}
+
+/// A frame's stored values in the width the data has — a byte per sample for 8-bit data, two for
+/// 16-bit — rather than four for every file: on a tablet the decoded frame is most of the memory a
+/// file takes. Shared, not copied, when a frame is cloned (a photo's one frame is handed out on
+/// every [`crate::Study::frame`] call).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    U8(Arc<Vec<u8>>),
+    /// Signed 8- and 16-bit data.
+    I16(Arc<Vec<i16>>),
+    U16(Arc<Vec<u16>>),
+    /// 32-bit data (unsigned values above `i32::MAX` as the decoder chose, see `Unsigned32`).
+    I32(Arc<Vec<i32>>),
+}
+
+/// Runs `$body` with `$v` bound to the samples' slice, whatever their width.
+macro_rules! each {
+    ($samples:expr, $v:ident => $body:expr) => {
+        match $samples {
+            Samples::U8($v) => $body,
+            Samples::I16($v) => $body,
+            Samples::U16($v) => $body,
+            Samples::I32($v) => $body,
+        }
+    };
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        each!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the values take in memory.
+    pub fn bytes(&self) -> usize {
+        each!(self, v => std::mem::size_of_val(v.as_slice()))
+    }
+
+    /// Value `i`, widened.
+    pub fn get(&self, i: usize) -> i32 {
+        each!(self, v => i32::from(v[i]))
+    }
+
+    /// `f` of every value in order, widened, collected: one loop per width, no per-value dispatch.
+    pub fn map<T>(&self, mut f: impl FnMut(i32) -> T) -> Vec<T> {
+        each!(self, v => v.iter().map(|&x| f(i32::from(x))).collect())
+    }
+
+    /// `f` of every value in order, widened.
+    pub fn for_each(&self, mut f: impl FnMut(i32)) {
+        each!(self, v => v.iter().for_each(|&x| f(i32::from(x))))
+    }
+
+    /// Planes (RRR…GGG…BBB, `pixels` each) → interleaved samples (RGBRGB…), in the same width.
+    pub(crate) fn interleaved(&self, pixels: usize) -> Samples {
+        fn interleave<T: Copy>(planes: &[T], pixels: usize) -> Vec<T> {
+            (0..pixels).flat_map(|i| [planes[i], planes[pixels + i], planes[2 * pixels + i]]).collect()
+        }
+        each!(self, v => interleave(v, pixels).into())
+    }
+
+    /// Every value widened to `i32` (a copy four bytes a value: for tests and small frames).
+    pub fn to_i32(&self) -> Vec<i32> {
+        self.map(|v| v)
+    }
+
+    /// Smallest and largest value; `None` when empty.
+    pub fn min_max(&self) -> Option<(i32, i32)> {
+        each!(self, v => {
+            let mut it = v.iter().copied();
+            let first = it.next()?;
+            let (lo, hi) = it.fold((first, first), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            Some((i32::from(lo), i32::from(hi)))
+        })
+    }
+}
+
+impl From<Vec<u8>> for Samples {
+    fn from(v: Vec<u8>) -> Samples {
+        Samples::U8(Arc::new(v))
+    }
+}
+
+impl From<Vec<i16>> for Samples {
+    fn from(v: Vec<i16>) -> Samples {
+        Samples::I16(Arc::new(v))
+    }
+}
+
+impl From<Vec<u16>> for Samples {
+    fn from(v: Vec<u16>) -> Samples {
+        Samples::U16(Arc::new(v))
+    }
+}
+
+impl From<Vec<i32>> for Samples {
+    fn from(v: Vec<i32>) -> Samples {
+        Samples::I32(Arc::new(v))
+    }
 }
 
 // Above this many distinct stored values a lookup table costs more than it saves.
@@ -52,9 +156,7 @@ impl Frame {
 
     /// Smallest and largest stored value (over all samples); `(0, 0)` for an empty frame.
     pub fn min_max(&self) -> (i32, i32) {
-        let mut it = self.stored.iter().copied();
-        let Some(first) = it.next() else { return (0, 0) };
-        it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        self.stored.min_max().unwrap_or((0, 0))
     }
 
     /// Lowest and highest modality value (the rescale may have a negative slope).
@@ -76,7 +178,7 @@ impl Frame {
     pub fn render_display(&self, window: Option<Window>) -> Vec<u8> {
         if !self.is_grey() {
             let shift = self.bits_stored.saturating_sub(8).min(24);
-            return self.stored.iter().map(|&v| (v >> shift).clamp(0, 255) as u8).collect();
+            return self.stored.map(|v| (v >> shift).clamp(0, 255) as u8);
         }
         let window = window.unwrap_or_else(|| self.full_window());
         let level = |v: i32| {
@@ -86,9 +188,9 @@ impl Frame {
         let (lo, hi) = self.min_max();
         if (hi as i64 - lo as i64) < MAX_LUT {
             let lut: Vec<u8> = (lo..=hi).map(level).collect();
-            self.stored.iter().map(|&v| lut[(v - lo) as usize]).collect()
+            self.stored.map(|v| lut[(v - lo) as usize])
         } else {
-            self.stored.iter().map(|&v| level(v)).collect()
+            self.stored.map(level)
         }
     }
 
@@ -122,7 +224,7 @@ mod tests {
             bits_stored: 16,
             invert,
             rescale: Rescale::IDENTITY,
-            stored,
+            stored: stored.into(),
         }
     }
 
@@ -189,8 +291,30 @@ mod tests {
             bits_stored: 16,
             invert: false,
             rescale: Rescale::IDENTITY,
-            stored: vec![65535, 32768, 0],
+            stored: vec![65535u16, 32768, 0].into(),
         };
         assert_eq!(f.render_rgba(None), vec![255, 128, 0, 255]);
+    }
+
+    #[test]
+    fn every_width_draws_the_same() {
+        let values = [0i32, 7, 200, 255];
+        let wide = grey(values.to_vec(), false);
+        let mut narrow = wide.clone();
+        narrow.stored = values.map(|v| v as u8).to_vec().into();
+        assert_eq!(narrow.stored.bytes(), 4, "a byte a sample");
+        assert_eq!(wide.stored.bytes(), 16);
+        assert_eq!(narrow.render_rgba(None), wide.render_rgba(None));
+        assert_eq!(narrow.min_max(), (0, 255));
+        let signed: Samples = vec![-5i16, 3].into();
+        assert_eq!((signed.min_max(), signed.get(0), signed.to_i32()), (Some((-5, 3)), -5, vec![-5, 3]));
+    }
+
+    #[test]
+    fn a_cloned_frame_shares_its_samples() {
+        let a = grey(vec![1, 2, 3], false);
+        let b = a.clone();
+        let (Samples::I32(x), Samples::I32(y)) = (&a.stored, &b.stored) else { unreachable!() };
+        assert!(Arc::ptr_eq(x, y));
     }
 }

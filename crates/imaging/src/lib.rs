@@ -83,7 +83,7 @@ mod raw;
 mod rle;
 
 pub use error::Error;
-pub use frame::{Frame, Window};
+pub use frame::{Frame, Samples, Window};
 pub use raw::{Dtype, RawDigest, RawLayout};
 
 use serde::Serialize;
@@ -201,6 +201,15 @@ impl Study {
 
     pub fn rescale(&self) -> Rescale {
         self.rescale
+    }
+
+    /// The patient's age in years at the examination, where the file says (DICOM Patient's Age, or
+    /// Birth Date against the study's date); `None` for photos and for files that do not.
+    pub fn patient_age_years(&self) -> Option<f64> {
+        match &self.source {
+            Source::Dicom(source) => dicom::patient_age_years(&source.object),
+            Source::Photo(_) => None,
+        }
     }
 
     /// Decodes one frame (from 0) without decoding the others where the encoding allows it;

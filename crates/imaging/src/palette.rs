@@ -148,10 +148,8 @@ impl Palette {
 
     /// A grey frame of indices → the RGB frame it shows, at the tables' depth.
     pub(crate) fn apply(&self, indices: &Frame) -> Frame {
-        let mut stored = Vec::with_capacity(indices.stored.len() * 3);
-        for &index in &indices.stored {
-            stored.extend(self.lookup(index).map(i32::from));
-        }
+        let mut stored: Vec<u16> = Vec::with_capacity(indices.stored.len() * 3);
+        indices.stored.for_each(|index| stored.extend(self.lookup(index)));
         Frame {
             columns: indices.columns,
             rows: indices.rows,
@@ -159,7 +157,7 @@ impl Palette {
             bits_stored: self.bits,
             invert: false,
             rescale: Rescale::IDENTITY,
-            stored,
+            stored: stored.into(),
         }
     }
 }
@@ -386,7 +384,7 @@ mod tests {
             bits_stored: 8,
             invert: false,
             rescale: Rescale::IDENTITY,
-            stored,
+            stored: stored.into(),
         }
     }
 
@@ -414,7 +412,7 @@ mod tests {
         assert_eq!(palette.lookup(10_000), [65535, 40, 100], "past the end: last entry");
         let rgb = palette.apply(&grey(vec![10, 13]));
         assert_eq!((rgb.samples, rgb.bits_stored), (3, 16));
-        assert_eq!(rgb.stored, [0, 10, 400, 65535, 40, 100]);
+        assert_eq!(rgb.stored.to_i32(), [0, 10, 400, 65535, 40, 100]);
         assert_eq!(rgb.render_rgba(None), [0, 0, 1, 255, 255, 0, 0, 255]);
     }
 

@@ -1,7 +1,7 @@
 //! Photos (JPEG, PNG, WebP) through `image`, upright per their EXIF orientation.
 
 use crate::error::one_line;
-use crate::{Error, Frame, Info, Limits, Rescale, Source, Study, Window};
+use crate::{Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
@@ -44,11 +44,11 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
 
     let sixteen = bytes_per_sample > 1;
     let bits_stored: u16 = if sixteen { 16 } else { 8 };
-    let stored: Vec<i32> = match (samples, sixteen) {
-        (1, false) => image.into_luma8().into_raw().into_iter().map(i32::from).collect(),
-        (1, true) => image.into_luma16().into_raw().into_iter().map(i32::from).collect(),
-        (_, false) => image.into_rgb8().into_raw().into_iter().map(i32::from).collect(),
-        (_, true) => image.into_rgb16().into_raw().into_iter().map(i32::from).collect(),
+    let stored: Samples = match (samples, sixteen) {
+        (1, false) => image.into_luma8().into_raw().into(),
+        (1, true) => image.into_luma16().into_raw().into(),
+        (_, false) => image.into_rgb8().into_raw().into(),
+        (_, true) => image.into_rgb16().into_raw().into(),
     };
     let photometric = if samples == 3 { "RGB" } else { "MONOCHROME2" };
     let info = Info {

@@ -111,9 +111,7 @@ impl Study {
         }
         let frame = source.decode_frame(index, &self.info, &self.limits, Unsigned32::BitPattern)?;
         let mut out = Vec::with_capacity(frame.stored.len() * dtype.size());
-        for &value in &frame.stored {
-            dtype.push_le(value, &mut out);
-        }
+        frame.stored.for_each(|value| dtype.push_le(value, &mut out));
         Ok(out)
     }
 

@@ -62,7 +62,7 @@ fn first_frame(name: &str) -> bedside_imaging::Frame {
 /// MD5 of a frame's values as little-endian u16, lower-case hex.
 fn md5_u16(frame: &bedside_imaging::Frame) -> String {
     use md5::{Digest, Md5};
-    let bytes: Vec<u8> = frame.stored.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect();
+    let bytes: Vec<u8> = frame.stored.map(|v| (v as u16).to_le_bytes()).concat();
     Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -80,14 +80,14 @@ fn palette_color_frames_are_drawn_through_their_tables() {
     // pydicom reads the big-endian copy's 16-bit table bytes as little-endian (its colours come out
     // 256 times too dark); the tables are words, and the picture is the same.
     for copy in ["OBXXXX1A_expb.dcm", "OBXXXX1A_rle.dcm", "OBXXXX1A_2frame.dcm"] {
-        assert_eq!(first_frame(copy).stored, ob.stored, "{copy}");
+        assert_eq!(first_frame(copy).stored.to_i32(), ob.stored.to_i32(), "{copy}");
     }
 
     // Segmented tables of 65536 16-bit entries (discrete and linear segments).
     let aloka = first_frame("gdcm-US-ALOKA-16.dcm");
     assert_eq!(md5_u16(&aloka), "ee4eb12beecc144bd4143e56d1a7f379");
     assert_eq!(aloka.render_rgba(None)[..4], [40, 45, 65, 255], "index 45088 at the top left");
-    assert_eq!(first_frame("gdcm-US-ALOKA-16_big.dcm").stored, aloka.stored);
+    assert_eq!(first_frame("gdcm-US-ALOKA-16_big.dcm").stored.to_i32(), aloka.stored.to_i32());
 }
 
 #[test]

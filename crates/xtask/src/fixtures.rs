@@ -49,7 +49,7 @@ fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
     let study = Study::open(&bytes, &Limits::default()).with_context(|| format!("{}", photo.display()))?;
     let frame = study.frame(0)?;
     anyhow::ensure!(frame.is_grey(), "{} is not a grey picture", photo.display());
-    let pixels: Vec<u8> = frame.stored.iter().map(|&v| v as u8).collect();
+    let pixels: Vec<u8> = frame.stored.map(|v| v as u8);
 
     let mut obj = InMemDicomObject::new_empty();
     let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
