@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Predict on DICOM files or photos and print one line of JSON per file, in order: the assessment
 /// the page shows too. Its `outcome` is "refused" or "diagnosed". The trust gate first checks that
-/// the picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses gets
-/// {"outcome": "refused", "message": …, "gate": …} and exit status 0. Otherwise: `task` (the model
+/// the picture is a chest X-ray, a skin photo or a breast ultrasound; a picture it refuses — or an
+/// adult's film, where the file gives the patient's age, since the chest model is for children —
+/// gets {"outcome": "refused", "message": …, "gate": …} and exit status 0. Otherwise: `task` (the model
 /// that answered: --model if given, else the one the DICOM Modality names — CR/DX chest, US breast,
 /// XC skin — else the one the gate picks), `label` (the class, or "uncertain" where the model's
 /// review rule says the image needs review), `most_likely` (the class the decision rule picks, also
@@ -136,7 +137,7 @@ fn predict(
 
     let route = block_on(gate.route(&study, &frame)).map_err(|e| format!("{name}: {e}"))?;
     let modality = study.info().modality.as_deref();
-    let routed = match Routing::new(gate.info(), &route, choice, modality) {
+    let routed = match Routing::new(gate.info(), &route, choice, modality, study.patient_age_years()) {
         Routing::Refused(refusal) => return Ok(refusal),
         Routing::Routed(routed) => routed,
     };

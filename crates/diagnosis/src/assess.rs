@@ -11,7 +11,7 @@
 
 use crate::Diagnosis;
 use bedside_model::artifact::ModelInfo;
-use bedside_model::gate::{REFUSAL, Route, RoutedBy, choose, note};
+use bedside_model::gate::{REFUSAL, Route, RoutedBy, age_refusal, choose, note};
 use bedside_model::task::Task;
 use serde::{Serialize, Serializer};
 
@@ -50,10 +50,11 @@ impl GateVerdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Assessment {
-    /// The gate refused the picture: no model answers it, whatever was chosen.
+    /// The gate refused the picture, or the model it goes to does not answer for this patient
+    /// ([`age_refusal`]): no model answers it, whatever was chosen.
     Refused {
-        /// What to tell the user ([`REFUSAL`]).
-        message: &'static str,
+        /// What to tell the user ([`REFUSAL`], or why the model does not answer for the patient).
+        message: String,
         gate: GateVerdict,
     },
     /// A model answered.
@@ -111,13 +112,23 @@ pub struct Routed {
 }
 
 impl Routing {
-    /// Applies the routing rule ([`choose`]) to the gate's `route` of a picture: `choice` is the
-    /// model the user asked for (`None`: automatic), `modality` the file's DICOM Modality. `gate`
-    /// describes the gate model that made `route`.
-    pub fn new(gate: &ModelInfo, route: &Route, choice: Option<Task>, modality: Option<&str>) -> Routing {
+    /// Applies the routing rule ([`choose`], then [`age_refusal`]) to the gate's `route` of a
+    /// picture: `choice` is the model the user asked for (`None`: automatic), `modality` the file's
+    /// DICOM Modality, `age_years` the patient's age where the file gives it. `gate` describes the
+    /// gate model that made `route`.
+    pub fn new(
+        gate: &ModelInfo,
+        route: &Route,
+        choice: Option<Task>,
+        modality: Option<&str>,
+        age_years: Option<f64>,
+    ) -> Routing {
         let verdict = GateVerdict::new(gate, route);
         match choose(choice, modality, route) {
-            None => Routing::Refused(Assessment::Refused { message: REFUSAL, gate: verdict }),
+            None => Routing::Refused(Assessment::Refused { message: REFUSAL.to_string(), gate: verdict }),
+            Some((task, _)) if let Some(message) = age_refusal(task, age_years) => {
+                Routing::Refused(Assessment::Refused { message, gate: verdict })
+            }
             Some((task, routed_by)) => {
                 Routing::Routed(Routed { task, routed_by, note: note(task, routed_by, route), gate: verdict })
             }
@@ -182,7 +193,8 @@ mod tests {
     #[test]
     fn a_refusal_carries_the_message_and_the_gate_verdict() {
         let route = Route { task: None, confidence: 0.5, probabilities: vec![0.5, 0.0, 0.0, 0.5] };
-        let Routing::Refused(refusal) = Routing::new(&gate_info(), &route, Some(Task::Chest), None) else {
+        let Routing::Refused(refusal) = Routing::new(&gate_info(), &route, Some(Task::Chest), None, None)
+        else {
             panic!("a choice does not get round the gate")
         };
         let floor = gate_info().threshold.unwrap();
@@ -198,7 +210,7 @@ mod tests {
     fn a_diagnosis_records_the_routing_and_the_disagreement() {
         let route =
             Route { task: Some(Task::Skin), confidence: 0.9, probabilities: vec![0.05, 0.9, 0.0, 0.05] };
-        let Routing::Routed(routed) = Routing::new(&gate_info(), &route, None, Some("DX")) else {
+        let Routing::Routed(routed) = Routing::new(&gate_info(), &route, None, Some("DX"), Some(4.0)) else {
             panic!("routed")
         };
         assert_eq!((routed.task, routed.routed_by), (Task::Chest, RoutedBy::Modality));
@@ -218,5 +230,28 @@ mod tests {
         assert!(value["lesion"].is_null() && value["review"].is_null(), "{value}");
         // Class order is kept (a JSON object's keys are not sorted).
         assert!(json(&assessment).contains(r#""probabilities":{"normal":0.25,"pneumonia":0.75}"#));
+    }
+
+    #[test]
+    fn the_chest_model_does_not_answer_for_an_adult() {
+        let route =
+            Route { task: Some(Task::Chest), confidence: 0.99, probabilities: vec![0.99, 0.0, 0.0, 0.01] };
+        let Routing::Refused(refusal) = Routing::new(&gate_info(), &route, None, Some("CR"), Some(55.6))
+        else {
+            panic!("an adult's film is refused")
+        };
+        let value: serde_json::Value = serde_json::from_str(&json(&refusal)).unwrap();
+        assert_eq!(value["outcome"], "refused");
+        let message = value["message"].as_str().unwrap();
+        assert!(message.contains("55 years old") && message.contains("children"), "{message}");
+        assert_eq!(value["gate"]["task"], "chest", "the gate's own verdict is kept: {value}");
+        // A child's film, a file without an age, and an adult's skin photo are answered.
+        for (task, age) in [(Task::Chest, Some(4.0)), (Task::Chest, None), (Task::Skin, Some(55.0))] {
+            let route = Route { task: Some(task), ..route.clone() };
+            assert!(
+                matches!(Routing::new(&gate_info(), &route, None, None, age), Routing::Routed(_)),
+                "{task:?} {age:?}"
+            );
+        }
     }
 }

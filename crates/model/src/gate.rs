@@ -55,7 +55,8 @@ pub enum RoutedBy {
 
 /// Which model answers a picture: the routing rule, stated once for the page and the CLI. The
 /// gate's refusal beats everything (`None`); then an explicit choice beats the file's Modality,
-/// and the Modality beats what the gate sees.
+/// and the Modality beats what the gate sees. The answering model may still refuse the patient
+/// ([`age_refusal`]).
 pub fn choose(choice: Option<Task>, modality: Option<&str>, route: &Route) -> Option<(Task, RoutedBy)> {
     route.task?;
     Some(match (choice, modality.and_then(modality_hint)) {
@@ -63,6 +64,23 @@ pub fn choose(choice: Option<Task>, modality: Option<&str>, route: &Route) -> Op
         (None, Some(task)) => (task, RoutedBy::Modality),
         (None, None) => (route.task?, RoutedBy::Gate),
     })
+}
+
+/// From this age, in years, a patient is an adult. The chest model was made for children's films
+/// (its training films are of children aged one to five): it does not answer for an adult's film
+/// whose file gives the patient's age. The gate cannot tell a child's film from an adult's by
+/// looking (nothing it learns from shows both), so the file's own word is the rule.
+pub const ADULT_YEARS: f64 = 18.0;
+
+/// Why `task`'s model gives no answer for a patient `age_years` old (`None`: the file does not
+/// say), or `None` when it answers.
+pub fn age_refusal(task: Task, age_years: Option<f64>) -> Option<String> {
+    let age = age_years.filter(|&age| task == Task::Chest && age >= ADULT_YEARS)?;
+    Some(format!(
+        "This film is of a patient {} years old. Bedside's chest model was made for children's films \
+         (it learnt from children aged one to five), so it gives no diagnosis for an adult's film.",
+        age.floor()
+    ))
 }
 
 /// What to tell the user when the model that answers is not the kind of picture the gate sees:

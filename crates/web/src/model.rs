@@ -126,7 +126,8 @@ impl Model {
     /// For the trust gate, step 1 of an assessment: resolves to the [`Routing`] of frame `frame` of
     /// `study` — the gate's refusal, or the model that answers under the routing rule
     /// (`bedside_model::gate::choose`: the user's `choice`, a task name or `auto`, beats the file's
-    /// Modality, which beats what the gate sees).
+    /// Modality, which beats what the gate sees; the chest model does not answer for an adult whose
+    /// age the file gives, `bedside_model::gate::age_refusal`).
     pub fn route(&self, study: &mut Study, frame: u32, choice: String) -> Result<js_sys::Promise, JsError> {
         let choice = match choice.as_str() {
             "auto" => None,
@@ -137,13 +138,14 @@ impl Model {
             ),
         };
         let modality = study.study.info().modality.clone();
+        let age = study.study.patient_age_years();
         let diagnoser = Rc::clone(&self.diagnoser);
         let frame = study.decoded(frame)?;
         let (input, region) = diagnoser.prepare(&study.study, &frame);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let route = diagnoser.route_input(input, region).await.map_err(to_js)?;
             let routing =
-                bedside_diagnosis::Routing::new(diagnoser.info(), &route, choice, modality.as_deref());
+                bedside_diagnosis::Routing::new(diagnoser.info(), &route, choice, modality.as_deref(), age);
             Ok(Routing(routing).into())
         }))
     }

@@ -65,7 +65,9 @@ pub fn card(inputs: &CardInputs, sections: &str) -> String {
         put!(
             out,
             "- It is not proof that a picture is fit for diagnosis: a film of poor quality, or an adult's \
-             film, is still routed to the chest model."
+             film, is still routed to the chest model. The chest model, made for children, then refuses \
+             a film whose DICOM file gives an adult patient's age (Patient's Age, or Birth Date and the \
+             study's date); a photo or a file without an age it answers."
         );
         put!(out);
     } else {
