@@ -176,39 +176,62 @@ impl Frame {
     /// rescale, `window` — the full range if `None` — and MONOCHROME1 inversion), three for colour
     /// frames (as stored, scaled to 8 bits). What a model sees and what the screen shows are the same.
     pub fn render_display(&self, window: Option<Window>) -> Vec<u8> {
-        if !self.is_grey() {
-            let shift = self.bits_stored.saturating_sub(8).min(24);
-            return self.stored.map(|v| (v >> shift).clamp(0, 255) as u8);
-        }
-        let window = window.unwrap_or_else(|| self.full_window());
-        let level = |v: i32| {
-            let l = window.level(self.rescale.apply(v as f64));
-            if self.invert { 255 - l } else { l }
-        };
-        let (lo, hi) = self.min_max();
-        if (hi as i64 - lo as i64) < MAX_LUT {
-            let lut: Vec<u8> = (lo..=hi).map(level).collect();
-            self.stored.map(|v| lut[(v - lo) as usize])
+        if self.is_grey() {
+            self.stored.map(self.grey_level(window))
         } else {
-            self.stored.map(level)
+            self.stored.map(self.colour_level())
         }
     }
 
-    /// Draws the frame as RGBA8 (row-major, `4 × columns × rows` bytes), as [`Frame::render_display`].
+    /// Draws the frame as RGBA8 (row-major, `4 × columns × rows` bytes), as [`Frame::render_display`]
+    /// does, straight from the stored values (no display copy in between: on a large photo that
+    /// copy alone is as large as the decoded frame).
     pub fn render_rgba(&self, window: Option<Window>) -> Vec<u8> {
-        let display = self.render_display(window);
         let pixels = self.columns as usize * self.rows as usize;
         let mut out = Vec::with_capacity(pixels * 4);
         if self.is_grey() {
-            for &l in &display {
+            let level = self.grey_level(window);
+            self.stored.for_each(|v| {
+                let l = level(v);
                 out.extend_from_slice(&[l, l, l, 255]);
-            }
+            });
         } else {
-            for rgb in display.chunks_exact(3) {
-                out.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
-            }
+            let level = self.colour_level();
+            let mut k = 0;
+            self.stored.for_each(|v| {
+                out.push(level(v));
+                k += 1;
+                if k == 3 {
+                    out.push(255);
+                    k = 0;
+                }
+            });
         }
         out
+    }
+
+    /// A colour sample as an 8-bit level (its top 8 stored bits).
+    fn colour_level(&self) -> impl Fn(i32) -> u8 + use<> {
+        let shift = self.bits_stored.saturating_sub(8).min(24);
+        move |v| (v >> shift).clamp(0, 255) as u8
+    }
+
+    /// A grey stored value's display level: through the rescale, `window` (the full range if
+    /// `None`) and MONOCHROME1 inversion; by lookup table where the frame's range is small enough.
+    fn grey_level(&self, window: Option<Window>) -> impl Fn(i32) -> u8 + use<> {
+        let window = window.unwrap_or_else(|| self.full_window());
+        let (rescale, invert) = (self.rescale, self.invert);
+        let level = move |v: i32| {
+            let l = window.level(rescale.apply(v as f64));
+            if invert { 255 - l } else { l }
+        };
+        let (lo, hi) = self.min_max();
+        let lut: Option<Vec<u8>> =
+            ((hi as i64 - lo as i64) < MAX_LUT).then(|| (lo..=hi).map(level).collect());
+        move |v| match &lut {
+            Some(lut) => lut[(v - lo) as usize],
+            None => level(v),
+        }
     }
 }
 

@@ -108,7 +108,8 @@ pub fn bench(iterations: usize) -> Result<()> {
         serde_json::json!({ "iterations": iterations, "pydicom": pydicom, "native": native, "wasm": wasm });
     std::fs::write(dir.join("decode.json"), serde_json::to_string_pretty(&raw)?)?;
     println!("written to {}", dir.join("decode.md").display());
-    lesion_cost(iterations)
+    lesion_cost(iterations)?;
+    crate::memory_bench::bench()
 }
 
 /// The lesion decoder's share of a diagnosis's time (CPU path, native release build).

@@ -12,7 +12,10 @@
 //!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
 //! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
-//!   (see the `bench` module).
+//!   (see the `bench` module); then what the lesion outline costs and `bench memory`.
+//! - `bench memory` — peak memory while the corpus's CR, a 9000 × 9000 photograph and a 400-frame
+//!   file are opened and diagnosed in the page, and of `bedside predict` natively (see the
+//!   `memory_bench` module).
 //! - `bench relay [--seconds N] [--connections N] [--size BYTES] [--database URL]` — a load test of the
 //!   relay server on loopback (POST and GET of 100 KB shares), and a check that restarting it mid-run
 //!   loses no acknowledged share (see the `relay_bench` module).
@@ -25,6 +28,7 @@ mod bench;
 mod conformance;
 mod fixtures;
 mod fuzz;
+mod memory_bench;
 mod relay;
 mod relay_bench;
 mod serve;
@@ -82,8 +86,9 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom;
-    /// `bench relay` load-tests the relay server instead.
+    /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom,
+    /// then the lesion outline's cost and peak memory; `bench memory` measures memory alone, `bench
+    /// relay` load-tests the relay server instead.
     Bench {
         /// Timed runs per file and peer (the median is reported).
         #[arg(long, default_value_t = 10)]
@@ -95,6 +100,9 @@ enum Task {
 
 #[derive(Subcommand)]
 enum BenchOf {
+    /// Peak memory while opening and diagnosing the corpus's 16-bit CR, a 9000 × 9000 photograph and
+    /// a 400-frame file in the page (headless Chromium), and of `bedside predict` on the CR.
+    Memory,
     /// Load-test the release relay on loopback (POST, GET, and POST across a SIGTERM and a SIGKILL
     /// restart) and check that every acknowledged share is still there, byte for byte.
     Relay {
@@ -148,6 +156,7 @@ fn main() -> Result<()> {
         Task::Bench { what: Some(BenchOf::Relay { seconds, connections, size, database }), .. } => {
             relay_bench::bench(&relay_bench::Options { seconds, connections, size, database })?
         }
+        Task::Bench { what: Some(BenchOf::Memory), .. } => memory_bench::bench()?,
         Task::Bench { iterations, what: None } => bench::bench(iterations)?,
     }
     Ok(())
