@@ -71,7 +71,7 @@ pub fn card(inputs: &CardInputs, sections: &str) -> String {
         );
         put!(out);
     } else {
-        intended_use(&mut out);
+        intended_use(&mut out, task);
     }
 
     data_section(&mut out, inputs, &sheet);
@@ -86,7 +86,16 @@ pub fn card(inputs: &CardInputs, sections: &str) -> String {
     out
 }
 
-fn intended_use(out: &mut String) {
+fn intended_use(out: &mut String, task: Task) {
+    if task == Task::Chest {
+        put!(
+            out,
+            "- **For children's chest films.** The training films are of children aged one to five. A DICOM \
+             file that gives an adult patient's age (18 or older, from Patient's Age or the Birth Date \
+             against the study's date) gets no answer (`bedside_model::gate::age_refusal`); on a photo or \
+             a file without an age, check that the patient is a child."
+        );
+    }
     put!(
         out,
         "- **Decision support for clinicians at the point of care.** The model's output is a second opinion \
