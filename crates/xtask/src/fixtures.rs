@@ -52,7 +52,6 @@ fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
     let pixels: Vec<u8> = frame.stored.map(|v| v as u8);
 
     let mut obj = InMemDicomObject::new_empty();
-    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
     obj.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE));
     obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "2.25.1"));
     obj.put(DataElement::new(tags::MODALITY, VR::CS, "CR"));
@@ -61,14 +60,7 @@ fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
     // reaches the reviewer.
     obj.put(DataElement::new(tags::PATIENT_NAME, VR::PN, FIXTURE_PATIENT_NAME));
     obj.put(DataElement::new(tags::PATIENT_ID, VR::LO, FIXTURE_PATIENT_ID));
-    obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
-    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
-    obj.put(us(tags::ROWS, frame.rows as u16));
-    obj.put(us(tags::COLUMNS, frame.columns as u16));
-    obj.put(us(tags::BITS_ALLOCATED, 8));
-    obj.put(us(tags::BITS_STORED, 8));
-    obj.put(us(tags::HIGH_BIT, 7));
-    obj.put(us(tags::PIXEL_REPRESENTATION, 0));
+    put_grey_image(&mut obj, frame.rows as u16, frame.columns as u16, 8, 8);
     obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(pixels)));
     let meta = FileMetaTableBuilder::new()
         .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
@@ -77,4 +69,24 @@ fn wrap_in_dicom(photo: &Path) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     obj.with_meta(meta)?.write_all(&mut out)?;
     Ok(out)
+}
+
+/// The Image Pixel attributes of an unsigned MONOCHROME2 picture of `rows × columns`, one sample a
+/// pixel, `bits_stored` of `bits_allocated` bits (pixel data not included).
+pub(crate) fn put_grey_image(
+    obj: &mut InMemDicomObject,
+    rows: u16,
+    columns: u16,
+    bits_allocated: u16,
+    bits_stored: u16,
+) {
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
+    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
+    obj.put(us(tags::ROWS, rows));
+    obj.put(us(tags::COLUMNS, columns));
+    obj.put(us(tags::BITS_ALLOCATED, bits_allocated));
+    obj.put(us(tags::BITS_STORED, bits_stored));
+    obj.put(us(tags::HIGH_BIT, bits_stored - 1));
+    obj.put(us(tags::PIXEL_REPRESENTATION, 0));
 }

@@ -217,20 +217,12 @@ fn multi_frame() -> Result<Vec<u8>> {
         }
     }
     let mut obj = InMemDicomObject::new_empty();
-    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
     let sop_class = uids::MULTI_FRAME_GRAYSCALE_WORD_SECONDARY_CAPTURE_IMAGE_STORAGE;
     obj.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, sop_class));
     obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "2.25.400"));
     obj.put(DataElement::new(tags::MODALITY, VR::CS, "MR"));
     obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, FRAMES.to_string()));
-    obj.put(us(tags::SAMPLES_PER_PIXEL, 1));
-    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
-    obj.put(us(tags::ROWS, FRAME_SIDE as u16));
-    obj.put(us(tags::COLUMNS, FRAME_SIDE as u16));
-    obj.put(us(tags::BITS_ALLOCATED, 16));
-    obj.put(us(tags::BITS_STORED, 12));
-    obj.put(us(tags::HIGH_BIT, 11));
-    obj.put(us(tags::PIXEL_REPRESENTATION, 0));
+    crate::fixtures::put_grey_image(&mut obj, FRAME_SIDE as u16, FRAME_SIDE as u16, 16, 12);
     obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())));
     let meta = FileMetaTableBuilder::new()
         .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
