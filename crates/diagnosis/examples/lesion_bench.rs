@@ -68,7 +68,8 @@ fn run() -> Result<(), String> {
         let (input, region) = plain.prepare(&study, &frame);
         let time = |d: &Diagnoser| {
             let started = Instant::now();
-            let diagnosis = block_on(d.run(input.clone(), region, None)).map_err(|e| e.to_string())?;
+            let diagnosis = block_on(d.run(input.clone(), region, bedside_imaging::PixelSize::Pixels(1.0)))
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>((started.elapsed().as_secs_f64() * 1e3, diagnosis.lesion.is_some()))
         };
         let (_, none) = time(&plain)?;

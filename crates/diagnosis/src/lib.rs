@@ -34,7 +34,7 @@ pub use assess::{Assessment, GateVerdict, Routed, Routing};
 pub use overlay::{lesion_mask, outline, outline_rgba, overlay};
 pub use preprocess::{ModelView, first_view, model_input, model_view};
 
-use bedside_imaging::{Frame, Study};
+use bedside_imaging::{Frame, PixelSize, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
@@ -101,13 +101,13 @@ pub const OUTLINE_SIDE: u32 = 640;
 /// Lesion logits at the model's `input` size → the mask over the frame's `region` (resampled
 /// bilinearly, then thresholded: the outline follows the picture's pixels, not the model's) on a
 /// grid at most `side` pixels long, largest region kept, holes filled, and its measurements in the
-/// picture's pixels (or mm with `spacing`).
+/// file's pixels or millimetres, as `size` says a frame pixel measures.
 fn lesion_at(
     logits: &[f32],
     input: (u32, u32),
     threshold: f32,
     region: [u32; 4],
-    spacing: Option<[f64; 2]>,
+    size: PixelSize,
     side: u32,
 ) -> Lesion {
     let (w, h) = (region[2].max(1), region[3].max(1));
@@ -120,7 +120,10 @@ fn lesion_at(
     let at_grid = HeatMap { width: input.0, height: input.1, values: logits.to_vec() }.resized(mw, mh);
     let mask = Mask::drawn(&at_grid.values, mw, mh, threshold);
     let scale = [f64::from(h) / f64::from(mh), f64::from(w) / f64::from(mw)];
-    let measurement = mask.measure_scaled(scale, spacing);
+    let measurement = match size {
+        PixelSize::Millimetres(spacing) => mask.measure_scaled(scale, Some(spacing)),
+        PixelSize::Pixels(file) => mask.measure_scaled([scale[0] * file, scale[1] * file], None),
+    };
     Lesion { found: mask.area() > 0, measurement, mask }
 }
 
@@ -209,7 +212,7 @@ impl Diagnoser {
     /// it once).
     pub async fn diagnose_frame(&self, study: &Study, frame: &Frame) -> Result<Diagnosis, Error> {
         let (input, region) = self.prepare(study, frame);
-        self.run(input, region, study.info().pixel_spacing).await
+        self.run(input, region, study.info().pixel_size()).await
     }
 
     /// [`Diagnoser::diagnose`], blocking until the result is read back.
@@ -217,14 +220,10 @@ impl Diagnoser {
         block_on(self.diagnose(study, index))
     }
 
-    /// Runs one prepared input (see [`Diagnoser::prepare`]); `spacing` (mm between rows and between
-    /// columns, [`bedside_imaging::Info::pixel_spacing`]) makes lesion measurements millimetres.
-    pub async fn run(
-        &self,
-        input: Vec<f32>,
-        region: [u32; 4],
-        spacing: Option<[f64; 2]>,
-    ) -> Result<Diagnosis, Error> {
+    /// Runs one prepared input (see [`Diagnoser::prepare`]); `size` ([`bedside_imaging::Info::pixel_size`])
+    /// is what a frame pixel measures: lesion measurements come in millimetres where the file gives
+    /// a pixel spacing, else in the file's own pixels.
+    pub async fn run(&self, input: Vec<f32>, region: [u32; 4], size: PixelSize) -> Result<Diagnosis, Error> {
         let decoder = self.lesion.as_ref().map(|(_, decoder)| decoder);
         let (logits, maps, outline) =
             forward_all(&self.model, decoder, &self.info.input, input, &self.device);
@@ -234,7 +233,7 @@ impl Diagnoser {
         let lesion = match (outline, &self.lesion) {
             (Some(outline), Some((info, _))) => {
                 let outline = self.read(outline.into_data_async().await)?;
-                Some(self.lesion_in_region(&outline, info.threshold, region, spacing))
+                Some(self.lesion_in_region(&outline, info.threshold, region, size))
             }
             _ => None,
         };
@@ -253,15 +252,9 @@ impl Diagnoser {
         })
     }
 
-    fn lesion_in_region(
-        &self,
-        logits: &[f32],
-        threshold: f32,
-        region: [u32; 4],
-        spacing: Option<[f64; 2]>,
-    ) -> Lesion {
+    fn lesion_in_region(&self, logits: &[f32], threshold: f32, region: [u32; 4], size: PixelSize) -> Lesion {
         let input = (self.info.input.width, self.info.input.height);
-        lesion_at(logits, input, threshold, region, spacing, OUTLINE_SIDE)
+        lesion_at(logits, input, threshold, region, size, OUTLINE_SIDE)
     }
 
     /// For the trust gate: which model `frame` goes to, or a refusal (see [`bedside_model::gate`]).
@@ -275,7 +268,7 @@ impl Diagnoser {
         if self.info.task != Task::Gate {
             return Err(Error::NotAGate(self.info.task.name()));
         }
-        let diagnosis = self.run(input, region, None).await?;
+        let diagnosis = self.run(input, region, PixelSize::Pixels(1.0)).await?;
         let probabilities: Vec<f32> = diagnosis.probabilities.iter().map(|(_, p)| *p).collect();
         // The gate sees the whole frame (squashed), so the region is the frame's size.
         Ok(route_picture(&self.info, &probabilities, region[2], region[3]))
@@ -286,7 +279,7 @@ impl Diagnoser {
     pub async fn warm_up(&self) -> Result<(), Error> {
         let spec = &self.info.input;
         let blank = vec![0.0; (spec.channels * spec.width * spec.height) as usize];
-        self.run(blank, [0, 0, spec.width, spec.height], None).await.map(|_| ())
+        self.run(blank, [0, 0, spec.width, spec.height], PixelSize::Pixels(1.0)).await.map(|_| ())
     }
 
     fn read<E: std::fmt::Debug>(&self, data: Result<TensorData, E>) -> Result<Vec<f32>, Error> {
@@ -299,6 +292,8 @@ impl Diagnoser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ONE: PixelSize = PixelSize::Pixels(1.0);
 
     /// Lesion logits at a 128-pixel input: a disc, positive inside.
     fn disc() -> Vec<f32> {
@@ -313,8 +308,8 @@ mod tests {
     #[test]
     fn a_large_picture_gets_its_outline_on_a_smaller_grid_measured_in_its_own_pixels() {
         let region = [100, 0, 3000, 2250];
-        let coarse = lesion_at(&disc(), (128, 128), 0.5, region, None, OUTLINE_SIDE);
-        let full = lesion_at(&disc(), (128, 128), 0.5, region, None, u32::MAX);
+        let coarse = lesion_at(&disc(), (128, 128), 0.5, region, ONE, OUTLINE_SIDE);
+        let full = lesion_at(&disc(), (128, 128), 0.5, region, ONE, u32::MAX);
         assert_eq!((coarse.mask.width, coarse.mask.height), (640, 480));
         assert_eq!((full.mask.width, full.mask.height), (3000, 2250));
         let (a, b) = (coarse.measurement.clone(), full.measurement.clone());
@@ -323,8 +318,17 @@ mod tests {
         let diameter = a.longest_diameter / b.longest_diameter - 1.0;
         assert!(diameter.abs() < 0.01, "diameter {} vs {}", a.longest_diameter, b.longest_diameter);
         // Millimetres scale the same way.
-        let mm = lesion_at(&disc(), (128, 128), 0.5, region, Some([0.1, 0.1]), OUTLINE_SIDE).measurement;
+        let mm = PixelSize::Millimetres([0.1, 0.1]);
+        let mm = lesion_at(&disc(), (128, 128), 0.5, region, mm, OUTLINE_SIDE).measurement;
         assert!((mm.area - 0.01 * a.area).abs() < 1e-6 && mm.units == "mm");
+        // A photo decoded at 1/4 of its size measures in the file's pixels: 16 × the area, 4 × the length.
+        let file =
+            lesion_at(&disc(), (128, 128), 0.5, region, PixelSize::Pixels(4.0), OUTLINE_SIDE).measurement;
+        assert_eq!(file.units, "px");
+        assert!(
+            (file.area / a.area - 16.0).abs() < 1e-9
+                && (file.longest_diameter / a.longest_diameter - 4.0).abs() < 1e-9
+        );
         // At the frame's own size (`predict --mask`) the grid's mask covers the region, scaled up.
         let frame = Frame {
             columns: 3200,
@@ -351,7 +355,7 @@ mod tests {
         assert!((inside / b.area - 1.0).abs() < 0.01, "{inside} pixels set, {} measured", b.area);
         assert!(full_size[..3200 * 2250].chunks(3200).all(|row| row[..100].iter().all(|&v| v == 0)));
         // A region within the grid's size keeps its own pixels.
-        let small = lesion_at(&disc(), (128, 128), 0.5, [0, 0, 600, 450], None, OUTLINE_SIDE);
+        let small = lesion_at(&disc(), (128, 128), 0.5, [0, 0, 600, 450], ONE, OUTLINE_SIDE);
         assert_eq!((small.mask.width, small.mask.height), (600, 450));
         assert_eq!(small.measurement.area, small.mask.area() as f64);
     }

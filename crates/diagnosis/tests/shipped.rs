@@ -2,7 +2,7 @@
 //! decision rule, the heat map and the overlay; int8 against fp32.
 
 use bedside_diagnosis::{Diagnoser, overlay};
-use bedside_imaging::{Limits, Study};
+use bedside_imaging::{Limits, PixelSize, Study};
 use bedside_model::task::Task;
 use burn::prelude::Device;
 use std::path::{Path, PathBuf};
@@ -164,8 +164,10 @@ fn a_breast_ultrasound_gets_a_lesion_outline_measured_in_pixels_or_millimetres()
     let study = open(&data, "breast_malignant_179.png");
     let frame = study.frame(0).unwrap();
     let (input, region) = with_lesion.prepare(&study, &frame);
-    let px = bedside_diagnosis::block_on(with_lesion.run(input.clone(), region, None)).unwrap();
-    let mm = bedside_diagnosis::block_on(with_lesion.run(input, region, Some([0.2, 0.1]))).unwrap();
+    let px =
+        bedside_diagnosis::block_on(with_lesion.run(input.clone(), region, PixelSize::Pixels(1.0))).unwrap();
+    let mm = bedside_diagnosis::block_on(with_lesion.run(input, region, PixelSize::Millimetres([0.2, 0.1])))
+        .unwrap();
     let (lesion, lesion_mm) = (px.lesion.as_ref().unwrap(), mm.lesion.as_ref().unwrap());
     assert!(lesion.found, "a malignant mass is outlined");
     // BUSI images are centre-cropped squares: the mask covers that square at the picture's size.

@@ -170,6 +170,7 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
         transfer_syntax: Some(transfer_syntax.clone()),
         bits_stored,
         pixel_spacing: pixel_spacing(&object),
+        original_size: None,
     };
     let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
     let big_endian = transfer_syntax == "1.2.840.10008.1.2.2";

@@ -95,17 +95,33 @@ pub struct Limits {
     pub max_frame_bytes: u64,
     /// Largest width or height accepted, in pixels.
     pub max_side: u32,
+    /// Where set, a JPEG photo whose longest side is at least twice this is decoded at 1/2, 1/4 or
+    /// 1/8 of its size — the smallest that keeps the longest side at least this — by scaling its
+    /// DCT, so the full-size pixels never exist ([`Info::original_size`] keeps the file's size).
+    /// `None`: every photo at its own size.
+    pub photo_side: Option<u32>,
 }
 
 impl Default for Limits {
     /// Room for a 4k×4k 16-bit CR with margin (and an 8k×8k RGB photo), far below what a browser tab
-    /// can hold.
+    /// can hold. Photos at their own size.
     fn default() -> Self {
-        Limits { max_frame_bytes: 256 << 20, max_side: 16_384 }
+        Limits { max_frame_bytes: 256 << 20, max_side: 16_384, photo_side: None }
     }
 }
 
 impl Limits {
+    /// The longest side a photo needs on a tablet: about its screen's longest side in physical
+    /// pixels (2048–2732), and over nine times what any model sees.
+    pub const TABLET_PHOTO_SIDE: u32 = 2048;
+
+    /// The page's limits: the defaults, with photos decoded no larger than [`Self::TABLET_PHOTO_SIDE`]
+    /// needs. A 9000 × 9000 JPEG is 243 MB of RGB at its own size — more than a tablet gives a tab —
+    /// and 15 MB at 1/4.
+    pub fn page() -> Limits {
+        Limits { photo_side: Some(Self::TABLET_PHOTO_SIDE), ..Limits::default() }
+    }
+
     /// Most pixels one byte of a compressed stream may stand for. PNG's deflate tops out near 1032
     /// bytes per byte and JPEG's Huffman codes need a bit or two per 8×8 block, so a real picture
     /// stays well under this; a 590-byte JPEG claiming 2051×12034 (found by fuzzing) does not, and
@@ -146,6 +162,33 @@ pub struct Info {
     /// ultrasound region's physical deltas. Absent for photos and files without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pixel_spacing: Option<[f64; 2]>,
+    /// `[columns, rows]` of the file's own picture where it was decoded smaller (a large JPEG photo
+    /// under [`Limits::photo_side`]); absent where the frames are the file's own size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_size: Option<[u32; 2]>,
+}
+
+/// How large one pixel of the decoded frames is, for measuring what is drawn on them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PixelSize {
+    /// Millimetres between rows and between columns (the file's pixel spacing).
+    Millimetres([f64; 2]),
+    /// The file's own pixels per decoded pixel: 1, or 2, 4 or 8 for a photo decoded smaller.
+    Pixels(f64),
+}
+
+impl Info {
+    /// What a decoded pixel measures: millimetres where the file gives a spacing, else the file's
+    /// own pixels.
+    pub fn pixel_size(&self) -> PixelSize {
+        match (self.pixel_spacing, self.original_size) {
+            (Some(spacing), _) => PixelSize::Millimetres(spacing),
+            (None, Some([columns, _])) => {
+                PixelSize::Pixels(f64::from(columns) / f64::from(self.columns.max(1)))
+            }
+            (None, None) => PixelSize::Pixels(1.0),
+        }
+    }
 }
 
 /// Rescale slope and intercept: stored value → modality value (e.g. Hounsfield units).

@@ -181,9 +181,9 @@ impl Model {
         let diagnoser = Rc::clone(&self.diagnoser);
         let frame = study.decoded(frame)?;
         let (input, region) = diagnoser.prepare(&study.study, &frame);
-        let spacing = study.study.info().pixel_spacing;
+        let size = study.study.info().pixel_size();
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let diagnosis = diagnoser.run(input, region, spacing).await.map_err(to_js)?;
+            let diagnosis = diagnoser.run(input, region, size).await.map_err(to_js)?;
             let outline = bedside_diagnosis::outline_rgba(&frame, &diagnosis)
                 .zip(diagnosis.lesion.as_ref())
                 .map(|(rgba, lesion)| (lesion.mask.width, lesion.mask.height, rgba));

@@ -49,13 +49,15 @@ struct ModelSummary {
 
 #[wasm_bindgen]
 impl Draft {
-    /// De-identifies `bytes` (DICOM: the Basic Profile; a photo: its pixels as a bare PNG) with a
-    /// fresh random secret, so no two shares map a UID alike. Throws one readable line.
+    /// De-identifies `bytes` (DICOM: the Basic Profile; a photo: its pixels as a bare PNG, at the
+    /// size the page shows it, so the rectangles drawn over it and the heat map fit) with a fresh
+    /// random secret, so no two shares map a UID alike. Throws one readable line.
     pub fn new(bytes: &[u8]) -> Result<Draft, JsError> {
         // The de-identification secret is not the share's: holders of the link cannot test guesses
         // of the original UIDs against the new ones.
         let secret = Secret::generate()?;
-        let out = Deidentifier::new(*secret.as_bytes()).deidentify(bytes)?;
+        let out = Deidentifier::with_limits(*secret.as_bytes(), bedside_imaging::Limits::page())
+            .deidentify(bytes)?;
         let (media_type, name) = match out.format {
             deid::Format::Dicom => ("application/dicom", "image-1.dcm"),
             deid::Format::Png => ("image/png", "image-1.png"),
