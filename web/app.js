@@ -64,14 +64,8 @@ async function openFile(file, restore = null) {
   if (restore) restoring = { id, wanted: restore };
   else restartsOnFile = 0;
   setStatus(`Opening ${file.name}…`);
-  let bytes;
-  try {
-    bytes = await file.arrayBuffer();
-  } catch (err) {
-    onError({ id, name: file.name, message: `could not read the file (${err.message ?? err})` });
-    return;
-  }
-  worker.postMessage({ type: 'open', id, name: file.name, bytes }, [bytes]);
+  // The File itself, not its bytes: the worker reads it, so the page never holds a copy.
+  worker.postMessage({ type: 'open', id, name: file.name, file });
 }
 
 function requestRender() {
@@ -122,6 +116,9 @@ function onRendered(msg) {
     const first = drawnId !== msg.id;
     try {
       viewer.show(msg.rgba, msg.columns, msg.rows, first);
+      // Drawn (copied into the canvas): the buffer goes back for the next frame rather than to the
+      // garbage collector.
+      worker.postMessage({ type: 'recycle', buffer: msg.rgba }, [msg.rgba]);
     } catch (err) {
       onError({ id: msg.id, message: err.message });
       return;

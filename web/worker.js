@@ -39,17 +39,43 @@ function panicReported() {
   return true;
 }
 
+/** Rendered frames' buffers the page has drawn and handed back, reused for the next render. */
+const spare = [];
+const SPARE_KEPT = 2;
+
+/** The id of the newest `open` or `share-open`: a file still being read when a newer one came is dropped. */
+let newestOpen = 0;
+
+/** A File the page handed over, as bytes; a failed read is an `error` for that file. */
+async function readFile(file) {
+  try {
+    return new Uint8Array(await file.arrayBuffer());
+  } catch (err) {
+    throw new Error(`could not read the file (${err.message ?? err})`);
+  }
+}
+
 self.onmessage = async ({ data: msg }) => {
   await ready;
   if (panicReported()) return;
   try {
     if (msg.type === 'open') {
-      const opened = Study.open(new Uint8Array(msg.bytes), msg.name);
-      replaceStudy(opened, msg.id, new Uint8Array(msg.bytes));
+      newestOpen = Math.max(newestOpen, msg.id);
+      const bytes = msg.file ? await readFile(msg.file) : new Uint8Array(msg.bytes);
+      if (msg.id < newestOpen) return; // a newer file came while this one was read: that one stays
+      replaceStudy(Study.open(bytes, msg.name), msg.id, bytes);
       self.postMessage({ type: 'opened', id: msg.id, name: msg.name, ...study.summary() });
     } else if (msg.type === 'render') {
       if (!study || msg.id !== studyId) return; // a render for a file that was replaced
-      const rgba = study.render(msg.frame, msg.center, msg.width);
+      const size = 4 * study.columns * study.rows;
+      const reused = spare.findIndex((buffer) => buffer.byteLength === size);
+      let rgba;
+      if (reused >= 0) {
+        rgba = new Uint8Array(spare.splice(reused, 1)[0]);
+        study.render_into(msg.frame, msg.center, msg.width, rgba);
+      } else {
+        rgba = study.render(msg.frame, msg.center, msg.width);
+      }
       self.postMessage(
         {
           type: 'rendered', id: msg.id, frame: msg.frame, center: msg.center, width: msg.width,
@@ -57,6 +83,8 @@ self.onmessage = async ({ data: msg }) => {
         },
         [rgba.buffer],
       );
+    } else if (msg.type === 'recycle') {
+      if (spare.length < SPARE_KEPT) spare.push(msg.buffer);
     } else if (msg.type === 'load-model') {
       await model(msg.task, msg.backend).catch(() => {}); // model-error already told the page
     } else if (msg.type === 'diagnose') {
@@ -112,6 +140,7 @@ function shareMessage(msg) {
       sealed.free();
       self.postMessage(reply, [ciphertext.buffer]);
     } else if (msg.type === 'share-open') {
+      newestOpen = Math.max(newestOpen, msg.id);
       const shared = openShare(msg.fragment, new Uint8Array(msg.ciphertext));
       const image = shared.images[0];
       if (!image) throw new Error('this share holds no image');
