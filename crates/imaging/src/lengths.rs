@@ -97,7 +97,7 @@ pub(crate) fn check_meta(bytes: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let group_length = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    walk(&bytes[12..], Encoding::EXPLICIT_LE, Some(group_length as usize))
+    walk(&mut Slice { bytes: &bytes[12..], at: 0 }, Encoding::EXPLICIT_LE, Some(u64::from(group_length)))
 }
 
 /// File meta elements whose length dicom-rs's meta reader caps (AE titles and the implementation
@@ -176,44 +176,158 @@ pub(crate) fn lenient_meta(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 
 /// Checks every element of a data set; the error names the element whose length does not fit.
 pub(crate) fn check(bytes: &[u8], encoding: Encoding) -> Result<(), String> {
-    walk(bytes, encoding, None)
+    walk(&mut Slice { bytes, at: 0 }, encoding, None)
+}
+
+/// [`check`] of a data set as `reader` gives it (a deflated one as it inflates), reading at most
+/// `max` bytes: only a small buffer is held, never the whole data set.
+pub(crate) fn check_stream(reader: impl std::io::Read, encoding: Encoding, max: u64) -> Result<(), String> {
+    let mut stream =
+        Stream { reader: reader.take(max.saturating_add(1)), buffer: Vec::new(), at: 0, position: 0 };
+    let walked = walk(&mut stream, encoding, None);
+    // Cut off at `max`, its last value would seem to end early: the size is the reason to give.
+    if stream.position > max {
+        return Err(format!("the data set inflates past {max} bytes"));
+    }
+    walked
+}
+
+/// What the walk reads: all the bytes at once, or a stream whose length is known only at its end.
+trait Source {
+    /// The next `n` bytes, without moving on; `None` where fewer are left.
+    fn peek(&mut self, n: usize) -> Option<&[u8]>;
+    /// Moves on by up to `n` bytes and says by how many.
+    fn skip(&mut self, n: u64) -> u64;
+    fn position(&self) -> u64;
+    /// Bytes left after the position, where known before reading them.
+    fn left(&self) -> Option<u64>;
+}
+
+struct Slice<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Source for Slice<'_> {
+    fn peek(&mut self, n: usize) -> Option<&[u8]> {
+        self.bytes.get(self.at..self.at.checked_add(n)?)
+    }
+    fn skip(&mut self, n: u64) -> u64 {
+        let n = n.min((self.bytes.len() - self.at) as u64);
+        self.at += n as usize;
+        n
+    }
+    fn position(&self) -> u64 {
+        self.at as u64
+    }
+    fn left(&self) -> Option<u64> {
+        Some((self.bytes.len() - self.at) as u64)
+    }
+}
+
+/// A reader behind a buffer of at most a header's bytes plus one read; skipped values are read
+/// and dropped. A read error ends the stream here, as the end of the bytes would: the parser that
+/// reads it afterwards reports the error itself.
+struct Stream<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    /// Where the unread part of `buffer` starts.
+    at: usize,
+    position: u64,
+}
+
+impl<R: std::io::Read> Source for Stream<R> {
+    fn peek(&mut self, n: usize) -> Option<&[u8]> {
+        if self.buffer.len() - self.at < n {
+            self.buffer.drain(..self.at);
+            self.at = 0;
+            let mut chunk = [0u8; 64];
+            while self.buffer.len() < n {
+                match self.reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => return None,
+                    Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                }
+            }
+        }
+        Some(&self.buffer[self.at..self.at + n])
+    }
+    fn skip(&mut self, n: u64) -> u64 {
+        let buffered = n.min((self.buffer.len() - self.at) as u64);
+        self.at += buffered as usize;
+        let mut rest = <&mut R as std::io::Read>::take(&mut self.reader, n - buffered);
+        let read = std::io::copy(&mut rest, &mut std::io::sink()).unwrap_or(0);
+        self.position += buffered + read;
+        buffered + read
+    }
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn left(&self) -> Option<u64> {
+        None
+    }
+}
+
+fn too_long(tag: (u16, u16), length: u32, left: u64) -> String {
+    format!(
+        "the file ends early: element ({:04X},{:04X}) claims {length} bytes but only {left} follow",
+        tag.0, tag.1
+    )
 }
 
 /// The walk, over all of `bytes` or (the meta group) until `meta_length` bytes are read; the meta
 /// group's reader reads values its own way, so their sizes are not checked there.
-fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<(), String> {
-    let u16_at = |at: usize| {
-        let b = [bytes[at], bytes[at + 1]];
+///
+/// A value's length is checked against the bytes left where they are known (a slice); in a stream,
+/// a skipped value must be there to skip, and the values walked into (sequences, items) are
+/// checked at its end, where its length is known.
+fn walk(bytes: &mut dyn Source, encoding: Encoding, meta_length: Option<u64>) -> Result<(), String> {
+    let u16_at = |b: &[u8], at: usize| {
+        let b = [b[at], b[at + 1]];
         if encoding.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
     };
-    let u32_at = |at: usize| {
-        let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+    let u32_at = |b: &[u8], at: usize| {
+        let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
         if encoding.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
     };
-    let too_long = |tag: (u16, u16), length: u32, left: usize| {
-        format!(
-            "the file ends early: element ({:04X},{:04X}) claims {length} bytes but only {left} follow",
-            tag.0, tag.1
-        )
+    // Values walked into whose end a stream has not reached yet: (tag, length, where it starts).
+    let mut open: Vec<((u16, u16), u32, u64)> = Vec::new();
+    // A value that is walked into: its length must fit in what is left.
+    let mut enter = |bytes: &mut dyn Source, tag: (u16, u16), length: u32| match bytes.left() {
+        Some(left) if u64::from(length) > left => Err(too_long(tag, length, left)),
+        Some(_) => Ok(()),
+        None => {
+            let at = bytes.position();
+            open.retain(|&(_, l, start)| start + u64::from(l) > at);
+            open.push((tag, length, at));
+            Ok(())
+        }
     };
-    let mut at = 0;
+    // A value that is skipped: it must be there to skip.
+    let skip = |bytes: &mut dyn Source, tag: (u16, u16), length: u32| {
+        if let Some(left) = bytes.left().filter(|&left| u64::from(length) > left) {
+            return Err(too_long(tag, length, left));
+        }
+        let skipped = bytes.skip(u64::from(length));
+        if skipped < u64::from(length) { Err(too_long(tag, length, skipped)) } else { Ok(()) }
+    };
     // Inside encapsulated pixel data, items hold fragments of a compressed stream, not elements.
     let mut fragments = false;
-    while at + 8 <= bytes.len() {
-        let tag = (u16_at(at), u16_at(at + 2));
-        if meta_length.is_some_and(|length| at >= length) {
+    while let Some(head) = bytes.peek(8) {
+        let tag = (u16_at(head, 0), u16_at(head, 2));
+        let length = u32_at(head, 4);
+        let vr = [head[4], head[5]];
+        let short = u32::from(u16_at(head, 6));
+        if meta_length.is_some_and(|length| bytes.position() >= length) {
             break;
         }
         if tag.0 == ITEM_GROUP {
-            let length = u32_at(at + 4);
-            at += 8;
+            bytes.skip(8);
             match tag.1 {
                 ITEM if length != UNDEFINED => {
-                    if length as usize > bytes.len() - at {
-                        return Err(too_long(tag, length, bytes.len() - at));
-                    }
                     if fragments {
-                        at += length as usize;
+                        skip(bytes, tag, length)?;
+                    } else {
+                        enter(bytes, tag, length)?;
                     }
                 }
                 // A delimiter has no value (PS3.5 7.5). Inside a sequence dicom-rs ignores its
@@ -231,36 +345,28 @@ fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<
                 ITEM_DELIMITER => {}
                 // dicom-rs reads any other (FFFE,xxxx) as a UN element with this length (found by
                 // fuzzing: an (FFFE,020D) in an item claimed 3.7 GB).
-                _ if length != UNDEFINED => {
-                    if length as usize > bytes.len() - at {
-                        return Err(too_long(tag, length, bytes.len() - at));
-                    }
-                    at += length as usize;
-                }
+                _ if length != UNDEFINED => skip(bytes, tag, length)?,
                 _ => {}
             }
             continue;
         }
         let (vr, length, header) = if !encoding.explicit_vr {
-            (None, u32_at(at + 4), 8)
+            (None, length, 8)
+        } else if short_length(vr) {
+            (Some(vr), short, 8)
+        } else if let Some(head) = bytes.peek(12) {
+            (Some(vr), u32_at(head, 8), 12)
         } else {
-            let vr = [bytes[at + 4], bytes[at + 5]];
-            if short_length(vr) {
-                (Some(vr), u32::from(u16_at(at + 6)), 8)
-            } else if at + 12 <= bytes.len() {
-                (Some(vr), u32_at(at + 8), 12)
-            } else {
-                break;
-            }
+            break;
         };
-        at += header;
+        bytes.skip(header);
         if length == UNDEFINED {
             // Encapsulated pixel data; any other undefined-length value is a sequence, walked on.
             fragments |= tag == PIXEL_DATA;
             continue;
         }
-        if length as usize > bytes.len() - at {
-            return Err(too_long(tag, length, bytes.len() - at));
+        if let Some(left) = bytes.left().filter(|&left| u64::from(length) > left) {
+            return Err(too_long(tag, length, left));
         }
         let size = match vr {
             Some(vr) => value_size(&vr),
@@ -280,11 +386,18 @@ fn walk(bytes: &[u8], encoding: Encoding, meta_length: Option<usize>) -> Result<
             Some(vr) => vr == *b"SQ",
             None => implicit_is_sequence(tag),
         };
-        if !sequence {
-            at += length as usize;
+        if sequence {
+            enter(bytes, tag, length)?;
+        } else {
+            skip(bytes, tag, length)?;
         }
     }
-    Ok(())
+    // A stream's end is known now: the values walked into must end by it.
+    let end = bytes.position() + bytes.skip(u64::MAX);
+    match open.into_iter().find(|&(_, length, start)| start + u64::from(length) > end) {
+        Some((tag, length, start)) => Err(too_long(tag, length, end - start)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +428,48 @@ mod tests {
         bomb[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
         let message = check(&bomb, Encoding::EXPLICIT_LE).unwrap_err();
         assert!(message.contains("(7FE0,0010) claims 4294967040 bytes but only 8 follow"), "{message}");
+    }
+
+    /// Gives its bytes three at a time, as a decompressor may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(3).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_stream_is_walked_as_its_bytes_are_without_holding_them() {
+        let stream = |bytes: &[u8], max: u64| check_stream(Trickle(bytes), Encoding::EXPLICIT_LE, max);
+        let rows = element((0x0028, 0x0010), b"US", &[2, 0]);
+        let pixels = element(PIXEL_DATA, b"OW", &[0; 8]);
+        let good = [rows.clone(), pixels.clone()].concat();
+        assert_eq!(stream(&good, 1 << 20), Ok(()));
+        // A skipped value that is not all there.
+        let mut bomb = good.clone();
+        let at = rows.len() + 8;
+        bomb[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+        let message = stream(&bomb, 1 << 20).unwrap_err();
+        assert!(message.contains("(7FE0,0010) claims 4294967040 bytes but only 8 follow"), "{message}");
+        // A sequence walked into that claims more than the stream turns out to hold: found at its end.
+        let item = element((0x0008, 0x0100), b"LO", b"ab");
+        let mut item =
+            [[0xFE, 0xFF, 0x00, 0xE0].as_slice(), &(item.len() as u32).to_le_bytes(), &item].concat();
+        let sequence = element((0x0040, 0x0260), b"SQ", &item);
+        assert_eq!(stream(&sequence, 1 << 20), Ok(()));
+        item[4..8].copy_from_slice(&5000u32.to_le_bytes());
+        let claims = element((0x0040, 0x0260), b"SQ", &item);
+        let message = stream(&claims, 1 << 20).unwrap_err();
+        assert!(message.contains("(FFFE,E000) claims 5000 bytes but only 10 follow"), "{message}");
+        assert_eq!(check(&claims, Encoding::EXPLICIT_LE).unwrap_err(), message, "the same as the slice's");
+        // Past the most it may hold: refused for its size, whatever its lengths say.
+        let message = stream(&good, good.len() as u64 - 1).unwrap_err();
+        assert!(message.contains(&format!("inflates past {} bytes", good.len() - 1)), "{message}");
+        assert_eq!(stream(&good, good.len() as u64), Ok(()));
     }
 
     #[test]

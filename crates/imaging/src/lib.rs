@@ -43,7 +43,8 @@
 //!   there that ignores null and forwards everything else to the standard one. We chose that
 //!   over the alternatives: OpenJPEG itself (`openjpeg-sys`) needs a C toolchain and libc for wasm32,
 //!   and a JPEG 2000 decoder written in Rust is not yet on par with OpenJPEG.
-//! - Deflated data sets: dicom-rs's `deflate`.
+//! - Deflated data sets: dicom-rs's `deflate`. Their lengths are walked as they inflate (a few
+//!   bytes held at a time) before dicom-rs inflates them again to parse.
 //!
 //! PALETTE COLOR frames are looked up through their red, green and blue tables, whole or segmented
 //! (our `palette` module), when drawn; their raw array stays the indices.
