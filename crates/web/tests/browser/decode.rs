@@ -87,3 +87,23 @@ fn truncated_dicom_is_a_readable_error() {
     let message = String::from(message);
     assert!(message.contains("Pixel") || message.contains("7FE0"), "{message}");
 }
+
+#[wasm_bindgen_test]
+fn a_large_jpeg_opens_at_the_size_the_page_needs_and_renders_into_a_given_buffer() {
+    let img = image::RgbImage::from_fn(4200, 300, |x, y| image::Rgb([(x / 17) as u8, (y / 2) as u8, 90]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+    let mut study = Study::open(&jpeg, "wide.jpg").unwrap();
+    // At least 4096 long: decoded at 1/2, still at least 2048 long, the file's size kept beside it.
+    assert_eq!((study.columns(), study.rows()), (2100, 150));
+    let summary = study.summary().unwrap();
+    let original = js_sys::Array::from(&field(&summary, &["info", "original_size"]));
+    assert_eq!((original.get(0).as_f64(), original.get(1).as_f64()), (Some(4200.0), Some(300.0)));
+    // A buffer handed back by the page is drawn into, with what `render` gives.
+    let fresh = study.render(0, f64::NAN, f64::NAN).unwrap();
+    let mut reused = vec![0u8; fresh.len()];
+    study.render_into(0, f64::NAN, f64::NAN, &mut reused).unwrap();
+    assert_eq!(reused, fresh);
+    let mut wrong = vec![0u8; 16];
+    assert!(study.render_into(0, f64::NAN, f64::NAN, &mut wrong).is_err(), "a buffer of another size");
+}
