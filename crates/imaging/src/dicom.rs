@@ -4,7 +4,9 @@
 use crate::error::one_line;
 use crate::lengths::{self, Encoding};
 use crate::palette::Palette;
-use crate::{Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window, jpeg, jpegls, rle};
+use crate::{
+    Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window, jpeg, jpeg2000, jpegls, rle,
+};
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
@@ -278,6 +280,12 @@ impl DicomSource {
                 (photometric, false, Cow::Owned(data))
             }
             _ => {
+                if jpeg2000::TRANSFER_SYNTAXES.contains(&info.transfer_syntax.as_deref().unwrap_or(""))
+                    && let Ok(stream) = encapsulated_frame(&self.object, index, info.frames)
+                {
+                    jpeg2000::check_size(&stream, info.columns, info.rows, self.samples)
+                        .map_err(|detail| Error::PixelData { frame: index, detail })?;
+                }
                 let decoded = self
                     .object
                     .decode_pixel_data_frame(index)

@@ -75,6 +75,7 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jpeg;
+mod jpeg2000;
 mod jpeg_dct;
 mod jpegls;
 mod lengths;

@@ -55,7 +55,7 @@ fn fuzz_dir() -> PathBuf {
 /// The files directly under `fuzz/<kind>/<target>/` for every target, sorted.
 fn inputs(kind: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for target in ["dicom", "photo"] {
+    for target in ["dicom", "jpeg2000", "photo"] {
         let dir = fuzz_dir().join(kind).join(target);
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries {

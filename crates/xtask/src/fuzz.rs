@@ -2,7 +2,9 @@
 //! fixed time each and reports executions and crashes.
 //!
 //! Seeds come from `fuzz/corpus/<target>/` (committed, read only) and, for `dicom`, the small files
-//! of the DICOM test corpus; what libFuzzer adds goes to a working corpus in the target folder
+//! of the DICOM test corpus but its JPEG 2000 ones, which seed `jpeg2000` instead with the HTJ2K
+//! files the reference run derives (`bedside_corpus::reference`); what libFuzzer adds goes to a
+//! working corpus in the target folder
 //! (`fuzz/corpus/<target>` in Cargo's target directory), kept between runs and never committed.
 //! A crashing input is written to `fuzz/artifacts/<target>/`, where the stable replay test
 //! (`crates/imaging/tests/fuzz_replay.rs`) picks it up once it is fixed.
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The fuzz targets of `fuzz/fuzz_targets/`.
-pub const TARGETS: [&str; 2] = ["dicom", "photo"];
+pub const TARGETS: [&str; 3] = ["dicom", "jpeg2000", "photo"];
 
 /// cargo-fuzz, pinned (installed with `cargo +nightly install --locked` when missing).
 const CARGO_FUZZ: &str = "0.13.2";
@@ -22,16 +24,20 @@ const CARGO_FUZZ: &str = "0.13.2";
 /// Corpus files up to this size seed the `dicom` target; larger ones slow every mutation down.
 const MAX_SEED_BYTES: u64 = 16 << 10;
 
-/// Corpus files left out of the seeds: JPEG 2000 ones. In the fuzz build (debug assertions, ASan)
-/// openjp2 0.6.1 fails on them, valid ones included, and then frees a null code-block buffer
-/// (`opj_tcd_code_block_dec_deallocate`), which the debug assertions abort on: every run stopped
-/// within seconds on a fault outside Bedside. The JPEG 2000 transfer syntaxes all start so.
-const SKIPPED_TRANSFER_SYNTAX: &[u8] = b"1.2.840.10008.1.2.4.9";
+/// The build's flags beside cargo-fuzz's own (debug assertions, ASan, coverage): std's optional
+/// precondition checks off. openjp2 0.6.1 hands `dealloc` a null code-block buffer whenever it
+/// frees a tile (`opj_tcd_code_block_dec_deallocate`, after valid streams too), which nightly's
+/// checks abort on, so every JPEG 2000 input stopped the run on a fault outside Bedside. Natively
+/// the system allocator ignores a null free and in Wasm `c_runtime`'s allocator does; debug
+/// assertions, overflow checks and ASan stay on.
+const RUSTFLAGS: &str = "-Zub-checks=no";
 
+/// JPEG 2000 and HTJ2K transfer syntaxes (1.2.840.10008.1.2.4.90–93, .201–203): their files seed
+/// `jpeg2000`, not `dicom`, so each target's executions say what they exercised.
 fn is_jpeg_2000(file: &Path) -> bool {
     let head = std::fs::read(file).unwrap_or_default();
-    head.windows(SKIPPED_TRANSFER_SYNTAX.len()).take(1024).any(|w| w == SKIPPED_TRANSFER_SYNTAX)
-        || head.windows(24).take(1024).any(|w| w.starts_with(b"1.2.840.10008.1.2.4.20"))
+    head.windows(21).take(1024).any(|w| w == b"1.2.840.10008.1.2.4.9")
+        || head.windows(22).take(1024).any(|w| w == b"1.2.840.10008.1.2.4.20")
 }
 
 /// What one run of a target came to, from libFuzzer's final statistics.
@@ -103,24 +109,31 @@ fn install_cargo_fuzz() -> Result<()> {
     )
 }
 
-/// The folder libFuzzer writes new inputs to, seeded with the DICOM corpus's small files.
+/// The folder libFuzzer writes new inputs to, seeded with the DICOM corpus's small files (`dicom`:
+/// all but JPEG 2000; `jpeg2000`: those, and the reference run's HTJ2K files).
 fn working_corpus(target: &str) -> Result<PathBuf> {
     let work = target_dir().join("fuzz").join("corpus").join(target);
     std::fs::create_dir_all(&work).with_context(|| format!("could not create {}", work.display()))?;
-    if target == "dicom" {
-        match bedside_corpus::files() {
-            Ok(files) => {
-                for file in files {
-                    let small = file.metadata().is_ok_and(|m| m.len() <= MAX_SEED_BYTES);
-                    let name = file.file_name().unwrap_or_default();
-                    let skipped = small && is_jpeg_2000(&file);
-                    if small && !skipped && !work.join(name).exists() {
-                        std::fs::copy(&file, work.join(name))
-                            .with_context(|| format!("could not copy {}", file.display()))?;
-                    }
-                }
-            }
-            Err(e) => println!("(no DICOM corpus to seed from, `cargo xtask corpus` fetches it: {e})"),
+    if target == "photo" {
+        return Ok(work);
+    }
+    let mut files = match bedside_corpus::files() {
+        Ok(files) => files,
+        Err(e) => {
+            println!("(no DICOM corpus to seed from, `cargo xtask corpus` fetches it: {e})");
+            Vec::new()
+        }
+    };
+    if target == "jpeg2000" {
+        let run = bedside_corpus::reference::ensure().context("the reference run derives the HTJ2K seeds")?;
+        files.extend(bedside_corpus::dcm_files(&run.join("derived")));
+    }
+    for file in files {
+        let small = file.metadata().is_ok_and(|m| m.len() <= MAX_SEED_BYTES);
+        let name = file.file_name().unwrap_or_default();
+        if small && is_jpeg_2000(&file) == (target == "jpeg2000") && !work.join(name).exists() {
+            std::fs::copy(&file, work.join(name))
+                .with_context(|| format!("could not copy {}", file.display()))?;
         }
     }
     Ok(work)
@@ -129,12 +142,17 @@ fn working_corpus(target: &str) -> Result<PathBuf> {
 fn run_target(target: &str, work: &Path, seconds: u64) -> Result<Stats> {
     let fuzz = root().join("fuzz");
     let mut cmd = nightly_cargo();
+    let committed = fuzz.join("corpus").join(target);
     cmd.args(["fuzz", "run", target])
+        .env("RUSTFLAGS", RUSTFLAGS)
         .arg("--target-dir")
         .arg(target_dir().join("fuzz"))
-        .arg(work)
-        .arg(fuzz.join("corpus").join(target))
-        .arg("--")
+        .arg(work);
+    // `jpeg2000` has no committed seeds: its streams come from the corpus and the reference run.
+    if committed.is_dir() {
+        cmd.arg(committed);
+    }
+    cmd.arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-dict={}", fuzz.join(format!("{target}.dict")).display()))
         // An input that takes this long is a finding, like a crash (libFuzzer's default is 20 min).

@@ -79,7 +79,7 @@ enum Task {
     Test,
     /// Fuzz the decoding paths (cargo-fuzz, nightly) and report executions and crashes.
     Fuzz {
-        /// One target (dicom or photo); every target if left out.
+        /// One target (dicom, jpeg2000 or photo); every target if left out.
         #[arg(long)]
         target: Option<String>,
         /// How long to run each target, in seconds.
