@@ -36,12 +36,14 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<(DynamicImage, [u32; 2]), Err
     let turned = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
     let original = if turned { [height, width] } else { [width, height] };
     let reduce = limits.photo_side.filter(|&side| width.max(height) >= side.saturating_mul(2));
-    let mut image = match reduce {
-        Some(side) if format == Some(ImageFormat::Jpeg) => {
-            drop(decoder);
-            reduced_jpeg(bytes, side, limits)?
-        }
-        _ => {
+    // A JPEG `jpeg-decoder` cannot read is still a photo `image` may: then at its own size.
+    let reduced = match reduce {
+        Some(side) if format == Some(ImageFormat::Jpeg) => reduced_jpeg(bytes, side, limits).ok(),
+        _ => None,
+    };
+    let mut image = match reduced {
+        Some(image) => image,
+        None => {
             let mut image_limits = image::Limits::default();
             image_limits.max_image_width = Some(limits.max_side);
             image_limits.max_image_height = Some(limits.max_side);
@@ -56,7 +58,8 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<(DynamicImage, [u32; 2]), Err
 
 /// A JPEG decoded at 1/2, 1/4 or 1/8 of its size, the smallest that keeps its longest side at
 /// least `side`: `jpeg-decoder` runs a smaller inverse DCT per block, so memory and time follow the
-/// reduced size, not the file's (a 9000 × 9000 photo: 15 MB of RGB at 1/4 instead of 243 MB).
+/// reduced size, not the file's (a 9000 × 9000 photo: 15 MB of RGB at 1/4 instead of 243 MB). An
+/// error (or a stream with no DCT) leaves the photo to be decoded at its own size.
 fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<DynamicImage, Error> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     let side = u16::try_from(side).unwrap_or(u16::MAX);
@@ -83,8 +86,8 @@ fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<DynamicImage
                 .collect();
             image::RgbImage::from_raw(width, height, rgb).map(DynamicImage::from)
         }
-        // Lossless 16-bit JPEG is not a photo format any camera writes, and has no DCT to scale.
-        jpeg_decoder::PixelFormat::L16 => return Err(photo_error("a 16-bit lossless JPEG photo this large")),
+        // Lossless 16-bit JPEG has no DCT to scale: decoded at its own size instead.
+        jpeg_decoder::PixelFormat::L16 => None,
     };
     image.ok_or_else(|| photo_error("the decoded JPEG is shorter than its header says"))
 }
