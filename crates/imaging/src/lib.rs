@@ -42,7 +42,9 @@
 //!   Rust's `dealloc`, which traps in wasm32's allocator, so `c_runtime` sets a global allocator
 //!   there that ignores null and forwards everything else to the standard one. We chose that
 //!   over the alternatives: OpenJPEG itself (`openjpeg-sys`) needs a C toolchain and libc for wasm32,
-//!   and a JPEG 2000 decoder written in Rust is not yet on par with OpenJPEG.
+//!   and a JPEG 2000 decoder written in Rust is not yet on par with OpenJPEG. Each frame's
+//!   codestream size is checked against the header first (our `jpeg2000` module): dicom-rs's
+//!   adapter would index past its buffer on a larger one.
 //! - Deflated data sets: dicom-rs's `deflate`. Their lengths are walked as they inflate (a few
 //!   bytes held at a time) before dicom-rs inflates them again to parse.
 //!
