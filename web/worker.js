@@ -84,7 +84,9 @@ self.onmessage = async ({ data: msg }) => {
         [rgba.buffer],
       );
     } else if (msg.type === 'recycle') {
-      if (spare.length < SPARE_KEPT) spare.push(msg.buffer);
+      // Only the current file's frame size: another file's buffers would be held for nothing.
+      const size = study ? 4 * study.columns * study.rows : -1;
+      if (spare.length < SPARE_KEPT && msg.buffer.byteLength === size) spare.push(msg.buffer);
     } else if (msg.type === 'load-model') {
       await model(msg.task, msg.backend).catch(() => {}); // model-error already told the page
     } else if (msg.type === 'diagnose') {
@@ -103,6 +105,7 @@ function replaceStudy(opened, id, bytes) {
   study = opened;
   studyId = id;
   studyBytes = bytes;
+  spare.length = 0;
   lastDiagnosis = null;
   shareDraft?.draft.free();
   shareDraft = null;
