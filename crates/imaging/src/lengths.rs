@@ -289,18 +289,16 @@ fn walk(bytes: &mut dyn Source, encoding: Encoding, meta_length: Option<u64>) ->
         let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
         if encoding.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
     };
-    // Values walked into whose end a stream has not reached yet: (tag, length, where it starts).
+    // Values walked into (items, sequences of a defined length) whose end the walk has not reached
+    // yet: (tag, length, where the value starts).
     let mut open: Vec<((u16, u16), u32, u64)> = Vec::new();
-    // A value that is walked into: its length must fit in what is left.
-    let mut enter = |bytes: &mut dyn Source, tag: (u16, u16), length: u32| match bytes.left() {
-        Some(left) if u64::from(length) > left => Err(too_long(tag, length, left)),
-        Some(_) => Ok(()),
-        None => {
-            let at = bytes.position();
-            open.retain(|&(_, l, start)| start + u64::from(l) > at);
-            open.push((tag, length, at));
-            Ok(())
+    // A value that is walked into: its length must fit in what is left, where that is known.
+    let enter = |bytes: &mut dyn Source, open: &mut Vec<_>, tag: (u16, u16), length: u32| {
+        if let Some(left) = bytes.left().filter(|&left| u64::from(length) > left) {
+            return Err(too_long(tag, length, left));
         }
+        open.push((tag, length, bytes.position()));
+        Ok(())
     };
     // A value that is skipped: it must be there to skip.
     let skip = |bytes: &mut dyn Source, tag: (u16, u16), length: u32| {
@@ -312,7 +310,21 @@ fn walk(bytes: &mut dyn Source, encoding: Encoding, meta_length: Option<u64>) ->
     };
     // Inside encapsulated pixel data, items hold fragments of a compressed stream, not elements.
     let mut fragments = false;
-    while let Some(head) = bytes.peek(8) {
+    loop {
+        // What is walked into must end where an element ends. dicom-rs reads an item outside a
+        // sequence as one value of its length, and a sequence's items past the sequence's length,
+        // so an element running across such an end is read from another byte there than here
+        // (found by fuzzing: an item of 51 bytes holding 52 put dicom-rs's next header one byte
+        // early, where it claimed 1.9 GB).
+        let at = bytes.position();
+        if let Some(&(tag, length, _)) = open.iter().find(|&&(_, l, start)| start + u64::from(l) < at) {
+            return Err(format!(
+                "an element runs past the end of ({:04X},{:04X}), whose value is {length} bytes",
+                tag.0, tag.1
+            ));
+        }
+        open.retain(|&(_, l, start)| start + u64::from(l) > at);
+        let Some(head) = bytes.peek(8) else { break };
         let tag = (u16_at(head, 0), u16_at(head, 2));
         let length = u32_at(head, 4);
         let vr = [head[4], head[5]];
@@ -327,7 +339,7 @@ fn walk(bytes: &mut dyn Source, encoding: Encoding, meta_length: Option<u64>) ->
                     if fragments {
                         skip(bytes, tag, length)?;
                     } else {
-                        enter(bytes, tag, length)?;
+                        enter(bytes, &mut open, tag, length)?;
                     }
                 }
                 // A delimiter has no value (PS3.5 7.5). Inside a sequence dicom-rs ignores its
@@ -387,7 +399,7 @@ fn walk(bytes: &mut dyn Source, encoding: Encoding, meta_length: Option<u64>) ->
             None => implicit_is_sequence(tag),
         };
         if sequence {
-            enter(bytes, tag, length)?;
+            enter(bytes, &mut open, tag, length)?;
         } else {
             skip(bytes, tag, length)?;
         }
@@ -470,6 +482,28 @@ mod tests {
         let message = stream(&good, good.len() as u64 - 1).unwrap_err();
         assert!(message.contains(&format!("inflates past {} bytes", good.len() - 1)), "{message}");
         assert_eq!(stream(&good, good.len() as u64), Ok(()));
+    }
+
+    #[test]
+    fn an_element_running_past_the_end_of_its_item_is_refused() {
+        // An item (outside any sequence, as dicom-rs then reads it: one value of its length) whose
+        // declared length ends one byte inside its last element.
+        let inner = element((0x0008, 0x0104), b"LO", b"Lossy Compression ");
+        let item =
+            |length: u32| [[0xFE, 0xFF, 0x00, 0xE0].as_slice(), &length.to_le_bytes(), &inner].concat();
+        let after = element((0x0010, 0x0010), b"PN", b"Lestrade^G");
+        let fits = [item(inner.len() as u32), after.clone()].concat();
+        assert_eq!(check(&fits, Encoding::EXPLICIT_LE), Ok(()));
+        let short = [item(inner.len() as u32 - 1), after].concat();
+        for message in [
+            check(&short, Encoding::EXPLICIT_LE).unwrap_err(),
+            check_stream(Trickle(&short), Encoding::EXPLICIT_LE, 1 << 20).unwrap_err(),
+        ] {
+            assert!(
+                message.contains("runs past the end of (FFFE,E000), whose value is 25 bytes"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
