@@ -5,9 +5,10 @@
 //! The walk reads element headers as dicom-rs 0.10 does (unknown VRs as UN; an undefined-length UN
 //! as a sequence in the file's own encoding, not the implicit VR PS3.5 6.2.2 asks for, which made
 //! pydicom's `UN_sequence.dcm` claim 3.7 GB), follows them into sequences and items and skips
-//! encapsulated fragments. It fails on a length that runs past the end of the bytes, on a binary
-//! value that is no whole number of values and on a delimiter with a length; anything else wrong is
-//! dicom-rs's to report.
+//! encapsulated fragments. It fails on a length that runs past the end of the bytes, on an element
+//! that runs past the end of the item or sequence holding it, on a binary value that is no whole
+//! number of values and on a delimiter with a length; anything else wrong is dicom-rs's to report.
+//! A deflated data set is walked as it inflates ([`check_stream`]).
 
 /// How a data set is encoded.
 #[derive(Debug, Clone, Copy)]
