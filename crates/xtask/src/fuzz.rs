@@ -51,8 +51,9 @@ struct Stats {
     crashes: Vec<String>,
 }
 
-/// Runs `target` (every target if `None`) for `seconds` each; fails if any crashed.
-pub fn fuzz(target: Option<&str>, seconds: u64) -> Result<()> {
+/// Runs `target` (every target if `None`) for `seconds` each, or until `runs` executions if that
+/// comes first; fails if any crashed.
+pub fn fuzz(target: Option<&str>, seconds: u64, runs: Option<u64>) -> Result<()> {
     let targets: Vec<&str> = match target {
         Some(name) if TARGETS.contains(&name) => vec![name],
         Some(name) => bail!("no fuzz target {name:?} (there are: {})", TARGETS.join(", ")),
@@ -62,9 +63,12 @@ pub fn fuzz(target: Option<&str>, seconds: u64) -> Result<()> {
     let mut crashed = Vec::new();
     let mut summary = Vec::new();
     for target in targets {
-        step(&format!("fuzzing {target} for {seconds} s"));
+        match runs {
+            Some(runs) => step(&format!("fuzzing {target} for {runs} executions or {seconds} s")),
+            None => step(&format!("fuzzing {target} for {seconds} s")),
+        }
         let work = working_corpus(target)?;
-        let stats = run_target(target, &work, seconds)?;
+        let stats = run_target(target, &work, seconds, runs)?;
         let line = format!(
             "{target}: {} executions in {} s ({} exec/s), {} crash(es)",
             stats.executions,
@@ -139,7 +143,7 @@ fn working_corpus(target: &str) -> Result<PathBuf> {
     Ok(work)
 }
 
-fn run_target(target: &str, work: &Path, seconds: u64) -> Result<Stats> {
+fn run_target(target: &str, work: &Path, seconds: u64, runs: Option<u64>) -> Result<Stats> {
     let fuzz = root().join("fuzz");
     let mut cmd = nightly_cargo();
     let committed = fuzz.join("corpus").join(target);
@@ -152,9 +156,11 @@ fn run_target(target: &str, work: &Path, seconds: u64) -> Result<Stats> {
     if committed.is_dir() {
         cmd.arg(committed);
     }
-    cmd.arg("--")
-        .arg(format!("-max_total_time={seconds}"))
-        .arg(format!("-dict={}", fuzz.join(format!("{target}.dict")).display()))
+    cmd.arg("--").arg(format!("-max_total_time={seconds}"));
+    if let Some(runs) = runs {
+        cmd.arg(format!("-runs={runs}"));
+    }
+    cmd.arg(format!("-dict={}", fuzz.join(format!("{target}.dict")).display()))
         // An input that takes this long is a finding, like a crash (libFuzzer's default is 20 min).
         .arg("-timeout=10")
         // The app's limits allow a 256 MiB frame; a few hundred bytes should never need more than this.

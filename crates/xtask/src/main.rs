@@ -7,8 +7,9 @@
 //! - `serve [--port N] [--site DIR]` — build the site and serve that folder on 127.0.0.1 (with
 //!   `--site`, serve an already built folder as it is).
 //! - `test` — everything: native tests, wasm tests in headless Chromium, end-to-end browser tests.
-//! - `fuzz [--target NAME] [--seconds N]` — run the cargo-fuzz targets of `fuzz/` (`dicom`, `photo`)
-//!   with the nightly toolchain for N seconds each (default 60), installing cargo-fuzz if missing;
+//! - `fuzz [--target NAME] [--seconds N] [--runs N]` — run the cargo-fuzz targets of `fuzz/` (`dicom`,
+//!   `jpeg2000`, `photo`) with the nightly toolchain for N seconds each (default 60), or until N
+//!   executions with `--runs`, installing cargo-fuzz if missing;
 //!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
 //! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
@@ -82,9 +83,12 @@ enum Task {
         /// One target (dicom, jpeg2000 or photo); every target if left out.
         #[arg(long)]
         target: Option<String>,
-        /// How long to run each target, in seconds.
+        /// How long to run each target, in seconds (the most, with `--runs`).
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Stop each target after this many executions (libFuzzer's `-runs`), or at `--seconds`.
+        #[arg(long)]
+        runs: Option<u64>,
     },
     /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom,
     /// then the lesion outline's cost and peak memory; `bench memory` measures memory alone, `bench
@@ -152,7 +156,7 @@ fn main() -> Result<()> {
             server.join();
         }
         Task::Test => test()?,
-        Task::Fuzz { target, seconds } => fuzz::fuzz(target.as_deref(), seconds)?,
+        Task::Fuzz { target, seconds, runs } => fuzz::fuzz(target.as_deref(), seconds, runs)?,
         Task::Bench { what: Some(BenchOf::Relay { seconds, connections, size, database }), .. } => {
             relay_bench::bench(&relay_bench::Options { seconds, connections, size, database })?
         }
