@@ -92,13 +92,24 @@ fn implicit_is_sequence(tag: (u16, u16)) -> bool {
 /// Checks the file meta group at the start of `bytes` (after `DICM`). dicom-rs reads elements, of any
 /// group, until it has read as many bytes as the group length says, so this walk does the same.
 pub(crate) fn check_meta(bytes: &[u8]) -> Result<(), String> {
-    let Some(header) = bytes.get(..12) else { return Ok(()) };
-    // (0002,0000) UL, length 4: anything else is dicom-rs's to refuse.
-    if header[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
-        return Ok(());
+    // Anything but a group length is dicom-rs's to refuse.
+    let Some((group_length, start)) = group_length(bytes) else { return Ok(()) };
+    walk(&mut Slice { bytes: &bytes[start..], at: 0 }, Encoding::EXPLICIT_LE, Some(u64::from(group_length)))
+}
+
+/// The File Meta Information Group Length at the start of `bytes`, and where its value ends.
+/// dicom-rs asks for the tag (0002,0000) and a length of 4, whatever the VR says (found by fuzzing:
+/// with "TM" in place of "UL" the group was read, unchecked, and its transfer syntax claimed 2.6 GB).
+fn group_length(bytes: &[u8]) -> Option<(u32, usize)> {
+    if bytes.get(..6)?[..4] != [0x02, 0x00, 0x00, 0x00] {
+        return None;
     }
-    let group_length = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    walk(&mut Slice { bytes: &bytes[12..], at: 0 }, Encoding::EXPLICIT_LE, Some(u64::from(group_length)))
+    let le = |at: usize, n: usize| {
+        Some(bytes.get(at..at + n)?.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b)))
+    };
+    let (length, value) = if short_length([bytes[4], bytes[5]]) { (le(6, 2)?, 8) } else { (le(8, 4)?, 12) };
+    (length == 4).then_some(())?;
+    Some((le(value, 4)?, value + 4))
 }
 
 /// File meta elements whose length dicom-rs's meta reader caps (AE titles and the implementation
@@ -118,17 +129,16 @@ const META_CAPS: [((u16, u16), usize); 5] = [
 /// here too; only those names lose their tail. Anything unexpected leaves the bytes as they are.
 pub(crate) fn lenient_meta(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     use std::borrow::Cow;
-    // "DICM", then (0002,0000) UL 4 and its value.
-    let Some(header) = body.get(4..16) else { return Cow::Borrowed(body) };
-    if header[..8] != [0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00] {
-        return Cow::Borrowed(body);
-    }
-    let group_length = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
-    // Checked: on wasm32 a claimed length near 4 GiB would overflow.
-    let Some(end) = group_length.checked_add(16).filter(|&end| end <= body.len()) else {
+    // "DICM", then (0002,0000) of length 4 and its value.
+    let Some((group_length, start)) = body.get(4..).and_then(group_length) else {
         return Cow::Borrowed(body);
     };
-    let mut at = 16;
+    let (group_length, start) = (group_length as usize, start + 4);
+    // Checked: on wasm32 a claimed length near 4 GiB would overflow.
+    let Some(end) = group_length.checked_add(start).filter(|&end| end <= body.len()) else {
+        return Cow::Borrowed(body);
+    };
+    let mut at = start;
     let mut cuts = Vec::new(); // (value start, value length, kept, length field at, field width)
     while at + 8 <= end {
         let tag =
@@ -171,7 +181,7 @@ pub(crate) fn lenient_meta(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         removed += length - kept;
     }
     out.extend_from_slice(&body[copied..]);
-    out[12..16].copy_from_slice(&((group_length - removed) as u32).to_le_bytes());
+    out[start - 4..start].copy_from_slice(&((group_length - removed) as u32).to_le_bytes());
     Cow::Owned(out)
 }
 
@@ -608,7 +618,19 @@ mod tests {
         stray[at..at + 4].copy_from_slice(&0x5500_00A8u32.to_le_bytes());
         let meta = [group_length((ts.len() + stray.len()) as u32), ts.clone(), stray.clone()].concat();
         assert!(check_meta(&meta).unwrap_err().contains("(0049,0001) claims 1426063528"));
-        let short = [group_length(ts.len() as u32), ts, stray].concat();
+        let short = [group_length(ts.len() as u32), ts.clone(), stray.clone()].concat();
         assert_eq!(check_meta(&short), Ok(()), "past the group length is the data set's");
+        // dicom-rs reads the group length whatever its VR, with a 2- or a 4-byte length field.
+        let mut as_time = meta.clone();
+        as_time[4..6].copy_from_slice(b"TM");
+        assert!(check_meta(&as_time).unwrap_err().contains("(0049,0001) claims"));
+        let as_bytes = [
+            &[0x02, 0x00, 0x00, 0x00, b'O', b'B', 0, 0, 4, 0, 0, 0][..],
+            &((ts.len() + stray.len()) as u32).to_le_bytes(),
+            &ts,
+            &stray,
+        ]
+        .concat();
+        assert!(check_meta(&as_bytes).unwrap_err().contains("(0049,0001) claims"));
     }
 }
