@@ -4,6 +4,7 @@
 use crate::error::one_line;
 use crate::lengths::{self, Encoding};
 use crate::palette::Palette;
+use crate::peak;
 use crate::{
     Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window, jpeg, jpeg2000, jpegls, rle,
 };
@@ -137,8 +138,6 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     if photometric == "PALETTE COLOR" && samples != 1 {
         return Err(invalid("Samples per Pixel", format!("{samples} with PALETTE COLOR (expected 1)")));
     }
-    limits.check(rows.into(), columns.into(), samples.into(), bits_allocated.div_ceil(8).into())?;
-
     let transfer_syntax = object.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
     let own_codec = jpeg::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
         || jpegls::TRANSFER_SYNTAXES.contains(&transfer_syntax.as_str())
@@ -171,6 +170,21 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
     };
     let attributes = attributes(&object, &info, &transfer_syntax, rescale, window);
     let big_endian = transfer_syntax == "1.2.840.10008.1.2.2";
+    let codec = codec(&object, &transfer_syntax, samples, bits_allocated);
+    let pixels = u64::from(rows) * u64::from(columns);
+    let mut decode_peak = peak::dicom_frame(
+        codec,
+        pixels,
+        samples.into(),
+        bits_allocated.div_ceil(8).into(),
+        photometric == "PALETTE COLOR",
+    );
+    if big_endian && bits_allocated == 32 {
+        // The word swap below copies every frame's samples at once.
+        decode_peak = decode_peak.saturating_add(pixels * u64::from(samples) * 4 * u64::from(frames));
+    }
+    // Refused here, on opening, rather than on the first frame.
+    limits.check(rows.into(), columns.into(), decode_peak)?;
     let palette = (photometric == "PALETTE COLOR").then(|| Palette::read(&object, signed, big_endian));
     let source = DicomSource {
         object,
@@ -183,7 +197,29 @@ pub(crate) fn open(body: &[u8], limits: &Limits) -> Result<Study, Error> {
         rescale,
         palette,
     };
-    Ok(Study { info, attributes, rescale, window, source: Source::Dicom(Box::new(source)), limits: *limits })
+    let source = Source::Dicom(Box::new(source));
+    Ok(Study { info, attributes, rescale, window, source, limits: *limits, decode_peak })
+}
+
+/// The path [`DicomSource::decode_frame`] takes for this file, as the `peak` module counts it:
+/// native pixel data is read in place; the own codecs by transfer syntax (`jpeg_dct` for the lossy
+/// JPEG streams it takes: colour, or more than 8 bits); the rest through dicom-rs.
+fn codec(
+    object: &DefaultDicomObject,
+    transfer_syntax: &str,
+    samples: u16,
+    bits_allocated: u16,
+) -> peak::Codec {
+    let native = object.element(tags::PIXEL_DATA).is_ok_and(|e| matches!(e.value(), Value::Primitive(_)));
+    let lossy_jpeg = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"].contains(&transfer_syntax);
+    match transfer_syntax {
+        _ if native => peak::Codec::Native,
+        _ if lossy_jpeg && (samples == 3 || bits_allocated > 8) => peak::Codec::JpegDct,
+        ts if jpeg::TRANSFER_SYNTAXES.contains(&ts) => peak::Codec::Jpeg,
+        ts if jpegls::TRANSFER_SYNTAXES.contains(&ts) => peak::Codec::JpegLs,
+        rle::TRANSFER_SYNTAX => peak::Codec::Rle,
+        _ => peak::Codec::DicomRs,
+    }
 }
 
 /// What a 32-bit unsigned sample above `i32::MAX` becomes in [`Frame::stored`].
@@ -204,7 +240,6 @@ impl DicomSource {
             None => Ok(frame),
             Some(palette) => {
                 let palette = palette.as_ref().map_err(Clone::clone)?;
-                limits.check(info.rows, info.columns, 3, 2)?;
                 Ok(palette.apply(&frame))
             }
         }
@@ -218,7 +253,6 @@ impl DicomSource {
         unsigned32: Unsigned32,
     ) -> Result<Frame, Error> {
         let bytes_per_sample = self.bits_allocated.div_ceil(8);
-        limits.check(info.rows, info.columns, self.samples.into(), bytes_per_sample.into())?;
         let pixels = info.rows as usize * info.columns as usize;
         let element = self.object.element(tags::PIXEL_DATA).map_err(|_| Error::NoPixelData)?;
         let (photometric, planar, data) = match element.value() {
@@ -335,16 +369,17 @@ pub(crate) fn encapsulated_frame(
     object: &DefaultDicomObject,
     index: u32,
     frames: u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Cow<'_, [u8]>, String> {
     let element = object.element(tags::PIXEL_DATA).map_err(|e| e.to_string())?;
     let Value::PixelSequence(sequence) = element.value() else {
         return Err("the pixel data is not encapsulated".into());
     };
     let fragments = sequence.fragments();
+    // One fragment per frame is borrowed; a frame of several is copied into one stream.
     if fragments.len() == 1 || fragments.len() == frames as usize {
         return fragments
             .get(index as usize)
-            .cloned()
+            .map(|f| Cow::Borrowed(f.as_slice()))
             .ok_or_else(|| format!("no fragment for frame {index}"));
     }
     let extended: Vec<u64> = match object.element(Tag(0x7FE0, 0x0001)) {
@@ -360,7 +395,7 @@ pub(crate) fn encapsulated_frame(
     };
     if offsets.is_empty() && frames > 1 {
         let groups = codestream_frames(fragments, frames)?;
-        return Ok(groups[index as usize].concat());
+        return Ok(Cow::Owned(groups[index as usize].concat()));
     }
     let start = match (index, offsets.get(index as usize)) {
         (_, Some(&offset)) => offset as usize,
@@ -380,7 +415,7 @@ pub(crate) fn encapsulated_frame(
         }
         at += fragment.len() + 8;
     }
-    Ok(stream)
+    Ok(Cow::Owned(stream))
 }
 
 /// `fragments` split into `frames` frames without an offset table: each frame's codestream starts a

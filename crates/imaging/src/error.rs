@@ -21,9 +21,11 @@ pub enum Error {
     #[error("frame {index} does not exist (the file has {frames} frame(s), counted from 0)")]
     NoSuchFrame { index: u32, frames: u32 },
     #[error(
-        "image too large: {columns}×{rows} pixels ({bytes} bytes per frame) exceeds the limit of {limit} bytes"
+        "image too large: decoding {columns}×{rows} pixels needs {bytes} bytes at once, more than the limit of {limit} bytes"
     )]
     TooLarge { rows: u32, columns: u32, bytes: u64, limit: u64 },
+    #[error("image too large: {columns}×{rows} pixels, more than the limit of {max_side} on a side")]
+    SideTooLong { rows: u32, columns: u32, max_side: u32 },
     #[error(
         "the image claims {columns}×{rows} pixels but its {encoded} bytes of compressed data cannot hold that many (truncated or corrupt)"
     )]

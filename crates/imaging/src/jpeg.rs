@@ -73,8 +73,8 @@ pub(crate) fn decode_frame(
         };
         return Ok(Decoded { data, photometric: photometric(&markers, expected) });
     }
-    let mut decoder = Decoder::new(stream.as_slice());
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX));
+    let mut decoder = Decoder::new(&stream[..]);
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX));
     if expected.samples == 3 {
         // "RGB" copies the three components as they are (its `None` writes them planar, past the end).
         decoder.set_color_transform(ColorTransform::RGB);

@@ -82,6 +82,7 @@ mod jpeg_dct;
 mod jpegls;
 mod lengths;
 mod palette;
+mod peak;
 mod photo;
 mod raw;
 mod rle;
@@ -95,8 +96,10 @@ use serde::Serialize;
 /// Bounds that keep hostile files from exhausting memory; checked before allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest decoded frame accepted, in bytes of stored samples (rows × columns × samples × bytes).
-    pub max_frame_bytes: u64,
+    /// Most bytes decoding one frame may hold at its peak: the codec's own buffers (openjp2's 32-bit
+    /// planes, a decoder's output before it is stored) and the stored samples together, as
+    /// [`Study::decode_peak_bytes`] counts them (the `peak` module, path by path).
+    pub max_decode_bytes: u64,
     /// Largest width or height accepted, in pixels.
     pub max_side: u32,
     /// Where set, a JPEG photo whose longest side is at least twice this is decoded at 1/2, 1/4 or
@@ -107,10 +110,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// Room for a 4k×4k 16-bit CR with margin (and an 8k×8k RGB photo), far below what a browser tab
-    /// can hold. Photos at their own size.
+    /// Room for a 4k × 4k 16-bit CR in JPEG 2000 (201 MB at the peak) and an 8k × 8k RGB JPEG photo
+    /// (403 MB), natively. Photos at their own size.
     fn default() -> Self {
-        Limits { max_frame_bytes: 256 << 20, max_side: 16_384, photo_side: None }
+        Limits { max_decode_bytes: 512 << 20, max_side: 16_384, photo_side: None }
     }
 }
 
@@ -119,11 +122,12 @@ impl Limits {
     /// pixels (2048–2732), and over nine times what any model sees.
     pub const TABLET_PHOTO_SIDE: u32 = 2048;
 
-    /// The page's limits: the defaults, with photos decoded no larger than [`Self::TABLET_PHOTO_SIDE`]
-    /// needs. A 9000 × 9000 JPEG is 243 MB of RGB at its own size — more than a tablet gives a tab —
-    /// and 15 MB at 1/4.
+    /// The page's limits: photos decoded no larger than [`Self::TABLET_PHOTO_SIDE`] needs, and half
+    /// the native peak, what a tablet's tab can spare beside the page and the models. A 9000 × 9000
+    /// JPEG is 243 MB of RGB at its own size and 15 MB at 1/4; a 4k × 4k 16-bit CR in JPEG 2000
+    /// still opens.
     pub fn page() -> Limits {
-        Limits { photo_side: Some(Self::TABLET_PHOTO_SIDE), ..Limits::default() }
+        Limits { max_decode_bytes: 256 << 20, photo_side: Some(Self::TABLET_PHOTO_SIDE), ..Limits::default() }
     }
 
     /// Most pixels one byte of a compressed stream may stand for. PNG's deflate tops out near 1032
@@ -141,10 +145,20 @@ impl Limits {
         Ok(())
     }
 
-    fn check(&self, rows: u32, columns: u32, samples: u32, bytes_per_sample: u32) -> Result<(), Error> {
-        let bytes = rows as u64 * columns as u64 * samples as u64 * bytes_per_sample as u64;
-        if rows > self.max_side || columns > self.max_side || bytes > self.max_frame_bytes {
-            return Err(Error::TooLarge { rows, columns, bytes, limit: self.max_frame_bytes });
+    /// Refuses a frame of `rows` × `columns` whose decoding would hold `peak` bytes at once (see
+    /// the `peak` module), or whose sides exceed the limit.
+    fn check(&self, rows: u32, columns: u32, peak: u64) -> Result<(), Error> {
+        self.check_sides(rows, columns)?;
+        if peak > self.max_decode_bytes {
+            return Err(Error::TooLarge { rows, columns, bytes: peak, limit: self.max_decode_bytes });
+        }
+        Ok(())
+    }
+
+    /// Refuses a side beyond [`Self::max_side`], whatever the decoding would hold.
+    fn check_sides(&self, rows: u32, columns: u32) -> Result<(), Error> {
+        if rows > self.max_side || columns > self.max_side {
+            return Err(Error::SideTooLong { rows, columns, max_side: self.max_side });
         }
         Ok(())
     }
@@ -218,6 +232,8 @@ pub struct Study {
     window: Option<Window>,
     source: Source,
     limits: Limits,
+    /// See [`Study::decode_peak_bytes`].
+    decode_peak: u64,
 }
 
 enum Source {
@@ -239,6 +255,12 @@ impl Study {
 
     pub fn info(&self) -> &Info {
         &self.info
+    }
+
+    /// What decoding one frame allocates at its peak, in bytes, as [`Limits`] counts it (for a
+    /// photo, what opening it did).
+    pub fn decode_peak_bytes(&self) -> u64 {
+        self.decode_peak
     }
 
     /// Labelled header values for a metadata panel, in display order.

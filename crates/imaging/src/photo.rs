@@ -1,8 +1,8 @@
 //! Photos (JPEG, PNG, WebP) through `image`, upright per their EXIF orientation.
 
 use crate::error::one_line;
-use crate::{Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window};
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use crate::{Error, Frame, Info, Limits, Rescale, Samples, Source, Study, Window, peak};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
 pub(crate) fn is_photo(bytes: &[u8]) -> bool {
@@ -16,59 +16,94 @@ fn photo_error(e: impl std::fmt::Display) -> Error {
 /// The photo's pixels, upright per its EXIF orientation; sizes checked against `limits` first. A
 /// large JPEG comes at a reduced scale where `limits.photo_side` asks for it: see [`reduced_jpeg`].
 pub(crate) fn decode_upright(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, Error> {
-    decode(bytes, limits).map(|(image, _)| image)
+    decode(bytes, limits).map(|decoded| decoded.image)
 }
 
-/// [`decode_upright`], and the file's own `[columns, rows]` as shown upright.
-fn decode(bytes: &[u8], limits: &Limits) -> Result<(DynamicImage, [u32; 2]), Error> {
+struct Decoded {
+    image: DynamicImage,
+    /// The file's own `[columns, rows]`, as shown upright.
+    original: [u32; 2],
+    /// What decoding held at its peak, as the `peak` module counts it.
+    peak: u64,
+}
+
+fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
     use image::metadata::Orientation::*;
+    let format = image::guess_format(bytes).ok();
+    let jpeg = format == Some(ImageFormat::Jpeg);
+    // A JPEG `jpeg-decoder` cannot read at a reduced scale is still a photo `image` may: then at its
+    // own size.
+    if let Some(side) = limits.photo_side.filter(|_| jpeg)
+        && let Ok(Some(reduced)) = reduced_jpeg(bytes, side, limits)
+    {
+        return Ok(reduced);
+    }
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(photo_error)?;
-    let format = reader.format();
     let mut decoder = reader.into_decoder().map_err(photo_error)?;
     // The header's size is checked before any pixel is decoded: a 1 kB file may claim 60000×60000.
     let (width, height) = decoder.dimensions();
-    let color = decoder.color_type();
-    let bytes_per_sample = color.bytes_per_pixel() as u32 / color.channel_count() as u32;
-    let samples = if color.has_color() { 3 } else { 1 };
-    limits.check(height, width, samples, bytes_per_sample)?;
+    limits.check_sides(height, width)?;
     limits.check_ratio(height, width, bytes.len())?;
     let orientation = decoder.orientation().unwrap_or(NoTransforms);
     let turned = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
     let original = if turned { [height, width] } else { [width, height] };
-    let reduce = limits.photo_side.filter(|&side| width.max(height) >= side.saturating_mul(2));
-    // A JPEG `jpeg-decoder` cannot read is still a photo `image` may: then at its own size.
-    let reduced = match reduce {
-        Some(side) if format == Some(ImageFormat::Jpeg) => reduced_jpeg(bytes, side, limits).ok(),
-        _ => None,
+    let color = decoder.color_type();
+    let decoded = u64::from(color.bytes_per_pixel());
+    let stored = if matches!(color, ColorType::L8 | ColorType::L16 | ColorType::Rgb8 | ColorType::Rgb16) {
+        0
+    } else {
+        let samples = if color.has_color() { 3 } else { 1 };
+        samples * decoded / u64::from(color.channel_count())
     };
-    let mut image = match reduced {
-        Some(image) => image,
-        None => {
-            let mut image_limits = image::Limits::default();
-            image_limits.max_image_width = Some(limits.max_side);
-            image_limits.max_image_height = Some(limits.max_side);
-            image_limits.max_alloc = Some(limits.max_frame_bytes.saturating_mul(2));
-            decoder.set_limits(image_limits).map_err(photo_error)?;
-            DynamicImage::from_decoder(decoder).map_err(photo_error)?
-        }
-    };
+    let pixels = u64::from(width) * u64::from(height);
+    let planes = if jpeg { decoded } else { 0 };
+    // `image`'s JPEG decoder holds a copy of the whole file.
+    let copy = if jpeg { bytes.len() as u64 } else { 0 };
+    let peak = peak::photo(pixels, decoded, planes, stored, orientation != NoTransforms).saturating_add(copy);
+    limits.check(height, width, peak)?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_side);
+    image_limits.max_image_height = Some(limits.max_side);
+    image_limits.max_alloc = Some(limits.max_decode_bytes);
+    decoder.set_limits(image_limits).map_err(photo_error)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(photo_error)?;
     image.apply_orientation(orientation);
-    Ok((image, original))
+    Ok(Decoded { image, original, peak })
 }
 
-/// A JPEG decoded at 1/2, 1/4 or 1/8 of its size, the smallest that keeps its longest side at
-/// least `side`: `jpeg-decoder` runs a smaller inverse DCT per block, so memory and time follow the
-/// reduced size, not the file's (a 9000 × 9000 photo: 15 MB of RGB at 1/4 instead of 243 MB). An
-/// error (or a stream with no DCT) leaves the photo to be decoded at its own size.
-fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<DynamicImage, Error> {
+/// A JPEG whose longest side is at least twice `side`, decoded at 1/2, 1/4 or 1/8 of its size, the
+/// smallest that keeps its longest side at least `side`: `jpeg-decoder` runs a smaller inverse DCT
+/// per block, so memory and time follow the reduced size, not the file's (a 9000 × 9000 photo:
+/// 15 MB of RGB at 1/4 instead of 243 MB), and it reads the file in place. `None` for a smaller
+/// JPEG; an error (or a stream with no DCT) leaves the photo to be decoded at its own size.
+fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<Option<Decoded>, Error> {
+    use image::metadata::Orientation::{self, *};
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    let side = u16::try_from(side).unwrap_or(u16::MAX);
-    let (width, height) = decoder.scale(side, side).map_err(photo_error)?;
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_frame_bytes).unwrap_or(usize::MAX));
-    let pixels = decoder.decode().map_err(photo_error)?;
+    decoder.read_info().map_err(photo_error)?;
     let info = decoder.info().ok_or_else(|| photo_error("no frame header"))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    limits.check_sides(height, width)?;
+    limits.check_ratio(height, width, bytes.len())?;
+    if width.max(height) < side.saturating_mul(2) {
+        return Ok(None);
+    }
+    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(NoTransforms);
+    let turned = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
+    let original = if turned { [height, width] } else { [width, height] };
+    let wanted = u16::try_from(side).unwrap_or(u16::MAX);
+    let (width, height) = decoder.scale(wanted, wanted).map_err(photo_error)?;
     let (width, height) = (u32::from(width), u32::from(height));
-    let image = match info.pixel_format {
+    let format = info.pixel_format;
+    let decoded = format.pixel_bytes() as u64;
+    let cmyk = if format == jpeg_decoder::PixelFormat::CMYK32 { 3 } else { 0 };
+    let pixels = u64::from(width) * u64::from(height);
+    // Planes counted twice over: at a reduced scale `jpeg-decoder` was measured holding about 7 bytes
+    // per RGB pixel out, not 6 (`tests/peak_memory.rs`).
+    let peak = peak::photo(pixels, decoded, 2 * decoded, cmyk, orientation != NoTransforms);
+    limits.check(height, width, peak)?;
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX));
+    let pixels = decoder.decode().map_err(photo_error)?;
+    let image = match format {
         jpeg_decoder::PixelFormat::L8 => {
             image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::from)
         }
@@ -89,11 +124,13 @@ fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<DynamicImage
         // Lossless 16-bit JPEG has no DCT to scale: decoded at its own size instead.
         jpeg_decoder::PixelFormat::L16 => None,
     };
-    image.ok_or_else(|| photo_error("the decoded JPEG is shorter than its header says"))
+    let mut image = image.ok_or_else(|| photo_error("the decoded JPEG is shorter than its header says"))?;
+    image.apply_orientation(orientation);
+    Ok(Some(Decoded { image, original, peak }))
 }
 
 pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
-    let (image, original) = decode(bytes, limits)?;
+    let Decoded { image, original, peak: decode_peak } = decode(bytes, limits)?;
     let color = image.color();
     let bytes_per_sample = color.bytes_per_pixel() as u32 / color.channel_count() as u32;
     let samples = if color.has_color() { 3 } else { 1 };
@@ -149,6 +186,7 @@ pub(crate) fn open(bytes: &[u8], limits: &Limits) -> Result<Study, Error> {
         window: (samples == 1 && !sixteen).then(|| Window::identity(bits_stored)),
         source: Source::Photo(frame),
         limits: *limits,
+        decode_peak,
     })
 }
 
@@ -258,7 +296,7 @@ mod tests {
     fn a_header_claiming_60000_squared_is_refused_before_decoding() {
         let bomb = claim_size(png(1, 1, image::ColorType::Rgb8), 60_000, 60_000);
         let err = Study::open(&bomb, &Limits::default()).err().expect("refused");
-        assert!(matches!(err, Error::TooLarge { rows: 60_000, columns: 60_000, .. }), "{err}");
+        assert!(matches!(err, Error::SideTooLong { rows: 60_000, columns: 60_000, .. }), "{err}");
         assert!(err.to_string().contains("60000×60000"), "{err}");
     }
 

@@ -48,10 +48,12 @@ fn truncated_pixel_data_is_reported_as_such() {
 #[test]
 fn limits_refuse_large_frames_before_decoding() {
     let bytes = std::fs::read(bedside_corpus::find("RG1_UNCR.dcm").unwrap()).unwrap();
-    let small = Limits { max_frame_bytes: 1 << 20, ..Limits::default() };
+    // 7.2 MB of stored samples, read in place.
+    let small = Limits { max_decode_bytes: 7_000_000, ..Limits::default() };
     let message = Study::open(&bytes, &small).err().expect("an error").to_string();
     assert!(message.contains("1841×1955"), "{message}");
-    assert!(message.contains("exceeds the limit"), "{message}");
+    assert!(message.contains("needs 7198310 bytes at once, more than the limit"), "{message}");
+    assert!(Study::open(&bytes, &Limits { max_decode_bytes: 7_200_000, ..small }).is_ok());
 }
 
 fn first_frame(name: &str) -> bedside_imaging::Frame {
