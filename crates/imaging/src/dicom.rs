@@ -318,6 +318,7 @@ impl DicomSource {
                     && let Ok(stream) = encapsulated_frame(&self.object, index, info.frames)
                 {
                     jpeg2000::check_size(&stream, info.columns, info.rows, self.samples)
+                        .and_then(|()| jpeg2000::check_quantisation(&stream))
                         .map_err(|detail| Error::PixelData { frame: index, detail })?;
                 }
                 let decoded = self

@@ -1,4 +1,5 @@
-//! A JPEG 2000 / HTJ2K frame's size checked against the header before dicom-rs decodes it.
+//! A JPEG 2000 / HTJ2K frame's size checked against the header, and its quantisation against what
+//! openjp2 can compute, before dicom-rs decodes it.
 //!
 //! dicom-rs's JPEG 2000 adapter sizes its output by Rows × Columns × Samples per Pixel and then
 //! writes every sample of every component the codestream holds into it, so a stream larger than
@@ -59,6 +60,83 @@ pub(crate) fn check_size(stream: &[u8], columns: u32, rows: u32, samples: u16) -
     Ok(())
 }
 
+/// Refuses a codestream whose quantisation leaves a subband with no magnitude bit planes: T.800 E.1
+/// gives a subband `Mb = G + ε_b − 1` of them, so zero guard bits (G) with an exponent (ε_b) of 0 —
+/// listed, derived or, where a QCD or QCC lists fewer subbands than the decomposition levels make,
+/// missing (openjp2 leaves those at 0) — makes it −1. openjp2 computes `Mb + 1` in unsigned
+/// arithmetic, which overflows (found by fuzzing: a QCD of reserved style with 8 of the 16
+/// exponents five levels need, `fuzz/artifacts/jpeg2000/`). Main and tile-part headers are read;
+/// the most decomposition levels any COD or COC names stand for every component.
+pub(crate) fn check_quantisation(stream: &[u8]) -> Result<(), String> {
+    let Some(soc) = stream.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) else { return Ok(()) };
+    let u16_at = |i: usize| stream.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let components = u16_at(soc + 4 + 36).unwrap_or(0);
+    let (mut levels, mut quantisations) = (0usize, Vec::new());
+    let mut at = soc + 2;
+    // Marker segments: FFxx, a 2-byte length counting itself, then the parameters.
+    while let (Some(&[0xFF, code]), Some(length)) = (stream.get(at..at + 2), u16_at(at + 2)) {
+        let Some(segment) = stream.get(at + 4..at + 2 + length.max(2)) else { break };
+        match code {
+            // COD: Scod, progression (1), layers (2), MCT (1), then the levels. COC: Ccoc, Scoc, levels.
+            0x52 => levels = levels.max(usize::from(segment.get(5).copied().unwrap_or(0))),
+            0x53 => {
+                let skip = if components < 257 { 2 } else { 3 };
+                levels = levels.max(usize::from(segment.get(skip).copied().unwrap_or(0)));
+            }
+            0x5C => quantisations.push(segment),
+            0x5D => quantisations.push(segment.get(if components < 257 { 1 } else { 2 }..).unwrap_or(&[])),
+            0xD9 => break,
+            // SOT: the tile-part's header follows; SOD: its data, `Psot` bytes from the SOT on.
+            0x90 => {
+                let psot = segment.get(2..6).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let header = at + 2 + length;
+                let mut next = header;
+                while let Some(&[0xFF, code]) = stream.get(next..next + 2) {
+                    if code == 0x93 {
+                        break;
+                    }
+                    let Some(length) = u16_at(next + 2) else { break };
+                    match (code, stream.get(next + 4..next + 2 + length.max(2))) {
+                        (0x52, Some(s)) => levels = levels.max(usize::from(s.get(5).copied().unwrap_or(0))),
+                        (0x5C, Some(s)) => quantisations.push(s),
+                        (0x5D, Some(s)) => {
+                            quantisations.push(s.get(if components < 257 { 1 } else { 2 }..).unwrap_or(&[]))
+                        }
+                        _ => {}
+                    }
+                    next += 2 + length.max(2);
+                }
+                if psot == 0 {
+                    break;
+                }
+                at += psot as usize;
+                continue;
+            }
+            _ => {}
+        }
+        at += 2 + length.max(2);
+    }
+    let bands = 3 * levels + 1;
+    for quantisation in quantisations {
+        let Some((&style, steps)) = quantisation.split_first() else { continue };
+        if style >> 5 != 0 {
+            continue;
+        }
+        let exponent = |band: usize| match style & 0x1F {
+            0 => steps.get(band).map_or(0, |&b| b >> 3),
+            // Derived from the first: ε_b = ε_0 − (the subband's level below the top), floored at 0.
+            1 => steps.first().map_or(0, |&b| (b >> 3).saturating_sub((band.saturating_sub(1) / 3) as u8)),
+            _ => steps.get(2 * band).map_or(0, |&b| b >> 3),
+        };
+        if let Some(band) = (0..bands).find(|&band| exponent(band) == 0) {
+            return Err(format!(
+                "the JPEG 2000 stream's quantisation leaves subband {band} no bit planes (no guard bits and an exponent of 0)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +173,48 @@ mod tests {
         assert!(check_size(&jp2, 512, 512, 1).is_err());
         assert_eq!(check_size(b"not a codestream", 512, 512, 1), Ok(()));
         assert_eq!(check_size(&siz(600, 600, 1, 1)[..20], 512, 512, 1), Ok(()), "a cut SIZ is the decoder's");
+    }
+
+    /// A main header: SIZ (one component), COD with `levels`, QCD `qcd` (Sqcd and the step sizes).
+    fn header(levels: u8, qcd: &[u8]) -> Vec<u8> {
+        let mut out = siz(64, 64, 1, 1);
+        out.pop();
+        out.pop();
+        out.extend_from_slice(&[0xFF, 0x52, 0, 12, 0, 0, 0, 1, 0, levels, 4, 4, 0, 1]);
+        out.extend_from_slice(&[0xFF, 0x5C]);
+        out.extend_from_slice(&(qcd.len() as u16 + 2).to_be_bytes());
+        out.extend_from_slice(qcd);
+        out
+    }
+
+    #[test]
+    fn a_subband_without_bit_planes_is_refused() {
+        // Two levels make 7 subbands. No quantisation: an exponent per byte (top 5 bits).
+        let full = [0x00, 8 << 3, 9 << 3, 9 << 3, 10 << 3, 9 << 3, 9 << 3, 10 << 3];
+        assert_eq!(check_quantisation(&header(2, &full)), Ok(()));
+        // With guard bits a zero exponent still leaves bit planes; without, it does not.
+        let mut zero = full;
+        zero[4] = 0;
+        assert!(check_quantisation(&header(2, &zero)).unwrap_err().contains("subband 3"));
+        zero[0] = 1 << 5;
+        assert_eq!(check_quantisation(&header(2, &zero)), Ok(()));
+        // Fewer subbands listed than the levels make: the missing ones are 0 in openjp2.
+        let short = check_quantisation(&header(2, &full[..5])).unwrap_err();
+        assert!(short.contains("subband 4"), "{short}");
+        // Derived (style 1): ε0 = 2 lasts three levels (subbands 1–3 at 2, 4–6 at 1), not four.
+        assert_eq!(check_quantisation(&header(2, &[0x01, 2 << 3, 0])), Ok(()));
+        assert!(check_quantisation(&header(3, &[0x01, 2 << 3, 0])).unwrap_err().contains("subband 7"));
+        // Expounded, or a reserved style openjp2 reads as expounded: two bytes a subband.
+        let expounded: Vec<u8> = [0x02].into_iter().chain((0..7).flat_map(|_| [8 << 3, 0])).collect();
+        assert_eq!(check_quantisation(&header(2, &expounded)), Ok(()));
+        let reserved = [&[0x1D][..], &expounded[1..9]].concat();
+        assert!(check_quantisation(&header(2, &reserved)).unwrap_err().contains("subband 4"));
+        // A QCD in a tile-part header counts too.
+        let mut tiled = header(2, &full);
+        let tile_part =
+            [&[0xFF, 0x90, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1][..], &[0xFF, 0x5C, 0, 5, 0x00, 8 << 3, 0]].concat();
+        tiled.extend_from_slice(&tile_part);
+        tiled.extend_from_slice(&[0xFF, 0x93]);
+        assert!(check_quantisation(&tiled).unwrap_err().contains("subband 1"));
     }
 }
