@@ -149,6 +149,8 @@ fn run_target(target: &str, work: &Path, seconds: u64, runs: Option<u64>) -> Res
     let committed = fuzz.join("corpus").join(target);
     cmd.args(["fuzz", "run", target])
         .env("RUSTFLAGS", RUSTFLAGS)
+        // Thread-local destructors of jpeg-decoder's worker threads, caught mid-exit (see the file).
+        .env("LSAN_OPTIONS", format!("suppressions={}", fuzz.join("lsan.supp").display()))
         .arg("--target-dir")
         .arg(target_dir().join("fuzz"))
         .arg(work);
