@@ -16,9 +16,10 @@ pub struct Decoded {
     pub samples: u8,
 }
 
-/// Opens `bytes` as the browser and the CLI do ([`Study::open`] with [`Limits::default`]), decodes
-/// and draws the first frame through its default window, decodes the last frame, and for DICOM
-/// digests the raw array of every frame (`bedside decode --raw-md5`). A refusal is the typed error;
+/// Opens `bytes` as the CLI does ([`Study::open`] with [`Limits::default`]), decodes and draws the
+/// first frame through its default window, decodes the last frame, and for DICOM digests the raw
+/// array of every frame (`bedside decode --raw-md5`); a photo is opened again as the page does
+/// ([`Limits::page`]). A refusal is the typed error;
 /// an inconsistent result (a drawn frame of the wrong size, an empty message) panics, so the fuzzer
 /// reports it as a crash.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, Error> {
@@ -60,8 +61,28 @@ fn decode_and_draw(bytes: &[u8]) -> Result<Decoded, Error> {
                 "raw shape {shape:?}"
             );
         }
-        Err(Error::NotDicom) => {}
+        Err(Error::NotDicom) => page_photo(bytes, &info)?,
         Err(error) => return Err(error),
     }
     Ok(Decoded { rows: info.rows, columns: info.columns, frames: info.frames, samples: frame.samples })
+}
+
+/// A photo opened again with the page's limits, where a JPEG at least twice
+/// [`Limits::TABLET_PHOTO_SIDE`] long is decoded at a reduced scale by another decoder: it must
+/// come out no larger, keeping the file's size as its original, and draw.
+fn page_photo(bytes: &[u8], full: &crate::Info) -> Result<(), Error> {
+    let study = Study::open(bytes, &Limits::page())?;
+    let info = study.info();
+    assert!(info.rows <= full.rows && info.columns <= full.columns, "reduced {info:?} from {full:?}");
+    if let Some(original) = info.original_size {
+        assert_eq!(original, [full.columns, full.rows], "original size of a reduced photo");
+    }
+    let frame = study.frame(0)?;
+    let rgba = frame.render_rgba(study.default_window(&frame));
+    assert_eq!(
+        rgba.len(),
+        4 * frame.rows as usize * frame.columns as usize,
+        "RGBA bytes of the page's photo"
+    );
+    Ok(())
 }
