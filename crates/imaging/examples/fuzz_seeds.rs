@@ -264,6 +264,13 @@ fn photo_seeds() -> Vec<(&'static str, Vec<u8>)> {
     encoder.set_exif_metadata(exif_orientation(6)).unwrap();
     encoder.write_image(&grey, 3, 2, ColorType::L8.into()).unwrap();
     seeds.push(("rotated.jpg", jpeg));
+    // 4096 × 8 grey, turned by its EXIF: long enough for the page to decode it at half size.
+    let wide: Vec<u8> = (0..4096 * 8).map(|i| (i % 4096 / 16) as u8).collect();
+    let mut jpeg = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 10);
+    encoder.set_exif_metadata(exif_orientation(6)).unwrap();
+    encoder.write_image(&wide, 4096, 8, ColorType::L8.into()).unwrap();
+    seeds.push(("wide_rotated.jpg", jpeg));
     let mut webp = Vec::new();
     image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
         .write_image(&rgb[..2 * 2 * 3], 2, 2, ColorType::Rgb8.into())
