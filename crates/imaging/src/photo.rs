@@ -71,13 +71,29 @@ fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
     Ok(Decoded { image, original, peak })
 }
 
+/// A JPEG's EXIF orientation read as `image` reads it for the full-size path (zune-jpeg's headers,
+/// then `Orientation::from_exif_chunk`; none where the headers fail), but in place: `image`'s own
+/// decoder copies the whole file first. `jpeg-decoder`'s EXIF can differ on a damaged file (found by
+/// fuzzing: the page turned a photo the command line did not).
+fn jpeg_orientation(bytes: &[u8]) -> image::metadata::Orientation {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    let exif = decoder.decode_headers().ok().and_then(|()| decoder.exif());
+    exif.and_then(|exif| image::metadata::Orientation::from_exif_chunk(exif))
+        .unwrap_or(image::metadata::Orientation::NoTransforms)
+}
+
 /// A JPEG whose longest side is at least twice `side`, decoded at 1/2, 1/4 or 1/8 of its size, the
 /// smallest that keeps its longest side at least `side`: `jpeg-decoder` runs a smaller inverse DCT
 /// per block, so memory and time follow the reduced size, not the file's (a 9000 × 9000 photo:
 /// 15 MB of RGB at 1/4 instead of 243 MB), and it reads the file in place. `None` for a smaller
 /// JPEG; an error (or a stream with no DCT) leaves the photo to be decoded at its own size.
 fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<Option<Decoded>, Error> {
-    use image::metadata::Orientation::{self, *};
+    use image::metadata::Orientation::*;
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.read_info().map_err(photo_error)?;
     let info = decoder.info().ok_or_else(|| photo_error("no frame header"))?;
@@ -87,7 +103,7 @@ fn reduced_jpeg(bytes: &[u8], side: u32, limits: &Limits) -> Result<Option<Decod
     if width.max(height) < side.saturating_mul(2) {
         return Ok(None);
     }
-    let orientation = decoder.exif_data().and_then(Orientation::from_exif_chunk).unwrap_or(NoTransforms);
+    let orientation = jpeg_orientation(bytes);
     let turned = matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH);
     let original = if turned { [height, width] } else { [width, height] };
     let wanted = u16::try_from(side).unwrap_or(u16::MAX);
