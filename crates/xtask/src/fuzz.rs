@@ -147,7 +147,8 @@ fn run_target(target: &str, work: &Path, seconds: u64, runs: Option<u64>) -> Res
     let fuzz = root().join("fuzz");
     let mut cmd = nightly_cargo();
     let committed = fuzz.join("corpus").join(target);
-    cmd.args(["fuzz", "run", target])
+    // `-O`: the fuzz workspace's release profile decides debug assertions and overflow checks.
+    cmd.args(["fuzz", "run", "-O", target])
         .env("RUSTFLAGS", RUSTFLAGS)
         // Thread-local destructors of jpeg-decoder's worker threads, caught mid-exit (see the file).
         .env("LSAN_OPTIONS", format!("suppressions={}", fuzz.join("lsan.supp").display()))
