@@ -65,52 +65,46 @@ pub(crate) fn check_size(stream: &[u8], columns: u32, rows: u32, samples: u16) -
 /// listed, derived or, where a QCD or QCC lists fewer subbands than the decomposition levels make,
 /// missing (openjp2 leaves those at 0) — makes it −1. openjp2 computes `Mb + 1` in unsigned
 /// arithmetic, which overflows (found by fuzzing: a QCD of reserved style with 8 of the 16
-/// exponents five levels need, `fuzz/artifacts/jpeg2000/`). Main and tile-part headers are read;
-/// the most decomposition levels any COD or COC names stand for every component.
+/// exponents five levels need, `fuzz/artifacts/jpeg2000/`). Main and tile-part headers are read,
+/// by one walk; the most decomposition levels any COD or COC names stand for every component.
 pub(crate) fn check_quantisation(stream: &[u8]) -> Result<(), String> {
     let Some(soc) = stream.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) else { return Ok(()) };
     let u16_at = |i: usize| stream.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
     let components = u16_at(soc + 4 + 36).unwrap_or(0);
     let (mut levels, mut quantisations) = (0usize, Vec::new());
+    let qcc = if components < 257 { 1 } else { 2 };
+    // Where the tile-part whose header is being read ends (`Psot` bytes from its SOT); `None` in
+    // the main header, and in a last tile-part (`Psot` 0).
+    let mut tile_part_end = None;
     let mut at = soc + 2;
-    // Marker segments: FFxx, a 2-byte length counting itself, then the parameters.
-    while let (Some(&[0xFF, code]), Some(length)) = (stream.get(at..at + 2), u16_at(at + 2)) {
-        let Some(segment) = stream.get(at + 4..at + 2 + length.max(2)) else { break };
+    loop {
+        // Marker segments: FFxx, a 2-byte length counting itself, then the parameters. A header ends
+        // at SOD, EOC or anything unreadable: a tile-part's data runs on to the next tile-part.
+        let segment = match (stream.get(at..at + 2), u16_at(at + 2)) {
+            (Some(&[0xFF, code]), Some(length)) if code != 0x93 && code != 0xD9 => {
+                stream.get(at + 4..at + 2 + length.max(2)).map(|segment| (code, length, segment))
+            }
+            _ => None,
+        };
+        let Some((code, length, segment)) = segment else {
+            match tile_part_end.take() {
+                Some(end) => {
+                    at = end;
+                    continue;
+                }
+                None => break,
+            }
+        };
         match code {
             // COD: Scod, progression (1), layers (2), MCT (1), then the levels. COC: Ccoc, Scoc, levels.
             0x52 => levels = levels.max(usize::from(segment.get(5).copied().unwrap_or(0))),
-            0x53 => {
-                let skip = if components < 257 { 2 } else { 3 };
-                levels = levels.max(usize::from(segment.get(skip).copied().unwrap_or(0)));
-            }
+            0x53 => levels = levels.max(usize::from(segment.get(qcc + 1).copied().unwrap_or(0))),
             0x5C => quantisations.push(segment),
-            0x5D => quantisations.push(segment.get(if components < 257 { 1 } else { 2 }..).unwrap_or(&[])),
-            0xD9 => break,
-            // SOT: the tile-part's header follows; SOD: its data, `Psot` bytes from the SOT on.
+            0x5D => quantisations.push(segment.get(qcc..).unwrap_or(&[])),
+            // SOT: its tile-part's header follows.
             0x90 => {
                 let psot = segment.get(2..6).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                let header = at + 2 + length;
-                let mut next = header;
-                while let Some(&[0xFF, code]) = stream.get(next..next + 2) {
-                    if code == 0x93 {
-                        break;
-                    }
-                    let Some(length) = u16_at(next + 2) else { break };
-                    match (code, stream.get(next + 4..next + 2 + length.max(2))) {
-                        (0x52, Some(s)) => levels = levels.max(usize::from(s.get(5).copied().unwrap_or(0))),
-                        (0x5C, Some(s)) => quantisations.push(s),
-                        (0x5D, Some(s)) => {
-                            quantisations.push(s.get(if components < 257 { 1 } else { 2 }..).unwrap_or(&[]))
-                        }
-                        _ => {}
-                    }
-                    next += 2 + length.max(2);
-                }
-                if psot == 0 {
-                    break;
-                }
-                at += psot as usize;
-                continue;
+                tile_part_end = (psot != 0).then(|| at + psot as usize);
             }
             _ => {}
         }
