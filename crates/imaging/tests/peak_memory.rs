@@ -115,6 +115,15 @@ fn encapsulated(mut obj: InMemDicomObject, transfer_syntax: &str, mut stream: Ve
     file(obj, transfer_syntax)
 }
 
+/// `pixels` as a JPEG at quality 90.
+fn encode_jpeg(pixels: &[u8], width: u32, height: u32, colour: image::ExtendedColorType) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .write_image(pixels, width, height, colour)
+        .unwrap();
+    out
+}
+
 /// PackBits literal runs only: what RLE Lossless (PS3.5 G) needs to be valid.
 fn rle(segments: &[Vec<u8>]) -> Vec<u8> {
     let mut header = vec![0u32; 16];
@@ -144,18 +153,12 @@ fn cases(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     native.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(words.clone().into())));
     made.push(("native 16-bit grey", file(native, "1.2.840.10008.1.2.1")));
 
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .write_image(&bytes8, SIDE, SIDE, image::ExtendedColorType::L8)
-        .unwrap();
+    let jpeg = encode_jpeg(&bytes8, SIDE, SIDE, image::ExtendedColorType::L8);
     made.push((
         "JPEG baseline grey",
         encapsulated(dataset(1, "MONOCHROME2", 8), "1.2.840.10008.1.2.4.50", jpeg),
     ));
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .write_image(&rgb8, SIDE, SIDE, image::ExtendedColorType::Rgb8)
-        .unwrap();
+    let jpeg = encode_jpeg(&rgb8, SIDE, SIDE, image::ExtendedColorType::Rgb8);
     made.push((
         "JPEG baseline colour",
         encapsulated(dataset(3, "YBR_FULL_422", 8), "1.2.840.10008.1.2.4.50", jpeg.clone()),
@@ -164,10 +167,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     // Twice the page's side: decoded at half size there (`Limits::page`).
     let wide: Vec<u8> =
         (0..2 * SIDE * SIDE / 2).flat_map(|i| rgb8[(i as usize * 3) % rgb8.len()..][..3].to_vec()).collect();
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .write_image(&wide, 2 * SIDE, SIDE / 2, image::ExtendedColorType::Rgb8)
-        .unwrap();
+    let jpeg = encode_jpeg(&wide, 2 * SIDE, SIDE / 2, image::ExtendedColorType::Rgb8);
     made.push(("JPEG photo, halved for the page", jpeg));
 
     let mut ls = Vec::new();
