@@ -6,6 +6,7 @@ mod card;
 mod decode;
 mod deid;
 mod eval;
+mod export;
 mod heatmaps;
 mod lesion;
 mod model_dir;
@@ -44,6 +45,7 @@ enum Command {
     ReviewBand(review_band::Args),
     SizeCurve(size_curve::Args),
     Card(card::Args),
+    Export(export::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::ReviewBand(args) => review_band::run(&args),
         Command::SizeCurve(args) => size_curve::run(&args),
         Command::Card(args) => card::run(&args),
+        Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,14 @@ pub const REQUIREMENTS: [&str; 7] = [
     "imagecodecs==2026.3.6",
 ];
 
+/// onnxruntime, the peer inference runtime: the ONNX export is checked against it, and the bench
+/// times Bedside's engine beside it (its dependencies pinned too, so the environment is reproducible).
+pub const ONNXRUNTIME: [&str; 5] =
+    ["onnxruntime==1.31.1", "numpy==2.4.6", "flatbuffers==25.12.19", "packaging==26.4", "protobuf==7.36.2"];
+
+/// Runs an ONNX model in onnxruntime on raw f32 inputs, relative to the workspace root.
+pub const ONNX_SCRIPT: &str = "tests/reference/onnxruntime_run.py";
+
 /// The script, relative to the workspace root.
 pub const SCRIPT: &str = "tests/reference/pydicom_reference.py";
 
@@ -37,10 +45,12 @@ pub enum Error {
     /// Python 3 or its `venv`/`pip` modules are missing: the caller may skip rather than fail.
     #[error("the reference decoder needs Python 3 with venv and pip: {0}")]
     Unavailable(String),
-    #[error("could not install the reference decoder's packages ({}): {stderr}", REQUIREMENTS.join(" "))]
-    Install { stderr: String },
+    #[error("could not install the Python packages {packages}: {stderr}")]
+    Install { packages: String, stderr: String },
     #[error("the reference script {SCRIPT} failed: {stderr}")]
     Script { stderr: String },
+    #[error("onnxruntime ({ONNX_SCRIPT}) failed: {stderr}")]
+    Onnxruntime { stderr: String },
     #[error(transparent)]
     Corpus(#[from] crate::Error),
 }
@@ -91,13 +101,19 @@ pub fn path_of(run: &Path, file: &str) -> PathBuf {
     if file.starts_with("derived/") { run.join(file) } else { crate::dir().join(file) }
 }
 
-/// The virtual environment's interpreter, creating the environment and installing [`REQUIREMENTS`]
-/// on first use.
+/// The reference decoder's virtual environment: its interpreter, creating the environment and
+/// installing [`REQUIREMENTS`] on first use.
 pub fn venv() -> Result<PathBuf, Error> {
-    let dir = target_dir().join("reference-venv");
+    venv_for("reference-venv", &REQUIREMENTS)
+}
+
+/// The interpreter of the virtual environment `name` under the target dir, created with
+/// `requirements` (pinned PyPI packages, wheels only) on first use and again whenever they change.
+pub fn venv_for(name: &str, requirements: &[&str]) -> Result<PathBuf, Error> {
+    let dir = target_dir().join(name);
     let python = dir.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
     let marker = dir.join(VENV_MARKER);
-    let wanted = REQUIREMENTS.join("\n");
+    let wanted = requirements.join("\n");
     let ready = || fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.is_file();
     if ready() {
         return Ok(python);
@@ -105,7 +121,7 @@ pub fn venv() -> Result<PathBuf, Error> {
     let parent = target_dir();
     fs::create_dir_all(&parent).map_err(io("could not create", &parent))?;
     // Tests run in parallel: one process installs, the others wait and then see the marker.
-    let _lock = locked_file(&parent.join(".reference-venv.lock"))?;
+    let _lock = locked_file(&parent.join(format!(".{name}.lock")))?;
     if ready() {
         return Ok(python);
     }
@@ -119,11 +135,11 @@ pub fn venv() -> Result<PathBuf, Error> {
     }
     let installed = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"])
-        .args(REQUIREMENTS)
+        .args(requirements)
         .output()
         .map_err(|e| Error::Unavailable(format!("the new environment's python does not run: {e}")))?;
     if !installed.status.success() {
-        return Err(Error::Install { stderr: stderr(&installed) });
+        return Err(Error::Install { packages: requirements.join(" "), stderr: stderr(&installed) });
     }
     fs::write(&marker, wanted).map_err(io("could not write", &marker))?;
     Ok(python)
@@ -154,4 +170,61 @@ fn stderr(output: &Output) -> String {
     let text = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+/// One onnxruntime run: every output (name, shape, values) and, when timed, the median and fastest
+/// run in milliseconds.
+#[derive(Debug, Clone)]
+pub struct OnnxRun {
+    pub outputs: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub timing_ms: Option<(f64, f64)>,
+}
+
+/// Runs `model` in onnxruntime ([`ONNXRUNTIME`], CPU, one thread) on `input` of `shape`
+/// (`[n, c, h, w]`), working in `work` (created); with `timed_runs` > 0 it also times that many
+/// runs after two warm-up runs.
+pub fn onnxruntime(
+    model: &Path,
+    input: &[f32],
+    shape: [usize; 4],
+    work: &Path,
+    timed_runs: usize,
+) -> Result<OnnxRun, Error> {
+    let python = venv_for("onnxruntime-venv", &ONNXRUNTIME)?;
+    fs::create_dir_all(work).map_err(io("could not create", work))?;
+    let raw = work.join("input.f32");
+    let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+    fs::write(&raw, bytes).map_err(io("could not write", &raw))?;
+    let out = work.join("out");
+    let mut command = Command::new(&python);
+    command.arg(workspace_root().join(ONNX_SCRIPT)).arg(model).arg(&raw);
+    command.args(shape.map(|d| d.to_string())).arg(&out);
+    if timed_runs > 0 {
+        command.args(["--time", &timed_runs.to_string()]);
+    }
+    let ran = command.output().map_err(|e| Error::Unavailable(format!("python does not run: {e}")))?;
+    if !ran.status.success() {
+        return Err(Error::Onnxruntime { stderr: stderr(&ran) });
+    }
+    let listing = out.join("outputs.txt");
+    let text = fs::read_to_string(&listing).map_err(io("could not read", &listing))?;
+    let mut outputs = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next() else { continue };
+        let dims: Vec<usize> = words.filter_map(|w| w.parse().ok()).collect();
+        let path = out.join(format!("{name}.f32"));
+        let bytes = fs::read(&path).map_err(io("could not read", &path))?;
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        outputs.push((name.to_string(), dims, values));
+    }
+    let timing_ms = if timed_runs > 0 {
+        let path = out.join("timing.txt");
+        let text = fs::read_to_string(&path).map_err(io("could not read", &path))?;
+        let numbers: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        numbers.get(..2).map(|n| (n[0], n[1]))
+    } else {
+        None
+    };
+    Ok(OnnxRun { outputs, timing_ms })
 }
