@@ -13,6 +13,15 @@
 //! Then what the lesion outline costs a diagnosis on the CPU path: breast and skin each diagnosed with
 //! and without their lesion decoder in one process (`crates/diagnosis/examples/lesion_bench.rs`,
 //! release build), on a 640 × 480 picture and a 4000 × 3000 one, written to `bench/lesion.{md,json}`.
+//!
+//! Then inference against onnxruntime: every shipped model's network (its `model.bin`, as the page
+//! runs it) exported to ONNX and timed natively, one thread each, by Bedside's CPU path and by
+//! onnxruntime from PyPI (`crates/onnx/examples/native_bench.rs`), written to `bench/inference.{md,json}`.
+//!
+//! Every ours-against-a-peer figure of the run is gathered in `bench/report.{json,md}`:
+//! `comparisons`, a list of `{name, ours, peer, unit, ratio}` with `ratio` = ours / peer (lower is
+//! better): `decode_native/<file>` and `decode_wasm/<file>` (against pydicom), `native_cpu/<task>`
+//! (against onnxruntime).
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
 use anyhow::{Context, Result, bail};
@@ -108,8 +117,133 @@ pub fn bench(iterations: usize) -> Result<()> {
         serde_json::json!({ "iterations": iterations, "pydicom": pydicom, "native": native, "wasm": wasm });
     std::fs::write(dir.join("decode.json"), serde_json::to_string_pretty(&raw)?)?;
     println!("written to {}", dir.join("decode.md").display());
+    let mut comparisons = Vec::new();
+    for ((p, nat), w) in pydicom.iter().zip(&native).zip(&wasm) {
+        let file = p["file"].as_str().unwrap_or("?");
+        comparisons.push(Comparison::new(format!("decode_native/{file}"), ms(nat), ms(p), "ms"));
+        comparisons.push(Comparison::new(format!("decode_wasm/{file}"), ms(w), ms(p), "ms"));
+    }
     lesion_cost(iterations)?;
+    comparisons.extend(inference(iterations.max(50))?);
+    write_report(&comparisons)?;
     crate::memory_bench::bench()
+}
+
+/// One ours-against-a-peer figure of `bench/report.json`.
+struct Comparison {
+    name: String,
+    ours: f64,
+    peer: f64,
+    unit: &'static str,
+    /// ours / peer: below 1, Bedside is faster.
+    ratio: f64,
+}
+
+impl Comparison {
+    fn new(name: String, ours: f64, peer: f64, unit: &'static str) -> Comparison {
+        Comparison { name, ours, peer, unit, ratio: ours / peer }
+    }
+
+    fn json(&self) -> Value {
+        let Comparison { name, ours, peer, unit, ratio } = self;
+        serde_json::json!({ "name": name, "ours": ours, "peer": peer, "unit": unit, "ratio": ratio })
+    }
+}
+
+fn write_report(comparisons: &[Comparison]) -> Result<()> {
+    let mut table = String::from("| comparison | ours | peer | ours / peer |\n|---|---:|---:|---:|\n");
+    for c in comparisons {
+        let _ = writeln!(
+            table,
+            "| {} | {:.2} {} | {:.2} {} | {:.2}× |",
+            c.name, c.ours, c.unit, c.peer, c.unit, c.ratio
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nOne `cargo xtask bench` run, every pair measured side by side on this machine; below 1×, Bedside \
+         is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu)."
+    );
+    let dir = target_dir().join("bench");
+    std::fs::write(dir.join("report.md"), &table)?;
+    let report =
+        serde_json::json!({ "comparisons": comparisons.iter().map(Comparison::json).collect::<Vec<_>>() });
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    println!("\n{table}\nwritten to {}", dir.join("report.json").display());
+    Ok(())
+}
+
+/// `cargo xtask bench inference`: [`inference`] alone, its comparisons written as the report.
+pub fn inference_alone(iterations: usize) -> Result<()> {
+    if iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let comparisons = inference(iterations)?;
+    write_report(&comparisons)
+}
+
+/// Every shipped model natively, Bedside's CPU path against onnxruntime, one thread each.
+fn inference(iterations: usize) -> Result<Vec<Comparison>> {
+    step("Inference, native (release), against onnxruntime");
+    let models = root().join("models");
+    let out = cargo()
+        .args(["run", "--quiet", "--release", "--package", "bedside-onnx", "--example", "native_bench"])
+        .args(["--", "--iterations", &iterations.to_string()])
+        .args(["chest", "skin", "breast", "gate"].map(|task| models.join(task)))
+        // burn's flex backend spreads over rayon's threads; onnxruntime is held to one too.
+        .env("RAYON_NUM_THREADS", "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not run native_bench")?;
+    if !out.status.success() {
+        bail!("native_bench failed ({})", out.status);
+    }
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("native_bench printed a line that is not JSON")?;
+    let mut table = String::from(
+        "| model | input | multiply–accumulates | Bedside (flex, fp32) | onnxruntime | Bedside / onnxruntime | \
+         largest difference |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut comparisons = Vec::new();
+    for row in &rows {
+        let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        let task = row["task"].as_str().unwrap_or("?");
+        let input = &row["input"];
+        let _ = writeln!(
+            table,
+            "| {task} | {} × {} × {} | {:.1} M | {:.2} ms | {:.2} ms | {:.2}× | {:.1e} |",
+            input[0],
+            input[1],
+            input[2],
+            row["macs"].as_f64().unwrap_or(f64::NAN) / 1e6,
+            ms("ours_ms"),
+            ms("onnxruntime_ms"),
+            ms("ratio"),
+            ms("largest_difference"),
+        );
+        comparisons.push(Comparison::new(
+            format!("native_cpu/{task}"),
+            ms("ours_ms"),
+            ms("onnxruntime_ms"),
+            "ms",
+        ));
+    }
+    let _ = writeln!(
+        table,
+        "\nOne pass at the model's input size, batch 1, one thread each: logits, class activation maps and \
+         (skin, breast) lesion logits, read back. Medians of {} runs after two warm-ups; the same \
+         dequantised `model.bin` weights, exported by `bedside export --onnx`.",
+        rows.first().and_then(|r| r["iterations"].as_u64()).unwrap_or(0)
+    );
+    println!("\n{table}");
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("inference.md"), &table)?;
+    std::fs::write(dir.join("inference.json"), serde_json::to_string_pretty(&rows)?)?;
+    Ok(comparisons)
 }
 
 /// The lesion decoder's share of a diagnosis's time (CPU path, native release build).

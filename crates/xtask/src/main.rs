@@ -13,7 +13,10 @@
 //!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
 //! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
-//!   (see the `bench` module); then what the lesion outline costs and `bench memory`.
+//!   (see the `bench` module); then what the lesion outline costs, `bench inference` and `bench memory`;
+//!   every ours-against-a-peer ratio of the run is gathered in `bench/report.{json,md}`.
+//! - `bench inference [--iterations N]` — every shipped model natively, Bedside's CPU path against
+//!   onnxruntime (PyPI), one thread each, on the same exported weights.
 //! - `bench memory` — peak memory while the corpus's CR, a 9000 × 9000 photograph and a 400-frame
 //!   file are opened and diagnosed in the page, and of `bedside predict` natively (see the
 //!   `memory_bench` module).
@@ -91,7 +94,7 @@ enum Task {
         runs: Option<u64>,
     },
     /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom,
-    /// then the lesion outline's cost and peak memory; `bench memory` measures memory alone, `bench
+    /// then the lesion outline's cost, inference against onnxruntime and peak memory; `bench memory` measures memory alone, `bench
     /// relay` load-tests the relay server instead.
     Bench {
         /// Timed runs per file and peer (the median is reported).
@@ -107,6 +110,13 @@ enum BenchOf {
     /// Peak memory while opening and diagnosing the corpus's 16-bit CR, a 9000 × 9000 photograph and
     /// a 400-frame file in the page (headless Chromium), and of `bedside predict` on the CR.
     Memory,
+    /// Every shipped model's network natively, Bedside's CPU path against onnxruntime (PyPI), one
+    /// thread each, on the same exported weights (written to bench/inference.md and report.json).
+    Inference {
+        /// Timed runs per model and runtime (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+    },
     /// Load-test the release relay on loopback (POST, GET, and POST across a SIGTERM and a SIGKILL
     /// restart) and check that every acknowledged share is still there, byte for byte.
     Relay {
@@ -161,6 +171,9 @@ fn main() -> Result<()> {
             relay_bench::bench(&relay_bench::Options { seconds, connections, size, database })?
         }
         Task::Bench { what: Some(BenchOf::Memory), .. } => memory_bench::bench()?,
+        Task::Bench { what: Some(BenchOf::Inference { iterations }), .. } => {
+            bench::inference_alone(iterations)?
+        }
         Task::Bench { iterations, what: None } => bench::bench(iterations)?,
     }
     Ok(())
