@@ -8,8 +8,10 @@
 //! a lesion decoder, lesion logits — read back to the host. Medians of N runs after two warm-ups
 //! each. It prints one JSON line per folder: `task`, `input` ([c, h, w]), `macs` (the network's and
 //! the decoder's multiply–accumulates), `iterations`, `ours_ms`, `onnxruntime_ms` and `ratio`
-//! (ours over onnxruntime's: below 1, Bedside is faster), and `largest_difference` between the two
-//! runtimes' outputs on that input.
+//! (ours over onnxruntime's: below 1, Bedside is faster), `largest_difference` between the two
+//! runtimes' outputs on that input, and Bedside's own engine (`bedside-infer`) on the same pass:
+//! `engine_ms` with the kernels it picks at run time (`engine_kernels`) and `engine_portable_ms` with
+//! the baseline-target ones.
 
 use bedside_onnx::Loaded;
 use burn::prelude::*;
@@ -92,6 +94,24 @@ fn run() -> Result<(), String> {
         }
         let ours_ms = median(&mut times);
 
+        // Bedside's own engine on the same weights, with its run-time-chosen kernels and with the
+        // portable ones (what a build for the baseline target, or wasm32, runs).
+        let engine = bedside_infer::Engine::new(&network, lesion.as_ref()).map_err(|e| e.to_string())?;
+        let mut engine_ms = Vec::new();
+        for engine in [engine.clone(), engine.portable()] {
+            let run = || engine.run(&x, c, h, w).expect("the input fits");
+            run();
+            run();
+            let mut times: Vec<f64> = (0..iterations)
+                .map(|_| {
+                    let start = Instant::now();
+                    std::hint::black_box(run());
+                    start.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            engine_ms.push((engine.kernels(), median(&mut times)));
+        }
+
         let path = work.join(format!("{task}.onnx"));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         std::fs::write(&path, &onnx).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -113,6 +133,9 @@ fn run() -> Result<(), String> {
             "ours_ms": ours_ms,
             "onnxruntime_ms": peer_ms,
             "ratio": ours_ms / peer_ms,
+            "engine_kernels": engine_ms[0].0,
+            "engine_ms": engine_ms[0].1,
+            "engine_portable_ms": engine_ms[1].1,
             "largest_difference": largest_difference,
         });
         println!("{line}");

@@ -1,0 +1,316 @@
+//! The engine's three convolution kernels on channels-last maps, written once as plain Rust that
+//! the compiler vectorises, and compiled twice on x86-64: for the baseline target (SSE2; the wasm32
+//! build is the same code with simd128 where the build enables it) and for AVX2 + FMA, picked at run
+//! time. The arithmetic differs between the two only in FMA's single rounding.
+
+/// A multiply–add: `a · b + c`, rounded twice (portable) or once (FMA).
+trait Madd {
+    fn madd(a: f32, b: f32, c: f32) -> f32;
+}
+
+struct Plain;
+impl Madd for Plain {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// Only inlined into functions compiled with the `fma` feature: elsewhere `mul_add` is a libm call.
+#[cfg(target_arch = "x86_64")]
+struct Fused;
+#[cfg(target_arch = "x86_64")]
+impl Madd for Fused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+/// Where a convolution reads from: the input's and output's sides, the kernel, stride and the
+/// padding before the first row and column.
+pub(crate) struct Geometry {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub top: usize,
+    pub left: usize,
+}
+
+impl Geometry {
+    /// The input row (or column) a kernel tap reads for an output row, if inside the input.
+    #[inline(always)]
+    fn source(out: usize, tap: usize, stride: usize, before: usize, size: usize) -> Option<usize> {
+        (out * stride + tap).checked_sub(before).filter(|&i| i < size)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Kernels {
+    pub fn detect() -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Kernels::Avx2Fma;
+        }
+        Kernels::Portable
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => "avx2+fma",
+        }
+    }
+
+    /// `out[p][o] = bias[o] + Σ_i x[p][i] · w[i][o]` for every pixel `p`, `w` packed by
+    /// [`pack_pointwise`].
+    pub fn pointwise(self, x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
+        match self {
+            Kernels::Portable => pointwise::<Plain>(x, c_in, w, bias, c_out, out),
+            // SAFETY: chosen only where `detect` saw AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => unsafe { avx2::pointwise(x, c_in, w, bias, c_out, out) },
+        }
+    }
+
+    /// One `k × k` filter per channel: `w[ky][kx][c]`.
+    pub fn depthwise(self, x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
+        match self {
+            Kernels::Portable => depthwise::<Plain>(x, g, c, w, bias, out),
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => unsafe { avx2::depthwise(x, g, c, w, bias, out) },
+        }
+    }
+
+    /// A full convolution: `w[ky][kx][i][o]`, packed by [`pack_pointwise`] with `k² · c_in` inputs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense(
+        self,
+        x: &[f32],
+        g: &Geometry,
+        c_in: usize,
+        w: &[f32],
+        bias: &[f32],
+        c_out: usize,
+        out: &mut [f32],
+    ) {
+        match self {
+            Kernels::Portable => dense::<Plain>(x, g, c_in, w, bias, c_out, out),
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => unsafe { avx2::dense(x, g, c_in, w, bias, c_out, out) },
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Fused, Geometry};
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn pointwise(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
+        super::pointwise::<Fused>(x, c_in, w, bias, c_out, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn depthwise(x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
+        super::depthwise::<Fused>(x, g, c, w, bias, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub fn dense(
+        x: &[f32],
+        g: &Geometry,
+        c_in: usize,
+        w: &[f32],
+        bias: &[f32],
+        c_out: usize,
+        out: &mut [f32],
+    ) {
+        super::dense::<Fused>(x, g, c_in, w, bias, c_out, out)
+    }
+}
+
+/// Pixels per register tile of the pointwise kernel.
+const ROWS: usize = 4;
+
+/// The output-channel blocks a pointwise weight is packed in: 16 wide, then 8, then what is left.
+fn blocks(c_out: usize) -> impl Iterator<Item = (usize, usize)> {
+    let wide = c_out / 16 * 16;
+    let narrow = wide + (c_out - wide) / 8 * 8;
+    let starts = (0..wide).step_by(16).map(|j| (j, 16)).chain((wide..narrow).step_by(8).map(|j| (j, 8)));
+    starts.chain((narrow < c_out).then_some((narrow, c_out - narrow)))
+}
+
+/// A pointwise weight `[c_in][c_out]` packed for [`Kernels::pointwise`]: for each block of output
+/// channels ([`blocks`]), its `[c_in][width]` panel, so that the kernel reads weights in order.
+pub(crate) fn pack_pointwise(w: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
+    let mut packed = Vec::with_capacity(w.len());
+    for (j, width) in blocks(c_out) {
+        for i in 0..c_in {
+            packed.extend_from_slice(&w[i * c_out + j..][..width]);
+        }
+    }
+    packed
+}
+
+/// Tiles of `ROWS` pixels × 16 (or 8) output channels held in registers while the input channels
+/// stream by; `w` is packed ([`pack_pointwise`]).
+#[inline(always)]
+fn pointwise<M: Madd>(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
+    let pixels = x.len() / c_in;
+    // The tile's input pixels interleaved, `[c_in][ROWS]`, so that one step reads one chunk.
+    let mut interleaved = vec![0.0f32; c_in * ROWS];
+    let mut p = 0;
+    while p + ROWS <= pixels {
+        for (r, row) in x[p * c_in..(p + ROWS) * c_in].chunks_exact(c_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                interleaved[i * ROWS + r] = v;
+            }
+        }
+        pointwise_rows::<M, ROWS>(&interleaved, c_in, w, bias, c_out, &mut out[p * c_out..][..ROWS * c_out]);
+        p += ROWS;
+    }
+    for q in p..pixels {
+        pointwise_rows::<M, 1>(&x[q * c_in..][..c_in], c_in, w, bias, c_out, &mut out[q * c_out..][..c_out]);
+    }
+}
+
+/// `R` pixels (interleaved `[c_in][R]`), every output channel, block by block.
+#[inline(always)]
+fn pointwise_rows<M: Madd, const R: usize>(
+    xs: &[f32],
+    c_in: usize,
+    w: &[f32],
+    bias: &[f32],
+    c_out: usize,
+    out: &mut [f32],
+) {
+    let mut offset = 0;
+    for (j, width) in blocks(c_out) {
+        let panel = &w[offset..][..c_in * width];
+        offset += c_in * width;
+        match width {
+            16 => pointwise_tile::<M, R, 16>(xs, panel, &bias[j..j + 16], j, c_out, out),
+            8 => pointwise_tile::<M, R, 8>(xs, panel, &bias[j..j + 8], j, c_out, out),
+            _ => {
+                for r in 0..R {
+                    let row = &mut out[r * c_out + j..][..width];
+                    row.copy_from_slice(&bias[j..]);
+                    for (a, wv) in xs.iter().skip(r).step_by(R).zip(panel.chunks_exact(width)) {
+                        row.iter_mut().zip(wv).for_each(|(o, &wv)| *o = M::madd(*a, wv, *o));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `R` pixels × `L` output channels from channel `j`, accumulated in registers.
+#[inline(always)]
+fn pointwise_tile<M: Madd, const R: usize, const L: usize>(
+    xs: &[f32],
+    panel: &[f32],
+    bias: &[f32],
+    j: usize,
+    c_out: usize,
+    out: &mut [f32],
+) {
+    let bias: &[f32; L] = bias.try_into().unwrap();
+    let mut acc = [*bias; R];
+    for (a, wv) in xs.chunks_exact(R).zip(panel.chunks_exact(L)) {
+        let a: &[f32; R] = a.try_into().unwrap();
+        let wv: &[f32; L] = wv.try_into().unwrap();
+        for r in 0..R {
+            for l in 0..L {
+                acc[r][l] = M::madd(a[r], wv[l], acc[r][l]);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        out[r * c_out + j..][..L].copy_from_slice(row);
+    }
+}
+
+#[inline(always)]
+fn depthwise<M: Madd>(x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
+    let k = g.kernel;
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let acc = &mut out[(oy * g.out_w + ox) * c..][..c];
+            acc.copy_from_slice(bias);
+            for ky in 0..k {
+                let Some(iy) = Geometry::source(oy, ky, g.stride, g.top, g.in_h) else { continue };
+                for kx in 0..k {
+                    let Some(ix) = Geometry::source(ox, kx, g.stride, g.left, g.in_w) else { continue };
+                    let xs = &x[(iy * g.in_w + ix) * c..][..c];
+                    let ws = &w[(ky * k + kx) * c..][..c];
+                    for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
+                        *a = M::madd(xv, wv, *a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each output pixel's `k × k × c_in` patch gathered (zeros where it hangs over the edge), then
+/// multiplied by the weight packed as a pointwise one with `k² · c_in` inputs.
+#[inline(always)]
+fn dense<M: Madd>(
+    x: &[f32],
+    g: &Geometry,
+    c_in: usize,
+    w: &[f32],
+    bias: &[f32],
+    c_out: usize,
+    out: &mut [f32],
+) {
+    let k = g.kernel;
+    let patch = k * k * c_in;
+    let pixels = g.out_h * g.out_w;
+    let mut patches = vec![0.0f32; patch * ROWS];
+    // Writes pixel `pixel`'s patch as row `r` of `rows` interleaved rows.
+    let gather = |pixel: usize, r: usize, rows: usize, patches: &mut [f32]| {
+        let (oy, ox) = (pixel / g.out_w, pixel % g.out_w);
+        for ky in 0..k {
+            let iy = Geometry::source(oy, ky, g.stride, g.top, g.in_h);
+            for kx in 0..k {
+                let ix = Geometry::source(ox, kx, g.stride, g.left, g.in_w);
+                let base = (ky * k + kx) * c_in;
+                match iy.zip(ix) {
+                    Some((iy, ix)) => {
+                        let src = &x[(iy * g.in_w + ix) * c_in..][..c_in];
+                        for (i, &v) in src.iter().enumerate() {
+                            patches[(base + i) * rows + r] = v;
+                        }
+                    }
+                    None => (0..c_in).for_each(|i| patches[(base + i) * rows + r] = 0.0),
+                }
+            }
+        }
+    };
+    let mut p = 0;
+    while p + ROWS <= pixels {
+        for r in 0..ROWS {
+            gather(p + r, r, ROWS, &mut patches);
+        }
+        pointwise_rows::<M, ROWS>(&patches, patch, w, bias, c_out, &mut out[p * c_out..][..ROWS * c_out]);
+        p += ROWS;
+    }
+    for q in p..pixels {
+        gather(q, 0, 1, &mut patches);
+        pointwise_rows::<M, 1>(&patches[..patch], patch, w, bias, c_out, &mut out[q * c_out..][..c_out]);
+    }
+}

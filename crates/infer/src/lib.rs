@@ -1,0 +1,444 @@
+//! Bedside's own CPU inference engine for the networks it ships: the forward pass of a student
+//! (MobileNetV2-style or EfficientNet-Lite0), its class activation maps and its lesion decoder,
+//! without a tensor framework.
+//!
+//! This is the fp32 reference path: maps are channels-last (`[height][width][channels]`), so that
+//! every kernel's inner loop runs over contiguous channels and vectorises — a 1 × 1 convolution is
+//! a row-times-matrix product per pixel, a depthwise one a sum of `k²` shifted rows. Bias and ReLU6
+//! are fused into each convolution. The same code builds natively and for wasm32; on x86-64 the
+//! kernels are also compiled for AVX2 + FMA and chosen at run time.
+//!
+//! Weights come from a loaded `bedside_model` network ([`Engine::new`]), BatchNorm folded.
+//! burn stays for training and for the WebGPU path; `tests/parity.rs` holds this engine to burn's
+//! outputs on every shipped model.
+
+mod kernels;
+
+use bedside_model::lesion::{LesionDecoder, resample_matrix};
+use bedside_model::student::{ConvBn, Student};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use kernels::Kernels;
+
+/// Why a network cannot run on this engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} still has its BatchNorm: load the network from a model folder (folded)")]
+    NotFolded(String),
+    #[error("{layer}: {what} is not supported by the engine")]
+    Unsupported { layer: String, what: String },
+    #[error("input of {got} values given; the network reads {channels} × {height} × {width}")]
+    InputSize { got: usize, channels: usize, height: usize, width: usize },
+}
+
+/// A channels-last feature map of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    /// `[height][width][channels]`.
+    pub data: Vec<f32>,
+}
+
+impl Map {
+    fn zeros(height: usize, width: usize, channels: usize) -> Map {
+        Map { height, width, channels, data: vec![0.0; height * width * channels] }
+    }
+
+    /// From planar `[channels][height][width]` values (the models' input layout).
+    pub fn from_planar(values: &[f32], channels: usize, height: usize, width: usize) -> Map {
+        let plane = height * width;
+        let mut data = vec![0.0; values.len()];
+        for c in 0..channels {
+            for (p, &v) in values[c * plane..(c + 1) * plane].iter().enumerate() {
+                data[p * channels + c] = v;
+            }
+        }
+        Map { height, width, channels, data }
+    }
+
+    fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// How a convolution's weights are laid out for its kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// 1 × 1, stride 1, one group: weight `[c_in][c_out]`, packed by `kernels::pack_pointwise`.
+    Pointwise,
+    /// One filter per channel: weight `[ky][kx][c]`.
+    Depthwise,
+    /// Any other single-group convolution (the stem, the lesion decoder's 3 × 3): weight
+    /// `[ky][kx][c_in][c_out]`, packed as a pointwise one with `k² · c_in` inputs.
+    Dense,
+}
+
+/// A convolution with its bias and (optionally) ReLU6, weights in the kernel's layout.
+#[derive(Debug, Clone)]
+struct Conv {
+    kind: Kind,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    same_padding: bool,
+    /// Explicit `(top, left)` padding where the layer does not pad `SAME` (bottom/right follow from
+    /// the output size).
+    pad: (usize, usize),
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    relu6: bool,
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 values")
+}
+
+impl Conv {
+    fn from_layer(name: &str, layer: &ConvBn) -> Result<Conv, Error> {
+        if layer.bn.is_some() {
+            return Err(Error::NotFolded(name.into()));
+        }
+        Conv::from_conv(name, &layer.conv, layer.relu6)
+    }
+
+    fn from_conv(name: &str, conv: &Conv2d, relu6: bool) -> Result<Conv, Error> {
+        let unsupported = |what: String| Error::Unsupported { layer: name.into(), what };
+        let [c_out, c_in_group, kh, kw] = conv.weight.dims();
+        if kh != kw || conv.stride[0] != conv.stride[1] || conv.dilation != [1, 1] {
+            return Err(unsupported(format!(
+                "kernel {kh}×{kw}, stride {:?}, dilation {:?}",
+                conv.stride, conv.dilation
+            )));
+        }
+        let (kernel, stride, groups) = (kh, conv.stride[0], conv.groups);
+        let (same_padding, pad) = match conv.padding {
+            PaddingConfig2d::Same => (true, (0, 0)),
+            PaddingConfig2d::Valid => (false, (0, 0)),
+            PaddingConfig2d::Explicit(top, left, _, _) => (false, (top, left)),
+        };
+        let c_in = c_in_group * groups;
+        let w = values(conv.weight.val()); // [c_out][c_in/groups][k][k]
+        let kk = kernel * kernel;
+        let (kind, weight) = if groups == c_out && c_in_group == 1 && c_in == c_out {
+            let mut t = vec![0.0; kk * c_out];
+            for c in 0..c_out {
+                for k in 0..kk {
+                    t[k * c_out + c] = w[c * kk + k];
+                }
+            }
+            (Kind::Depthwise, t)
+        } else if groups == 1 {
+            let mut t = vec![0.0; kk * c_in * c_out];
+            for o in 0..c_out {
+                for i in 0..c_in {
+                    for k in 0..kk {
+                        t[(k * c_in + i) * c_out + o] = w[(o * c_in + i) * kk + k];
+                    }
+                }
+            }
+            if kernel == 1 && stride == 1 && pad == (0, 0) {
+                (Kind::Pointwise, kernels::pack_pointwise(&t, c_in, c_out))
+            } else {
+                (Kind::Dense, kernels::pack_pointwise(&t, kk * c_in, c_out))
+            }
+        } else {
+            return Err(unsupported(format!("{groups} groups of {c_in_group} channels")));
+        };
+        let bias = match &conv.bias {
+            Some(b) => values(b.val()),
+            None => vec![0.0; c_out],
+        };
+        Ok(Conv { kind, c_in, c_out, kernel, stride, same_padding, pad, weight, bias, relu6 })
+    }
+
+    /// Output side and the padding before it, for an input side.
+    fn geometry(&self, size: usize) -> (usize, usize) {
+        if self.same_padding {
+            let out = size.div_ceil(self.stride);
+            let total = ((out.max(1) - 1) * self.stride + self.kernel).saturating_sub(size);
+            (out, total / 2)
+        } else {
+            let before = self.pad.0;
+            // Symmetric padding: the same after as before.
+            ((size + 2 * before - self.kernel) / self.stride + 1, before)
+        }
+    }
+
+    fn run(&self, k: &Kernels, x: &Map) -> Map {
+        debug_assert_eq!(x.channels, self.c_in);
+        let (oh, top) = self.geometry(x.height);
+        let (ow, left) = self.geometry(x.width);
+        let left = if self.same_padding { left } else { self.pad.1 };
+        let mut out = Map::zeros(oh, ow, self.c_out);
+        let geometry = kernels::Geometry {
+            in_h: x.height,
+            in_w: x.width,
+            out_h: oh,
+            out_w: ow,
+            kernel: self.kernel,
+            stride: self.stride,
+            top,
+            left,
+        };
+        match self.kind {
+            Kind::Pointwise => {
+                k.pointwise(&x.data, self.c_in, &self.weight, &self.bias, self.c_out, &mut out.data)
+            }
+            Kind::Depthwise => {
+                k.depthwise(&x.data, &geometry, self.c_out, &self.weight, &self.bias, &mut out.data)
+            }
+            Kind::Dense => {
+                k.dense(&x.data, &geometry, self.c_in, &self.weight, &self.bias, self.c_out, &mut out.data)
+            }
+        }
+        if self.relu6 {
+            for v in &mut out.data {
+                *v = v.clamp(0.0, 6.0);
+            }
+        }
+        out
+    }
+}
+
+/// A linear layer: weight `[d_in][d_out]` (burn's layout) packed as a pointwise convolution's,
+/// bias `[d_out]`.
+#[derive(Debug, Clone)]
+struct Linear {
+    d_in: usize,
+    d_out: usize,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Linear {
+    fn from_burn(linear: &burn::nn::Linear) -> Linear {
+        let [d_in, d_out] = linear.weight.dims();
+        let bias = linear.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| values(b.val()));
+        let weight = kernels::pack_pointwise(&values(linear.weight.val()), d_in, d_out);
+        Linear { d_in, d_out, weight, bias }
+    }
+
+    fn run(&self, k: &Kernels, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.d_out];
+        k.pointwise(x, self.d_in, &self.weight, &self.bias, self.d_out, &mut out);
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    expand: Option<Conv>,
+    depthwise: Conv,
+    se: Option<(Linear, Linear)>,
+    project: Conv,
+    residual: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Decoder {
+    lateral: Vec<Conv>,
+    smooth: Vec<Conv>,
+    out: Conv,
+}
+
+/// A network ready to run: the student, and its lesion decoder where it has one.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    stem: Conv,
+    blocks: Vec<Block>,
+    taps: [usize; 3],
+    head: Conv,
+    classifier: Linear,
+    decoder: Option<Decoder>,
+    kernels: Kernels,
+}
+
+/// One image's outputs, laid out as the ONNX export and burn give them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub logits: Vec<f32>,
+    /// `[classes][map_height][map_width]`.
+    pub class_maps: Vec<f32>,
+    pub map_height: usize,
+    pub map_width: usize,
+    /// `[height][width]` at the input size, where the engine has a lesion decoder.
+    pub lesion_logits: Option<Vec<f32>>,
+}
+
+impl Engine {
+    /// The engine for a loaded (folded) network and its lesion decoder.
+    pub fn new(model: &Student, lesion: Option<&LesionDecoder>) -> Result<Engine, Error> {
+        let blocks = model
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let name = |part: &str| format!("block {i} {part}");
+                Ok(Block {
+                    expand: b.expand.as_ref().map(|e| Conv::from_layer(&name("expand"), e)).transpose()?,
+                    depthwise: Conv::from_layer(&name("depthwise"), &b.depthwise)?,
+                    se: b
+                        .se
+                        .as_ref()
+                        .map(|se| (Linear::from_burn(&se.reduce), Linear::from_burn(&se.expand))),
+                    project: Conv::from_layer(&name("project"), &b.project)?,
+                    residual: b.residual,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let decoder = lesion
+            .map(|d| {
+                Ok::<_, Error>(Decoder {
+                    lateral: d
+                        .lateral
+                        .iter()
+                        .map(|c| Conv::from_layer("lesion lateral", c))
+                        .collect::<Result<_, _>>()?,
+                    smooth: d
+                        .smooth
+                        .iter()
+                        .map(|c| Conv::from_layer("lesion smooth", c))
+                        .collect::<Result<_, _>>()?,
+                    out: Conv::from_conv("lesion out", &d.out, false)?,
+                })
+            })
+            .transpose()?;
+        Ok(Engine {
+            stem: Conv::from_layer("stem", &model.stem)?,
+            blocks,
+            taps: model.tap_blocks(),
+            head: Conv::from_layer("head", &model.head)?,
+            classifier: Linear::from_burn(&model.classifier),
+            decoder,
+            kernels: Kernels::detect(),
+        })
+    }
+
+    /// The same engine with the portable kernels only (no AVX2 + FMA), for comparing the two.
+    pub fn portable(mut self) -> Engine {
+        self.kernels = Kernels::Portable;
+        self
+    }
+
+    /// Which kernels run: `"avx2+fma"` or `"portable"`.
+    pub fn kernels(&self) -> &'static str {
+        self.kernels.name()
+    }
+
+    /// One image, planar `[channels][height][width]` (the normalised input the models take).
+    pub fn run(&self, planar: &[f32], channels: usize, height: usize, width: usize) -> Result<Output, Error> {
+        if planar.len() != channels * height * width || channels != self.stem.c_in {
+            let channels = self.stem.c_in;
+            return Err(Error::InputSize { got: planar.len(), channels, height, width });
+        }
+        let k = &self.kernels;
+        let mut x = self.stem.run(k, &Map::from_planar(planar, channels, height, width));
+        let mut taps = Vec::with_capacity(3);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let mut y = match &block.expand {
+                Some(expand) => expand.run(k, &x),
+                None => x.clone(),
+            };
+            y = block.depthwise.run(k, &y);
+            if let Some((reduce, expand)) = &block.se {
+                let pooled = mean_pool(&y);
+                let mut s = reduce.run(k, &pooled);
+                s.iter_mut().for_each(|v| *v = v.max(0.0));
+                let gate: Vec<f32> =
+                    expand.run(k, &s).into_iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+                for pixel in y.data.chunks_exact_mut(y.channels) {
+                    pixel.iter_mut().zip(&gate).for_each(|(v, g)| *v *= g);
+                }
+            }
+            let mut out = block.project.run(k, &y);
+            if block.residual {
+                out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
+            }
+            x = out;
+            if self.taps.contains(&i) {
+                taps.push(x.clone());
+            }
+        }
+        let features = self.head.run(k, &x);
+        let logits = self.classifier.run(k, &mean_pool(&features));
+        // Class activation maps: the classifier's weights (no bias) at every position.
+        let classes = self.classifier.d_out;
+        let mut per_pixel = vec![0.0; features.pixels() * classes];
+        k.pointwise(
+            &features.data,
+            features.channels,
+            &self.classifier.weight,
+            &vec![0.0; classes],
+            classes,
+            &mut per_pixel,
+        );
+        let mut class_maps = vec![0.0; per_pixel.len()];
+        for (p, row) in per_pixel.chunks_exact(classes).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                class_maps[c * features.pixels() + p] = v;
+            }
+        }
+        let lesion_logits = self.decoder.as_ref().map(|d| d.run(k, &features, &taps, height, width));
+        Ok(Output {
+            logits,
+            class_maps,
+            map_height: features.height,
+            map_width: features.width,
+            lesion_logits,
+        })
+    }
+}
+
+fn mean_pool(x: &Map) -> Vec<f32> {
+    let mut sum = vec![0.0f32; x.channels];
+    for pixel in x.data.chunks_exact(x.channels) {
+        sum.iter_mut().zip(pixel).for_each(|(s, v)| *s += v);
+    }
+    let n = x.pixels() as f32;
+    sum.into_iter().map(|s| s / n).collect()
+}
+
+impl Decoder {
+    /// As `bedside_model::lesion::LesionDecoder::forward`: lateral projections, nearest 2×
+    /// upsampling cut to each tap's side, smoothing, the output convolution, then bilinear
+    /// resampling to the input size.
+    fn run(&self, k: &Kernels, head: &Map, taps: &[Map], height: usize, width: usize) -> Vec<f32> {
+        let mut x = self.lateral[0].run(k, head);
+        for (i, tap) in taps.iter().rev().enumerate() {
+            let mut merged = self.lateral[i + 1].run(k, tap);
+            let c = merged.channels;
+            for y in 0..tap.height {
+                for xx in 0..tap.width {
+                    let src = &x.data[((y / 2) * x.width + xx / 2) * c..][..c];
+                    let dst = &mut merged.data[(y * tap.width + xx) * c..][..c];
+                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                }
+            }
+            x = self.smooth[i].run(k, &merged);
+        }
+        let coarse = self.out.run(k, &x); // one channel: [h][w]
+        let (h, w) = (coarse.height, coarse.width);
+        let rows = resample_matrix(height, h);
+        let cols = resample_matrix(width, w);
+        // rows [height][h] × coarse [h][w], then × colsᵀ.
+        let mut tall = vec![0.0f32; height * w];
+        for (i, r) in rows.chunks_exact(h).enumerate() {
+            for (j, &f) in r.iter().enumerate().filter(|(_, f)| **f != 0.0) {
+                let src = &coarse.data[j * w..][..w];
+                tall[i * w..][..w].iter_mut().zip(src).for_each(|(t, s)| *t += f * s);
+            }
+        }
+        let mut out = vec![0.0f32; height * width];
+        for i in 0..height {
+            let t = &tall[i * w..][..w];
+            for (j, c) in cols.chunks_exact(w).enumerate() {
+                out[i * width + j] = t.iter().zip(c).map(|(a, b)| a * b).sum();
+            }
+        }
+        out
+    }
+}

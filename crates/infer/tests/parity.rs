@@ -1,0 +1,90 @@
+//! The engine computes what burn computes, on every shipped model: logits, class activation maps
+//! and lesion logits, with both kernel sets.
+
+use bedside_infer::Engine;
+use bedside_onnx::Loaded;
+use burn::prelude::*;
+use std::path::Path;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// A smooth picture with a bright disc under deterministic noise, in the normalised range.
+fn picture(c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..c * h * w)
+        .map(|i| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let noise = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let (ch, y, x) = (i / (h * w), (i / w) % h, i % w);
+            let (u, v) = (x as f32 / w as f32 - 0.45, y as f32 / h as f32 - 0.55);
+            -1.0 + 1.2 * u + 0.3 * ch as f32 + if u * u + v * v < 0.05 { 1.5 } else { 0.0 } + 0.6 * noise
+        })
+        .collect()
+}
+
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn the_engine_computes_what_burn_computes() {
+    let device = Device::flex();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for task in ["chest", "skin", "breast", "gate"] {
+        let dir = models.join(task);
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let text = |name: &str| String::from_utf8(read(name)).unwrap();
+        let lesion = dir.join("lesion.json").is_file().then(|| (text("lesion.json"), read("lesion.bin")));
+        let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
+        let Loaded { info, network, lesion } =
+            bedside_onnx::load(&text("model.json"), read("model.bin"), lesion, &device).unwrap();
+        let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
+        let x = picture(c, h, w);
+
+        let input = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, c, h, w]), &device);
+        let (logits, features, taps) = network.forward_with_taps(input);
+        let maps = to_vec(network.class_activation_maps(features.clone()));
+        let outline = lesion.as_ref().map(|d| to_vec(d.forward(features, &taps, [h, w])));
+        let logits = to_vec(logits);
+
+        let engine = Engine::new(&network, lesion.as_ref()).unwrap();
+        for engine in [engine.clone(), engine.portable()] {
+            let out = engine.run(&x, c, h, w).unwrap();
+            let kernels = engine.kernels();
+            let mut worst = vec![
+                ("logits", largest_difference(&out.logits, &logits)),
+                ("class_maps", largest_difference(&out.class_maps, &maps)),
+            ];
+            if let Some(outline) = &outline {
+                worst.push((
+                    "lesion_logits",
+                    largest_difference(out.lesion_logits.as_ref().unwrap(), outline),
+                ));
+            } else {
+                assert!(out.lesion_logits.is_none());
+            }
+            println!("{task} ({kernels}): largest differences {worst:?}");
+            for (name, d) in worst {
+                assert!(d <= TOLERANCE, "{task} {name} ({kernels}): differs from burn by {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wrong_input_size_is_an_error() {
+    let device = Device::flex();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/gate");
+    let read = |name: &str| std::fs::read(models.join(name)).unwrap();
+    let loaded =
+        bedside_onnx::load(&String::from_utf8(read("model.json")).unwrap(), read("model.bin"), None, &device)
+            .unwrap();
+    let engine = Engine::new(&loaded.network, None).unwrap();
+    let error = engine.run(&[0.0; 10], 3, 64, 64).unwrap_err().to_string();
+    assert!(error.contains("10 values") && error.contains("3 × 64 × 64"), "{error}");
+}
