@@ -4,8 +4,10 @@
 //! The one path every front end takes: `bedside-imaging`'s decoded [`Frame`] becomes the model's
 //! input through [`model_view`] (the function training reads its images through too), runs through
 //! the student once for both the logits and the class activation maps, and is interpreted by the
-//! task's decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only the
-//! device differs (flex on the CPU, WebGPU in the browser when there is an adapter).
+//! task's decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only
+//! what computes the network differs: burn on a device (flex on the CPU natively, WebGPU in the
+//! browser when there is an adapter), or Bedside's own CPU engine (`bedside-infer`,
+//! [`Diagnoser::on_engine`]: the page's CPU path).
 //!
 //! The trust gate is loaded the same way: [`Diagnoser::route`] says which model a frame goes to, or
 //! refuses it. What a front end shows — the gate's verdict, the routing and the diagnosis, or the
@@ -60,6 +62,8 @@ pub enum Error {
     NotAGate(&'static str),
     #[error(transparent)]
     Lesion(#[from] LesionError),
+    #[error(transparent)]
+    Engine(#[from] bedside_infer::Error),
 }
 
 /// Runs a future to completion on this thread: how native callers wait for the device.
@@ -71,11 +75,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 #[derive(Debug, Clone)]
 pub struct Diagnoser {
     info: ModelInfo,
-    model: Student,
+    network: Network,
     device: Device,
     /// SHA-256 of the weights file, which a lesion decoder must have been trained on.
     weights_sha256: String,
-    lesion: Option<(LesionInfo, LesionDecoder)>,
+    /// The lesion decoder's `lesion.json`, where one is loaded.
+    lesion: Option<LesionInfo>,
+}
+
+/// What computes the network.
+#[derive(Debug, Clone)]
+enum Network {
+    /// burn, on the diagnoser's device.
+    Burn { model: Student, decoder: Option<LesionDecoder> },
+    /// Bedside's own CPU engine (the lesion decoder inside it).
+    Engine(bedside_infer::Engine),
 }
 
 /// The lesion outline of a frame, where the task has a lesion decoder.
@@ -176,7 +190,17 @@ impl Diagnoser {
         let info = ModelInfo::from_json(model_json)?;
         let weights_sha256 = sha256_hex(&weights);
         let model = student_from_bytes(&info.network, weights, &device)?;
-        Ok(Diagnoser { info, model, device, weights_sha256, lesion: None })
+        let network = Network::Burn { model, decoder: None };
+        Ok(Diagnoser { info, network, device, weights_sha256, lesion: None })
+    }
+
+    /// The same model computed by Bedside's own CPU engine instead of burn (outputs within 1e-4 of
+    /// burn's; `bedside-infer`'s parity test): what the page's CPU path runs.
+    pub fn on_engine(mut self) -> Result<Diagnoser, Error> {
+        if let Network::Burn { model, decoder } = &self.network {
+            self.network = Network::Engine(bedside_infer::Engine::new(model, decoder.as_ref())?);
+        }
+        Ok(self)
     }
 
     /// Adds the task's lesion decoder (`lesion.json` text and `lesion.bin`), which must have been
@@ -184,7 +208,11 @@ impl Diagnoser {
     pub fn with_lesion(mut self, lesion_json: &str, weights: Vec<u8>) -> Result<Diagnoser, Error> {
         let info = LesionInfo::from_json(lesion_json, &self.info.network, &self.weights_sha256)?;
         let decoder = decoder_from_bytes(&info.decoder, weights, &self.device)?;
-        self.lesion = Some((info, decoder));
+        self.network = match self.network {
+            Network::Burn { model, .. } => Network::Burn { model, decoder: Some(decoder) },
+            Network::Engine(engine) => Network::Engine(engine.with_lesion(&decoder)?),
+        };
+        self.lesion = Some(info);
         Ok(self)
     }
 
@@ -224,15 +252,26 @@ impl Diagnoser {
     /// is what a frame pixel measures: lesion measurements come in millimetres where the file gives
     /// a pixel spacing, else in the file's own pixels.
     pub async fn run(&self, input: Vec<f32>, region: [u32; 4], size: PixelSize) -> Result<Diagnosis, Error> {
-        let decoder = self.lesion.as_ref().map(|(_, decoder)| decoder);
-        let (logits, maps, outline) =
-            forward_all(&self.model, decoder, &self.info.input, input, &self.device);
-        let [_, _, map_height, map_width] = maps.dims();
-        let logits = self.read(logits.into_data_async().await)?;
-        let maps = self.read(maps.into_data_async().await)?;
+        let (logits, maps, map_height, map_width, outline) = match &self.network {
+            Network::Burn { model, decoder } => {
+                let (logits, maps, outline) =
+                    forward_all(model, decoder.as_ref(), &self.info.input, input, &self.device);
+                let [_, _, map_height, map_width] = maps.dims();
+                let logits = self.read(logits.into_data_async().await)?;
+                let maps = self.read(maps.into_data_async().await)?;
+                let outline = match outline {
+                    Some(outline) => Some(self.read(outline.into_data_async().await)?),
+                    None => None,
+                };
+                (logits, maps, map_height, map_width, outline)
+            }
+            Network::Engine(engine) => {
+                let out = engine.run_input(&self.info.input, &input)?;
+                (out.logits, out.class_maps, out.map_height, out.map_width, out.lesion_logits)
+            }
+        };
         let lesion = match (outline, &self.lesion) {
-            (Some(outline), Some((info, _))) => {
-                let outline = self.read(outline.into_data_async().await)?;
+            (Some(outline), Some(info)) => {
                 Some(self.lesion_in_region(&outline, info.threshold, region, size))
             }
             _ => None,

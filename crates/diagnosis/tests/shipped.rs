@@ -191,3 +191,47 @@ fn a_breast_ultrasound_gets_a_lesion_outline_measured_in_pixels_or_millimetres()
     let drawn = rgba.chunks(4).filter(|p| p[3] == 255).count();
     assert_eq!(drawn, lesion.mask.boundary().len(), "one pixel thick on a picture under 600 pixels");
 }
+
+/// Bedside's own CPU engine (the page's CPU path) gives burn's diagnosis on every original: the
+/// same answer, probabilities within 1e-4, the same heat-map peak and the same lesion outline.
+#[test]
+fn the_engine_gives_burns_diagnosis_on_every_original() {
+    let Some(data) = bedside_corpus::shared_data("engine parity") else { return };
+    let text = std::fs::read_to_string(data.join("originals/labels.csv")).unwrap();
+    let mut outlined = 0;
+    for line in text.lines().skip(1) {
+        let file = line.split(',').next().unwrap();
+        let task = line.split(',').nth(1).unwrap().split('_').next().unwrap();
+        let dir = workspace().join("models").join(task);
+        let mut burn = diagnoser(task);
+        if dir.join("lesion.json").is_file() {
+            let json = std::fs::read_to_string(dir.join("lesion.json")).unwrap();
+            burn = burn.with_lesion(&json, std::fs::read(dir.join("lesion.bin")).unwrap()).unwrap();
+        }
+        let engine = burn.clone().on_engine().unwrap();
+        assert_eq!(engine.has_lesion(), burn.has_lesion());
+        let study = open(&data, file);
+        let (a, b) =
+            (burn.diagnose_blocking(&study, 0).unwrap(), engine.diagnose_blocking(&study, 0).unwrap());
+        assert_eq!((&a.label, &a.most_likely, a.region), (&b.label, &b.most_likely, b.region), "{file}");
+        let diff =
+            a.probabilities.iter().zip(&b.probabilities).map(|(x, y)| (x.1 - y.1).abs()).fold(0.0, f32::max);
+        assert!(diff <= 1e-4, "{file}: probabilities differ by {diff}");
+        assert_eq!(a.heat_map_peak(), b.heat_map_peak(), "{file}");
+        let map_diff =
+            a.heat_map.values.iter().zip(&b.heat_map.values).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(map_diff <= 1e-3, "{file}: heat maps differ by {map_diff}");
+        match (&a.lesion, &b.lesion) {
+            (Some(x), Some(y)) => {
+                // Thresholded logits within 1e-4 of each other: a boundary pixel may flip, no more.
+                let differ = x.mask.values.iter().zip(&y.mask.values).filter(|(p, q)| p != q).count();
+                assert!(differ <= x.mask.boundary().len() / 10 + 1, "{file}: {differ} outline pixels differ");
+                outlined += 1;
+            }
+            (None, None) => {}
+            _ => panic!("{file}: one has a lesion outline, the other not"),
+        }
+        println!("{file}: {} on both, largest probability difference {diff:.1e}", a.label);
+    }
+    assert_eq!(outlined, 6, "the three breast and three skin originals are outlined");
+}

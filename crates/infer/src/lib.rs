@@ -14,6 +14,7 @@
 
 mod kernels;
 
+use bedside_model::input::InputSpec;
 use bedside_model::lesion::{LesionDecoder, resample_matrix};
 use bedside_model::student::{ConvBn, Student};
 use burn::nn::PaddingConfig2d;
@@ -318,6 +319,40 @@ impl Engine {
         })
     }
 
+    /// The same engine with a lesion decoder (which must read this network's feature maps).
+    pub fn with_lesion(mut self, lesion: &LesionDecoder) -> Result<Engine, Error> {
+        self.decoder = Some(Decoder::new(lesion)?);
+        Ok(self)
+    }
+
+    /// Whether [`Output::lesion_logits`] will be given.
+    pub fn has_lesion(&self) -> bool {
+        self.decoder.is_some()
+    }
+
+    /// One image as a model takes it: `input` says its size, and whether the pass is averaged with
+    /// the mirror image's (maps and lesion logits mirrored back), as `bedside_model::infer` does.
+    pub fn run_input(&self, spec: &InputSpec, planar: &[f32]) -> Result<Output, Error> {
+        let (c, h, w) = (spec.channels as usize, spec.height as usize, spec.width as usize);
+        let mut out = self.run(planar, c, h, w)?;
+        if !spec.mirror_average {
+            return Ok(out);
+        }
+        let mirrored: Vec<f32> = planar.chunks_exact(w).flat_map(|row| row.iter().rev().copied()).collect();
+        let other = self.run(&mirrored, c, h, w)?;
+        let average = |a: &mut [f32], b: &[f32], width: usize| {
+            for (a, b) in a.chunks_exact_mut(width).zip(b.chunks_exact(width)) {
+                a.iter_mut().zip(b.iter().rev()).for_each(|(a, b)| *a = (*a + b) / 2.0);
+            }
+        };
+        out.logits.iter_mut().zip(&other.logits).for_each(|(a, b)| *a = (*a + b) / 2.0);
+        average(&mut out.class_maps, &other.class_maps, out.map_width);
+        if let (Some(a), Some(b)) = (&mut out.lesion_logits, &other.lesion_logits) {
+            average(a, b, w);
+        }
+        Ok(out)
+    }
+
     /// The same engine with the portable kernels only (no AVX2 + FMA), for comparing the two.
     pub fn portable(mut self) -> Engine {
         self.kernels = Kernels::Portable;
@@ -403,6 +438,21 @@ fn mean_pool(x: &Map) -> Vec<f32> {
 }
 
 impl Decoder {
+    fn new(d: &LesionDecoder) -> Result<Decoder, Error> {
+        let convs = |layers: &[ConvBn], name: &str| -> Result<Vec<Conv>, Error> {
+            layers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Conv::from_layer(&format!("lesion {name} {i}"), c))
+                .collect()
+        };
+        Ok(Decoder {
+            lateral: convs(&d.lateral, "lateral")?,
+            smooth: convs(&d.smooth, "smooth")?,
+            out: Conv::from_conv("lesion out", &d.out, false)?,
+        })
+    }
+
     /// As `bedside_model::lesion::LesionDecoder::forward`: lateral projections, nearest 2×
     /// upsampling cut to each tap's side, smoothing, the output convolution, then bilinear
     /// resampling to the input size.

@@ -1,5 +1,5 @@
 //! The engine computes what burn computes, on every shipped model: logits, class activation maps
-//! and lesion logits, with both kernel sets.
+//! and lesion logits (mirror averaged where the model is), with both kernel sets.
 
 use bedside_infer::Engine;
 use bedside_onnx::Loaded;
@@ -46,15 +46,14 @@ fn the_engine_computes_what_burn_computes() {
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
         let x = picture(c, h, w);
 
-        let input = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, c, h, w]), &device);
-        let (logits, features, taps) = network.forward_with_taps(input);
-        let maps = to_vec(network.class_activation_maps(features.clone()));
-        let outline = lesion.as_ref().map(|d| to_vec(d.forward(features, &taps, [h, w])));
-        let logits = to_vec(logits);
+        // burn's pass as the page ran it (mirror averaged where the model says so).
+        let (logits, maps, outline) =
+            bedside_model::infer::forward_all(&network, lesion.as_ref(), &info.input, x.clone(), &device);
+        let (logits, maps, outline) = (to_vec(logits), to_vec(maps), outline.map(to_vec));
 
         let engine = Engine::new(&network, lesion.as_ref()).unwrap();
         for engine in [engine.clone(), engine.portable()] {
-            let out = engine.run(&x, c, h, w).unwrap();
+            let out = engine.run_input(&info.input, &x).unwrap();
             let kernels = engine.kernels();
             let mut worst = vec![
                 ("logits", largest_difference(&out.logits, &logits)),
@@ -68,7 +67,10 @@ fn the_engine_computes_what_burn_computes() {
             } else {
                 assert!(out.lesion_logits.is_none());
             }
-            println!("{task} ({kernels}): largest differences {worst:?}");
+            println!(
+                "{task} ({kernels}, mirror average {}): largest differences {worst:?}",
+                info.input.mirror_average
+            );
             for (name, d) in worst {
                 assert!(d <= TOLERANCE, "{task} {name} ({kernels}): differs from burn by {d}");
             }

@@ -3,7 +3,7 @@
 //! - [`Study`] opens a file with `bedside-imaging`, decodes the wanted frame once and draws it
 //!   through a window on request;
 //! - [`Model`] loads a model artifact with `bedside-diagnosis` on WebGPU (burn-wgpu) or on the CPU
-//!   path (burn-flex with Wasm SIMD); the gate's [`Model::route`] gives a [`Routing`], and the
+//!   path (Bedside's own engine, `bedside-infer`, with Wasm SIMD); the gate's [`Model::route`] gives a [`Routing`], and the
 //!   answering model's [`Model::assess`] the frame's assessment (`bedside_diagnosis::Assessment`, the
 //!   JSON `bedside predict` prints), heat map included (whatever frame is on screen meanwhile);
 //! - [`Draft`] de-identifies the open file for a share (`bedside-imaging`'s `deid`) and seals it with

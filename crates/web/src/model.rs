@@ -70,6 +70,11 @@ impl Model {
         if let (Some(json), Some(weights)) = (lesion_json, lesion_weights) {
             diagnoser = diagnoser.with_lesion(&json, weights)?;
         }
+        // The CPU path runs on Bedside's own engine (faster than burn's flex backend on every
+        // shipped model; the same outputs within 1e-4); burn stays for WebGPU.
+        if backend == "cpu" {
+            diagnoser = diagnoser.on_engine()?;
+        }
         Ok(Model { diagnoser: Rc::new(diagnoser), backend })
     }
 
