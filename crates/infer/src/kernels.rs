@@ -64,6 +64,16 @@ impl Kernels {
         Kernels::Portable
     }
 
+    /// The widest block of output channels a tile holds: two registers' worth (SSE2 and simd128
+    /// have 16 registers of 4 lanes, AVX2 16 of 8), so that a 4-pixel tile's accumulators fit.
+    pub fn wide(self) -> usize {
+        match self {
+            Kernels::Portable => 8,
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => 16,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kernels::Portable => "portable",
@@ -76,7 +86,7 @@ impl Kernels {
     /// [`pack_pointwise`].
     pub fn pointwise(self, x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
         match self {
-            Kernels::Portable => pointwise::<Plain>(x, c_in, w, bias, c_out, out),
+            Kernels::Portable => pointwise::<Plain, 8, 4>(x, c_in, w, bias, c_out, out),
             // SAFETY: chosen only where `detect` saw AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2Fma => unsafe { avx2::pointwise(x, c_in, w, bias, c_out, out) },
@@ -106,7 +116,7 @@ impl Kernels {
         out: &mut [f32],
     ) {
         match self {
-            Kernels::Portable => dense::<Plain>(x, g, c_in, w, bias, c_out, out),
+            Kernels::Portable => dense::<Plain, 8, 4>(x, g, c_in, w, bias, c_out, out),
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2Fma => unsafe { avx2::dense(x, g, c_in, w, bias, c_out, out) },
@@ -120,7 +130,7 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub fn pointwise(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
-        super::pointwise::<Fused>(x, c_in, w, bias, c_out, out)
+        super::pointwise::<Fused, 16, 8>(x, c_in, w, bias, c_out, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -138,26 +148,30 @@ mod avx2 {
         c_out: usize,
         out: &mut [f32],
     ) {
-        super::dense::<Fused>(x, g, c_in, w, bias, c_out, out)
+        super::dense::<Fused, 16, 8>(x, g, c_in, w, bias, c_out, out)
     }
 }
 
 /// Pixels per register tile of the pointwise kernel.
 const ROWS: usize = 4;
 
-/// The output-channel blocks a pointwise weight is packed in: 16 wide, then 8, then what is left.
-fn blocks(c_out: usize) -> impl Iterator<Item = (usize, usize)> {
-    let wide = c_out / 16 * 16;
-    let narrow = wide + (c_out - wide) / 8 * 8;
-    let starts = (0..wide).step_by(16).map(|j| (j, 16)).chain((wide..narrow).step_by(8).map(|j| (j, 8)));
-    starts.chain((narrow < c_out).then_some((narrow, c_out - narrow)))
+/// The output-channel blocks a pointwise weight is packed in: `wide` channels, then `wide / 2`,
+/// then what is left.
+fn blocks(c_out: usize, wide: usize) -> impl Iterator<Item = (usize, usize)> {
+    let narrow = wide / 2;
+    let end_wide = c_out / wide * wide;
+    let end_narrow = end_wide + (c_out - end_wide) / narrow * narrow;
+    let starts = (0..end_wide).step_by(wide).map(move |j| (j, wide));
+    let starts = starts.chain((end_wide..end_narrow).step_by(narrow).map(move |j| (j, narrow)));
+    starts.chain((end_narrow < c_out).then_some((end_narrow, c_out - end_narrow)))
 }
 
-/// A pointwise weight `[c_in][c_out]` packed for [`Kernels::pointwise`]: for each block of output
-/// channels ([`blocks`]), its `[c_in][width]` panel, so that the kernel reads weights in order.
-pub(crate) fn pack_pointwise(w: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
+/// A pointwise weight `[c_in][c_out]` packed for [`Kernels::pointwise`] with blocks `wide`
+/// channels wide ([`Kernels::wide`]): for each block of output channels ([`blocks`]), its
+/// `[c_in][width]` panel, so that the kernel reads weights in order.
+pub(crate) fn pack_pointwise(w: &[f32], c_in: usize, c_out: usize, wide: usize) -> Vec<f32> {
     let mut packed = Vec::with_capacity(w.len());
-    for (j, width) in blocks(c_out) {
+    for (j, width) in blocks(c_out, wide) {
         for i in 0..c_in {
             packed.extend_from_slice(&w[i * c_out + j..][..width]);
         }
@@ -168,7 +182,14 @@ pub(crate) fn pack_pointwise(w: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
 /// Tiles of `ROWS` pixels × 16 (or 8) output channels held in registers while the input channels
 /// stream by; `w` is packed ([`pack_pointwise`]).
 #[inline(always)]
-fn pointwise<M: Madd>(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
+fn pointwise<M: Madd, const W: usize, const N: usize>(
+    x: &[f32],
+    c_in: usize,
+    w: &[f32],
+    bias: &[f32],
+    c_out: usize,
+    out: &mut [f32],
+) {
     let pixels = x.len() / c_in;
     // The tile's input pixels interleaved, `[c_in][ROWS]`, so that one step reads one chunk.
     let mut interleaved = vec![0.0f32; c_in * ROWS];
@@ -179,17 +200,31 @@ fn pointwise<M: Madd>(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: us
                 interleaved[i * ROWS + r] = v;
             }
         }
-        pointwise_rows::<M, ROWS>(&interleaved, c_in, w, bias, c_out, &mut out[p * c_out..][..ROWS * c_out]);
+        pointwise_rows::<M, ROWS, W, N>(
+            &interleaved,
+            c_in,
+            w,
+            bias,
+            c_out,
+            &mut out[p * c_out..][..ROWS * c_out],
+        );
         p += ROWS;
     }
     for q in p..pixels {
-        pointwise_rows::<M, 1>(&x[q * c_in..][..c_in], c_in, w, bias, c_out, &mut out[q * c_out..][..c_out]);
+        pointwise_rows::<M, 1, W, N>(
+            &x[q * c_in..][..c_in],
+            c_in,
+            w,
+            bias,
+            c_out,
+            &mut out[q * c_out..][..c_out],
+        );
     }
 }
 
 /// `R` pixels (interleaved `[c_in][R]`), every output channel, block by block.
 #[inline(always)]
-fn pointwise_rows<M: Madd, const R: usize>(
+fn pointwise_rows<M: Madd, const R: usize, const W: usize, const N: usize>(
     xs: &[f32],
     c_in: usize,
     w: &[f32],
@@ -198,12 +233,12 @@ fn pointwise_rows<M: Madd, const R: usize>(
     out: &mut [f32],
 ) {
     let mut offset = 0;
-    for (j, width) in blocks(c_out) {
+    for (j, width) in blocks(c_out, W) {
         let panel = &w[offset..][..c_in * width];
         offset += c_in * width;
         match width {
-            16 => pointwise_tile::<M, R, 16>(xs, panel, &bias[j..j + 16], j, c_out, out),
-            8 => pointwise_tile::<M, R, 8>(xs, panel, &bias[j..j + 8], j, c_out, out),
+            _ if width == W => pointwise_tile::<M, R, W>(xs, panel, &bias[j..j + W], j, c_out, out),
+            _ if width == N => pointwise_tile::<M, R, N>(xs, panel, &bias[j..j + N], j, c_out, out),
             _ => {
                 for r in 0..R {
                     let row = &mut out[r * c_out + j..][..width];
@@ -268,7 +303,7 @@ fn depthwise<M: Madd>(x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32]
 /// Each output pixel's `k × k × c_in` patch gathered (zeros where it hangs over the edge), then
 /// multiplied by the weight packed as a pointwise one with `k² · c_in` inputs.
 #[inline(always)]
-fn dense<M: Madd>(
+fn dense<M: Madd, const W: usize, const N: usize>(
     x: &[f32],
     g: &Geometry,
     c_in: usize,
@@ -306,11 +341,25 @@ fn dense<M: Madd>(
         for r in 0..ROWS {
             gather(p + r, r, ROWS, &mut patches);
         }
-        pointwise_rows::<M, ROWS>(&patches, patch, w, bias, c_out, &mut out[p * c_out..][..ROWS * c_out]);
+        pointwise_rows::<M, ROWS, W, N>(
+            &patches,
+            patch,
+            w,
+            bias,
+            c_out,
+            &mut out[p * c_out..][..ROWS * c_out],
+        );
         p += ROWS;
     }
     for q in p..pixels {
         gather(q, 0, 1, &mut patches);
-        pointwise_rows::<M, 1>(&patches[..patch], patch, w, bias, c_out, &mut out[q * c_out..][..c_out]);
+        pointwise_rows::<M, 1, W, N>(
+            &patches[..patch],
+            patch,
+            w,
+            bias,
+            c_out,
+            &mut out[q * c_out..][..c_out],
+        );
     }
 }

@@ -99,14 +99,14 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 impl Conv {
-    fn from_layer(name: &str, layer: &ConvBn) -> Result<Conv, Error> {
+    fn from_layer(name: &str, layer: &ConvBn, k: Kernels) -> Result<Conv, Error> {
         if layer.bn.is_some() {
             return Err(Error::NotFolded(name.into()));
         }
-        Conv::from_conv(name, &layer.conv, layer.relu6)
+        Conv::from_conv(name, &layer.conv, layer.relu6, k)
     }
 
-    fn from_conv(name: &str, conv: &Conv2d, relu6: bool) -> Result<Conv, Error> {
+    fn from_conv(name: &str, conv: &Conv2d, relu6: bool, k: Kernels) -> Result<Conv, Error> {
         let unsupported = |what: String| Error::Unsupported { layer: name.into(), what };
         let [c_out, c_in_group, kh, kw] = conv.weight.dims();
         if kh != kw || conv.stride[0] != conv.stride[1] || conv.dilation != [1, 1] {
@@ -142,9 +142,9 @@ impl Conv {
                 }
             }
             if kernel == 1 && stride == 1 && pad == (0, 0) {
-                (Kind::Pointwise, kernels::pack_pointwise(&t, c_in, c_out))
+                (Kind::Pointwise, kernels::pack_pointwise(&t, c_in, c_out, k.wide()))
             } else {
-                (Kind::Dense, kernels::pack_pointwise(&t, kk * c_in, c_out))
+                (Kind::Dense, kernels::pack_pointwise(&t, kk * c_in, c_out, k.wide()))
             }
         } else {
             return Err(unsupported(format!("{groups} groups of {c_in_group} channels")));
@@ -216,10 +216,10 @@ struct Linear {
 }
 
 impl Linear {
-    fn from_burn(linear: &burn::nn::Linear) -> Linear {
+    fn from_burn(linear: &burn::nn::Linear, k: Kernels) -> Linear {
         let [d_in, d_out] = linear.weight.dims();
         let bias = linear.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| values(b.val()));
-        let weight = kernels::pack_pointwise(&values(linear.weight.val()), d_in, d_out);
+        let weight = kernels::pack_pointwise(&values(linear.weight.val()), d_in, d_out, k.wide());
         Linear { d_in, d_out, weight, bias }
     }
 
@@ -271,57 +271,50 @@ pub struct Output {
 }
 
 impl Engine {
-    /// The engine for a loaded (folded) network and its lesion decoder.
+    /// The engine for a loaded (folded) network and its lesion decoder, with the fastest kernels
+    /// this CPU runs.
     pub fn new(model: &Student, lesion: Option<&LesionDecoder>) -> Result<Engine, Error> {
+        Engine::with_kernels(model, lesion, Kernels::detect())
+    }
+
+    /// [`Engine::new`] with the portable kernels only (no AVX2 + FMA): what a build for the
+    /// baseline target, or wasm32, runs; for comparing the two.
+    pub fn new_portable(model: &Student, lesion: Option<&LesionDecoder>) -> Result<Engine, Error> {
+        Engine::with_kernels(model, lesion, Kernels::Portable)
+    }
+
+    fn with_kernels(model: &Student, lesion: Option<&LesionDecoder>, k: Kernels) -> Result<Engine, Error> {
         let blocks = model
             .blocks
             .iter()
             .enumerate()
             .map(|(i, b)| {
                 let name = |part: &str| format!("block {i} {part}");
+                let linear = |l| Linear::from_burn(l, k);
                 Ok(Block {
-                    expand: b.expand.as_ref().map(|e| Conv::from_layer(&name("expand"), e)).transpose()?,
-                    depthwise: Conv::from_layer(&name("depthwise"), &b.depthwise)?,
-                    se: b
-                        .se
-                        .as_ref()
-                        .map(|se| (Linear::from_burn(&se.reduce), Linear::from_burn(&se.expand))),
-                    project: Conv::from_layer(&name("project"), &b.project)?,
+                    expand: b.expand.as_ref().map(|e| Conv::from_layer(&name("expand"), e, k)).transpose()?,
+                    depthwise: Conv::from_layer(&name("depthwise"), &b.depthwise, k)?,
+                    se: b.se.as_ref().map(|se| (linear(&se.reduce), linear(&se.expand))),
+                    project: Conv::from_layer(&name("project"), &b.project, k)?,
                     residual: b.residual,
                 })
             })
             .collect::<Result<_, Error>>()?;
-        let decoder = lesion
-            .map(|d| {
-                Ok::<_, Error>(Decoder {
-                    lateral: d
-                        .lateral
-                        .iter()
-                        .map(|c| Conv::from_layer("lesion lateral", c))
-                        .collect::<Result<_, _>>()?,
-                    smooth: d
-                        .smooth
-                        .iter()
-                        .map(|c| Conv::from_layer("lesion smooth", c))
-                        .collect::<Result<_, _>>()?,
-                    out: Conv::from_conv("lesion out", &d.out, false)?,
-                })
-            })
-            .transpose()?;
+        let decoder = lesion.map(|d| Decoder::new(d, k)).transpose()?;
         Ok(Engine {
-            stem: Conv::from_layer("stem", &model.stem)?,
+            stem: Conv::from_layer("stem", &model.stem, k)?,
             blocks,
             taps: model.tap_blocks(),
-            head: Conv::from_layer("head", &model.head)?,
-            classifier: Linear::from_burn(&model.classifier),
+            head: Conv::from_layer("head", &model.head, k)?,
+            classifier: Linear::from_burn(&model.classifier, k),
             decoder,
-            kernels: Kernels::detect(),
+            kernels: k,
         })
     }
 
     /// The same engine with a lesion decoder (which must read this network's feature maps).
     pub fn with_lesion(mut self, lesion: &LesionDecoder) -> Result<Engine, Error> {
-        self.decoder = Some(Decoder::new(lesion)?);
+        self.decoder = Some(Decoder::new(lesion, self.kernels)?);
         Ok(self)
     }
 
@@ -351,12 +344,6 @@ impl Engine {
             average(a, b, w);
         }
         Ok(out)
-    }
-
-    /// The same engine with the portable kernels only (no AVX2 + FMA), for comparing the two.
-    pub fn portable(mut self) -> Engine {
-        self.kernels = Kernels::Portable;
-        self
     }
 
     /// Which kernels run: `"avx2+fma"` or `"portable"`.
@@ -438,18 +425,18 @@ fn mean_pool(x: &Map) -> Vec<f32> {
 }
 
 impl Decoder {
-    fn new(d: &LesionDecoder) -> Result<Decoder, Error> {
+    fn new(d: &LesionDecoder, k: Kernels) -> Result<Decoder, Error> {
         let convs = |layers: &[ConvBn], name: &str| -> Result<Vec<Conv>, Error> {
             layers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| Conv::from_layer(&format!("lesion {name} {i}"), c))
+                .map(|(i, c)| Conv::from_layer(&format!("lesion {name} {i}"), c, k))
                 .collect()
         };
         Ok(Decoder {
             lateral: convs(&d.lateral, "lateral")?,
             smooth: convs(&d.smooth, "smooth")?,
-            out: Conv::from_conv("lesion out", &d.out, false)?,
+            out: Conv::from_conv("lesion out", &d.out, false, k)?,
         })
     }
 

@@ -51,8 +51,9 @@ fn the_engine_computes_what_burn_computes() {
             bedside_model::infer::forward_all(&network, lesion.as_ref(), &info.input, x.clone(), &device);
         let (logits, maps, outline) = (to_vec(logits), to_vec(maps), outline.map(to_vec));
 
-        let engine = Engine::new(&network, lesion.as_ref()).unwrap();
-        for engine in [engine.clone(), engine.portable()] {
+        let engines =
+            [Engine::new(&network, lesion.as_ref()), Engine::new_portable(&network, lesion.as_ref())];
+        for engine in engines.map(Result::unwrap) {
             let out = engine.run_input(&info.input, &x).unwrap();
             let kernels = engine.kernels();
             let mut worst = vec![

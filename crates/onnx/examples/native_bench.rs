@@ -96,9 +96,13 @@ fn run() -> Result<(), String> {
 
         // Bedside's own engine on the same weights, with its run-time-chosen kernels and with the
         // portable ones (what a build for the baseline target, or wasm32, runs).
-        let engine = bedside_infer::Engine::new(&network, lesion.as_ref()).map_err(|e| e.to_string())?;
+        let engines = [
+            bedside_infer::Engine::new(&network, lesion.as_ref()),
+            bedside_infer::Engine::new_portable(&network, lesion.as_ref()),
+        ];
         let mut engine_ms = Vec::new();
-        for engine in [engine.clone(), engine.portable()] {
+        for engine in engines {
+            let engine = engine.map_err(|e| e.to_string())?;
             let run = || engine.run(&x, c, h, w).expect("the input fits");
             run();
             run();
