@@ -96,7 +96,7 @@ impl Kernels {
     /// One `k × k` filter per channel: `w[ky][kx][c]`.
     pub fn depthwise(self, x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
         match self {
-            Kernels::Portable => depthwise::<Plain>(x, g, c, w, bias, out),
+            Kernels::Portable => depthwise::<Plain, 16>(x, g, c, w, bias, out),
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2Fma => unsafe { avx2::depthwise(x, g, c, w, bias, out) },
@@ -135,7 +135,7 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub fn depthwise(x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
-        super::depthwise::<Fused>(x, g, c, w, bias, out)
+        super::depthwise::<Fused, 32>(x, g, c, w, bias, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -278,22 +278,48 @@ fn pointwise_tile<M: Madd, const R: usize, const L: usize>(
     }
 }
 
+/// Per output pixel, `W` channels at a time held in registers while the `k²` taps stream by.
 #[inline(always)]
-fn depthwise<M: Madd>(x: &[f32], g: &Geometry, c: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
+fn depthwise<M: Madd, const W: usize>(
+    x: &[f32],
+    g: &Geometry,
+    c: usize,
+    w: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
     let k = g.kernel;
+    let full = c / W * W;
+    // The taps inside the input for one output pixel: (input pixel, tap).
+    let mut taps = Vec::with_capacity(k * k);
     for oy in 0..g.out_h {
         for ox in 0..g.out_w {
-            let acc = &mut out[(oy * g.out_w + ox) * c..][..c];
-            acc.copy_from_slice(bias);
+            taps.clear();
             for ky in 0..k {
                 let Some(iy) = Geometry::source(oy, ky, g.stride, g.top, g.in_h) else { continue };
                 for kx in 0..k {
                     let Some(ix) = Geometry::source(ox, kx, g.stride, g.left, g.in_w) else { continue };
-                    let xs = &x[(iy * g.in_w + ix) * c..][..c];
-                    let ws = &w[(ky * k + kx) * c..][..c];
-                    for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                        *a = M::madd(xv, wv, *a);
+                    taps.push(((iy * g.in_w + ix) * c, (ky * k + kx) * c));
+                }
+            }
+            let out = &mut out[(oy * g.out_w + ox) * c..][..c];
+            for j in (0..full).step_by(W) {
+                let mut acc: [f32; W] = bias[j..j + W].try_into().unwrap();
+                for &(xi, wi) in &taps {
+                    let xs: &[f32; W] = x[xi + j..][..W].try_into().unwrap();
+                    let ws: &[f32; W] = w[wi + j..][..W].try_into().unwrap();
+                    for l in 0..W {
+                        acc[l] = M::madd(xs[l], ws[l], acc[l]);
                     }
+                }
+                out[j..j + W].copy_from_slice(&acc);
+            }
+            let tail = &mut out[full..];
+            tail.copy_from_slice(&bias[full..]);
+            for &(xi, wi) in &taps {
+                let (xs, ws) = (&x[xi + full..xi + c], &w[wi + full..wi + c]);
+                for ((a, &xv), &wv) in tail.iter_mut().zip(xs).zip(ws) {
+                    *a = M::madd(xv, wv, *a);
                 }
             }
         }
