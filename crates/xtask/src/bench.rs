@@ -18,10 +18,14 @@
 //! runs it) exported to ONNX and timed natively, one thread each, by Bedside's CPU path and by
 //! onnxruntime from PyPI (`crates/onnx/examples/native_bench.rs`), written to `bench/inference.{md,json}`.
 //!
+//! And in the browser: the page's CPU path against onnxruntime-web's wasm backend on the same exported
+//! networks, in one headless Chromium (`tests/bench/inference.mjs`), written to
+//! `bench/browser-inference.{md,json}`.
+//!
 //! Every ours-against-a-peer figure of the run is gathered in `bench/report.{json,md}`:
 //! `comparisons`, a list of `{name, ours, peer, unit, ratio}` with `ratio` = ours / peer (lower is
 //! better): `decode_native/<file>` and `decode_wasm/<file>` (against pydicom), `native_cpu/<task>`
-//! (against onnxruntime).
+//! (against onnxruntime), `browser_cpu/<task>` (against onnxruntime-web).
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
 use anyhow::{Context, Result, bail};
@@ -125,6 +129,7 @@ pub fn bench(iterations: usize) -> Result<()> {
     }
     lesion_cost(iterations)?;
     comparisons.extend(inference(iterations.max(50))?);
+    comparisons.extend(browser_inference(iterations.max(50), &format!("http://{}", server.addr()))?);
     write_report(&comparisons)?;
     crate::memory_bench::bench()
 }
@@ -162,7 +167,8 @@ fn write_report(comparisons: &[Comparison]) -> Result<()> {
     let _ = writeln!(
         table,
         "\nOne `cargo xtask bench` run, every pair measured side by side on this machine; below 1×, Bedside \
-         is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu)."
+         is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu), \
+         onnxruntime-web's wasm backend, one thread (browser_cpu)."
     );
     let dir = target_dir().join("bench");
     std::fs::write(dir.join("report.md"), &table)?;
@@ -173,13 +179,73 @@ fn write_report(comparisons: &[Comparison]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench inference`: [`inference`] alone, its comparisons written as the report.
+/// `cargo xtask bench inference`: [`inference`] and [`browser_inference`] alone, their comparisons
+/// written as the report.
 pub fn inference_alone(iterations: usize) -> Result<()> {
     if iterations == 0 {
         bail!("--iterations must be at least 1");
     }
-    let comparisons = inference(iterations)?;
+    setup::wasm_toolchain()?;
+    setup::browser()?;
+    setup::npm_packages()?;
+    let mut comparisons = inference(iterations)?;
+    web::build()?;
+    let server = serve::Server::start(crate::build_site(None, None)?, 0)?;
+    comparisons.extend(browser_inference(iterations, &format!("http://{}", server.addr()))?);
     write_report(&comparisons)
+}
+
+/// The page's CPU path against onnxruntime-web's wasm backend in one headless Chromium, one thread
+/// each, on the networks [`inference`] exported (`tests/bench/inference.mjs`).
+fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
+    step("Inference in headless Chromium, against onnxruntime-web");
+    let ort = setup::onnxruntime_web()?;
+    let models = root().join("models");
+    let onnx = target_dir().join("bench").join("onnx");
+    let jobs = ["chest", "skin", "breast", "gate"].map(|task| {
+        format!("{task}={}={}", models.join(task).display(), onnx.join(format!("{task}.onnx")).display())
+    });
+    let out = Command::new("node")
+        .arg(root().join("tests/bench/inference.mjs"))
+        .args(["--iterations", &iterations.to_string(), "--ort"])
+        .arg(&ort)
+        .args(jobs)
+        .env("BEDSIDE_URL", url)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not run tests/bench/inference.mjs")?;
+    if !out.status.success() {
+        bail!("tests/bench/inference.mjs failed ({})", out.status);
+    }
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("inference.mjs printed a line that is not JSON")?;
+    let mut table = String::from(
+        "| model | Bedside, page CPU path | onnxruntime-web (wasm) | Bedside / onnxruntime-web |\n|---|---:|---:|---:|\n",
+    );
+    let mut comparisons = Vec::new();
+    for row in &rows {
+        let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        let task = row["task"].as_str().unwrap_or("?");
+        let (ours, peer) = (ms("ours_ms"), ms("onnxruntime_web_ms"));
+        let _ = writeln!(table, "| {task} | {ours:.2} ms | {peer:.2} ms | {:.2}× |", ours / peer);
+        comparisons.push(Comparison::new(format!("browser_cpu/{task}"), ours, peer, "ms"));
+    }
+    let _ = writeln!(
+        table,
+        "\nOne headless Chromium, one thread each, batch 1, a blank input at the model's input size; medians \
+         of {iterations} runs after two warm-ups. Bedside: `Model.warmUp()` on the CPU path (the network, \
+         read-back, heat map and lesion outline); onnxruntime-web 1.31.1: `session.run` of the same \
+         weights exported by `bedside export --onnx`, every output fetched."
+    );
+    println!("\n{table}");
+    let dir = target_dir().join("bench");
+    std::fs::write(dir.join("browser-inference.md"), &table)?;
+    std::fs::write(dir.join("browser-inference.json"), serde_json::to_string_pretty(&rows)?)?;
+    Ok(comparisons)
 }
 
 /// Every shipped model natively, Bedside's CPU path against onnxruntime, one thread each.

@@ -2,7 +2,7 @@
 
 use crate::{cargo, output, root, run, step};
 use anyhow::{Context, Result, bail};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -74,6 +74,18 @@ pub fn npm_packages() -> Result<()> {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&root))?;
     }
     Ok(())
+}
+
+/// onnxruntime-web, the browser inference bench's peer, from `tests/bench/onnxruntime-web`'s lock
+/// file (installed there on first use, only by the bench); returns its `dist` folder.
+pub fn onnxruntime_web() -> Result<PathBuf> {
+    let dir = root().join("tests/bench/onnxruntime-web");
+    let dist = dir.join("node_modules/onnxruntime-web/dist");
+    if !dist.join("ort.wasm.min.mjs").is_file() {
+        step("installing onnxruntime-web from tests/bench/onnxruntime-web/package-lock.json");
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+    }
+    Ok(dist)
 }
 
 /// The version of `package` recorded in Cargo.lock.

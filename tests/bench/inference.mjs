@@ -1,0 +1,128 @@
+// Browser inference benchmark, for `cargo xtask bench`: the page's CPU path (the app's wasm,
+// pkg/bedside_web.js, as `cargo xtask serve` builds it) against onnxruntime-web's wasm backend on the
+// same network, in one headless Chromium, one thread each.
+//
+//   BEDSIDE_URL=http://127.0.0.1:PORT node tests/bench/inference.mjs --iterations N \
+//     --ort DIST_DIR TASK=MODEL_DIR=MODEL_ONNX...
+//
+// For each task: Bedside's `Model` is loaded on "cpu" from the folder's model.json, model.bin and (if
+// present) lesion.json + lesion.bin, and `Model.warmUp()` — one pass on a blank input at the model's
+// input size: the network, its read-back, the heat map and the lesion outline — is timed; then
+// onnxruntime-web (its `ort.wasm.min.mjs`, wasm execution provider, numThreads 1) runs the folder's
+// network exported by `bedside export --onnx` on the same blank input, every output fetched. Medians
+// of N runs after two warm-ups each. One JSON line per task: task, iterations, ours_ms,
+// onnxruntime_web_ms, ratio (ours / onnxruntime-web's).
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const args = process.argv.slice(2);
+let iterations = 50;
+let ortDist = null;
+const jobs = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--iterations') iterations = Number(args[++i]);
+  else if (args[i] === '--ort') ortDist = args[++i];
+  else {
+    const [task, dir, onnx] = args[i].split('=');
+    jobs.push({ task, dir, onnx });
+  }
+}
+if (!process.env.BEDSIDE_URL || !ortDist || jobs.length === 0 || !(iterations >= 1)) {
+  console.error('usage: BEDSIDE_URL=… node tests/bench/inference.mjs [--iterations N] --ort DIST TASK=DIR=ONNX...');
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+});
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => console.error(`page error: ${err.message}`));
+  page.on('console', (msg) => { if (msg.type() === 'error') console.error(`console: ${msg.text()}`); });
+  const origin = process.env.BEDSIDE_URL;
+  // Files the bench serves itself, on the app's origin: onnxruntime-web's build, the model folders and
+  // the exported networks.
+  const files = new Map();
+  const serve = (urlPath, file) => files.set(urlPath, file);
+  for (const name of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']) {
+    serve(`/__bench__/ort/${name}`, path.join(ortDist, name));
+  }
+  for (const { task, dir, onnx } of jobs) {
+    for (const name of ['model.json', 'model.bin', 'lesion.json', 'lesion.bin']) {
+      if (existsSync(path.join(dir, name))) serve(`/__bench__/${task}/${name}`, path.join(dir, name));
+    }
+    serve(`/__bench__/${task}/model.onnx`, onnx);
+  }
+  const types = { '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+  await page.route('**/__bench__/**', (route) => {
+    const url = new URL(route.request().url());
+    if (url.pathname === '/__bench__/index.html') {
+      return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>bench</title>' });
+    }
+    const file = files.get(url.pathname);
+    if (!file) return route.fulfill({ status: 404, body: 'not here' });
+    return route.fulfill({ body: readFileSync(file), contentType: types[path.extname(file)] ?? 'application/octet-stream' });
+  });
+  await page.goto(new URL('/__bench__/index.html', origin).href);
+
+  for (const { task, dir } of jobs) {
+    const hasLesion = existsSync(path.join(dir, 'lesion.json'));
+    const result = await page.evaluate(async ({ task, hasLesion, iterations }) => {
+      const median = (times) => {
+        times.sort((a, b) => a - b);
+        const n = times.length;
+        return n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+      };
+      const timed = async (run) => {
+        await run();
+        await run();
+        const times = [];
+        for (let i = 0; i < iterations; i++) {
+          const start = performance.now();
+          await run();
+          times.push(performance.now() - start);
+        }
+        return median(times);
+      };
+      const get = async (name) => {
+        const response = await fetch(`/__bench__/${task}/${name}`);
+        if (!response.ok) throw new Error(`${name}: ${response.status}`);
+        return response;
+      };
+      const bytes = async (name) => new Uint8Array(await (await get(name)).arrayBuffer());
+      const text = async (name) => (await get(name)).text();
+
+      const { default: init, Model } = await import('/pkg/bedside_web.js');
+      await init();
+      const model = await Model.load(await text('model.json'), await bytes('model.bin'), 'cpu',
+        hasLesion ? await text('lesion.json') : undefined, hasLesion ? await bytes('lesion.bin') : undefined);
+      const ours = await timed(() => model.warmUp());
+      const input = model.summary().input;
+      model.free();
+
+      const ort = await import('/__bench__/ort/ort.wasm.min.mjs');
+      ort.env.wasm.wasmPaths = '/__bench__/ort/';
+      ort.env.wasm.numThreads = 1;
+      const session = await ort.InferenceSession.create(await bytes('model.onnx'), { executionProviders: ['wasm'] });
+      const shape = [1, input.channels, input.height, input.width];
+      const blank = new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b)), shape);
+      const peer = await timed(async () => {
+        const outputs = await session.run({ input: blank });
+        for (const name of session.outputNames) outputs[name].data;
+      });
+      await session.release();
+      return { ours, peer };
+    }, { task, hasLesion, iterations });
+    console.log(JSON.stringify({
+      task,
+      iterations,
+      ours_ms: Number(result.ours.toFixed(3)),
+      onnxruntime_web_ms: Number(result.peer.toFixed(3)),
+      ratio: Number((result.ours / result.peer).toFixed(3)),
+    }));
+  }
+} finally {
+  await browser.close();
+}
