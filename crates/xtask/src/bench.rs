@@ -15,7 +15,8 @@
 //! release build), on a 640 × 480 picture and a 4000 × 3000 one, written to `bench/lesion.{md,json}`.
 //!
 //! Then inference against onnxruntime: every shipped model's network (its `model.bin`, as the page
-//! runs it) exported to ONNX and timed natively, one thread each, by Bedside's CPU path and by
+//! runs it) exported to ONNX and timed natively, one thread each, by burn's flex backend (what
+//! `bedside predict` runs), by Bedside's own engine (`bedside-infer`, the page's CPU path) and by
 //! onnxruntime from PyPI (`crates/onnx/examples/native_bench.rs`), written to `bench/inference.{md,json}`.
 //!
 //! And in the browser: the page's CPU path against onnxruntime-web's wasm backend on the same exported
@@ -25,7 +26,8 @@
 //! Every ours-against-a-peer figure of the run is gathered in `bench/report.{json,md}`:
 //! `comparisons`, a list of `{name, ours, peer, unit, ratio}` with `ratio` = ours / peer (lower is
 //! better): `decode_native/<file>` and `decode_wasm/<file>` (against pydicom), `native_cpu/<task>`
-//! (against onnxruntime), `browser_cpu/<task>` (against onnxruntime-web).
+//! (burn) and `native_engine/<task>` (the engine) against onnxruntime, `browser_cpu/<task>` (the
+//! page's CPU path, the engine in wasm) against onnxruntime-web.
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
 use anyhow::{Context, Result, bail};
@@ -270,32 +272,31 @@ fn inference(iterations: usize) -> Result<Vec<Comparison>> {
         .collect::<Result<_, _>>()
         .context("native_bench printed a line that is not JSON")?;
     let mut table = String::from(
-        "| model | input | multiply–accumulates | Bedside (flex, fp32) | onnxruntime | Bedside / onnxruntime | \
-         largest difference |\n|---|---|---:|---:|---:|---:|---:|\n",
+        "| model | input | multiply–accumulates | Bedside, burn (flex) | Bedside's engine | onnxruntime | \
+         burn / onnxruntime | engine / onnxruntime | largest difference |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut comparisons = Vec::new();
     for row in &rows {
         let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
         let task = row["task"].as_str().unwrap_or("?");
         let input = &row["input"];
+        let (burn, engine, peer) = (ms("ours_ms"), ms("engine_ms"), ms("onnxruntime_ms"));
         let _ = writeln!(
             table,
-            "| {task} | {} × {} × {} | {:.1} M | {:.2} ms | {:.2} ms | {:.2}× | {:.1e} |",
+            "| {task} | {} × {} × {} | {:.1} M | {burn:.2} ms | {engine:.2} ms ({}) | {peer:.2} ms | {:.2}× | \
+             {:.2}× | {:.1e} |",
             input[0],
             input[1],
             input[2],
             row["macs"].as_f64().unwrap_or(f64::NAN) / 1e6,
-            ms("ours_ms"),
-            ms("onnxruntime_ms"),
-            ms("ratio"),
+            row["engine_kernels"].as_str().unwrap_or("?"),
+            burn / peer,
+            engine / peer,
             ms("largest_difference"),
         );
-        comparisons.push(Comparison::new(
-            format!("native_cpu/{task}"),
-            ms("ours_ms"),
-            ms("onnxruntime_ms"),
-            "ms",
-        ));
+        comparisons.push(Comparison::new(format!("native_cpu/{task}"), burn, peer, "ms"));
+        comparisons.push(Comparison::new(format!("native_engine/{task}"), engine, peer, "ms"));
     }
     let _ = writeln!(
         table,

@@ -15,8 +15,9 @@
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
 //!   (see the `bench` module); then what the lesion outline costs, `bench inference` and `bench memory`;
 //!   every ours-against-a-peer ratio of the run is gathered in `bench/report.{json,md}`.
-//! - `bench inference [--iterations N]` — every shipped model natively, Bedside's CPU path against
-//!   onnxruntime (PyPI), one thread each, on the same exported weights.
+//! - `bench inference [--iterations N]` — every shipped model natively (burn, and Bedside's own
+//!   engine) against onnxruntime (PyPI), and the page's CPU path against onnxruntime-web in headless
+//!   Chromium, one thread each, on the same exported weights.
 //! - `bench memory` — peak memory while the corpus's CR, a 9000 × 9000 photograph and a 400-frame
 //!   file are opened and diagnosed in the page, and of `bedside predict` natively (see the
 //!   `memory_bench` module).
@@ -110,8 +111,9 @@ enum BenchOf {
     /// Peak memory while opening and diagnosing the corpus's 16-bit CR, a 9000 × 9000 photograph and
     /// a 400-frame file in the page (headless Chromium), and of `bedside predict` on the CR.
     Memory,
-    /// Every shipped model's network natively, Bedside's CPU path against onnxruntime (PyPI), one
-    /// thread each, on the same exported weights (written to bench/inference.md and report.json).
+    /// Every shipped model's network natively (burn, and Bedside's own engine) against onnxruntime
+    /// (PyPI), and the page's CPU path against onnxruntime-web in headless Chromium, one thread each,
+    /// on the same exported weights (bench/inference.md, browser-inference.md and report.json).
     Inference {
         /// Timed runs per model and runtime (the median is reported).
         #[arg(long, default_value_t = 50)]
