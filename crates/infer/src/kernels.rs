@@ -191,18 +191,36 @@ fn pointwise<M: Madd, const W: usize, const N: usize>(
     out: &mut [f32],
 ) {
     let pixels = x.len() / c_in;
-    // The tile's input pixels interleaved, `[c_in][ROWS]`, so that one step reads one chunk.
-    let mut interleaved = vec![0.0f32; c_in * ROWS];
+    tiled::<M, W, N>(pixels, c_in, w, bias, c_out, out, |pixel, r, rows, buffer| {
+        for (i, &v) in x[pixel * c_in..][..c_in].iter().enumerate() {
+            buffer[i * rows + r] = v;
+        }
+    });
+}
+
+/// Every pixel's output channels, `ROWS` pixels at a time (then one by one): `fill(pixel, r, rows,
+/// buffer)` writes the pixel's `inputs` values as row `r` of `rows` rows interleaved in `buffer`
+/// (`[inputs][rows]`, so that one step of the tile reads one chunk).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tiled<M: Madd, const W: usize, const N: usize>(
+    pixels: usize,
+    inputs: usize,
+    w: &[f32],
+    bias: &[f32],
+    c_out: usize,
+    out: &mut [f32],
+    mut fill: impl FnMut(usize, usize, usize, &mut [f32]),
+) {
+    let mut buffer = vec![0.0f32; inputs * ROWS];
     let mut p = 0;
     while p + ROWS <= pixels {
-        for (r, row) in x[p * c_in..(p + ROWS) * c_in].chunks_exact(c_in).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                interleaved[i * ROWS + r] = v;
-            }
+        for r in 0..ROWS {
+            fill(p + r, r, ROWS, &mut buffer);
         }
         pointwise_rows::<M, ROWS, W, N>(
-            &interleaved,
-            c_in,
+            &buffer,
+            inputs,
             w,
             bias,
             c_out,
@@ -211,9 +229,10 @@ fn pointwise<M: Madd, const W: usize, const N: usize>(
         p += ROWS;
     }
     for q in p..pixels {
+        fill(q, 0, 1, &mut buffer[..inputs]);
         pointwise_rows::<M, 1, W, N>(
-            &x[q * c_in..][..c_in],
-            c_in,
+            &buffer[..inputs],
+            inputs,
             w,
             bias,
             c_out,
@@ -341,7 +360,6 @@ fn dense<M: Madd, const W: usize, const N: usize>(
     let k = g.kernel;
     let patch = k * k * c_in;
     let pixels = g.out_h * g.out_w;
-    let mut patches = vec![0.0f32; patch * ROWS];
     // Writes pixel `pixel`'s patch as row `r` of `rows` interleaved rows.
     let gather = |pixel: usize, r: usize, rows: usize, patches: &mut [f32]| {
         let (oy, ox) = (pixel / g.out_w, pixel % g.out_w);
@@ -362,30 +380,5 @@ fn dense<M: Madd, const W: usize, const N: usize>(
             }
         }
     };
-    let mut p = 0;
-    while p + ROWS <= pixels {
-        for r in 0..ROWS {
-            gather(p + r, r, ROWS, &mut patches);
-        }
-        pointwise_rows::<M, ROWS, W, N>(
-            &patches,
-            patch,
-            w,
-            bias,
-            c_out,
-            &mut out[p * c_out..][..ROWS * c_out],
-        );
-        p += ROWS;
-    }
-    for q in p..pixels {
-        gather(q, 0, 1, &mut patches);
-        pointwise_rows::<M, 1, W, N>(
-            &patches[..patch],
-            patch,
-            w,
-            bias,
-            c_out,
-            &mut out[q * c_out..][..c_out],
-        );
-    }
+    tiled::<M, W, N>(pixels, patch, w, bias, c_out, out, gather);
 }
