@@ -1,7 +1,6 @@
 //! `bedside export --onnx`: a model folder's network as an ONNX model.
 
-use crate::model_dir::{Weights, read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Write a model folder's network as ONNX (opset 13), for any ONNX runtime: input the normalised
 /// picture `[batch, channels, height, width]` at the model's input size; outputs `logits` (before
@@ -26,23 +25,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let dir = &args.model;
-    let weights = Weights::from_flag(args.fp32);
-    let (json, bytes) = read(dir, weights)?;
-    let read_file =
-        |path: &Path| std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()));
-    let lesion_json = dir.join("lesion.json");
-    let lesion = if weights == Weights::Int8 && lesion_json.is_file() {
-        let text = String::from_utf8(read_file(&lesion_json)?)
-            .map_err(|e| format!("{}: {e}", lesion_json.display()))?;
-        Some((text, read_file(&dir.join("lesion.bin"))?))
-    } else {
-        None
-    };
-    let lesion_ref = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
-    let failed = |e: bedside_onnx::ExportError| format!("{}: {e}", dir.display());
-    let loaded =
-        bedside_onnx::load(&json, bytes, lesion_ref, &burn::prelude::Device::flex()).map_err(failed)?;
-    let onnx = bedside_onnx::export(&loaded).map_err(failed)?;
+    let loaded = bedside_onnx::load_folder(dir, args.fp32, &burn::prelude::Device::flex())
+        .map_err(|e| e.to_string())?;
+    let onnx = bedside_onnx::export(&loaded).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
     std::fs::write(&out, &onnx).map_err(|e| format!("could not write {}: {e}", out.display()))?;
     let input = &loaded.info.input;
@@ -53,7 +38,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let summary = serde_json::json!({
         "written": out,
         "bytes": onnx.len(),
-        "weights": weights.file_name(),
+        "weights": if args.fp32 { "model-fp32.bin" } else { "model.bin" },
         "opset": bedside_onnx::OPSET,
         "input": [1, input.channels, input.height, input.width],
         "outputs": outputs,

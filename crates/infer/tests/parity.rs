@@ -37,12 +37,7 @@ fn the_engine_computes_what_burn_computes() {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     for task in ["chest", "skin", "breast", "gate"] {
         let dir = models.join(task);
-        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-        let text = |name: &str| String::from_utf8(read(name)).unwrap();
-        let lesion = dir.join("lesion.json").is_file().then(|| (text("lesion.json"), read("lesion.bin")));
-        let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
-        let Loaded { info, network, lesion } =
-            bedside_onnx::load(&text("model.json"), read("model.bin"), lesion, &device).unwrap();
+        let Loaded { info, network, lesion } = bedside_onnx::load_folder(&dir, false, &device).unwrap();
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
         let x = picture(c, h, w);
 

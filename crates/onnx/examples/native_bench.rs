@@ -49,19 +49,8 @@ fn run() -> Result<(), String> {
     let work = bedside_corpus::target_dir().join("bench").join("onnx");
     for dir in &dirs {
         let dir = Path::new(dir);
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
-        };
-        let text = |name: &str| read(name).and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()));
-        let lesion = match dir.join("lesion.json").is_file() {
-            true => Some((text("lesion.json")?, read("lesion.bin")?)),
-            false => None,
-        };
-        let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
-        let failed = |e: bedside_onnx::ExportError| format!("{}: {e}", dir.display());
-        let loaded =
-            bedside_onnx::load(&text("model.json")?, read("model.bin")?, lesion, &device).map_err(failed)?;
-        let onnx = bedside_onnx::export(&loaded).map_err(failed)?;
+        let loaded = bedside_onnx::load_folder(dir, false, &device).map_err(|e| e.to_string())?;
+        let onnx = bedside_onnx::export(&loaded).map_err(|e| format!("{}: {e}", dir.display()))?;
         let Loaded { info, network, lesion } = loaded;
         let task = info.task.name();
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);

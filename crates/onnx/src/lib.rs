@@ -29,6 +29,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use prost::Message;
 use proto::*;
+use std::path::{Path, PathBuf};
 
 /// The ONNX operator set the graph is written for.
 pub const OPSET: i64 = 13;
@@ -48,6 +49,34 @@ pub enum ExportError {
     Model(#[from] ArtifactError),
     #[error(transparent)]
     Lesion(#[from] LesionError),
+}
+
+/// Why a model folder cannot be loaded ([`load_folder`]).
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("could not read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", dir.display())]
+    Model { dir: PathBuf, source: ExportError },
+}
+
+/// A model folder loaded as the page loads it: `model.bin` (dequantised) with the lesion decoder
+/// where the folder has `lesion.json`; with `fp32`, `model-fp32.bin` and no lesion decoder (it was
+/// trained on the int8 network's features).
+pub fn load_folder(dir: &Path, fp32: bool, device: &Device) -> Result<Loaded, FolderError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|source| FolderError::Read { path, source })
+    };
+    let text = |name: &str| read(name).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    let weights = read(if fp32 { "model-fp32.bin" } else { "model.bin" })?;
+    let lesion = match !fp32 && dir.join("lesion.json").is_file() {
+        true => Some((text("lesion.json")?, read("lesion.bin")?)),
+        false => None,
+    };
+    let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
+    load(&text("model.json")?, weights, lesion, device)
+        .map_err(|source| FolderError::Model { dir: dir.to_path_buf(), source })
 }
 
 /// A model folder's contents, loaded: what [`export`] writes.

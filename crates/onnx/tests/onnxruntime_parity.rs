@@ -13,15 +13,6 @@ fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
 }
 
-/// The folder's network as the page runs it (`model.bin`, dequantised) and its lesion decoder.
-fn load(dir: &Path, device: &Device) -> Loaded {
-    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    let text = |name: &str| String::from_utf8(read(name)).unwrap();
-    let lesion = dir.join("lesion.json").is_file().then(|| (text("lesion.json"), read("lesion.bin")));
-    let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
-    bedside_onnx::load(&text("model.json"), read("model.bin"), lesion, device).unwrap()
-}
-
 /// Two pictures' worth of normalised input: smooth shading and a bright disc under deterministic
 /// noise, in the range a normalised picture has.
 fn inputs(c: usize, h: usize, w: usize) -> Vec<f32> {
@@ -55,7 +46,7 @@ fn onnxruntime_computes_what_bedside_computes() {
     let work = bedside_corpus::target_dir().join("onnx-parity");
     for task in ["chest", "skin", "breast", "gate"] {
         let dir = models_dir().join(task);
-        let loaded = load(&dir, &device);
+        let loaded = bedside_onnx::load_folder(&dir, false, &device).unwrap();
         let bytes = bedside_onnx::export(&loaded).unwrap();
         let Loaded { info, network: model, lesion } = loaded;
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
