@@ -86,9 +86,8 @@ struct Conv {
     kernel: usize,
     stride: usize,
     same_padding: bool,
-    /// Explicit `(top, left)` padding where the layer does not pad `SAME` (bottom/right follow from
-    /// the output size).
-    pad: (usize, usize),
+    /// The padding on every side where the layer does not pad `SAME`.
+    pad: usize,
     weight: Vec<f32>,
     bias: Vec<f32>,
     relu6: bool,
@@ -117,9 +116,14 @@ impl Conv {
         }
         let (kernel, stride, groups) = (kh, conv.stride[0], conv.groups);
         let (same_padding, pad) = match conv.padding {
-            PaddingConfig2d::Same => (true, (0, 0)),
-            PaddingConfig2d::Valid => (false, (0, 0)),
-            PaddingConfig2d::Explicit(top, left, _, _) => (false, (top, left)),
+            PaddingConfig2d::Same => (true, 0),
+            PaddingConfig2d::Valid => (false, 0),
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == left && left == bottom && bottom == right =>
+            {
+                (false, top)
+            }
+            PaddingConfig2d::Explicit(..) => return Err(unsupported(format!("padding {:?}", conv.padding))),
         };
         let c_in = c_in_group * groups;
         let w = values(conv.weight.val()); // [c_out][c_in/groups][k][k]
@@ -141,7 +145,7 @@ impl Conv {
                     }
                 }
             }
-            if kernel == 1 && stride == 1 && pad == (0, 0) {
+            if kernel == 1 && stride == 1 && pad == 0 {
                 (Kind::Pointwise, kernels::pack_pointwise(&t, c_in, c_out, k.wide()))
             } else {
                 (Kind::Dense, kernels::pack_pointwise(&t, kk * c_in, c_out, k.wide()))
@@ -163,9 +167,7 @@ impl Conv {
             let total = ((out.max(1) - 1) * self.stride + self.kernel).saturating_sub(size);
             (out, total / 2)
         } else {
-            let before = self.pad.0;
-            // Symmetric padding: the same after as before.
-            ((size + 2 * before - self.kernel) / self.stride + 1, before)
+            ((size + 2 * self.pad).saturating_sub(self.kernel) / self.stride + 1, self.pad)
         }
     }
 
@@ -173,7 +175,6 @@ impl Conv {
         debug_assert_eq!(x.channels, self.c_in);
         let (oh, top) = self.geometry(x.height);
         let (ow, left) = self.geometry(x.width);
-        let left = if self.same_padding { left } else { self.pad.1 };
         let mut out = Map::zeros(oh, ow, self.c_out);
         let geometry = kernels::Geometry {
             in_h: x.height,
@@ -301,21 +302,40 @@ impl Engine {
             })
             .collect::<Result<_, Error>>()?;
         let decoder = lesion.map(|d| Decoder::new(d, k)).transpose()?;
-        Ok(Engine {
+        let engine = Engine {
             stem: Conv::from_layer("stem", &model.stem, k)?,
             blocks,
             taps: model.tap_blocks(),
             head: Conv::from_layer("head", &model.head, k)?,
             classifier: Linear::from_burn(&model.classifier, k),
-            decoder,
+            decoder: None,
             kernels: k,
-        })
+        };
+        match decoder {
+            Some(decoder) => engine.with_decoder(decoder),
+            None => Ok(engine),
+        }
+    }
+
+    /// Adds a decoder after checking that it reads this network's maps: the head's, then the taps'
+    /// from the deepest.
+    fn with_decoder(mut self, decoder: Decoder) -> Result<Engine, Error> {
+        let reads: Vec<usize> = decoder.lateral.iter().map(|c| c.c_in).collect();
+        let maps: Vec<usize> = std::iter::once(self.head.c_out)
+            .chain(self.taps.iter().rev().map(|&i| self.blocks[i].project.c_out))
+            .collect();
+        if reads != maps || decoder.smooth.len() != self.taps.len() {
+            let what = format!("a lesion decoder reading {reads:?} channels (the network gives {maps:?})");
+            return Err(Error::Unsupported { layer: "lesion decoder".into(), what });
+        }
+        self.decoder = Some(decoder);
+        Ok(self)
     }
 
     /// The same engine with a lesion decoder (which must read this network's feature maps).
-    pub fn with_lesion(mut self, lesion: &LesionDecoder) -> Result<Engine, Error> {
-        self.decoder = Some(Decoder::new(lesion, self.kernels)?);
-        Ok(self)
+    pub fn with_lesion(self, lesion: &LesionDecoder) -> Result<Engine, Error> {
+        let decoder = Decoder::new(lesion, self.kernels)?;
+        self.with_decoder(decoder)
     }
 
     /// Whether [`Output::lesion_logits`] will be given.
@@ -353,7 +373,7 @@ impl Engine {
 
     /// One image, planar `[channels][height][width]` (the normalised input the models take).
     pub fn run(&self, planar: &[f32], channels: usize, height: usize, width: usize) -> Result<Output, Error> {
-        if planar.len() != channels * height * width || channels != self.stem.c_in {
+        if planar.len() != channels * height * width || channels != self.stem.c_in || planar.is_empty() {
             let channels = self.stem.c_in;
             return Err(Error::InputSize { got: planar.len(), channels, height, width });
         }
@@ -362,10 +382,9 @@ impl Engine {
         let mut taps = Vec::with_capacity(3);
         for (i, block) in self.blocks.iter().enumerate() {
             let mut y = match &block.expand {
-                Some(expand) => expand.run(k, &x),
-                None => x.clone(),
+                Some(expand) => block.depthwise.run(k, &expand.run(k, &x)),
+                None => block.depthwise.run(k, &x),
             };
-            y = block.depthwise.run(k, &y);
             if let Some((reduce, expand)) = &block.se {
                 let pooled = mean_pool(&y);
                 let mut s = reduce.run(k, &pooled);

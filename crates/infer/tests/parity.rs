@@ -86,3 +86,18 @@ fn a_wrong_input_size_is_an_error() {
     let error = engine.run(&[0.0; 10], 3, 64, 64).unwrap_err().to_string();
     assert!(error.contains("10 values") && error.contains("3 × 64 × 64"), "{error}");
 }
+
+#[test]
+fn a_lesion_decoder_for_another_network_is_refused() {
+    let device = Device::flex();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let gate = bedside_onnx::load_folder(&models.join("gate"), false, &device).unwrap();
+    let skin = bedside_onnx::load_folder(&models.join("skin"), false, &device).unwrap();
+    let error = Engine::new(&gate.network, skin.lesion.as_ref()).unwrap_err().to_string();
+    assert!(error.contains("lesion decoder reading"), "{error}");
+    let error = Engine::new(&gate.network, None).unwrap().with_lesion(skin.lesion.as_ref().unwrap());
+    assert!(error.is_err());
+    // An empty picture is refused too, not run.
+    let engine = Engine::new(&gate.network, None).unwrap();
+    assert!(engine.run(&[], 3, 0, 64).is_err());
+}
