@@ -37,6 +37,10 @@ fn export_writes_the_network_as_onnx_and_says_what_it_wrote() {
         // A ModelProto starts with its IR version (field 1, varint) and names its producer.
         assert_eq!(bytes[0], 0x08, "{task}");
         assert!(bytes.windows(7).any(|w| w == b"bedside"), "{task}: producer name");
+        // The metadata carries what comes after the network, the lesion threshold with the decoder.
+        let has = |key: &[u8]| bytes.windows(key.len()).any(|w| w == key);
+        assert!(has(b"temperature") && has(b"mirror_average"), "{task}: metadata");
+        assert_eq!(has(b"lesion_threshold"), outputs.contains(&"lesion_logits"), "{task} fp32 {fp32}");
     }
     std::fs::remove_dir_all(&out_dir).unwrap();
 }

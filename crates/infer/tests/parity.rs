@@ -37,7 +37,7 @@ fn the_engine_computes_what_burn_computes() {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     for task in ["chest", "skin", "breast", "gate"] {
         let dir = models.join(task);
-        let Loaded { info, network, lesion } = bedside_onnx::load_folder(&dir, false, &device).unwrap();
+        let Loaded { info, network, lesion, .. } = bedside_onnx::load_folder(&dir, false, &device).unwrap();
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
         let x = picture(c, h, w);
 

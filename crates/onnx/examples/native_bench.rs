@@ -51,7 +51,7 @@ fn run() -> Result<(), String> {
         let dir = Path::new(dir);
         let loaded = bedside_onnx::load_folder(dir, false, &device).map_err(|e| e.to_string())?;
         let onnx = bedside_onnx::export(&loaded).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let Loaded { info, network, lesion } = loaded;
+        let Loaded { info, network, lesion, .. } = loaded;
         let task = info.task.name();
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
         // A smooth picture with a bright disc in the normalised range: the values do not change the

@@ -11,8 +11,8 @@
 //! - `lesion_logits` `[batch, height, width]` where the folder has a lesion decoder.
 //!
 //! What happens after the network stays with the caller and is written in the model's metadata:
-//! the calibration temperature, the decision threshold, the class names, and whether the page
-//! averages a pass with its mirror image's (`mirror_average`).
+//! the calibration temperature, the decision threshold, the class names, the lesion threshold, and
+//! whether the page averages a pass with its mirror image's (`mirror_average`).
 //!
 //! Weights are written as the loaded network holds them (BatchNorm folded); the `bedside export`
 //! command loads `model.bin` dequantised, which is what the page computes with.
@@ -70,12 +70,11 @@ pub fn load_folder(dir: &Path, fp32: bool, device: &Device) -> Result<Loaded, Fo
     };
     let text = |name: &str| read(name).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
     let weights = read(if fp32 { "model-fp32.bin" } else { "model.bin" })?;
-    let lesion = match !fp32 && dir.join("lesion.json").is_file() {
-        true => Some((text("lesion.json")?, read("lesion.bin")?)),
-        false => None,
+    let (lesion_json, lesion_bin) = match !fp32 && dir.join("lesion.json").is_file() {
+        true => (Some(text("lesion.json")?), Some(read("lesion.bin")?)),
+        false => (None, None),
     };
-    let lesion = lesion.as_ref().map(|(json, bin)| (json.as_str(), bin.clone()));
-    load(&text("model.json")?, weights, lesion, device)
+    load(&text("model.json")?, weights, lesion_json.as_deref().zip(lesion_bin), device)
         .map_err(|source| FolderError::Model { dir: dir.to_path_buf(), source })
 }
 
@@ -85,6 +84,8 @@ pub struct Loaded {
     /// BatchNorm folded, weights in fp32 (dequantised where they were int8).
     pub network: Student,
     pub lesion: Option<LesionDecoder>,
+    /// `lesion.json`'s threshold: a pixel is inside where the sigmoid of its logit reaches it.
+    pub lesion_threshold: Option<f32>,
 }
 
 /// Loads `model.json` with its weights (`model.bin` or `model-fp32.bin`) and, where given,
@@ -98,14 +99,14 @@ pub fn load(
     let info = ModelInfo::from_json(model_json)?;
     let sha = sha256_hex(&weights);
     let network = student_from_bytes(&info.network, weights, device)?;
-    let lesion = match lesion {
+    let (lesion, lesion_threshold) = match lesion {
         Some((json, bytes)) => {
             let lesion = LesionInfo::from_json(json, &info.network, &sha)?;
-            Some(decoder_from_bytes(&lesion.decoder, bytes, device)?)
+            (Some(decoder_from_bytes(&lesion.decoder, bytes, device)?), Some(lesion.threshold))
         }
-        None => None,
+        None => (None, None),
     };
-    Ok(Loaded { info, network, lesion })
+    Ok(Loaded { info, network, lesion, lesion_threshold })
 }
 
 /// A loaded model (its network, its information and its lesion decoder where it has one), as ONNX
@@ -148,7 +149,7 @@ pub fn export(loaded: &Loaded) -> Result<Vec<u8>, ExportError> {
     let flat = g.node("Flatten", &[&pooled], vec![int("axis", 1)]);
     let weight = model.classifier.weight.val(); // [head_channels, classes]
     let [_, classes] = weight.dims();
-    let b = g.tensor("classifier.weight", weight.clone().dims().to_vec(), values(weight.clone()));
+    let b = g.tensor("classifier.weight", weight.dims().to_vec(), values(weight.clone()));
     let bias = model
         .classifier
         .bias
@@ -183,6 +184,9 @@ pub fn export(loaded: &Loaded) -> Result<Vec<u8>, ExportError> {
     ];
     if let Some(threshold) = info.threshold {
         metadata.push(("threshold", threshold.to_string()));
+    }
+    if let (Some(_), Some(threshold)) = (lesion, loaded.lesion_threshold) {
+        metadata.push(("lesion_threshold", threshold.to_string()));
     }
     let graph = GraphProto {
         node: g.nodes,

@@ -48,7 +48,7 @@ fn onnxruntime_computes_what_bedside_computes() {
         let dir = models_dir().join(task);
         let loaded = bedside_onnx::load_folder(&dir, false, &device).unwrap();
         let bytes = bedside_onnx::export(&loaded).unwrap();
-        let Loaded { info, network: model, lesion } = loaded;
+        let Loaded { info, network: model, lesion, .. } = loaded;
         let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
         let x = inputs(c, h, w);
         let path = work.join(format!("{task}.onnx"));
