@@ -8,6 +8,10 @@
 //! lacks, with their own entries keyed `derived/<name>` (see [`path_of`]). The key hashes the script,
 //! the requirements and every corpus file, so a change to any of them makes a new run and an
 //! unchanged corpus is decoded once. Nothing it writes is committed.
+//!
+//! The other reference Bedside is held to, for inference: [`onnxruntime`] runs an exported model in
+//! onnxruntime from PyPI ([`ONNXRUNTIME`], in its own `onnxruntime-venv/`), for the ONNX export's
+//! parity test and the inference bench.
 
 use crate::{io, target_dir, workspace_root};
 use sha2::{Digest, Sha256};
