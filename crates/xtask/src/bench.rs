@@ -157,6 +157,8 @@ impl Comparison {
     }
 }
 
+/// Writes the run's comparisons as `bench/comparisons.md` and as `comparisons` in `report.json`
+/// (beside what other parts of the bench wrote there; `report.md` gathers every part's table).
 fn write_report(comparisons: &[Comparison]) -> Result<()> {
     let mut table = String::from("| comparison | ours | peer | ours / peer |\n|---|---:|---:|---:|\n");
     for c in comparisons {
@@ -169,14 +171,14 @@ fn write_report(comparisons: &[Comparison]) -> Result<()> {
     let _ = writeln!(
         table,
         "\nOne `cargo xtask bench` run, every pair measured side by side on this machine; below 1×, Bedside \
-         is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu), \
-         onnxruntime-web's wasm backend, one thread (browser_cpu)."
+         is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu, \
+         native_engine), onnxruntime-web's wasm backend, one thread (browser_cpu)."
     );
     let dir = target_dir().join("bench");
-    std::fs::write(dir.join("report.md"), &table)?;
-    let report =
-        serde_json::json!({ "comparisons": comparisons.iter().map(Comparison::json).collect::<Vec<_>>() });
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("comparisons.md"), &table)?;
+    let comparisons: Vec<Value> = comparisons.iter().map(Comparison::json).collect();
+    crate::memory_bench::merge_report(&dir, serde_json::json!({ "comparisons": comparisons }))?;
     println!("\n{table}\nwritten to {}", dir.join("report.json").display());
     Ok(())
 }

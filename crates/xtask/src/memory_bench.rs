@@ -132,7 +132,7 @@ pub fn bench() -> Result<()> {
 
 /// Adds `keys` to `report.json` (keeping what other parts of the bench wrote) and redraws
 /// `report.md` from every part's table present.
-fn merge_report(dir: &Path, keys: Value) -> Result<()> {
+pub(crate) fn merge_report(dir: &Path, keys: Value) -> Result<()> {
     let path = dir.join("report.json");
     let mut report: serde_json::Map<String, Value> = std::fs::read_to_string(&path)
         .ok()
@@ -146,9 +146,14 @@ fn merge_report(dir: &Path, keys: Value) -> Result<()> {
     }
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     let mut md = String::from("# Bedside benchmark report\n");
-    for (part, title) in
-        [("decode", "Decoding"), ("lesion", "Lesion outline cost"), ("memory", "Peak memory")]
-    {
+    for (part, title) in [
+        ("comparisons", "Ours against a peer"),
+        ("decode", "Decoding"),
+        ("lesion", "Lesion outline cost"),
+        ("inference", "Inference, native"),
+        ("browser-inference", "Inference in the browser"),
+        ("memory", "Peak memory"),
+    ] {
         if let Ok(table) = std::fs::read_to_string(dir.join(format!("{part}.md"))) {
             let _ = write!(md, "\n## {title}\n\n{table}");
         }
