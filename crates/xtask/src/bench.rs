@@ -209,24 +209,15 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
     let jobs = ["chest", "skin", "breast", "gate"].map(|task| {
         format!("{task}={}={}", models.join(task).display(), onnx.join(format!("{task}.onnx")).display())
     });
-    let out = Command::new("node")
-        .arg(root().join("tests/bench/inference.mjs"))
-        .args(["--iterations", &iterations.to_string(), "--ort"])
-        .arg(&ort)
-        .args(jobs)
-        .env("BEDSIDE_URL", url)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("could not run tests/bench/inference.mjs")?;
-    if !out.status.success() {
-        bail!("tests/bench/inference.mjs failed ({})", out.status);
-    }
-    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("inference.mjs printed a line that is not JSON")?;
+    let rows = json_lines(
+        Command::new("node")
+            .arg(root().join("tests/bench/inference.mjs"))
+            .args(["--iterations", &iterations.to_string(), "--ort"])
+            .arg(&ort)
+            .args(jobs)
+            .env("BEDSIDE_URL", url),
+        "tests/bench/inference.mjs",
+    )?;
     let mut table = String::from(
         "| model | Bedside, page CPU path | onnxruntime-web (wasm) | Bedside / onnxruntime-web |\n|---|---:|---:|---:|\n",
     );
@@ -256,23 +247,15 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
 fn inference(iterations: usize) -> Result<Vec<Comparison>> {
     step("Inference, native (release), against onnxruntime");
     let models = root().join("models");
-    let out = cargo()
-        .args(["run", "--quiet", "--release", "--package", "bedside-onnx", "--example", "native_bench"])
-        .args(["--", "--iterations", &iterations.to_string()])
-        .args(["chest", "skin", "breast", "gate"].map(|task| models.join(task)))
-        // burn's flex backend spreads over rayon's threads; onnxruntime is held to one too.
-        .env("RAYON_NUM_THREADS", "1")
-        .stderr(Stdio::inherit())
-        .output()
-        .context("could not run native_bench")?;
-    if !out.status.success() {
-        bail!("native_bench failed ({})", out.status);
-    }
-    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("native_bench printed a line that is not JSON")?;
+    let rows = json_lines(
+        cargo()
+            .args(["run", "--quiet", "--release", "--package", "bedside-onnx", "--example", "native_bench"])
+            .args(["--", "--iterations", &iterations.to_string()])
+            .args(["chest", "skin", "breast", "gate"].map(|task| models.join(task)))
+            // burn's flex backend spreads over rayon's threads; onnxruntime is held to one too.
+            .env("RAYON_NUM_THREADS", "1"),
+        "native_bench",
+    )?;
     let mut table = String::from(
         "| model | input | multiply–accumulates | Bedside, burn (flex) | Bedside's engine | onnxruntime | \
          burn / onnxruntime | engine / onnxruntime | largest difference |\n\
@@ -322,28 +305,22 @@ fn lesion_cost(iterations: usize) -> Result<()> {
     let mut rows: Vec<Value> = Vec::new();
     // A picture the size of the data sets' and a phone photo's.
     for size in ["640x480", "4000x3000"] {
-        let out = cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "bedside-diagnosis",
-                "--example",
-                "lesion_bench",
-            ])
-            .args(["--", "--iterations", &iterations.max(10).to_string(), "--size", size])
-            .arg(models.join("breast"))
-            .arg(models.join("skin"))
-            .stderr(Stdio::inherit())
-            .output()
-            .context("could not run lesion_bench")?;
-        if !out.status.success() {
-            bail!("lesion_bench failed ({})", out.status);
-        }
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            rows.push(serde_json::from_str(line).context("lesion_bench printed a line that is not JSON")?);
-        }
+        rows.extend(json_lines(
+            cargo()
+                .args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "--package",
+                    "bedside-diagnosis",
+                    "--example",
+                    "lesion_bench",
+                ])
+                .args(["--", "--iterations", &iterations.max(10).to_string(), "--size", size])
+                .arg(models.join("breast"))
+                .arg(models.join("skin")),
+            "lesion_bench",
+        )?);
     }
     let mut table = String::from(
         "| model | picture | diagnosis without the lesion decoder | with it | time with / without |\n\
@@ -374,6 +351,21 @@ fn lesion_cost(iterations: usize) -> Result<()> {
     std::fs::write(dir.join("lesion.md"), &table)?;
     std::fs::write(dir.join("lesion.json"), serde_json::to_string_pretty(&rows)?)?;
     Ok(())
+}
+
+/// Runs a benchmark program (its stderr passed through) and parses its output, one JSON value per
+/// line; `what` names it in errors.
+fn json_lines(cmd: &mut Command, what: &str) -> Result<Vec<Value>> {
+    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("could not run {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({})", out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).with_context(|| format!("{what} printed a line that is not JSON"))
+        })
+        .collect()
 }
 
 /// Runs one peer and parses its JSON lines (one per file, in the order of [`FILES`]).
