@@ -48,6 +48,12 @@ impl Geometry {
     }
 }
 
+/// The widest block of output channels a tile holds ([`Kernels::wide`]): the weights are packed
+/// with it, and the kernels are instantiated with it.
+const PORTABLE_WIDE: usize = 8;
+#[cfg(target_arch = "x86_64")]
+const AVX2_WIDE: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernels {
     Portable,
@@ -68,9 +74,9 @@ impl Kernels {
     /// have 16 registers of 4 lanes, AVX2 16 of 8), so that a 4-pixel tile's accumulators fit.
     pub fn wide(self) -> usize {
         match self {
-            Kernels::Portable => 8,
+            Kernels::Portable => PORTABLE_WIDE,
             #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2Fma => 16,
+            Kernels::Avx2Fma => AVX2_WIDE,
         }
     }
 
@@ -86,7 +92,9 @@ impl Kernels {
     /// [`pack_pointwise`].
     pub fn pointwise(self, x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
         match self {
-            Kernels::Portable => pointwise::<Plain, 8, 4>(x, c_in, w, bias, c_out, out),
+            Kernels::Portable => {
+                pointwise::<Plain, PORTABLE_WIDE, { PORTABLE_WIDE / 2 }>(x, c_in, w, bias, c_out, out)
+            }
             // SAFETY: chosen only where `detect` saw AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2Fma => unsafe { avx2::pointwise(x, c_in, w, bias, c_out, out) },
@@ -116,7 +124,9 @@ impl Kernels {
         out: &mut [f32],
     ) {
         match self {
-            Kernels::Portable => dense::<Plain, 8, 4>(x, g, c_in, w, bias, c_out, out),
+            Kernels::Portable => {
+                dense::<Plain, PORTABLE_WIDE, { PORTABLE_WIDE / 2 }>(x, g, c_in, w, bias, c_out, out)
+            }
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2Fma => unsafe { avx2::dense(x, g, c_in, w, bias, c_out, out) },
@@ -126,11 +136,11 @@ impl Kernels {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Fused, Geometry};
+    use super::{AVX2_WIDE, Fused, Geometry};
 
     #[target_feature(enable = "avx2,fma")]
     pub fn pointwise(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
-        super::pointwise::<Fused, 16, 8>(x, c_in, w, bias, c_out, out)
+        super::pointwise::<Fused, AVX2_WIDE, { AVX2_WIDE / 2 }>(x, c_in, w, bias, c_out, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -148,7 +158,7 @@ mod avx2 {
         c_out: usize,
         out: &mut [f32],
     ) {
-        super::dense::<Fused, 16, 8>(x, g, c_in, w, bias, c_out, out)
+        super::dense::<Fused, AVX2_WIDE, { AVX2_WIDE / 2 }>(x, g, c_in, w, bias, c_out, out)
     }
 }
 
