@@ -16,7 +16,7 @@ mod kernels;
 
 use bedside_model::input::InputSpec;
 use bedside_model::lesion::{LesionDecoder, resample_matrix};
-use bedside_model::student::{ConvBn, Student};
+use bedside_model::student::{ConvBn, Student, same_padding};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -163,9 +163,7 @@ impl Conv {
     /// Output side and the padding before it, for an input side.
     fn geometry(&self, size: usize) -> (usize, usize) {
         if self.same_padding {
-            let out = size.div_ceil(self.stride);
-            let total = ((out.max(1) - 1) * self.stride + self.kernel).saturating_sub(size);
-            (out, total / 2)
+            (size.div_ceil(self.stride), same_padding(self.kernel, self.stride, size).0)
         } else {
             ((size + 2 * self.pad).saturating_sub(self.kernel) / self.stride + 1, self.pad)
         }

@@ -153,6 +153,15 @@ pub(crate) struct ConvStyle {
     pub bn_epsilon: f64,
 }
 
+/// TensorFlow `SAME` padding of one side, as burn computes it: the output is `⌈size / stride⌉` and the
+/// odd pixel of padding goes after; returns `(before, after)`. The ONNX export and Bedside's engine
+/// pad with it too.
+pub fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
 impl ConvStyle {
     pub(crate) const SYMMETRIC: ConvStyle = ConvStyle { same_padding: false, bn_epsilon: 1e-5 };
 }
@@ -553,6 +562,14 @@ impl StudentConfig {
 mod tests {
     use super::*;
     use crate::teacher::TeacherConfig;
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_after() {
+        assert_eq!(same_padding(3, 2, 224), (0, 1));
+        assert_eq!(same_padding(3, 2, 225), (1, 1));
+        assert_eq!(same_padding(5, 2, 28), (1, 2));
+        assert_eq!(same_padding(3, 1, 10), (1, 1));
+    }
 
     #[test]
     fn taps_are_the_last_blocks_at_strides_4_8_and_16() {

@@ -23,7 +23,7 @@ use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::lesion::{
     LesionDecoder, LesionError, LesionInfo, decoder_from_bytes, resample_matrix, sha256_hex,
 };
-use bedside_model::student::{ConvBn, Student};
+use bedside_model::student::{ConvBn, Student, same_padding};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -397,13 +397,6 @@ impl Graph {
     }
 }
 
-/// TensorFlow `SAME` padding (as burn computes it): output `⌈size / stride⌉`, the odd pixel after.
-fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
-    let out = size.div_ceil(stride);
-    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(size);
-    (total / 2, total - total / 2)
-}
-
 fn int(name: &str, value: i64) -> AttributeProto {
     AttributeProto { name: name.into(), i: Some(value), r#type: ATTR_INT, ..Default::default() }
 }
@@ -442,18 +435,5 @@ fn value_info(name: &str, dims: Vec<Dim>) -> ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto { tensor_type: Some(tensor_type) }),
         doc_string: String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_padding_puts_the_odd_pixel_after() {
-        assert_eq!(same_padding(3, 2, 224), (0, 1));
-        assert_eq!(same_padding(3, 2, 225), (1, 1));
-        assert_eq!(same_padding(5, 2, 28), (1, 2));
-        assert_eq!(same_padding(3, 1, 10), (1, 1));
     }
 }
