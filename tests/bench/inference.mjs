@@ -9,9 +9,10 @@
 // present) lesion.json + lesion.bin, and `Model.warmUp()` — one pass on a blank input at the model's
 // input size: the network, its read-back, the heat map and the lesion outline — is timed; then
 // onnxruntime-web (its `ort.wasm.min.mjs`, wasm execution provider, numThreads 1) runs the folder's
-// network exported by `bedside export --onnx` on the same blank input, every output fetched. Medians
-// of N runs after two warm-ups each. One JSON line per task: task, iterations, ours_ms,
-// onnxruntime_web_ms, ratio (ours / onnxruntime-web's).
+// network exported by `bedside export --onnx` on the same blank input, every output fetched; and
+// Bedside's `Model` again on "cpu-int8" (the engine in int8 arithmetic). Medians of N runs after two
+// warm-ups each. One JSON line per task: task, iterations, ours_ms, onnxruntime_web_ms, ratio (ours /
+// onnxruntime-web's), int8_ms and int8_vs_fp32 (int8_ms / ours_ms).
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -96,11 +97,15 @@ try {
 
       const { default: init, Model } = await import('/pkg/bedside_web.js');
       await init();
-      const model = await Model.load(await text('model.json'), await bytes('model.bin'), 'cpu',
+      const load = async (backend) => Model.load(await text('model.json'), await bytes('model.bin'), backend,
         hasLesion ? await text('lesion.json') : undefined, hasLesion ? await bytes('lesion.bin') : undefined);
+      const model = await load('cpu');
       const ours = await timed(() => model.warmUp());
       const input = model.summary().input;
       model.free();
+      const int8Model = await load('cpu-int8');
+      const int8 = await timed(() => int8Model.warmUp());
+      int8Model.free();
 
       const ort = await import('/__bench__/ort/ort.wasm.min.mjs');
       ort.env.wasm.wasmPaths = '/__bench__/ort/';
@@ -113,7 +118,7 @@ try {
         for (const name of session.outputNames) outputs[name].data;
       });
       await session.release();
-      return { ours, peer };
+      return { ours, peer, int8 };
     }, { task, hasLesion, iterations });
     console.log(JSON.stringify({
       task,
@@ -121,6 +126,8 @@ try {
       ours_ms: Number(result.ours.toFixed(3)),
       onnxruntime_web_ms: Number(result.peer.toFixed(3)),
       ratio: Number((result.ours / result.peer).toFixed(3)),
+      int8_ms: Number(result.int8.toFixed(3)),
+      int8_vs_fp32: Number((result.int8 / result.ours).toFixed(3)),
     }));
   }
 } finally {

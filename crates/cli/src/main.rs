@@ -1,6 +1,7 @@
 //! `bedside`: Bedside's decoding (and, as they land, evaluation and prediction) on the command line.
 //! A thin layer over the library crates: parse flags, call the library, print JSON or one error line.
 
+mod arithmetic;
 mod calibrate;
 mod card;
 mod decode;
@@ -46,6 +47,7 @@ enum Command {
     SizeCurve(size_curve::Args),
     Card(card::Args),
     Export(export::Args),
+    Arithmetic(arithmetic::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::SizeCurve(args) => size_curve::run(&args),
         Command::Card(args) => card::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Arithmetic(args) => arithmetic::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,7 @@ pub use overlay::{lesion_mask, outline, outline_rgba, overlay};
 pub use preprocess::{ModelView, first_view, model_input, model_view};
 
 use bedside_imaging::{Frame, PixelSize, Study};
+pub use bedside_infer::Precision;
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
@@ -196,9 +197,17 @@ impl Diagnoser {
 
     /// The same model computed by Bedside's own CPU engine instead of burn (outputs within 1e-4 of
     /// burn's; `bedside-infer`'s parity test): what the page's CPU path runs.
-    pub fn on_engine(mut self) -> Result<Diagnoser, Error> {
+    pub fn on_engine(self) -> Result<Diagnoser, Error> {
+        self.on_engine_in(bedside_infer::Precision::Fp32)
+    }
+
+    /// [`Diagnoser::on_engine`] with the engine's arithmetic chosen: int8 is measured against f32 by
+    /// `bedside arithmetic`.
+    pub fn on_engine_in(mut self, precision: bedside_infer::Precision) -> Result<Diagnoser, Error> {
         if let Network::Burn { model, decoder } = &self.network {
-            self.network = Network::Engine(bedside_infer::Engine::new(model, decoder.as_ref())?);
+            let options = bedside_infer::Options { precision, portable: false };
+            self.network =
+                Network::Engine(bedside_infer::Engine::with_options(model, decoder.as_ref(), options)?);
         }
         Ok(self)
     }

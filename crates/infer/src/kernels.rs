@@ -3,6 +3,8 @@
 //! build is the same code with simd128 where the build enables it) and for AVX2 + FMA, picked at run
 //! time. The arithmetic differs between the two only in FMA's single rounding.
 
+use crate::quant::{self, QuantWeight};
+
 /// A multiply–add: `a · b + c`, rounded twice (portable) or once (FMA).
 trait Madd {
     fn madd(a: f32, b: f32, c: f32) -> f32;
@@ -132,11 +134,101 @@ impl Kernels {
             Kernels::Avx2Fma => unsafe { avx2::dense(x, g, c_in, w, bias, c_out, out) },
         }
     }
+
+    /// [`Kernels::pointwise`] in int8 arithmetic (`crate::quant`): `x` quantised with its own range,
+    /// `w` by [`quant::quantise_weight`] with [`Kernels::wide`].
+    pub fn pointwise_int8(self, x: &[f32], w: &QuantWeight, bias: &[f32], out: &mut [f32]) {
+        match self {
+            // SAFETY: the portable lanes need only the build's baseline.
+            Kernels::Portable => unsafe { pointwise_int8::<quant::Portable>(x, w, bias, out) },
+            // SAFETY: chosen only where `detect` saw AVX2.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => unsafe { avx2::pointwise_int8(x, w, bias, out) },
+        }
+    }
+
+    /// [`Kernels::dense`] in int8 arithmetic, `w` quantised with `k² · c_in` inputs.
+    pub fn dense_int8(
+        self,
+        x: &[f32],
+        g: &Geometry,
+        c_in: usize,
+        w: &QuantWeight,
+        bias: &[f32],
+        out: &mut [f32],
+    ) {
+        match self {
+            // SAFETY: as above.
+            Kernels::Portable => unsafe { dense_int8::<quant::Portable>(x, g, c_in, w, bias, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => unsafe { avx2::dense_int8(x, g, c_in, w, bias, out) },
+        }
+    }
+}
+
+/// # Safety
+/// `L`'s target feature must be present.
+#[inline(always)]
+unsafe fn pointwise_int8<L: quant::Lanes>(x: &[f32], w: &QuantWeight, bias: &[f32], out: &mut [f32]) {
+    // Each pixel in steps of its own range, in rows of an even length as the pair instructions read.
+    let (q, steps) = quant::quantise_rows(x, w.inputs, w.inputs.div_ceil(2) * 2, w.activation_bits);
+    // SAFETY: as the caller guarantees.
+    unsafe { quant::gemm::<L>(&q, &steps, w, bias, out) }
+}
+
+/// # Safety
+/// As [`pointwise_int8`].
+#[inline(always)]
+unsafe fn dense_int8<L: quant::Lanes>(
+    x: &[f32],
+    g: &Geometry,
+    c_in: usize,
+    w: &QuantWeight,
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    let k = g.kernel;
+    // Every output pixel's patch (zeros over the edges) in steps of its own range.
+    let padded = w.inputs.div_ceil(2) * 2;
+    let pixels = g.out_h * g.out_w;
+    let mut patch = vec![0.0f32; w.inputs];
+    let mut q = vec![0i16; pixels * padded];
+    let mut steps = Vec::with_capacity(pixels);
+    for (pixel, dst) in q.chunks_exact_mut(padded).enumerate() {
+        let (oy, ox) = (pixel / g.out_w, pixel % g.out_w);
+        for ky in 0..k {
+            let iy = Geometry::source(oy, ky, g.stride, g.top, g.in_h);
+            for kx in 0..k {
+                let ix = Geometry::source(ox, kx, g.stride, g.left, g.in_w);
+                let to = &mut patch[(ky * k + kx) * c_in..][..c_in];
+                match iy.zip(ix) {
+                    Some((iy, ix)) => to.copy_from_slice(&x[(iy * g.in_w + ix) * c_in..][..c_in]),
+                    None => to.fill(0.0),
+                }
+            }
+        }
+        steps.push(quant::quantise_row(&patch, dst, w.activation_bits));
+    }
+    // SAFETY: as the caller guarantees.
+    unsafe { quant::gemm::<L>(&q, &steps, w, bias, out) }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{AVX2_WIDE, Fused, Geometry};
+    use super::{AVX2_WIDE, Fused, Geometry, QuantWeight, quant};
+
+    #[target_feature(enable = "avx2")]
+    pub fn pointwise_int8(x: &[f32], w: &QuantWeight, bias: &[f32], out: &mut [f32]) {
+        // SAFETY: this function is compiled with AVX2.
+        unsafe { super::pointwise_int8::<quant::Avx2>(x, w, bias, out) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub fn dense_int8(x: &[f32], g: &Geometry, c_in: usize, w: &QuantWeight, bias: &[f32], out: &mut [f32]) {
+        // SAFETY: as above.
+        unsafe { super::dense_int8::<quant::Avx2>(x, g, c_in, w, bias, out) }
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub fn pointwise(x: &[f32], c_in: usize, w: &[f32], bias: &[f32], c_out: usize, out: &mut [f32]) {
@@ -163,11 +255,11 @@ mod avx2 {
 }
 
 /// Pixels per register tile of the pointwise kernel.
-const ROWS: usize = 4;
+pub(crate) const ROWS: usize = 4;
 
 /// The output-channel blocks a pointwise weight is packed in: `wide` channels, then `wide / 2`,
 /// then what is left.
-fn blocks(c_out: usize, wide: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn blocks(c_out: usize, wide: usize) -> impl Iterator<Item = (usize, usize)> {
     let narrow = wide / 2;
     let end_wide = c_out / wide * wide;
     let end_narrow = end_wide + (c_out - end_wide) / narrow * narrow;

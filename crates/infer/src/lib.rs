@@ -2,17 +2,22 @@
 //! (MobileNetV2-style or EfficientNet-Lite0), its class activation maps and its lesion decoder,
 //! without a tensor framework.
 //!
-//! This is the fp32 reference path: maps are channels-last (`[height][width][channels]`), so that
-//! every kernel's inner loop runs over contiguous channels and vectorises — a 1 × 1 convolution is
-//! a row-times-matrix product per pixel, a depthwise one a sum of `k²` shifted rows. Bias and ReLU6
-//! are fused into each convolution. The same code builds natively and for wasm32; on x86-64 the
-//! kernels are also compiled for AVX2 + FMA and chosen at run time.
+//! Maps are channels-last (`[height][width][channels]`), so that every kernel's inner loop runs over
+//! contiguous channels and vectorises — a 1 × 1 convolution is a row-times-matrix product per pixel,
+//! a depthwise one a sum of `k²` shifted rows. Bias and ReLU6 are fused into each convolution. The
+//! same code builds natively and for wasm32; on x86-64 the kernels are also compiled for AVX2 + FMA
+//! and chosen at run time.
+//!
+//! Two arithmetics ([`Precision`]): f32, the reference, and int8 for the pointwise and dense
+//! convolutions (`quant`: int8 weights per output channel, int8 activations per pixel, exact i32
+//! sums), the rest in f32.
 //!
 //! Weights come from a loaded `bedside_model` network ([`Engine::new`]), BatchNorm folded.
 //! burn stays for training and for the WebGPU path; `tests/parity.rs` holds this engine to burn's
 //! outputs on every shipped model.
 
 mod kernels;
+mod quant;
 
 use bedside_model::input::InputSpec;
 use bedside_model::lesion::{LesionDecoder, resample_matrix};
@@ -21,6 +26,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use kernels::Kernels;
+use quant::QuantWeight;
 
 /// Why a network cannot run on this engine.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,56 @@ enum Kind {
     Dense,
 }
 
+/// What the engine multiplies in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 throughout: the reference, within 1e-4 of burn.
+    #[default]
+    Fp32,
+    /// Pointwise and dense convolutions (nearly every multiply–add) with int8 weights and int8
+    /// activations, summed exactly in i32 (`quant`); depthwise convolutions, pooling,
+    /// squeeze-excitation and the classifier in f32.
+    Int8,
+    /// As [`Precision::Int8`] with 12-bit activations: as fast (activations are held as i16 either
+    /// way) and sixteen times finer.
+    W8A12,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+            Precision::W8A12 => "w8a12",
+        }
+    }
+
+    /// Bits per activation in the integer arithmetics.
+    fn activation_bits(self) -> Option<u32> {
+        match self {
+            Precision::Fp32 => None,
+            Precision::Int8 => Some(8),
+            Precision::W8A12 => Some(12),
+        }
+    }
+}
+
+/// How an [`Engine`] is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub precision: Precision,
+    /// The portable kernels only (no AVX2 + FMA): what a build for the baseline target, or wasm32,
+    /// runs; for comparing the two.
+    pub portable: bool,
+}
+
+/// A convolution's weight in its kernel's layout.
+#[derive(Debug, Clone)]
+enum Weight {
+    F32(Vec<f32>),
+    Int8(QuantWeight),
+}
+
 /// A convolution with its bias and (optionally) ReLU6, weights in the kernel's layout.
 #[derive(Debug, Clone)]
 struct Conv {
@@ -88,7 +144,7 @@ struct Conv {
     same_padding: bool,
     /// The padding on every side where the layer does not pad `SAME`.
     pad: usize,
-    weight: Vec<f32>,
+    weight: Weight,
     bias: Vec<f32>,
     relu6: bool,
 }
@@ -98,14 +154,14 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 impl Conv {
-    fn from_layer(name: &str, layer: &ConvBn, k: Kernels) -> Result<Conv, Error> {
+    fn from_layer(name: &str, layer: &ConvBn, k: Kernels, p: Precision) -> Result<Conv, Error> {
         if layer.bn.is_some() {
             return Err(Error::NotFolded(name.into()));
         }
-        Conv::from_conv(name, &layer.conv, layer.relu6, k)
+        Conv::from_conv(name, &layer.conv, layer.relu6, k, p)
     }
 
-    fn from_conv(name: &str, conv: &Conv2d, relu6: bool, k: Kernels) -> Result<Conv, Error> {
+    fn from_conv(name: &str, conv: &Conv2d, relu6: bool, k: Kernels, p: Precision) -> Result<Conv, Error> {
         let unsupported = |what: String| Error::Unsupported { layer: name.into(), what };
         let [c_out, c_in_group, kh, kw] = conv.weight.dims();
         if kh != kw || conv.stride[0] != conv.stride[1] || conv.dilation != [1, 1] {
@@ -135,7 +191,7 @@ impl Conv {
                     t[k * c_out + c] = w[c * kk + k];
                 }
             }
-            (Kind::Depthwise, t)
+            (Kind::Depthwise, Weight::F32(t))
         } else if groups == 1 {
             let mut t = vec![0.0; kk * c_in * c_out];
             for o in 0..c_out {
@@ -145,11 +201,18 @@ impl Conv {
                     }
                 }
             }
-            if kernel == 1 && stride == 1 && pad == 0 {
-                (Kind::Pointwise, kernels::pack_pointwise(&t, c_in, c_out, k.wide()))
-            } else {
-                (Kind::Dense, kernels::pack_pointwise(&t, kk * c_in, c_out, k.wide()))
-            }
+            let kind = if kernel == 1 && stride == 1 && pad == 0 { Kind::Pointwise } else { Kind::Dense };
+            let inputs = kk * c_in;
+            let weight = match p.activation_bits() {
+                None => Weight::F32(kernels::pack_pointwise(&t, inputs, c_out, k.wide())),
+                Some(bits) if !quant::sums_fit(inputs, bits) => {
+                    return Err(unsupported(format!(
+                        "{inputs} inputs: sums of {bits}-bit products overflow i32"
+                    )));
+                }
+                Some(bits) => Weight::Int8(quant::quantise_weight(&t, inputs, c_out, k.wide(), bits)),
+            };
+            (kind, weight)
         } else {
             return Err(unsupported(format!("{groups} groups of {c_in_group} channels")));
         };
@@ -184,16 +247,20 @@ impl Conv {
             top,
             left,
         };
-        match self.kind {
-            Kind::Pointwise => {
-                k.pointwise(&x.data, self.c_in, &self.weight, &self.bias, self.c_out, &mut out.data)
+        let (bias, out_data) = (&self.bias, &mut out.data);
+        match (self.kind, &self.weight) {
+            (Kind::Pointwise, Weight::F32(w)) => {
+                k.pointwise(&x.data, self.c_in, w, bias, self.c_out, out_data)
             }
-            Kind::Depthwise => {
-                k.depthwise(&x.data, &geometry, self.c_out, &self.weight, &self.bias, &mut out.data)
+            (Kind::Pointwise, Weight::Int8(w)) => k.pointwise_int8(&x.data, w, bias, out_data),
+            (Kind::Depthwise, Weight::F32(w)) => {
+                k.depthwise(&x.data, &geometry, self.c_out, w, bias, out_data)
             }
-            Kind::Dense => {
-                k.dense(&x.data, &geometry, self.c_in, &self.weight, &self.bias, self.c_out, &mut out.data)
+            (Kind::Dense, Weight::F32(w)) => {
+                k.dense(&x.data, &geometry, self.c_in, w, bias, self.c_out, out_data)
             }
+            (Kind::Dense, Weight::Int8(w)) => k.dense_int8(&x.data, &geometry, self.c_in, w, bias, out_data),
+            (Kind::Depthwise, Weight::Int8(_)) => unreachable!("depthwise weights stay f32"),
         }
         if self.relu6 {
             for v in &mut out.data {
@@ -255,6 +322,7 @@ pub struct Engine {
     classifier: Linear,
     decoder: Option<Decoder>,
     kernels: Kernels,
+    precision: Precision,
 }
 
 /// One image's outputs, laid out as the ONNX export and burn give them.
@@ -273,16 +341,22 @@ impl Engine {
     /// The engine for a loaded (folded) network and its lesion decoder, with the fastest kernels
     /// this CPU runs.
     pub fn new(model: &Student, lesion: Option<&LesionDecoder>) -> Result<Engine, Error> {
-        Engine::with_kernels(model, lesion, Kernels::detect())
+        Engine::with_options(model, lesion, Options::default())
     }
 
-    /// [`Engine::new`] with the portable kernels only (no AVX2 + FMA): what a build for the
-    /// baseline target, or wasm32, runs; for comparing the two.
+    /// [`Engine::new`] with the portable kernels only: see [`Options::portable`].
     pub fn new_portable(model: &Student, lesion: Option<&LesionDecoder>) -> Result<Engine, Error> {
-        Engine::with_kernels(model, lesion, Kernels::Portable)
+        Engine::with_options(model, lesion, Options { portable: true, ..Options::default() })
     }
 
-    fn with_kernels(model: &Student, lesion: Option<&LesionDecoder>, k: Kernels) -> Result<Engine, Error> {
+    /// The engine for a loaded (folded) network and its lesion decoder, built as `options` say.
+    pub fn with_options(
+        model: &Student,
+        lesion: Option<&LesionDecoder>,
+        options: Options,
+    ) -> Result<Engine, Error> {
+        let k = if options.portable { Kernels::Portable } else { Kernels::detect() };
+        let p = options.precision;
         let blocks = model
             .blocks
             .iter()
@@ -290,24 +364,26 @@ impl Engine {
             .map(|(i, b)| {
                 let name = |part: &str| format!("block {i} {part}");
                 let linear = |l| Linear::from_burn(l, k);
+                let conv = |part: &str, layer| Conv::from_layer(&name(part), layer, k, p);
                 Ok(Block {
-                    expand: b.expand.as_ref().map(|e| Conv::from_layer(&name("expand"), e, k)).transpose()?,
-                    depthwise: Conv::from_layer(&name("depthwise"), &b.depthwise, k)?,
+                    expand: b.expand.as_ref().map(|e| conv("expand", e)).transpose()?,
+                    depthwise: conv("depthwise", &b.depthwise)?,
                     se: b.se.as_ref().map(|se| (linear(&se.reduce), linear(&se.expand))),
-                    project: Conv::from_layer(&name("project"), &b.project, k)?,
+                    project: conv("project", &b.project)?,
                     residual: b.residual,
                 })
             })
             .collect::<Result<_, Error>>()?;
-        let decoder = lesion.map(|d| Decoder::new(d, k)).transpose()?;
+        let decoder = lesion.map(|d| Decoder::new(d, k, p)).transpose()?;
         let engine = Engine {
-            stem: Conv::from_layer("stem", &model.stem, k)?,
+            stem: Conv::from_layer("stem", &model.stem, k, p)?,
             blocks,
             taps: model.tap_blocks(),
-            head: Conv::from_layer("head", &model.head, k)?,
+            head: Conv::from_layer("head", &model.head, k, p)?,
             classifier: Linear::from_burn(&model.classifier, k),
             decoder: None,
             kernels: k,
+            precision: p,
         };
         match decoder {
             Some(decoder) => engine.with_decoder(decoder),
@@ -332,7 +408,7 @@ impl Engine {
 
     /// The same engine with a lesion decoder (which must read this network's feature maps).
     pub fn with_lesion(self, lesion: &LesionDecoder) -> Result<Engine, Error> {
-        let decoder = Decoder::new(lesion, self.kernels)?;
+        let decoder = Decoder::new(lesion, self.kernels, self.precision)?;
         self.with_decoder(decoder)
     }
 
@@ -367,6 +443,11 @@ impl Engine {
     /// Which kernels run: `"avx2+fma"` or `"portable"`.
     pub fn kernels(&self) -> &'static str {
         self.kernels.name()
+    }
+
+    /// What the convolutions multiply in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// One image, planar `[channels][height][width]` (the normalised input the models take).
@@ -442,18 +523,18 @@ fn mean_pool(x: &Map) -> Vec<f32> {
 }
 
 impl Decoder {
-    fn new(d: &LesionDecoder, k: Kernels) -> Result<Decoder, Error> {
+    fn new(d: &LesionDecoder, k: Kernels, p: Precision) -> Result<Decoder, Error> {
         let convs = |layers: &[ConvBn], name: &str| -> Result<Vec<Conv>, Error> {
             layers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| Conv::from_layer(&format!("lesion {name} {i}"), c, k))
+                .map(|(i, c)| Conv::from_layer(&format!("lesion {name} {i}"), c, k, p))
                 .collect()
         };
         Ok(Decoder {
             lateral: convs(&d.lateral, "lateral")?,
             smooth: convs(&d.smooth, "smooth")?,
-            out: Conv::from_conv("lesion out", &d.out, false, k)?,
+            out: Conv::from_conv("lesion out", &d.out, false, k, p)?,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The engine computes what burn computes, on every shipped model: logits, class activation maps
 //! and lesion logits (mirror averaged where the model is), with both kernel sets.
 
-use bedside_infer::Engine;
+use bedside_infer::{Engine, Options, Precision};
 use bedside_onnx::Loaded;
 use burn::prelude::*;
 use std::path::Path;
@@ -100,4 +100,48 @@ fn a_lesion_decoder_for_another_network_is_refused() {
     // An empty picture is refused too, not run.
     let engine = Engine::new(&gate.network, None).unwrap();
     assert!(engine.run(&[], 3, 0, 64).is_err());
+}
+
+/// The integer arithmetics (`Precision::Int8`, `Precision::W8A12`) stay close to the engine's own f32
+/// on every shipped model and give the same answer; `bedside arithmetic` measures them over a whole
+/// validation split.
+#[test]
+fn int8_arithmetic_stays_near_the_f32_engine() {
+    let device = Device::flex();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for task in ["chest", "skin", "breast", "gate"] {
+        let Loaded { info, network, lesion, .. } =
+            bedside_onnx::load_folder(&models.join(task), false, &device).unwrap();
+        let (c, h, w) = (info.input.channels as usize, info.input.height as usize, info.input.width as usize);
+        let x = picture(c, h, w);
+        let fp32 = Engine::new(&network, lesion.as_ref()).unwrap().run_input(&info.input, &x).unwrap();
+        // Bounds for (logits, class maps as a share of their largest value, outline pixels flipped).
+        let runs = [(Precision::Int8, 0.1, 0.05, 0.01), (Precision::W8A12, 0.01, 0.005, 0.001)];
+        for ((precision, logit_bound, map_bound, flip_bound), portable) in
+            runs.into_iter().flat_map(|run| [(run, false), (run, true)])
+        {
+            let options = Options { precision, portable };
+            let engine = Engine::with_options(&network, lesion.as_ref(), options).unwrap();
+            assert_eq!(engine.precision(), precision);
+            let int8 = engine.run_input(&info.input, &x).unwrap();
+            let name = format!("{task} {} ({})", precision.name(), engine.kernels());
+            let top = |l: &[f32]| (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap();
+            let logits = largest_difference(&int8.logits, &fp32.logits);
+            let maps = largest_difference(&int8.class_maps, &fp32.class_maps);
+            let spread = fp32.class_maps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            println!("{name}: logits differ by {logits}, class maps by {maps} of {spread}");
+            assert_eq!(top(&int8.logits), top(&fp32.logits), "{name} changes the answer");
+            assert!(logits < logit_bound, "{name}: logits differ from f32 by {logits}");
+            assert!(maps < map_bound * spread, "{name}: class maps differ by {maps} (values up to {spread})");
+            if let (Some(a), Some(b)) = (&int8.lesion_logits, &fp32.lesion_logits) {
+                // The outline is where the logit crosses 0: the same pixels on nearly all the picture.
+                let flipped = a.iter().zip(b).filter(|(a, b)| (**a > 0.0) != (**b > 0.0)).count();
+                println!("{name}: {flipped} of {} outline pixels flip", a.len());
+                assert!(
+                    flipped as f64 <= flip_bound * a.len() as f64,
+                    "{name}: {flipped} outline pixels flip"
+                );
+            }
+        }
+    }
 }

@@ -11,8 +11,10 @@
 //! (ours over onnxruntime's: below 1, Bedside is faster), `largest_difference` between the two
 //! runtimes' outputs on that input, and Bedside's own engine (`bedside-infer`) on the same pass:
 //! `engine_ms` with the kernels it picks at run time (`engine_kernels`) and `engine_portable_ms` with
-//! the baseline-target ones.
+//! the baseline-target ones, in f32; `engine_int8_ms` and `engine_int8_portable_ms` the same in int8
+//! arithmetic, with `int8_largest_logit_difference` from the f32 engine's logits.
 
+use bedside_infer::{Engine, Options, Precision};
 use bedside_onnx::Loaded;
 use burn::prelude::*;
 use std::path::Path;
@@ -85,25 +87,28 @@ fn run() -> Result<(), String> {
 
         // Bedside's own engine on the same weights, with its run-time-chosen kernels and with the
         // portable ones (what a build for the baseline target, or wasm32, runs).
-        let engines = [
-            bedside_infer::Engine::new(&network, lesion.as_ref()),
-            bedside_infer::Engine::new_portable(&network, lesion.as_ref()),
-        ];
         let mut engine_ms = Vec::new();
-        for engine in engines {
-            let engine = engine.map_err(|e| e.to_string())?;
-            let run = || engine.run(&x, c, h, w).expect("the input fits");
-            run();
-            run();
-            let mut times: Vec<f64> = (0..iterations)
-                .map(|_| {
-                    let start = Instant::now();
-                    std::hint::black_box(run());
-                    start.elapsed().as_secs_f64() * 1000.0
-                })
-                .collect();
-            engine_ms.push((engine.kernels(), median(&mut times)));
+        let mut logits = Vec::new();
+        for precision in [Precision::Fp32, Precision::Int8] {
+            for portable in [false, true] {
+                let options = Options { precision, portable };
+                let engine = Engine::with_options(&network, lesion.as_ref(), options);
+                let engine = engine.map_err(|e| e.to_string())?;
+                let run = || engine.run(&x, c, h, w).expect("the input fits");
+                logits.push(run().logits);
+                run();
+                let mut times: Vec<f64> = (0..iterations)
+                    .map(|_| {
+                        let start = Instant::now();
+                        std::hint::black_box(run());
+                        start.elapsed().as_secs_f64() * 1000.0
+                    })
+                    .collect();
+                engine_ms.push((engine.kernels(), median(&mut times)));
+            }
         }
+        let int8_largest_logit_difference =
+            logits[0].iter().zip(&logits[2]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
 
         let path = work.join(format!("{task}.onnx"));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -129,6 +134,9 @@ fn run() -> Result<(), String> {
             "engine_kernels": engine_ms[0].0,
             "engine_ms": engine_ms[0].1,
             "engine_portable_ms": engine_ms[1].1,
+            "engine_int8_ms": engine_ms[2].1,
+            "engine_int8_portable_ms": engine_ms[3].1,
+            "int8_largest_logit_difference": int8_largest_logit_difference,
             "largest_difference": largest_difference,
         });
         println!("{line}");

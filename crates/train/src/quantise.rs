@@ -213,3 +213,88 @@ pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Re
         int8_bytes: int8.len(),
     })
 }
+
+/// Bedside's engine in an integer arithmetic against its f32 arithmetic, on the same weights and
+/// images.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArithmeticComparison {
+    /// `int8` or `w8a12` ([`bedside_infer::Precision`]).
+    pub precision: &'static str,
+    pub n: usize,
+    /// The kernels both ran with (`avx2+fma` or `portable`).
+    pub kernels: &'static str,
+    /// Share of images given the same label (each class by the model's decision rule).
+    pub label_agreement: f64,
+    /// Largest |p_integer − p_fp32| over every image and class (calibrated probabilities), and the
+    /// image it was seen on.
+    pub max_probability_difference: f64,
+    pub worst_file: String,
+    pub fp32_auc: f64,
+    pub auc: f64,
+    pub fp32_accuracy: f64,
+    pub accuracy: f64,
+}
+
+/// Runs every image of `data` through the engine in f32 and in each of `precisions` (`model`'s
+/// weights, mirror averaged where the model is) and compares the answers.
+pub fn compare_arithmetic(
+    info: &ModelInfo,
+    model: &Student,
+    data: &Dataset,
+    precisions: &[bedside_infer::Precision],
+    progress: &Progress,
+) -> Result<Vec<ArithmeticComparison>, Error> {
+    use bedside_infer::{Engine, Options, Precision};
+    let engines = std::iter::once(Precision::Fp32)
+        .chain(precisions.iter().copied())
+        .map(|precision| {
+            Engine::with_options(model, None, Options { precision, portable: false })
+                .map_err(|e| Error::Model(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bar = progress.bar(data.len() as u64, "integer against f32 arithmetic");
+    let mut logits = vec![Vec::new(); engines.len()];
+    for example in &data.examples {
+        let x = info.input.normalise(&example.pixels);
+        for (engine, logits) in engines.iter().zip(&mut logits) {
+            let out = engine.run_input(&info.input, &x).map_err(|e| Error::Model(e.to_string()))?;
+            logits.push(out.logits);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
+    let measured: Vec<(Vec<Vec<f32>>, Report)> = logits
+        .iter()
+        .map(|l| {
+            let p = crate::metrics::softmax(l, info.temperature);
+            let report = crate::pipeline::evaluate_probabilities(info, &p, &labels, &data.groups());
+            (p, report)
+        })
+        .collect();
+    let (p32, r32) = &measured[0];
+    let threshold = info.threshold.unwrap_or(0.5);
+    let compared = engines[1..].iter().zip(&measured[1..]).map(|(engine, (p, report))| {
+        let (mut worst, mut worst_file, mut same) = (0f64, String::new(), 0usize);
+        for ((a, b), example) in p32.iter().zip(p).zip(&data.examples) {
+            let d = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
+            if d > worst {
+                (worst, worst_file) = (d, example.file.clone());
+            }
+            same += (info.task.decide(a, threshold) == info.task.decide(b, threshold)) as usize;
+        }
+        ArithmeticComparison {
+            precision: engine.precision().name(),
+            n: data.len(),
+            kernels: engine.kernels(),
+            label_agreement: same as f64 / data.len().max(1) as f64,
+            max_probability_difference: worst,
+            worst_file,
+            fp32_auc: r32.auc.value,
+            auc: report.auc.value,
+            fp32_accuracy: r32.accuracy.value,
+            accuracy: report.accuracy.value,
+        }
+    });
+    Ok(compared.collect())
+}
