@@ -27,9 +27,16 @@ pub(crate) struct QuantWeight {
     pub activation_bits: u32,
 }
 
-/// Adding and removing 1.5 · 2²³ rounds an f32 below 2²² to the nearest integer (ties to even) with
-/// two additions: the same result on every target, and vectorised where `round` is a libm call.
+/// Adding 1.5 · 2²³ to an f32 below 2²² in magnitude rounds it to the nearest integer (ties to even)
+/// and leaves that integer in the low bits of the sum: the same result on every target, in integer
+/// operations that vectorise everywhere (`round` is a libm call on some targets, and a saturating
+/// float-to-integer cast is slow in vectors).
 const ROUND: f32 = 12_582_912.0;
+
+#[inline(always)]
+fn round_to_int(v: f32) -> i32 {
+    (v + ROUND).to_bits() as i32 - ROUND.to_bits() as i32
+}
 
 /// Whether a sum over `inputs` products of a weight (±127) and an activation of `bits` bits fits i32
 /// in every case.
@@ -51,7 +58,7 @@ pub(crate) fn quantise_weight(
         })
         .collect();
     let q = |i: usize, o: usize| -> i16 {
-        if i >= inputs { 0 } else { ((w[i * c_out + o] / step[o] + ROUND) - ROUND) as i16 }
+        if i >= inputs { 0 } else { round_to_int(w[i * c_out + o] / step[o]) as i16 }
     };
     let pairs = inputs.div_ceil(2);
     let mut packed = Vec::with_capacity(pairs * 2 * c_out);
@@ -92,7 +99,7 @@ pub(crate) fn quantise_row(x: &[f32], out: &mut [i16], bits: u32) -> f32 {
     let inverse = 1.0 / step;
     let (head, tail) = out.split_at_mut(x.len());
     for (q, &v) in head.iter_mut().zip(x) {
-        *q = ((v * inverse + ROUND) - ROUND) as i16;
+        *q = round_to_int(v * inverse) as i16;
     }
     tail.fill(0);
     step
@@ -110,6 +117,7 @@ pub(crate) fn quantise_rows(x: &[f32], len: usize, padded: usize, bits: u32) -> 
 }
 
 /// Two i16 values as the i32 a pair instruction broadcasts (the first in the low half).
+#[allow(dead_code)] // by the plain lanes only, which x86-64 and wasm32 builds do not use
 #[inline(always)]
 fn pair(a: i16, b: i16) -> i32 {
     (a as u16 as i32) | ((b as i32) << 16)
@@ -318,13 +326,20 @@ pub(crate) unsafe fn gemm<L: Lanes>(
     }
 }
 
-/// Input pair `k` of a row: two i16 as the i32 a pair instruction broadcasts (little-endian, as
-/// x86-64 and wasm32 are).
+/// Input pair `k` of a row: two i16 as the i32 a pair instruction broadcasts, read as one i32
+/// (little-endian, as x86-64 and wasm32 are, puts the first in the low half).
+///
+/// # Safety
+/// `row` holds at least `2 · k + 2` values.
 #[inline(always)]
-fn pair_at(row: &[i16], k: usize) -> i32 {
-    let v = &row[2 * k..2 * k + 2];
-    pair(v[0], v[1])
+unsafe fn pair_at(row: &[i16], k: usize) -> i32 {
+    debug_assert!(2 * k + 2 <= row.len());
+    // SAFETY: as the caller guarantees; an unaligned read.
+    unsafe { std::ptr::read_unaligned(row.as_ptr().add(2 * k).cast::<i32>()) }
 }
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the integer kernels read pairs of i16 as little-endian i32");
 
 /// `R` pixels' rows, every output channel, block by block.
 #[inline(always)]
@@ -380,7 +395,8 @@ unsafe fn tile<L: Lanes, const R: usize, const B: usize>(
 ) {
     let c_out = bias.len();
     // SAFETY (every block below): the caller guarantees the target feature; the panel holds
-    // `2 · B · N` values per step, and each output row `B · N` values from `o`.
+    // `2 · B · N` values per step, each row `2 · pairs` values, and each output row `B · N` values
+    // from `o`.
     let mut acc = [[unsafe { L::zero() }; B]; R];
     for (k, wv) in panel.chunks_exact(2 * B * L::N).enumerate().take(pairs) {
         let ws: [L::V; B] = std::array::from_fn(|b| unsafe { L::load(wv.as_ptr().add(2 * b * L::N)) });
@@ -428,7 +444,7 @@ mod tests {
     /// the weights unpacked.
     fn reference(q: &[i16], steps: &[f32], w: &[f32], inputs: usize, c_out: usize, bias: &[f32]) -> Vec<f32> {
         let ws = &quantise_weight(w, inputs, c_out, 8, 8).step;
-        let wq = |i: usize, o: usize| ((w[i * c_out + o] / ws[o] + ROUND) - ROUND) as i64;
+        let wq = |i: usize, o: usize| (w[i * c_out + o] / ws[o]).round_ties_even() as i64;
         let mut out = Vec::new();
         for (x, step) in q.chunks_exact(inputs).zip(steps) {
             for o in 0..c_out {
@@ -437,6 +453,13 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn rounding_by_the_magic_sum_is_rounding_to_nearest_even() {
+        for v in [-2.5f32, -1.5, -0.5, 0.5, 1.5, 2.5, 3.7, -3.7, 0.49999997, 4095.0, -2047.4, 0.0, -0.0] {
+            assert_eq!(round_to_int(v), v.round_ties_even() as i32, "{v}");
+        }
     }
 
     #[test]
@@ -480,6 +503,13 @@ mod tests {
                 k.pointwise_int8(&x, &qw, &bias, &mut out);
                 assert_eq!(out, expected, "{} with {bits}-bit activations", k.name());
             }
+            // The plain-Rust lanes, which only other targets build into the kernels.
+            let mut out = vec![0.0; pixels * c_out];
+            let rows: Vec<i16> = q.chunks_exact(inputs).flat_map(|r| r.iter().copied().chain([0])).collect();
+            let qw = quantise_weight(&w, inputs, c_out, 8, bits);
+            // SAFETY: plain Rust needs no target feature; the weights are packed 8 wide.
+            unsafe { gemm::<Scalar>(&rows, &steps, &qw, &bias, &mut out) };
+            assert_eq!(out, expected, "plain lanes with {bits}-bit activations");
         }
     }
 
