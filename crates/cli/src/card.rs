@@ -67,7 +67,9 @@ fn remeasure(dir: &Path, data: Option<&Path>) -> Result<(), String> {
     let target = crate::model_dir::Target { model: dir.to_path_buf(), data: data.map(Path::to_path_buf) };
     let val = target.split(&info, "val")?;
     let train = target.split(&info, "train")?;
-    let (probabilities, validation) = bedside_train::quantise::probabilities(&info, &model, &val);
+    let (probabilities, validation) =
+        bedside_train::quantise::probabilities(&info, &model, &val, Weights::Fp32.arithmetic())
+            .map_err(|e| e.to_string())?;
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     record_fp32_validation(dir, &mut info, &model, &train, &validation, &probabilities, &labels)?;
     write_info(dir, &info)?;

@@ -37,7 +37,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         crate::model_dir::load(&args.target.model, crate::model_dir::Weights::from_flag(args.fp32))?;
     let task = info.task;
     let data = args.target.split(&info, &args.split)?;
-    let (probabilities, report) = bedside_train::quantise::probabilities(&info, &model, &data);
+    // As `bedside predict` and the page compute them: on the CPU engine.
+    let arithmetic = crate::model_dir::Weights::from_flag(args.fp32).arithmetic();
+    let (probabilities, report) = bedside_train::quantise::probabilities(&info, &model, &data, arithmetic)
+        .map_err(|e| e.to_string())?;
     if let Some(out) = &args.predictions {
         write_predictions(out, &info, &data, &probabilities)?;
     }

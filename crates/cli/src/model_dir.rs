@@ -48,6 +48,15 @@ impl Weights {
             Weights::Fp32 => "model-fp32.bin",
         }
     }
+
+    /// What the CPU engine computes these weights in: the shipped ones as the page does, the
+    /// full-precision ones in f32 (the reference, within 1e-4 of burn's).
+    pub fn arithmetic(self) -> bedside_diagnosis::Precision {
+        match self {
+            Weights::Int8 => bedside_diagnosis::CPU_ARITHMETIC,
+            Weights::Fp32 => bedside_diagnosis::Precision::Fp32,
+        }
+    }
 }
 
 /// The folder's `model.json` text and the chosen weights file's bytes.

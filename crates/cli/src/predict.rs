@@ -57,20 +57,21 @@ pub struct Args {
 }
 
 /// The model in `dir`, with its lesion decoder where the folder has one (int8 weights only: the
-/// decoder was trained on their features).
+/// decoder was trained on their features), on the CPU engine as the page runs it
+/// ([`Weights::arithmetic`]).
 fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
     let (json, bytes) = read(dir, weights)?;
     let failed = |e: bedside_diagnosis::Error| format!("{}: {e}", dir.display());
-    let diagnoser = Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(failed)?;
+    let mut diagnoser = Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(failed)?;
     let lesion_json = dir.join("lesion.json");
-    if weights != Weights::Int8 || !lesion_json.is_file() {
-        return Ok(diagnoser);
+    if weights == Weights::Int8 && lesion_json.is_file() {
+        let read_file =
+            |path: &Path| std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()));
+        let text = String::from_utf8(read_file(&lesion_json)?)
+            .map_err(|e| format!("{}: {e}", lesion_json.display()))?;
+        diagnoser = diagnoser.with_lesion(&text, read_file(&dir.join("lesion.bin"))?).map_err(failed)?;
     }
-    let read_file =
-        |path: &Path| std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()));
-    let text =
-        String::from_utf8(read_file(&lesion_json)?).map_err(|e| format!("{}: {e}", lesion_json.display()))?;
-    diagnoser.with_lesion(&text, read_file(&dir.join("lesion.bin"))?).map_err(failed)
+    diagnoser.on_engine_in(weights.arithmetic()).map_err(failed)
 }
 
 /// Writes a 0/1 mask as a 1-bit greyscale PNG (white inside).

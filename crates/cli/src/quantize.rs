@@ -50,7 +50,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         // numbers measured, on it (int8 moves a confidence near the floor by up to a few tenths).
         let model = student_from_bytes(&info.network, int8.clone(), &burn::prelude::Device::flex())
             .map_err(|e| e.to_string())?;
-        let (probabilities, _) = bedside_train::quantise::probabilities(&info, &model, &val);
+        let (probabilities, _) =
+            bedside_train::quantise::probabilities(&info, &model, &val, bedside_diagnosis::CPU_ARITHMETIC)
+                .map_err(|e| e.to_string())?;
         let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
         let floor =
             bedside_train::gate::choose_floor(&probabilities, &labels, bedside_train::pipeline::GATE_KEEP);

@@ -59,7 +59,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         None => (None, "the val split".to_string()),
     };
     let val = args.target.split(&info, "val")?;
-    let (val_probabilities, _) = bedside_train::quantise::probabilities(&info, &model, &val);
+    let (val_probabilities, _) =
+        bedside_train::quantise::probabilities(&info, &model, &val, Weights::Int8.arithmetic())
+            .map_err(|e| e.to_string())?;
     let val_labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     let fit_on = fitting.as_ref().map_or(&val_probabilities, |(p, _)| p);
     info.review = Some(review::fit(&info, fit_on, args.share));

@@ -68,7 +68,9 @@ fn measure(
     n: &mut usize,
 ) -> Result<SizePoint, String> {
     let val = args.target.split(info, "val")?;
-    let (probabilities, _) = bedside_train::quantise::probabilities(info, model, &val);
+    let (probabilities, _) =
+        bedside_train::quantise::probabilities(info, model, &val, Weights::Int8.arithmetic())
+            .map_err(|e| e.to_string())?;
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     let report =
         bedside_train::pipeline::evaluate_probabilities(info, &probabilities, &labels, &val.groups());

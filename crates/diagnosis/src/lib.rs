@@ -38,6 +38,11 @@ pub use preprocess::{ModelView, first_view, model_input, model_view};
 
 use bedside_imaging::{Frame, PixelSize, Study};
 pub use bedside_infer::Precision;
+
+/// What the CPU engine computes in wherever Bedside diagnoses on the CPU — the page's CPU path,
+/// `bedside predict` and `bedside eval`: int8 weights with 12-bit activations, which give f32's label on
+/// every validation image of every shipped model (`bedside arithmetic`) and run faster in the page.
+pub const CPU_ARITHMETIC: Precision = Precision::W8A12;
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
@@ -195,14 +200,14 @@ impl Diagnoser {
         Ok(Diagnoser { info, network, device, weights_sha256, lesion: None })
     }
 
-    /// The same model computed by Bedside's own CPU engine instead of burn (outputs within 1e-4 of
-    /// burn's; `bedside-infer`'s parity test): what the page's CPU path runs.
+    /// The same model computed by Bedside's own CPU engine instead of burn, in [`CPU_ARITHMETIC`]: what
+    /// the page's CPU path and `bedside predict` run.
     pub fn on_engine(self) -> Result<Diagnoser, Error> {
-        self.on_engine_in(bedside_infer::Precision::Fp32)
+        self.on_engine_in(CPU_ARITHMETIC)
     }
 
-    /// [`Diagnoser::on_engine`] with the engine's arithmetic chosen: int8 is measured against f32 by
-    /// `bedside arithmetic`.
+    /// [`Diagnoser::on_engine`] with the engine's arithmetic chosen: in f32 its outputs are within 1e-4
+    /// of burn's (`bedside-infer`'s parity test); `bedside arithmetic` measures the integer ones.
     pub fn on_engine_in(mut self, precision: bedside_infer::Precision) -> Result<Diagnoser, Error> {
         if let Network::Burn { model, decoder } = &self.network {
             let options = bedside_infer::Options { precision, portable: false };

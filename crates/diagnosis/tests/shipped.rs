@@ -208,7 +208,7 @@ fn the_engine_gives_burns_diagnosis_on_every_original() {
             let json = std::fs::read_to_string(dir.join("lesion.json")).unwrap();
             burn = burn.with_lesion(&json, std::fs::read(dir.join("lesion.bin")).unwrap()).unwrap();
         }
-        let engine = burn.clone().on_engine().unwrap();
+        let engine = burn.clone().on_engine_in(bedside_diagnosis::Precision::Fp32).unwrap();
         assert_eq!(engine.has_lesion(), burn.has_lesion());
         let study = open(&data, file);
         let (a, b) =

@@ -239,7 +239,8 @@ pub fn curve(
         let (network, pruned) = prune(&info.network, model.clone(), &plan(&scores, ratio))
             .map_err(|e| Error::Model(e.to_string()))?;
         let info = ModelInfo { network: network.clone(), ..info.clone() };
-        let auc_pruned = quantise::probabilities(&info, &pruned, val).1.auc.value;
+        let auc_pruned =
+            quantise::probabilities(&info, &pruned, val, bedside_infer::Precision::Fp32)?.1.auc.value;
         let fine_tune = TrainSettings {
             network,
             epochs: settings.epochs,

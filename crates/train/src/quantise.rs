@@ -173,23 +173,57 @@ impl Int8Summary {
     }
 }
 
-/// Calibrated probabilities and the task's report for a model on `data`.
-pub fn probabilities(info: &ModelInfo, model: &Student, data: &Dataset) -> (Vec<Vec<f32>>, Report) {
-    let logits = predict_logits(model, &info.input, data, 64);
+/// Calibrated probabilities and the report on `data`, as the product computes them: on the CPU engine
+/// in `precision` (the page's, for the shipped int8 weights, is `bedside_diagnosis::CPU_ARITHMETIC`;
+/// f32 for full-precision weights), mirror averaged where the model is, one image at a time.
+pub fn probabilities(
+    info: &ModelInfo,
+    model: &Student,
+    data: &Dataset,
+    precision: bedside_infer::Precision,
+) -> Result<(Vec<Vec<f32>>, Report), Error> {
+    use bedside_infer::{Engine, Options};
+    let options = Options { precision, portable: false };
+    let engine = Engine::with_options(model, None, options).map_err(|e| Error::Model(e.to_string()))?;
+    // One image at a time per core (the engine runs one thread per pass), in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = data.examples.len().div_ceil(threads).max(1);
+    let logits = std::thread::scope(|scope| {
+        let workers: Vec<_> = data
+            .examples
+            .chunks(chunk)
+            .map(|examples| {
+                let engine = &engine;
+                scope.spawn(move || {
+                    examples
+                        .iter()
+                        .map(|e| {
+                            engine.run_input(&info.input, &info.input.normalise(&e.pixels)).map(|o| o.logits)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("an engine pass panicked")).collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|e| Error::Model(e.to_string()))?
+    .concat();
     let probabilities = crate::metrics::softmax(&logits, info.temperature);
     let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
     let report = crate::pipeline::evaluate_probabilities(info, &probabilities, &labels, &data.groups());
-    (probabilities, report)
+    Ok((probabilities, report))
 }
 
-/// Compares the fp32 and int8 weight files on `data`.
+/// Compares the fp32 and int8 weight files on `data`, each computed as the product computes it.
 pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Result<Comparison, Error> {
     let model = |bytes: &[u8]| {
         student_from_bytes(&info.network, bytes.to_vec(), &Device::flex())
             .map_err(|e| Error::Model(e.to_string()))
     };
-    let (p32, r32) = probabilities(info, &model(fp32)?, data);
-    let (p8, r8) = probabilities(info, &model(int8)?, data);
+    // Each as the product computes it (`bedside eval` and `bedside predict` too): the CPU engine, in
+    // f32 for the full-precision weights and in the page's arithmetic for the int8 ones.
+    let (p32, r32) = probabilities(info, &model(fp32)?, data, bedside_infer::Precision::Fp32)?;
+    let (p8, r8) = probabilities(info, &model(int8)?, data, bedside_diagnosis::CPU_ARITHMETIC)?;
     let threshold = info.threshold.unwrap_or(0.5);
     let mut max_diff = 0f64;
     let mut same = 0usize;

@@ -47,7 +47,7 @@ struct Summary<'a> {
 #[wasm_bindgen]
 impl Model {
     /// Loads `model.json` text and weights (`model.bin`, int8, or `model-fp32.bin`) on `backend` ("cpu",
-    /// "cpu-int8": the CPU engine in int8 arithmetic, or "webgpu"); throws
+    /// "cpu-fp32": the CPU engine in f32, for comparison, or "webgpu"); throws
     /// an `Error` with one readable line when the files do not fit together or the backend is
     /// unavailable (no WebGPU adapter: the worker then falls back to "cpu").
     /// With `lesion_json` and `lesion_weights` (`lesion.json`, `lesion.bin`) the task's lesion decoder
@@ -64,29 +64,29 @@ impl Model {
         ModelInfo::from_json(&model_json)?;
         let (device, backend) = match backend.as_str() {
             "cpu" => (Device::flex(), "cpu"),
-            // The engine in int8 arithmetic: for the benchmark's comparison with "cpu", not yet the
-            // page's choice (`bedside arithmetic` measures how far its answers move).
-            "cpu-int8" => (Device::flex(), "cpu-int8"),
+            // The engine in f32: the reference the benchmark compares "cpu" with.
+            "cpu-fp32" => (Device::flex(), "cpu-fp32"),
             "webgpu" => (webgpu().await?, "webgpu"),
             other => {
-                return Err(JsError::new(&format!("unknown backend {other:?}: use cpu, cpu-int8 or webgpu")));
+                return Err(JsError::new(&format!("unknown backend {other:?}: use cpu, cpu-fp32 or webgpu")));
             }
         };
         let mut diagnoser = Diagnoser::new(&model_json, weights, device)?;
         if let (Some(json), Some(weights)) = (lesion_json, lesion_weights) {
             diagnoser = diagnoser.with_lesion(&json, weights)?;
         }
-        // The CPU path runs on Bedside's own engine (faster than burn's flex backend on every
-        // shipped model; the same outputs within 1e-4); burn stays for WebGPU.
+        // The CPU path runs on Bedside's own engine in the arithmetic `bedside predict` uses
+        // (`bedside_diagnosis::CPU_ARITHMETIC`), faster than burn's flex backend on every shipped model;
+        // burn stays for WebGPU.
         match backend {
             "cpu" => diagnoser = diagnoser.on_engine()?,
-            "cpu-int8" => diagnoser = diagnoser.on_engine_in(bedside_diagnosis::Precision::Int8)?,
+            "cpu-fp32" => diagnoser = diagnoser.on_engine_in(bedside_diagnosis::Precision::Fp32)?,
             _ => {}
         }
         Ok(Model { diagnoser: Rc::new(diagnoser), backend })
     }
 
-    /// The backend the model runs on: "cpu", "cpu-int8" or "webgpu".
+    /// The backend the model runs on: "cpu", "cpu-fp32" or "webgpu".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.backend.to_string()

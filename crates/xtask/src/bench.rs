@@ -219,30 +219,30 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
         "tests/bench/inference.mjs",
     )?;
     let mut table = String::from(
-        "| model | Bedside, page CPU path | onnxruntime-web (wasm) | Bedside / onnxruntime-web | Bedside, int8 \
-         arithmetic | int8 / f32 |\n|---|---:|---:|---:|---:|---:|\n",
+        "| model | Bedside, page CPU path (int8 weights) | onnxruntime-web (wasm) | Bedside / onnxruntime-web | \
+         Bedside in f32 | int8 / f32 |\n|---|---:|---:|---:|---:|---:|\n",
     );
     let mut comparisons = Vec::new();
     for row in &rows {
         let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
         let task = row["task"].as_str().unwrap_or("?");
-        let (ours, peer, int8) = (ms("ours_ms"), ms("onnxruntime_web_ms"), ms("int8_ms"));
+        let (ours, peer, fp32) = (ms("ours_ms"), ms("onnxruntime_web_ms"), ms("fp32_ms"));
         let _ = writeln!(
             table,
-            "| {task} | {ours:.2} ms | {peer:.2} ms | {:.2}× | {int8:.2} ms | {:.2}× |",
+            "| {task} | {ours:.2} ms | {peer:.2} ms | {:.2}× | {fp32:.2} ms | {:.2}× |",
             ours / peer,
-            int8 / ours
+            ours / fp32
         );
         comparisons.push(Comparison::new(format!("browser_cpu/{task}"), ours, peer, "ms"));
-        comparisons.push(Comparison::new(format!("int8_vs_fp32/{task}"), int8, ours, "ms"));
+        comparisons.push(Comparison::new(format!("int8_vs_fp32/{task}"), ours, fp32, "ms"));
     }
     let _ = writeln!(
         table,
         "\nOne headless Chromium, one thread each, batch 1, a blank input at the model's input size; medians \
          of {iterations} runs after two warm-ups. Bedside: `Model.warmUp()` on the CPU path (the network, \
-         read-back, heat map and lesion outline), and the same on the engine in int8 arithmetic \
-         (`cpu-int8`); onnxruntime-web 1.31.1: `session.run` of the same weights exported by `bedside \
-         export --onnx`, every output fetched."
+         read-back, heat map and lesion outline; int8 weights, 12-bit activations), and the same on the \
+         engine in f32 (`cpu-fp32`); onnxruntime-web 1.31.1: `session.run` of the same weights exported \
+         by `bedside export --onnx`, every output fetched."
     );
     println!("\n{table}");
     let dir = target_dir().join("bench");
@@ -265,9 +265,9 @@ fn inference(iterations: usize) -> Result<Vec<Comparison>> {
         "native_bench",
     )?;
     let mut table = String::from(
-        "| model | input | multiply–accumulates | Bedside, burn (flex) | Bedside's engine | engine, int8 | \
-         onnxruntime | burn / onnxruntime | engine / onnxruntime | int8 / onnxruntime | largest difference |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| model | input | multiply–accumulates | Bedside, burn (flex) | Bedside's engine (int8 weights) | \
+         engine in f32 | onnxruntime | burn / onnxruntime | engine / onnxruntime | engine f32 / onnxruntime | \
+         largest difference |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut comparisons = Vec::new();
     for row in &rows {
@@ -275,10 +275,10 @@ fn inference(iterations: usize) -> Result<Vec<Comparison>> {
         let task = row["task"].as_str().unwrap_or("?");
         let input = &row["input"];
         let (burn, engine, peer) = (ms("ours_ms"), ms("engine_ms"), ms("onnxruntime_ms"));
-        let int8 = ms("engine_int8_ms");
+        let fp32 = ms("engine_fp32_ms");
         let _ = writeln!(
             table,
-            "| {task} | {} × {} × {} | {:.1} M | {burn:.2} ms | {engine:.2} ms ({}) | {int8:.2} ms | {peer:.2} ms | \
+            "| {task} | {} × {} × {} | {:.1} M | {burn:.2} ms | {engine:.2} ms ({}) | {fp32:.2} ms | {peer:.2} ms | \
              {:.2}× | {:.2}× | {:.2}× | {:.1e} |",
             input[0],
             input[1],
@@ -287,12 +287,12 @@ fn inference(iterations: usize) -> Result<Vec<Comparison>> {
             row["engine_kernels"].as_str().unwrap_or("?"),
             burn / peer,
             engine / peer,
-            int8 / peer,
+            fp32 / peer,
             ms("largest_difference"),
         );
         comparisons.push(Comparison::new(format!("native_cpu/{task}"), burn, peer, "ms"));
         comparisons.push(Comparison::new(format!("native_engine/{task}"), engine, peer, "ms"));
-        comparisons.push(Comparison::new(format!("native_engine_int8/{task}"), int8, peer, "ms"));
+        comparisons.push(Comparison::new(format!("native_engine_fp32/{task}"), fp32, peer, "ms"));
     }
     let _ = writeln!(
         table,
