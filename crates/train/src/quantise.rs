@@ -224,15 +224,7 @@ pub fn compare(info: &ModelInfo, fp32: &[u8], int8: &[u8], data: &Dataset) -> Re
     // f32 for the full-precision weights and in the page's arithmetic for the int8 ones.
     let (p32, r32) = probabilities(info, &model(fp32)?, data, bedside_infer::Precision::Fp32)?;
     let (p8, r8) = probabilities(info, &model(int8)?, data, bedside_diagnosis::CPU_ARITHMETIC)?;
-    let threshold = info.threshold.unwrap_or(0.5);
-    let mut max_diff = 0f64;
-    let mut same = 0usize;
-    for (a, b) in p32.iter().zip(&p8) {
-        for (x, y) in a.iter().zip(b) {
-            max_diff = max_diff.max((x - y).abs() as f64);
-        }
-        same += (info.task.decide(a, threshold) == info.task.decide(b, threshold)) as usize;
-    }
+    let (max_diff, _, same) = agreement(info, &p32, &p8, data);
     Ok(Comparison {
         n: data.len(),
         fp32_auc: r32.auc.value,
@@ -270,7 +262,7 @@ pub struct ArithmeticComparison {
 }
 
 /// Runs every image of `data` through the engine in f32 and in each of `precisions` (`model`'s
-/// weights, mirror averaged where the model is) and compares the answers.
+/// weights, mirror averaged where the model is; [`probabilities`]) and compares the answers.
 pub fn compare_arithmetic(
     info: &ModelInfo,
     model: &Student,
@@ -279,48 +271,25 @@ pub fn compare_arithmetic(
     progress: &Progress,
 ) -> Result<Vec<ArithmeticComparison>, Error> {
     use bedside_infer::{Engine, Options, Precision};
-    let engines = std::iter::once(Precision::Fp32)
-        .chain(precisions.iter().copied())
-        .map(|precision| {
-            Engine::with_options(model, None, Options { precision, portable: false })
-                .map_err(|e| Error::Model(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let bar = progress.bar(data.len() as u64, "integer against f32 arithmetic");
-    let mut logits = vec![Vec::new(); engines.len()];
-    for example in &data.examples {
-        let x = info.input.normalise(&example.pixels);
-        for (engine, logits) in engines.iter().zip(&mut logits) {
-            let out = engine.run_input(&info.input, &x).map_err(|e| Error::Model(e.to_string()))?;
-            logits.push(out.logits);
-        }
+    let arithmetics: Vec<Precision> =
+        std::iter::once(Precision::Fp32).chain(precisions.iter().copied()).collect();
+    let bar = progress.bar(arithmetics.len() as u64, "arithmetics measured");
+    let mut measured = Vec::new();
+    for &precision in &arithmetics {
+        measured.push(probabilities(info, model, data, precision)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let labels: Vec<usize> = data.examples.iter().map(|e| e.label).collect();
-    let measured: Vec<(Vec<Vec<f32>>, Report)> = logits
-        .iter()
-        .map(|l| {
-            let p = crate::metrics::softmax(l, info.temperature);
-            let report = crate::pipeline::evaluate_probabilities(info, &p, &labels, &data.groups());
-            (p, report)
-        })
-        .collect();
+    let kernels = Engine::with_options(model, None, Options::default())
+        .map_err(|e| Error::Model(e.to_string()))?
+        .kernels();
     let (p32, r32) = &measured[0];
-    let threshold = info.threshold.unwrap_or(0.5);
-    let compared = engines[1..].iter().zip(&measured[1..]).map(|(engine, (p, report))| {
-        let (mut worst, mut worst_file, mut same) = (0f64, String::new(), 0usize);
-        for ((a, b), example) in p32.iter().zip(p).zip(&data.examples) {
-            let d = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
-            if d > worst {
-                (worst, worst_file) = (d, example.file.clone());
-            }
-            same += (info.task.decide(a, threshold) == info.task.decide(b, threshold)) as usize;
-        }
+    let compared = arithmetics[1..].iter().zip(&measured[1..]).map(|(precision, (p, report))| {
+        let (worst, worst_file, same) = agreement(info, p32, p, data);
         ArithmeticComparison {
-            precision: engine.precision().name(),
+            precision: precision.name(),
             n: data.len(),
-            kernels: engine.kernels(),
+            kernels,
             label_agreement: same as f64 / data.len().max(1) as f64,
             max_probability_difference: worst,
             worst_file,
@@ -331,4 +300,19 @@ pub fn compare_arithmetic(
         }
     });
     Ok(compared.collect())
+}
+
+/// How far two sets of probabilities for `data` lie apart: the largest difference of any class's
+/// probability, the file it was seen on, and how many images get the same label by the model's rule.
+fn agreement(info: &ModelInfo, a: &[Vec<f32>], b: &[Vec<f32>], data: &Dataset) -> (f64, String, usize) {
+    let threshold = info.threshold.unwrap_or(0.5);
+    let (mut worst, mut worst_file, mut same) = (0f64, String::new(), 0usize);
+    for ((a, b), example) in a.iter().zip(b).zip(&data.examples) {
+        let d = a.iter().zip(b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max);
+        if d > worst {
+            (worst, worst_file) = (d, example.file.clone());
+        }
+        same += (info.task.decide(a, threshold) == info.task.decide(b, threshold)) as usize;
+    }
+    (worst, worst_file, same)
 }
