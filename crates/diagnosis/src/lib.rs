@@ -36,13 +36,9 @@ pub use assess::{Assessment, GateVerdict, Routed, Routing};
 pub use overlay::{lesion_mask, outline, outline_rgba, overlay};
 pub use preprocess::{ModelView, first_view, model_input, model_view};
 
-use bedside_imaging::{Frame, PixelSize, Study};
 pub use bedside_infer::Precision;
 
-/// What the CPU engine computes in wherever Bedside diagnoses on the CPU — the page's CPU path,
-/// `bedside predict` and `bedside eval`: int8 weights with 12-bit activations, which give f32's label on
-/// every validation image of every shipped model (`bedside arithmetic`) and run faster in the page.
-pub const CPU_ARITHMETIC: Precision = Precision::W8A12;
+use bedside_imaging::{Frame, PixelSize, Study};
 use bedside_model::artifact::{ArtifactError, ModelInfo, student_from_bytes};
 use bedside_model::gate::{Route, route_picture};
 use bedside_model::heat_map::HeatMap;
@@ -55,6 +51,11 @@ use bedside_model::student::Student;
 use bedside_model::task::Task;
 use burn::prelude::*;
 use serde::Serialize;
+
+/// What the CPU engine computes in wherever Bedside diagnoses on the CPU — the page's CPU path,
+/// `bedside predict` and `bedside eval`: int8 weights with 12-bit activations, which give f32's label on
+/// every validation image of every shipped model (`bedside arithmetic`) and run faster in the page.
+pub const CPU_ARITHMETIC: Precision = Precision::W8A12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

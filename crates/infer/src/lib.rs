@@ -8,9 +8,9 @@
 //! same code builds natively and for wasm32; on x86-64 the kernels are also compiled for AVX2 + FMA
 //! and chosen at run time.
 //!
-//! Two arithmetics ([`Precision`]): f32, the reference, and int8 for the pointwise and dense
-//! convolutions (`quant`: int8 weights per output channel, int8 activations per pixel, exact i32
-//! sums), the rest in f32.
+//! Three arithmetics ([`Precision`]): f32, the reference, and two integer ones for the pointwise and
+//! dense convolutions (`quant`: int8 weights per output channel, 8- or 12-bit activations per pixel,
+//! exact i32 sums), the rest in f32.
 //!
 //! Weights come from a loaded `bedside_model` network ([`Engine::new`]), BatchNorm folded.
 //! burn stays for training and for the WebGPU path; `tests/parity.rs` holds this engine to burn's
