@@ -60,19 +60,7 @@ pub fn bench(iterations: usize) -> Result<()> {
 
     step("Bedside, native (release)");
     let native = measure(
-        cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "bedside-imaging",
-                "--example",
-                "decode_bench",
-                "--",
-            ])
-            .args(["--iterations", &n])
-            .args(&files),
+        release_example("bedside-imaging", "decode_bench").args(["--", "--iterations", &n]).args(&files),
     )?;
 
     step("Bedside, wasm in headless Chromium");
@@ -251,13 +239,19 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
     Ok(comparisons)
 }
 
+/// `cargo run --release` of one of `package`'s examples: every native benchmark program is one.
+fn release_example(package: &str, example: &str) -> Command {
+    let mut command = cargo();
+    command.args(["run", "--quiet", "--release", "--package", package, "--example", example]);
+    command
+}
+
 /// Every shipped model natively, Bedside's CPU path against onnxruntime, one thread each.
 fn inference(iterations: usize) -> Result<Vec<Comparison>> {
     step("Inference, native (release), against onnxruntime");
     let models = root().join("models");
     let rows = json_lines(
-        cargo()
-            .args(["run", "--quiet", "--release", "--package", "bedside-onnx", "--example", "native_bench"])
+        release_example("bedside-onnx", "native_bench")
             .args(["--", "--iterations", &iterations.to_string()])
             .args(["chest", "skin", "breast", "gate"].map(|task| models.join(task)))
             // burn's flex backend spreads over rayon's threads; onnxruntime is held to one too.
@@ -317,16 +311,7 @@ fn lesion_cost(iterations: usize) -> Result<()> {
     // A picture the size of the data sets' and a phone photo's.
     for size in ["640x480", "4000x3000"] {
         rows.extend(json_lines(
-            cargo()
-                .args([
-                    "run",
-                    "--quiet",
-                    "--release",
-                    "--package",
-                    "bedside-diagnosis",
-                    "--example",
-                    "lesion_bench",
-                ])
+            release_example("bedside-diagnosis", "lesion_bench")
                 .args(["--", "--iterations", &iterations.max(10).to_string(), "--size", size])
                 .arg(models.join("breast"))
                 .arg(models.join("skin")),
