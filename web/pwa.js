@@ -90,6 +90,9 @@ async function showStorage() {
   line.dataset.usage = String(usage);
 }
 
+/** How long one step of "Forget everything" may take before it is reported as not done. */
+const FORGET_STEP_S = 10;
+
 /**
  * "Forget everything on this device": settings and anything kept of opened files go; the app and its
  * models (this build's cache and the service worker) stay unless the user asks for them to go too.
@@ -97,15 +100,22 @@ async function showStorage() {
 async function forget() {
   const everything = $('forget-app').checked;
   const status = $('forget-status');
-  status.textContent = 'Forgetting…';
   // Each step on its own: one that fails must not keep the others from running, nor leave the
-  // user believing everything went.
+  // user believing everything went. A step the browser does not answer is given up after a while
+  // rather than leaving "Forgetting…" on screen for good; the status names the step under way.
   const failed = [];
   const step = async (what, work) => {
+    status.textContent = `Forgetting ${what}…`;
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the browser did not answer within ${FORGET_STEP_S} s`)), FORGET_STEP_S * 1000);
+    });
     try {
-      await work();
+      await Promise.race([work(), late]);
     } catch (err) {
       failed.push(`${what} (${err?.message ?? err})`);
+    } finally {
+      clearTimeout(timer);
     }
   };
   await step('settings', async () => {

@@ -129,14 +129,14 @@ async function diagnoseDicomAndPhoto(t, page) {
   return true;
 }
 
-/** Waits for the forget status to start (or end) with `expected`; on a timeout, says what it said. */
-async function forgotten(page, end, expected) {
-  await page.waitForFunction(([end, expected]) => {
-    const text = document.getElementById('forget-status').textContent;
-    return end === 'start' ? text.startsWith(expected) : text.endsWith(expected);
-  }, [end, expected]).catch(async (err) => {
-    throw new Error(`${err.message}\nthe forget status said: ${JSON.stringify(await page.textContent('#forget-status'))}`);
-  });
+/** Presses "Forget" and waits for its answer, which must start (or end) with `expected`. */
+async function forget(page, end, expected) {
+  await page.click('#forget');
+  // Clicking shows "Forgetting settings…" at once; each of the three steps gives up after 10 s.
+  await page.waitForFunction(() => /^(Forgotten|Could not)/.test(document.getElementById('forget-status').textContent),
+    null, { timeout: 60_000 });
+  const text = await page.textContent('#forget-status');
+  assert.ok(end === 'start' ? text.startsWith(expected) : text.endsWith(expected), `the forget status said: ${text}`);
 }
 
 // ---- the tests ----
@@ -198,15 +198,24 @@ test('after the service worker installs, a whole clinical session makes no reque
     localStorage.setItem('bedside-test', 'a setting');
     await (await caches.open('opened-files')).put('/opened/film.dcm', new Response('pixels'));
   });
-  await page.click('#forget');
-  await forgotten(page, 'start', 'Forgotten');
+  await forget(page, 'start', 'Forgotten');
   assert.equal(await page.evaluate(() => localStorage.length), 0);
   assert.deepEqual(await cacheNames(page), [build.cache], 'only the app and its models are kept');
+});
+
+// On its own page: after a second page of the app has been opened and closed (the model card above),
+// headless Chromium now and then leaves the service worker's job queue stuck (unregister() and update()
+// wait for good: 5 of 133 runs, none of 50 without that page), which the page reports as not answered.
+test('"Forget everything", the app included, removes its cache and its service worker', async (t) => {
+  const { page } = await installedContext(t, baseUrl);
+  await page.evaluate(() => localStorage.setItem('bedside-test', 'a setting'));
+  await page.click('#settings summary');
   await page.check('#forget-app');
-  await page.click('#forget');
-  await forgotten(page, 'end', 'and the app and its models.');
+  await forget(page, 'end', 'and the app and its models.');
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
   assert.deepEqual(await cacheNames(page), []);
   assert.equal(await page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length), 0);
+  assert.match(await page.textContent('#offline'), /removed from this device/);
 });
 
 test('offline: with the network gone and the server stopped, a DICOM file and a photo are diagnosed with heat maps', async (t) => {
