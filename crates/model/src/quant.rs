@@ -9,9 +9,10 @@
 //!   1 for burn's linear layout `[in, out]`).
 //!
 //! The weight is `q · scale[channel]` (symmetric, no zero point). Biases stay `F32`: they are a
-//! thousandth of the bytes and their error would shift every activation. Quantisation is weight-only:
-//! [`to_fp32`] restores fp32 weights at load time, so the int8 file runs on every backend with the
-//! fp32 graph; what it saves is download and storage.
+//! thousandth of the bytes and their error would shift every activation. The file holds weights only:
+//! [`to_fp32`] restores fp32 weights, which burn runs (WebGPU and the analysis commands); the CPU
+//! engine (`bedside-infer`) quantises them again by the same rule, recovering these integers, and
+//! multiplies those.
 
 use crate::artifact::ArtifactError;
 use burn::tensor::Bytes;

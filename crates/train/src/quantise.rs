@@ -141,9 +141,11 @@ impl Int8Summary {
         let kb = |b: usize| format!("{:.0} KB", b as f64 / 1000.0);
         format!(
             "## int8 weights (`model.bin`, shipped)\n\n\
-             Weights are stored as symmetric int8 with one scale per output channel; biases stay fp32, and \
-             the browser and CLI restore fp32 weights when loading, so int8 changes the download, not the \
-             arithmetic. Each tensor's clipping was calibrated on {images} training images (logit MSE from \
+             Weights are stored as symmetric int8 with one scale per output channel; biases stay fp32. On \
+             the CPU (the page's CPU path, `bedside predict` and `bedside eval`) the convolutions multiply \
+             these integers with activations quantised to 12 bits per pixel and sum in 32-bit integers; \
+             WebGPU restores fp32 weights. The int8 column below is measured that way on the CPU, the fp32 \
+             column in f32 on the full-precision weights. Each tensor's clipping was calibrated on {images} training images (logit MSE from \
              fp32 {before:.2e} unclipped → {after:.2e} calibrated).\n\n\
              {params} parameters; {macs:.1} M multiply–accumulates per image at the input size (BatchNorm \
              folded).\n\n\
