@@ -195,8 +195,20 @@ unsafe fn dense_int8<L: quant::Lanes>(
     let mut patch = vec![0.0f32; w.inputs];
     let mut q = vec![0i16; pixels * padded];
     let mut steps = Vec::with_capacity(pixels);
+    let inside = |o: usize, before: usize, size: usize| {
+        (o * g.stride).checked_sub(before).filter(|&first| first + k <= size)
+    };
     for (pixel, dst) in q.chunks_exact_mut(padded).enumerate() {
         let (oy, ox) = (pixel / g.out_w, pixel % g.out_w);
+        if let (Some(iy), Some(ix)) = (inside(oy, g.top, g.in_h), inside(ox, g.left, g.in_w)) {
+            // Away from the edges a patch row is one run of the input row: k pixels' channels.
+            for ky in 0..k {
+                let from = &x[((iy + ky) * g.in_w + ix) * c_in..][..k * c_in];
+                patch[ky * k * c_in..][..k * c_in].copy_from_slice(from);
+            }
+            steps.push(quant::quantise_row(&patch, dst, w.activation_bits));
+            continue;
+        }
         for ky in 0..k {
             let iy = Geometry::source(oy, ky, g.stride, g.top, g.in_h);
             for kx in 0..k {
@@ -413,14 +425,27 @@ fn depthwise<M: Madd, const W: usize>(
     let full = c / W * W;
     // The taps inside the input for one output pixel: (input pixel, tap).
     let mut taps = Vec::with_capacity(k * k);
+    // Away from the edges every tap is inside, each at a fixed offset from the window's first input
+    // pixel: those pixels take the offsets as they are rather than testing each tap (which on a small
+    // layer's few channels cost as much as the multiply–adds).
+    let window: Vec<(usize, usize)> = (0..k * k).map(|t| (((t / k) * g.in_w + t % k) * c, t * c)).collect();
+    let inside = |o: usize, before: usize, size: usize| {
+        (o * g.stride).checked_sub(before).filter(|&first| first + k <= size)
+    };
     for oy in 0..g.out_h {
+        let row = inside(oy, g.top, g.in_h);
         for ox in 0..g.out_w {
             taps.clear();
-            for ky in 0..k {
-                let Some(iy) = Geometry::source(oy, ky, g.stride, g.top, g.in_h) else { continue };
-                for kx in 0..k {
-                    let Some(ix) = Geometry::source(ox, kx, g.stride, g.left, g.in_w) else { continue };
-                    taps.push(((iy * g.in_w + ix) * c, (ky * k + kx) * c));
+            if let (Some(iy), Some(ix)) = (row, inside(ox, g.left, g.in_w)) {
+                let first = (iy * g.in_w + ix) * c;
+                taps.extend(window.iter().map(|&(xi, wi)| (first + xi, wi)));
+            } else {
+                for ky in 0..k {
+                    let Some(iy) = Geometry::source(oy, ky, g.stride, g.top, g.in_h) else { continue };
+                    for kx in 0..k {
+                        let Some(ix) = Geometry::source(ox, kx, g.stride, g.left, g.in_w) else { continue };
+                        taps.push(((iy * g.in_w + ix) * c, (ky * k + kx) * c));
+                    }
                 }
             }
             let out = &mut out[(oy * g.out_w + ox) * c..][..c];

@@ -92,9 +92,12 @@ pub(crate) fn quantise_row(x: &[f32], out: &mut [i16], bits: u32) -> f32 {
             hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
         }
     }
-    let (min, max) = (lo.into_iter().fold(0.0, f32::min), hi.into_iter().fold(0.0, f32::max));
+    // Folded by comparison too: in Wasm, `f32::min` and `f32::max` are calls into libm, which on a
+    // small layer's short rows took a fifth of the whole pass.
+    let min = lo.into_iter().fold(0.0, |a, b| if b < a { b } else { a });
+    let max = hi.into_iter().fold(0.0, |a, b| if b > a { b } else { a });
     let levels = if min >= 0.0 { (1 << bits) - 1 } else { (1 << (bits - 1)) - 1 } as f32;
-    let range = max.max(-min);
+    let range = if -min > max { -min } else { max };
     let step = if range > 0.0 { range / levels } else { 1.0 };
     let inverse = 1.0 / step;
     let (head, tail) = out.split_at_mut(x.len());
