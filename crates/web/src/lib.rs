@@ -35,6 +35,25 @@ static FIRST_PANIC: OnceLock<String> = OnceLock::new();
 #[wasm_bindgen(start)]
 fn start() {
     std::panic::set_hook(Box::new(on_panic));
+    run_constructors();
+}
+
+/// Runs the module's static constructors (`inventory` registrations, which burn-wgpu's shader
+/// compiler reads) once. Called here, it also tells the linker that the module does so itself:
+/// otherwise it treats the module as a program run once and wraps every export in a call to all of
+/// them, which cost about 1.5 ms on every diagnosis pass (most of the gate's time in the page).
+/// Tests run no start function, so [`Model::load`] calls it too.
+pub(crate) fn run_constructors() {
+    #[cfg(target_family = "wasm")]
+    {
+        unsafe extern "C" {
+            fn __wasm_call_ctors();
+        }
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: the linker's own function, run exactly once per instance, before anything that
+        // reads what the constructors register.
+        ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+    }
 }
 
 fn on_panic(info: &std::panic::PanicHookInfo<'_>) {

@@ -59,6 +59,7 @@ impl Model {
         lesion_json: Option<String>,
         lesion_weights: Option<Vec<u8>>,
     ) -> Result<Model, JsError> {
+        crate::run_constructors();
         // Validated before a device is set up, so a broken model.json costs no WebGPU start-up and
         // comes back as its one-line message (`Diagnoser::new` checks it again, cheaply).
         ModelInfo::from_json(&model_json)?;
