@@ -274,6 +274,8 @@ test('update: a new build installs in the background (never a half-deployed one)
   const half = path.join(scratch, 'half');
   cpSync(second, half, { recursive: true });
   appendFileSync(path.join(half, 'web/style.css'), '\n/* another build */\n');
+  // Its gzip copy, which the browser would be sent instead, goes with it.
+  rmSync(path.join(half, 'web/style.css.gz'));
   server.stop();
   await server.stopped;
   server = await serveSite(half, port);

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bedside_site_policy::{SECURITY_HEADERS, content_type, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, negotiate, resolve};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -62,8 +62,14 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-/// Everything the API's routes do not name: the built page's files (GET and HEAD), or a JSON 404.
-pub async fn fallback(State(state): State<AppState>, method: Method, uri: axum::http::Uri) -> Response {
+/// Everything the API's routes do not name: the built page's files (GET and HEAD; a file's gzip copy
+/// to a client that takes it, `bedside_site_policy::negotiate`), or a JSON 404.
+pub async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let path = uri.path();
     if path == "/api" || path.starts_with("/api/") {
         return ApiError::NotFound("no such API endpoint").into_response();
@@ -75,16 +81,31 @@ pub async fn fallback(State(state): State<AppState>, method: Method, uri: axum::
         return ApiError::NotFound("this relay serves the API only (no site folder)").into_response();
     };
     let target = path.to_string();
-    let file = tokio::task::spawn_blocking(move || resolve(&site, &target)).await.ok().flatten();
-    let Some(file) = file else { return ApiError::NotFound("no such file").into_response() };
-    match tokio::fs::read(&file).await {
-        // File names carry no hash: always revalidate (the service worker keeps the offline copy).
-        Ok(bytes) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, "no-cache")],
-            Body::from(bytes),
-        )
-            .into_response(),
+    let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let found = tokio::task::spawn_blocking(move || {
+        resolve(&site, &target).map(|file| (negotiate(&file, accept.as_deref()), file))
+    });
+    let Some((sent, file)) = found.await.ok().flatten() else {
+        return ApiError::NotFound("no such file").into_response();
+    };
+    match tokio::fs::read(&sent.body).await {
+        Ok(bytes) => {
+            // File names carry no hash: always revalidate (the service worker keeps the offline copy).
+            let mut response = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, "no-cache")],
+                Body::from(bytes),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            if sent.gzip {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            if sent.varies {
+                headers.insert(header::VARY, HeaderValue::from_static(VARY.1));
+            }
+            response
+        }
         Err(_) => ApiError::NotFound("no such file").into_response(),
     }
 }

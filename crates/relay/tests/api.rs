@@ -244,7 +244,7 @@ fn the_page_is_served_with_the_security_headers_and_nothing_outside_it() {
     std::fs::write(site.join(".hidden"), "secret").unwrap();
     std::fs::write(dir.join("Cargo.toml"), "[package]").unwrap();
     let mut config = config(dir.join("data"));
-    config.site = Some(site);
+    config.site = Some(site.clone());
     let relay = Relay::start(config).unwrap();
     let client = Client::new(&relay);
 
@@ -272,4 +272,18 @@ fn the_page_is_served_with_the_security_headers_and_nothing_outside_it() {
     }
     let post = client.post("/index.html", b"x");
     assert_eq!(post.status, 405);
+
+    // A file's gzip copy (written beside it by the site build) goes to a client that takes gzip,
+    // with the file's type; the file itself to one that does not; the copy never by its own name.
+    std::fs::write(site.join("web/app.js.gz"), b"\x1f\x8bcompressed").unwrap();
+    let gzip = client.get_with("/web/app.js", ("Accept-Encoding", "gzip, deflate, br"));
+    assert_eq!((gzip.status, gzip.body.as_slice()), (200, b"\x1f\x8bcompressed".as_slice()));
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzip.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(gzip.header("vary"), Some("Accept-Encoding"));
+    let plain = client.get_with("/web/app.js", ("Accept-Encoding", "identity"));
+    assert_eq!((plain.body.as_slice(), plain.header("content-encoding")), (b"export {}".as_slice(), None));
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(client.get("/index.html").header("vary"), None, "no copy, nothing varies");
+    assert_eq!(client.get("/web/app.js.gz").status, 404);
 }

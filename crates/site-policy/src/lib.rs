@@ -1,5 +1,11 @@
 //! How Bedside's built page is served, in one place for every server of it: the security headers
-//! sent with each response, which files of the site folder a URL may name, and their content types.
+//! sent with each response, which files of the site folder a URL may name, their content types, and
+//! which of them are sent gzip-compressed.
+//!
+//! Compression happens once, when the site is built: beside each file worth it, `cargo xtask build`
+//! writes `NAME.gz` ([`GZIP_SUFFIX`], [`worth_compressing`]); a server sends that copy, with
+//! `Content-Encoding: gzip`, to a client that accepts gzip ([`negotiate`]). The Wasm module is most
+//! of the page's bytes and gzip takes it to a fifth.
 //!
 //! Used by `cargo xtask serve` (development, browser tests) and by the relay server (production).
 //! It is not a server and does no I/O but a file-existence check; it has no dependencies, so the
@@ -40,7 +46,8 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 ];
 
 /// The site's file a request target names (query and fragment ignored, `/` → `index.html`):
-/// nothing outside `root`, no hidden file or folder, only files that exist. The target is taken
+/// nothing outside `root`, no hidden file or folder, no compressed copy ([`negotiate`] picks those),
+/// only files that exist. The target is taken
 /// as sent (not percent-decoded): the site's own file names need no escaping, and an escaped
 /// name such as `%2e%2e` is then a file name that does not exist rather than a way out.
 pub fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
@@ -51,7 +58,7 @@ pub fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
         Component::Normal(name) => name.to_str().filter(|n| !n.starts_with('.')),
         _ => None,
     });
-    if names.any(|n| n.is_none()) {
+    if names.any(|n| n.is_none()) || path.ends_with(GZIP_SUFFIX) {
         return None;
     }
     let full = root.join(relative);
@@ -72,6 +79,60 @@ pub fn content_type(path: &Path) -> &'static str {
         "md" => "text/markdown; charset=utf-8",
         _ => "application/octet-stream",
     }
+}
+
+/// The ending of a site file's gzip-compressed copy, beside it.
+pub const GZIP_SUFFIX: &str = ".gz";
+
+/// Whether a site file gets a compressed copy: every type but the PNG icons (compressed already).
+pub fn worth_compressing(path: &Path) -> bool {
+    content_type(path) != "image/png"
+}
+
+/// Sent with every file that has a compressed copy, so that a cache between the server and the
+/// client keeps the two encodings apart.
+pub const VARY: (&str, &str) = ("Vary", "Accept-Encoding");
+
+/// What to send for a resolved site file: its compressed copy where there is one and the request's
+/// `Accept-Encoding` takes gzip, else the file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The file whose bytes are sent.
+    pub body: PathBuf,
+    /// Whether they are gzip (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// Whether the file has a compressed copy at all (then [`VARY`] goes with either encoding).
+    pub varies: bool,
+}
+
+/// See [`Negotiated`]; `file` is what [`resolve`] gave, `accept_encoding` the request's header.
+pub fn negotiate(file: &Path, accept_encoding: Option<&str>) -> Negotiated {
+    let mut copy = file.as_os_str().to_owned();
+    copy.push(GZIP_SUFFIX);
+    let copy = PathBuf::from(copy);
+    let varies = copy.is_file();
+    if varies && accepts_gzip(accept_encoding.unwrap_or("")) {
+        return Negotiated { body: copy, gzip: true, varies };
+    }
+    Negotiated { body: file.to_path_buf(), gzip: false, varies }
+}
+
+/// Whether an `Accept-Encoding` value takes gzip: listed (or `*`, where gzip is not) with a weight
+/// above zero (RFC 9110, 12.5.3).
+fn accepts_gzip(header: &str) -> bool {
+    let weight = |coding: &str| {
+        header.split(',').find_map(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next()?.trim();
+            name.eq_ignore_ascii_case(coding).then(|| {
+                parts
+                    .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0)
+            })
+        })
+    };
+    weight("gzip").or_else(|| weight("*")).is_some_and(|q| q > 0.0)
 }
 
 #[cfg(test)]
@@ -102,7 +163,41 @@ mod tests {
             assert_eq!(resolve(&root, refused), None, "{refused}");
         }
         assert_eq!(content_type(&root.join("index.html")), "text/html; charset=utf-8");
+        // A compressed copy is an encoding of its file, not a file of the site.
+        std::fs::write(root.join("web/app.js.gz"), "gz").unwrap();
+        assert_eq!(resolve(&root, "/web/app.js.gz"), None);
         assert_eq!(content_type(Path::new("model.bin")), "application/octet-stream");
+        std::fs::remove_dir_all(base).ok();
+    }
+
+    #[test]
+    fn gzip_is_sent_where_there_is_a_copy_and_the_client_takes_it() {
+        let base = std::env::temp_dir().join(format!("bedside-site-gzip-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let (wasm, icon) = (base.join("app.wasm"), base.join("icon.png"));
+        for file in [&wasm, &icon] {
+            std::fs::write(file, "x").unwrap();
+        }
+        std::fs::write(base.join("app.wasm.gz"), "gz").unwrap();
+        for (header, gzip) in [
+            (Some("gzip, deflate, br, zstd"), true),
+            (Some("br;q=1.0, GZIP;q=0.5"), true),
+            (Some("*"), true),
+            (Some("gzip;q=0, *"), false),
+            (Some("br"), false),
+            (Some("identity"), false),
+            (Some(""), false),
+            (None, false),
+        ] {
+            let sent = negotiate(&wasm, header);
+            assert_eq!(sent.gzip, gzip, "{header:?}");
+            assert!(sent.varies);
+            assert_eq!(sent.body, if gzip { base.join("app.wasm.gz") } else { wasm.clone() });
+        }
+        // No copy: the file itself, whatever the client takes.
+        let sent = negotiate(&icon, Some("gzip"));
+        assert_eq!((sent.body, sent.gzip, sent.varies), (icon.clone(), false, false));
+        assert!(worth_compressing(&wasm) && !worth_compressing(&icon));
         std::fs::remove_dir_all(base).ok();
     }
 }

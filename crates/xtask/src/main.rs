@@ -249,8 +249,13 @@ fn build_site(out: Option<&std::path::Path>, build_id: Option<&str>) -> Result<P
     step("writing the site");
     let out = out.map_or_else(|| root().join("target/site"), std::path::Path::to_path_buf);
     let site = site::assemble(&root(), &out, build_id)?;
-    let mb = site.bytes as f64 / 1e6;
-    println!("build {} written to {}: {} files, {mb:.1} MB", site.build_id, site.dir.display(), site.files);
+    let (mb, sent) = (site.bytes as f64 / 1e6, site.sent_bytes as f64 / 1e6);
+    println!(
+        "build {} written to {}: {} files, {mb:.1} MB ({sent:.1} MB sent gzip-compressed)",
+        site.build_id,
+        site.dir.display(),
+        site.files
+    );
     Ok(site.dir)
 }
 

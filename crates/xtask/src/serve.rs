@@ -1,14 +1,15 @@
 //! A small static file server for the app: GET and HEAD of the files of one built site (`cargo
 //! xtask build`, see the `site` module: the app and nothing else of the repository; no hidden file),
-//! on 127.0.0.1 only, every response with the app's security headers. Enough for development and
-//! the browser tests; not a production server.
+//! on 127.0.0.1 only, every response with the app's security headers, a file's gzip copy to a
+//! client that takes it (`bedside_site_policy::negotiate`), as the relay sends them. Enough for
+//! development and the browser tests; not a production server.
 //!
 //! HTTP/1.1 on `std::net`, a thread for each connection. (tiny_http, used before, could leave a new
 //! connection unread while its pool's threads sat on idle keep-alive ones: now and then, under CPU
 //! load, a page's load stalled on one script for good.)
 
 use anyhow::{Context, Result};
-use bedside_site_policy::{SECURITY_HEADERS, content_type, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, negotiate, resolve};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -71,6 +72,7 @@ fn serve_connection(root: &Path, stream: TcpStream) -> io::Result<()> {
         // HTTP/1.1 keeps the connection unless asked to close; HTTP/1.0 closes unless asked to keep it.
         let mut keep = words.next() == Some("HTTP/1.1");
         let mut body = 0u64;
+        let mut accept_encoding = None;
         loop {
             line.clear();
             if (&mut reader).take(LINE_LIMIT).read_line(&mut line)? == 0 {
@@ -83,18 +85,26 @@ fn serve_connection(root: &Path, stream: TcpStream) -> io::Result<()> {
                     || (keep && !value.eq_ignore_ascii_case("close"));
             } else if name.eq_ignore_ascii_case("content-length") {
                 body = value.parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("accept-encoding") {
+                accept_encoding = Some(value.to_string());
             }
         }
         // The app sends no body; one is read past (its request refused) to reach the next request.
         io::copy(&mut (&mut reader).take(body), &mut io::sink())?;
-        respond(root, &method, &target, &mut writer)?;
+        respond(root, &method, &target, accept_encoding.as_deref(), &mut writer)?;
         if !keep {
             return Ok(());
         }
     }
 }
 
-fn respond(root: &Path, method: &str, target: &str, out: &mut impl Write) -> io::Result<()> {
+fn respond(
+    root: &Path,
+    method: &str,
+    target: &str,
+    accept_encoding: Option<&str>,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let head_only = method == "HEAD";
     if !(head_only || method == "GET") {
         return send(
@@ -105,12 +115,22 @@ fn respond(root: &Path, method: &str, target: &str, out: &mut impl Write) -> io:
             true,
         );
     }
-    let Some((mut file, path)) = resolve(root, target).and_then(|p| Some((std::fs::File::open(&p).ok()?, p)))
-    else {
+    let opened = resolve(root, target).and_then(|path| {
+        let sent = negotiate(&path, accept_encoding);
+        Some((std::fs::File::open(&sent.body).ok()?, path, sent))
+    });
+    let Some((mut file, path, sent)) = opened else {
         return send(out, "404 Not Found", "text/plain; charset=utf-8", b"not found\n", !head_only);
     };
     let length = file.metadata()?.len();
-    out.write_all(&head("200 OK", content_type(&path), length))?;
+    let mut extra = Vec::new();
+    if sent.gzip {
+        extra.push(("Content-Encoding", "gzip"));
+    }
+    if sent.varies {
+        extra.push(VARY);
+    }
+    out.write_all(&head("200 OK", content_type(&path), length, &extra))?;
     if !head_only {
         io::copy(&mut file, out)?;
     }
@@ -119,21 +139,21 @@ fn respond(root: &Path, method: &str, target: &str, out: &mut impl Write) -> io:
 
 /// A short response: `body` is sent unless `with_body` is false (HEAD).
 fn send(out: &mut impl Write, status: &str, kind: &str, body: &[u8], with_body: bool) -> io::Result<()> {
-    out.write_all(&head(status, kind, body.len() as u64))?;
+    out.write_all(&head(status, kind, body.len() as u64, &[]))?;
     if with_body {
         out.write_all(body)?;
     }
     out.flush()
 }
 
-/// The status line and headers, [`SECURITY_HEADERS`] among them.
-fn head(status: &str, kind: &str, length: u64) -> Vec<u8> {
+/// The status line and headers, [`SECURITY_HEADERS`] among them, then `extra`.
+fn head(status: &str, kind: &str, length: u64, extra: &[(&str, &str)]) -> Vec<u8> {
     // File names carry no hash: always revalidate, so a new build is never mixed with an old one
     // from the HTTP cache (the service worker keeps the offline copy, one build at a time).
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\nCache-Control: no-cache\r\n"
     );
-    for (name, value) in SECURITY_HEADERS {
+    for (name, value) in SECURITY_HEADERS.iter().chain(extra) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
@@ -200,6 +220,27 @@ mod tests {
         assert!(!both.contains("site/index.html"), "HEAD sends no body: {both}");
         let post = exchange("POST /index.html HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+
+        // The gzip copy to a client that takes it, with its encoding and length; the file itself to
+        // one that does not; the copy never by its own name.
+        std::fs::write(root.join("web/app.js.gz"), "compressed").unwrap();
+        let request = |accept: &str| {
+            exchange(&format!("GET /web/app.js HTTP/1.1\r\n{accept}Connection: close\r\n\r\n"))
+        };
+        let gzip = request("Accept-Encoding: gzip, br\r\n");
+        assert!(
+            gzip.contains("Content-Encoding: gzip\r\n") && gzip.contains("Vary: Accept-Encoding\r\n"),
+            "{gzip}"
+        );
+        assert!(gzip.contains("Content-Length: 10\r\n") && gzip.ends_with("\r\n\r\ncompressed"), "{gzip}");
+        assert!(gzip.contains("Content-Type: text/javascript"), "the file's type, not the copy's: {gzip}");
+        let plain = request("");
+        assert!(
+            !plain.contains("Content-Encoding") && plain.contains("Vary: Accept-Encoding\r\n"),
+            "{plain}"
+        );
+        assert!(plain.ends_with("\r\n\r\nsite/web/app.js"), "{plain}");
+        assert!(get("/web/app.js.gz").starts_with("HTTP/1.1 404"));
         std::fs::remove_dir_all(base).ok();
     }
 }

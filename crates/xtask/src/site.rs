@@ -6,7 +6,9 @@
 //! `sw.js`, the service worker (`web/sw.js`) with the precache list: every file's path and SHA-256 in
 //! Subresource Integrity form. File names stay as they are; the list's hashes are what tie a
 //! service worker to exactly one build's bytes (it fetches each file with its `integrity` and
-//! keeps them in one cache named after the build).
+//! keeps them in one cache named after the build). Beside each file worth it, its gzip copy
+//! (`bedside_site_policy::negotiate` says when a server sends it); the copies are an encoding, not
+//! files of the site: not in the precache list, not in the build id.
 
 mod icons;
 
@@ -32,6 +34,9 @@ pub struct Site {
     pub build_id: String,
     pub files: usize,
     pub bytes: u64,
+    /// What the files weigh sent as the servers send them to a browser: each gzip copy, or the file
+    /// where it has none.
+    pub sent_bytes: u64,
 }
 
 /// Writes the site for the repository at `root` into `out` (replaced whole, so no file of an
@@ -113,17 +118,37 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     let bytes: u64 = files.values().map(|b| b.len() as u64).sum();
     let count = files.len();
 
+    let mut sent_bytes = 0;
     for (path, content) in &files {
         let to = staging.join(path);
         std::fs::create_dir_all(to.parent().expect("a file in a folder"))?;
         std::fs::write(&to, content).with_context(|| format!("could not write {}", to.display()))?;
+        let copy = bedside_site_policy::worth_compressing(&to).then(|| gzip(content)).transpose()?;
+        // Kept where it saves something worth a second request's negotiation.
+        match copy.filter(|gz| gz.len() < content.len() / 10 * 9) {
+            Some(gz) => {
+                let mut name = to.into_os_string();
+                name.push(bedside_site_policy::GZIP_SUFFIX);
+                std::fs::write(&name, &gz).with_context(|| format!("could not write {name:?}"))?;
+                sent_bytes += gz.len() as u64;
+            }
+            None => sent_bytes += content.len() as u64,
+        }
     }
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("could not remove {}", out.display()))?;
     }
     std::fs::rename(&staging, out)
         .with_context(|| format!("could not move the build to {}", out.display()))?;
-    Ok(Site { dir: out.to_path_buf(), build_id, files: count, bytes })
+    Ok(Site { dir: out.to_path_buf(), build_id, files: count, bytes, sent_bytes })
+}
+
+/// `bytes` gzip-compressed, at the best level: done once per build, read on every first visit.
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
 }
 
 /// The web app manifest: what a tablet needs to install the page as an app.

@@ -1,5 +1,7 @@
 //! Builds the browser app: the `bedside-web` crate for wasm32 (SIMD on, see .cargo/config.toml),
-//! then wasm-bindgen's ES-module glue into `pkg/`.
+//! then wasm-bindgen's ES-module glue into `pkg/`. The module leaves without its name section (a
+//! fifth of its bytes: function names for debuggers and profilers; panics carry their own messages)
+//! unless `BEDSIDE_WASM_NAMES=1` asks to keep it, for profiling.
 
 use crate::{cargo, root, run, step, target_dir};
 use anyhow::Result;
@@ -20,8 +22,10 @@ pub fn build() -> Result<()> {
         PROFILE,
     ]))?;
     let wasm = target_dir().join("wasm32-unknown-unknown").join(PROFILE).join("bedside_web.wasm");
-    run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--no-typescript", "--out-dir"])
-        .arg(root().join("pkg"))
-        .arg(wasm))
+    let mut bindgen = Command::new("wasm-bindgen");
+    bindgen.args(["--target", "web", "--no-typescript", "--remove-producers-section"]);
+    if std::env::var_os("BEDSIDE_WASM_NAMES").is_none_or(|v| v != "1") {
+        bindgen.arg("--remove-name-section");
+    }
+    run(bindgen.arg("--out-dir").arg(root().join("pkg")).arg(wasm))
 }
