@@ -37,7 +37,14 @@ const diagnosis = new DiagnosisPanel(worker, viewer, { diagnosed: (id) => shareP
 const link = shareLink(location.hash);
 const review = link && new ReviewMode(shareBridge, link, (d, columns, rows) => diagnosis.showShared(d, columns, rows));
 if (review) review.open(nextId++);
-startOffline().catch((err) => console.warn(`Bedside: offline use could not be set up: ${err.message ?? err}`));
+// The offline install fetches every model, so it waits until the page has what the clinician is
+// waiting for: the first diagnosis (or its failure), or the app ready with no file opened for 2 s.
+// On a slow first visit it would otherwise share the link with the wasm and the models the first
+// diagnosis needs.
+let settleInstall;
+const installWhen = new Promise((resolve) => { settleInstall = resolve; });
+setTimeout(settleInstall, 60_000); // whatever happens
+startOffline(installWhen).catch((err) => console.warn(`Bedside: offline use could not be set up: ${err.message ?? err}`));
 
 function setState(state) {
   document.body.dataset.state = state; // test hook, and a styling hook
@@ -159,9 +166,11 @@ function startWorker() {
   const started = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   workerReady = false;
   started.onmessage = ({ data: msg }) => {
+    if (['assessment', 'diagnosis-error', 'model-error', 'fatal', 'error'].includes(msg.type)) settleInstall();
     if (diagnosis.handle(msg) || shareBridge.handle(msg)) return;
     if (msg.type === 'ready') {
       workerReady = true;
+      setTimeout(() => { if (!current && opening.size === 0) settleInstall(); }, 2000);
       if (!restoring) setStatus('Ready');
       if (document.body.dataset.state === 'loading') setState('ready');
     } else if (msg.type === 'fatal') {

@@ -8,7 +8,8 @@ const $ = (id) => document.getElementById(id);
 /** {build, cache} of the build this page runs (served from that build's cache once installed). */
 let build = null;
 
-export async function startOffline() {
+/** Sets up offline use; the service worker is registered (and so installs) once `when` resolves. */
+export async function startOffline(when = Promise.resolve()) {
   $('settings').addEventListener('toggle', showStorage);
   $('forget').addEventListener('click', forget);
   try {
@@ -32,6 +33,7 @@ export async function startOffline() {
   });
   let registration;
   try {
+    await when;
     registration = await navigator.serviceWorker.register(new URL('../sw.js', import.meta.url));
   } catch (err) {
     setOffline('unavailable', `Offline use: unavailable (${err.message ?? err})`);

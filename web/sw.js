@@ -15,8 +15,10 @@ async function precache() {
   try {
     await Promise.all(Object.entries(BUILD.files).map(async ([path, integrity]) => {
       const url = new URL(path, SCOPE);
-      // 'no-store': straight from the server, never an HTTP-cached copy of another build.
-      const response = await fetch(url, { cache: 'no-store', integrity });
+      // 'no-cache': an HTTP-cached copy (what the page itself has just loaded) only once the server
+      // says it is the current file (304 to its ETag); the integrity check refuses any byte of
+      // another build either way.
+      const response = await fetch(url, { cache: 'no-cache', integrity });
       if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
       await cache.put(url, response);
     }));

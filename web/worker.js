@@ -337,7 +337,9 @@ async function fetchOptional(url) {
 /** The whole body as bytes, reporting progress as it arrives. */
 async function fetchWithProgress(url, progress) {
   const response = await fetchOk(url);
-  const total = Number(response.headers.get('content-length')) || 0;
+  // Sent gzip-compressed, its Content-Length counts the compressed bytes, not those read here.
+  const encoded = response.headers.get('content-encoding');
+  const total = encoded ? 0 : Number(response.headers.get('content-length')) || 0;
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;

@@ -11,8 +11,12 @@
 // onnxruntime-web (its `ort.wasm.min.mjs`, wasm execution provider, numThreads 1) runs the folder's
 // network exported by `bedside export --onnx` on the same blank input, every output fetched; and
 // Bedside's `Model` again on "cpu-fp32" (the engine in f32, where "cpu" computes with int8 weights).
-// Medians of N runs after two warm-ups each. One JSON line per task: task, iterations, ours_ms,
-// onnxruntime_web_ms, ratio (ours / onnxruntime-web's), fp32_ms and int8_vs_fp32 (ours_ms / fp32_ms).
+// Where model.json's `input.mirror_average` is set, `warmUp()` runs the network twice — on the input
+// and on its mirror image, whose outputs the page averages — and so does the peer: two `session.run`s,
+// batch 1 each, so that both sides do the work one diagnosis needs.
+// Medians of N runs after two warm-ups each. One JSON line per task: task, iterations, passes (network
+// passes per run, on both sides), ours_ms, onnxruntime_web_ms, ratio (ours / onnxruntime-web's),
+// fp32_ms and int8_vs_fp32 (ours_ms / fp32_ms).
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -112,17 +116,27 @@ try {
       ort.env.wasm.numThreads = 1;
       const session = await ort.InferenceSession.create(await bytes('model.onnx'), { executionProviders: ['wasm'] });
       const shape = [1, input.channels, input.height, input.width];
-      const blank = new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b)), shape);
+      const values = new Float32Array(shape.reduce((a, b) => a * b));
+      // The mirror image: every row reversed.
+      const mirrored = new Float32Array(values.length);
+      for (let row = 0; row < values.length; row += input.width) {
+        for (let x = 0; x < input.width; x++) mirrored[row + x] = values[row + input.width - 1 - x];
+      }
+      const mirror = JSON.parse(await text('model.json')).input.mirror_average === true;
+      const inputs = (mirror ? [values, mirrored] : [values]).map((v) => new ort.Tensor('float32', v, shape));
       const peer = await timed(async () => {
-        const outputs = await session.run({ input: blank });
-        for (const name of session.outputNames) outputs[name].data;
+        for (const tensor of inputs) {
+          const outputs = await session.run({ input: tensor });
+          for (const name of session.outputNames) outputs[name].data;
+        }
       });
       await session.release();
-      return { ours, peer, fp32 };
+      return { ours, peer, fp32, passes: inputs.length };
     }, { task, hasLesion, iterations });
     console.log(JSON.stringify({
       task,
       iterations,
+      passes: result.passes,
       ours_ms: Number(result.ours.toFixed(3)),
       onnxruntime_web_ms: Number(result.peer.toFixed(3)),
       ratio: Number((result.ours / result.peer).toFixed(3)),

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, negotiate, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, etag, negotiate, not_modified, resolve};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -63,7 +63,8 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 }
 
 /// Everything the API's routes do not name: the built page's files (GET and HEAD; a file's gzip copy
-/// to a client that takes it, `bedside_site_policy::negotiate`), or a JSON 404.
+/// to a client that takes it, `bedside_site_policy::negotiate`; 304 to one that has it already,
+/// `not_modified`), or a JSON 404.
 pub async fn fallback(
     State(state): State<AppState>,
     method: Method,
@@ -88,16 +89,26 @@ pub async fn fallback(
     let Some((sent, file)) = found.await.ok().flatten() else {
         return ApiError::NotFound("no such file").into_response();
     };
-    match tokio::fs::read(&sent.body).await {
+    let Ok(metadata) = tokio::fs::metadata(&sent.body).await else {
+        return ApiError::NotFound("no such file").into_response();
+    };
+    let tag = etag(&sent, &metadata);
+    let unchanged = not_modified(headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()), &tag);
+    let body = if unchanged { Ok(Vec::new()) } else { tokio::fs::read(&sent.body).await };
+    match body {
         Ok(bytes) => {
             // File names carry no hash: always revalidate (the service worker keeps the offline copy).
+            let status = if unchanged { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
             let mut response = (
-                StatusCode::OK,
+                status,
                 [(header::CONTENT_TYPE, content_type(&file)), (header::CACHE_CONTROL, "no-cache")],
                 Body::from(bytes),
             )
                 .into_response();
             let headers = response.headers_mut();
+            if let Ok(tag) = HeaderValue::from_str(&tag) {
+                headers.insert(header::ETAG, tag);
+            }
             if sent.gzip {
                 headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }

@@ -286,4 +286,11 @@ fn the_page_is_served_with_the_security_headers_and_nothing_outside_it() {
     assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
     assert_eq!(client.get("/index.html").header("vary"), None, "no copy, nothing varies");
     assert_eq!(client.get("/web/app.js.gz").status, 404);
+
+    // Asked again with the tag it gave: 304 and no body; another encoding has another tag.
+    let tag = gzip.header("etag").expect("an ETag").to_string();
+    let again = client.get2("/web/app.js", [("Accept-Encoding", "gzip"), ("If-None-Match", &tag)]);
+    assert_eq!((again.status, again.body.len(), again.header("etag")), (304, 0, Some(tag.as_str())));
+    let plain = client.get2("/web/app.js", [("Accept-Encoding", "identity"), ("If-None-Match", &tag)]);
+    assert_eq!((plain.status, plain.body.as_slice()), (200, b"export {}".as_slice()));
 }

@@ -7,6 +7,11 @@
 //! `Content-Encoding: gzip`, to a client that accepts gzip ([`negotiate`]). The Wasm module is most
 //! of the page's bytes and gzip takes it to a fifth.
 //!
+//! Every file is sent with an [`etag`] and `Cache-Control: no-cache`: a browser keeps what it fetched
+//! and asks again with `If-None-Match`, and an unchanged file is answered `304 Not Modified` without
+//! its bytes ([`not_modified`]). So the service worker's install, which fetches every file of a build,
+//! does not download a second time what the page itself has just loaded.
+//!
 //! Used by `cargo xtask serve` (development, browser tests) and by the relay server (production).
 //! It is not a server and does no I/O but a file-existence check; it has no dependencies, so the
 //! small development server does not link the relay's HTTP stack to share these rules.
@@ -135,6 +140,23 @@ fn accepts_gzip(header: &str) -> bool {
     weight("gzip").or_else(|| weight("*")).is_some_and(|q| q > 0.0)
 }
 
+/// The entity tag of the bytes a server sends for a file: from their length and modification time
+/// (a build writes every file anew), and their encoding (the two encodings of a file are two
+/// representations, RFC 9110 8.8.3).
+pub fn etag(sent: &Negotiated, metadata: &std::fs::Metadata) -> String {
+    let modified = metadata.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let nanos = modified.map_or(0, |d| d.as_nanos());
+    format!("\"{:x}-{nanos:x}{}\"", metadata.len(), if sent.gzip { "-gz" } else { "" })
+}
+
+/// Whether a request's `If-None-Match` names `etag` (or is `*`): then the answer is `304 Not
+/// Modified`, without a body. Weak comparison, as for GET (RFC 9110 13.1.2).
+pub fn not_modified(if_none_match: Option<&str>, etag: &str) -> bool {
+    let strip = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    if_none_match
+        .is_some_and(|header| header.trim() == "*" || header.split(',').any(|tag| strip(tag) == strip(etag)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +220,30 @@ mod tests {
         let sent = negotiate(&icon, Some("gzip"));
         assert_eq!((sent.body, sent.gzip, sent.varies), (icon.clone(), false, false));
         assert!(worth_compressing(&wasm) && !worth_compressing(&icon));
+        std::fs::remove_dir_all(base).ok();
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_sent_again() {
+        let base = std::env::temp_dir().join(format!("bedside-site-etag-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let file = base.join("app.js");
+        std::fs::write(&file, "one").unwrap();
+        std::fs::write(base.join("app.js.gz"), "gz").unwrap();
+        let tag = |accept| {
+            let sent = negotiate(&file, accept);
+            etag(&sent, &std::fs::metadata(&sent.body).unwrap())
+        };
+        let (plain, gzip) = (tag(None), tag(Some("gzip")));
+        assert_ne!(plain, gzip, "two encodings, two tags");
+        assert!(plain.starts_with('"') && plain.ends_with('"'), "{plain}");
+        assert!(not_modified(Some(&plain), &plain));
+        assert!(not_modified(Some(&format!("\"x\", W/{gzip}")), &gzip));
+        assert!(not_modified(Some("*"), &plain));
+        assert!(!not_modified(Some(&gzip), &plain) && !not_modified(None, &plain));
+        // A new build of the file: another tag, so the old copy is not kept.
+        std::fs::write(&file, "three").unwrap();
+        assert!(!not_modified(Some(&plain), &tag(None)));
         std::fs::remove_dir_all(base).ok();
     }
 }

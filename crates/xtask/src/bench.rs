@@ -27,7 +27,8 @@
 //! `comparisons`, a list of `{name, ours, peer, unit, ratio}` with `ratio` = ours / peer (lower is
 //! better): `decode_native/<file>` and `decode_wasm/<file>` (against pydicom), `native_cpu/<task>`
 //! (burn) and `native_engine/<task>` (the engine) against onnxruntime, `browser_cpu/<task>` (the
-//! page's CPU path, the engine in wasm) against onnxruntime-web.
+//! page's CPU path, the engine in wasm) against onnxruntime-web. Then `bench memory` and `bench load`
+//! (`memory_bench`, `load_bench`) add their keys to the same report.
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
 use anyhow::{Context, Result, bail};
@@ -121,7 +122,8 @@ pub fn bench(iterations: usize) -> Result<()> {
     comparisons.extend(inference(iterations.max(50))?);
     comparisons.extend(browser_inference(iterations.max(50), &format!("http://{}", server.addr()))?);
     write_report(&comparisons)?;
-    crate::memory_bench::bench()
+    crate::memory_bench::bench()?;
+    crate::load_bench::bench()
 }
 
 /// One ours-against-a-peer figure of `bench/report.json`.
@@ -207,17 +209,18 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
         "tests/bench/inference.mjs",
     )?;
     let mut table = String::from(
-        "| model | Bedside, page CPU path (int8 weights) | onnxruntime-web (wasm) | Bedside / onnxruntime-web | \
-         Bedside in f32 | int8 / f32 |\n|---|---:|---:|---:|---:|---:|\n",
+        "| model | passes | Bedside, page CPU path (int8 weights) | onnxruntime-web (wasm) | \
+         Bedside / onnxruntime-web | Bedside in f32 | int8 / f32 |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut comparisons = Vec::new();
     for row in &rows {
         let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
         let task = row["task"].as_str().unwrap_or("?");
         let (ours, peer, fp32) = (ms("ours_ms"), ms("onnxruntime_web_ms"), ms("fp32_ms"));
+        let passes = row["passes"].as_u64().unwrap_or(0);
         let _ = writeln!(
             table,
-            "| {task} | {ours:.2} ms | {peer:.2} ms | {:.2}× | {fp32:.2} ms | {:.2}× |",
+            "| {task} | {passes} | {ours:.2} ms | {peer:.2} ms | {:.2}× | {fp32:.2} ms | {:.2}× |",
             ours / peer,
             ours / fp32
         );
@@ -230,7 +233,8 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
          of {iterations} runs after two warm-ups. Bedside: `Model.warmUp()` on the CPU path (the network, \
          read-back, heat map and lesion outline; int8 weights, 12-bit activations), and the same on the \
          engine in f32 (`cpu-fp32`); onnxruntime-web 1.31.1: `session.run` of the same weights exported \
-         by `bedside export --onnx`, every output fetched."
+         by `bedside export --onnx`, every output fetched. Passes: the network's runs per diagnosis on \
+         both sides — two where the model averages a pass with its mirror image's (`mirror_average`)."
     );
     println!("\n{table}");
     let dir = target_dir().join("bench");

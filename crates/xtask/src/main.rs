@@ -13,7 +13,8 @@
 //!   prints executions, exec/s and crashes, and fails if any input crashed (see the `fuzz` module).
 //! - `bench [--iterations N]` — decode time of the corpus's full-size CR (uncompressed and JPEG 2000),
 //!   native and in wasm in headless Chromium, against pydicom + pylibjpeg in the same run, as ratios
-//!   (see the `bench` module); then what the lesion outline costs, `bench inference` and `bench memory`;
+//!   (see the `bench` module); then what the lesion outline costs, `bench inference`, `bench memory`
+//!   and `bench load`;
 //!   every ours-against-a-peer ratio of the run is gathered in `bench/report.{json,md}`.
 //! - `bench inference [--iterations N]` — every shipped model natively (burn, and Bedside's own
 //!   engine) against onnxruntime (PyPI), and the page's CPU path against onnxruntime-web in headless
@@ -21,6 +22,8 @@
 //! - `bench memory` — peak memory while the corpus's CR, a 9000 × 9000 photograph and a 400-frame
 //!   file are opened and diagnosed in the page, and of `bedside predict` natively (see the
 //!   `memory_bench` module).
+//! - `bench load` — a first visit on a slow link: navigation to the first diagnosis of a chest film,
+//!   and the bytes the page downloads (see the `load_bench` module).
 //! - `bench relay [--seconds N] [--connections N] [--size BYTES] [--database URL]` — a load test of the
 //!   relay server on loopback (POST and GET of 100 KB shares), and a check that restarting it mid-run
 //!   loses no acknowledged share (see the `relay_bench` module).
@@ -33,6 +36,7 @@ mod bench;
 mod conformance;
 mod fixtures;
 mod fuzz;
+mod load_bench;
 mod memory_bench;
 mod relay;
 mod relay_bench;
@@ -95,7 +99,8 @@ enum Task {
         runs: Option<u64>,
     },
     /// Time decoding the full-size CR (uncompressed, JPEG 2000) natively and in wasm against pydicom,
-    /// then the lesion outline's cost, inference against onnxruntime and peak memory; `bench memory` measures memory alone, `bench
+    /// then the lesion outline's cost, inference against onnxruntime, peak memory and a first visit;
+    /// `bench memory`, `bench load` and `bench inference` measure one of them alone, `bench
     /// relay` load-tests the relay server instead.
     Bench {
         /// Timed runs per file and peer (the median is reported).
@@ -111,6 +116,9 @@ enum BenchOf {
     /// Peak memory while opening and diagnosing the corpus's 16-bit CR, a 9000 × 9000 photograph and
     /// a 400-frame file in the page (headless Chromium), and of `bedside predict` on the CR.
     Memory,
+    /// A first visit on a slow link (40 ms, 10 Mbit/s, empty cache): navigation to the first
+    /// diagnosis of a chest film in headless Chromium, and the bytes the page downloads.
+    Load,
     /// Every shipped model's network natively (burn, and Bedside's own engine) against onnxruntime
     /// (PyPI), and the page's CPU path against onnxruntime-web in headless Chromium, one thread each,
     /// on the same exported weights (bench/inference.md, browser-inference.md and report.json).
@@ -173,6 +181,7 @@ fn main() -> Result<()> {
             relay_bench::bench(&relay_bench::Options { seconds, connections, size, database })?
         }
         Task::Bench { what: Some(BenchOf::Memory), .. } => memory_bench::bench()?,
+        Task::Bench { what: Some(BenchOf::Load), .. } => load_bench::bench()?,
         Task::Bench { what: Some(BenchOf::Inference { iterations }), .. } => {
             bench::inference_alone(iterations)?
         }

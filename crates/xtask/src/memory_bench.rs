@@ -153,6 +153,7 @@ pub(crate) fn merge_report(dir: &Path, keys: Value) -> Result<()> {
         ("inference", "Inference, native"),
         ("browser-inference", "Inference in the browser"),
         ("memory", "Peak memory"),
+        ("load", "First visit"),
     ] {
         if let Ok(table) = std::fs::read_to_string(dir.join(format!("{part}.md"))) {
             let _ = write!(md, "\n## {title}\n\n{table}");
@@ -165,7 +166,7 @@ pub(crate) fn merge_report(dir: &Path, keys: Value) -> Result<()> {
 /// The corpus's CR without the patient's age and birth date, as a de-identified copy arrives: the
 /// film is an adult's, which the chest model refuses where the file says so (`gate::age_refusal`),
 /// and the bench measures a diagnosis.
-fn without_age(file: &Path) -> Result<Vec<u8>> {
+pub(crate) fn without_age(file: &Path) -> Result<Vec<u8>> {
     let mut obj = dicom_object::open_file(file).with_context(|| format!("reading {}", file.display()))?;
     for tag in [tags::PATIENT_BIRTH_DATE, tags::PATIENT_AGE] {
         obj.remove_element(tag);

@@ -1,15 +1,16 @@
 //! A small static file server for the app: GET and HEAD of the files of one built site (`cargo
 //! xtask build`, see the `site` module: the app and nothing else of the repository; no hidden file),
 //! on 127.0.0.1 only, every response with the app's security headers, a file's gzip copy to a
-//! client that takes it (`bedside_site_policy::negotiate`), as the relay sends them. Enough for
-//! development and the browser tests; not a production server.
+//! client that takes it (`bedside_site_policy::negotiate`) and `304 Not Modified` to one that has
+//! it already (`etag`), as the relay sends them. Enough for development and the browser tests; not a
+//! production server.
 //!
 //! HTTP/1.1 on `std::net`, a thread for each connection. (tiny_http, used before, could leave a new
 //! connection unread while its pool's threads sat on idle keep-alive ones: now and then, under CPU
 //! load, a page's load stalled on one script for good.)
 
 use anyhow::{Context, Result};
-use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, negotiate, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, etag, negotiate, not_modified, resolve};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -72,7 +73,7 @@ fn serve_connection(root: &Path, stream: TcpStream) -> io::Result<()> {
         // HTTP/1.1 keeps the connection unless asked to close; HTTP/1.0 closes unless asked to keep it.
         let mut keep = words.next() == Some("HTTP/1.1");
         let mut body = 0u64;
-        let mut accept_encoding = None;
+        let (mut accept_encoding, mut if_none_match) = (None, None);
         loop {
             line.clear();
             if (&mut reader).take(LINE_LIMIT).read_line(&mut line)? == 0 {
@@ -87,24 +88,28 @@ fn serve_connection(root: &Path, stream: TcpStream) -> io::Result<()> {
                 body = value.parse().unwrap_or(0);
             } else if name.eq_ignore_ascii_case("accept-encoding") {
                 accept_encoding = Some(value.to_string());
+            } else if name.eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(value.to_string());
             }
         }
         // The app sends no body; one is read past (its request refused) to reach the next request.
         io::copy(&mut (&mut reader).take(body), &mut io::sink())?;
-        respond(root, &method, &target, accept_encoding.as_deref(), &mut writer)?;
+        let asked =
+            Asked { accept_encoding: accept_encoding.as_deref(), if_none_match: if_none_match.as_deref() };
+        respond(root, &method, &target, asked, &mut writer)?;
         if !keep {
             return Ok(());
         }
     }
 }
 
-fn respond(
-    root: &Path,
-    method: &str,
-    target: &str,
-    accept_encoding: Option<&str>,
-    out: &mut impl Write,
-) -> io::Result<()> {
+/// The request headers a response depends on.
+struct Asked<'a> {
+    accept_encoding: Option<&'a str>,
+    if_none_match: Option<&'a str>,
+}
+
+fn respond(root: &Path, method: &str, target: &str, asked: Asked, out: &mut impl Write) -> io::Result<()> {
     let head_only = method == "HEAD";
     if !(head_only || method == "GET") {
         return send(
@@ -116,22 +121,25 @@ fn respond(
         );
     }
     let opened = resolve(root, target).and_then(|path| {
-        let sent = negotiate(&path, accept_encoding);
+        let sent = negotiate(&path, asked.accept_encoding);
         Some((std::fs::File::open(&sent.body).ok()?, path, sent))
     });
     let Some((mut file, path, sent)) = opened else {
         return send(out, "404 Not Found", "text/plain; charset=utf-8", b"not found\n", !head_only);
     };
-    let length = file.metadata()?.len();
-    let mut extra = Vec::new();
+    let metadata = file.metadata()?;
+    let tag = etag(&sent, &metadata);
+    let mut extra = vec![("ETag", tag.as_str())];
     if sent.gzip {
         extra.push(("Content-Encoding", "gzip"));
     }
     if sent.varies {
         extra.push(VARY);
     }
-    out.write_all(&head("200 OK", content_type(&path), length, &extra))?;
-    if !head_only {
+    let unchanged = not_modified(asked.if_none_match, &tag);
+    let status = if unchanged { "304 Not Modified" } else { "200 OK" };
+    out.write_all(&head(status, content_type(&path), metadata.len(), &extra))?;
+    if !(head_only || unchanged) {
         io::copy(&mut file, out)?;
     }
     out.flush()
@@ -241,6 +249,17 @@ mod tests {
         );
         assert!(plain.ends_with("\r\n\r\nsite/web/app.js"), "{plain}");
         assert!(get("/web/app.js.gz").starts_with("HTTP/1.1 404"));
+
+        // Asked again with the tag it gave: 304 and no body; with another tag, the file.
+        let tag = |reply: &str| {
+            let line = reply.lines().find(|l| l.starts_with("ETag: ")).expect("an ETag");
+            line.trim_start_matches("ETag: ").to_string()
+        };
+        let again = request(&format!("Accept-Encoding: gzip\r\nIf-None-Match: {}\r\n", tag(&gzip)));
+        assert!(again.starts_with("HTTP/1.1 304") && again.ends_with("\r\n\r\n"), "{again}");
+        assert!(again.contains("Content-Encoding: gzip\r\n") && again.contains("Content-Security-Policy"));
+        let other = request(&format!("If-None-Match: {}\r\n", tag(&gzip)));
+        assert!(other.starts_with("HTTP/1.1 200") && other.ends_with("site/web/app.js"), "{other}");
         std::fs::remove_dir_all(base).ok();
     }
 }

@@ -143,6 +143,22 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
     Ok(Site { dir: out.to_path_buf(), build_id, files: count, bytes, sent_bytes })
 }
 
+/// What a built site's files weigh as sent to a browser that takes gzip
+/// (`bedside_site_policy::negotiate`): each file's compressed copy where it has one.
+pub fn sent_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("could not list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            total += sent_bytes(&path)?;
+        } else if !path.to_string_lossy().ends_with(bedside_site_policy::GZIP_SUFFIX) {
+            let sent = bedside_site_policy::negotiate(&path, Some("gzip"));
+            total += std::fs::metadata(&sent.body)?.len();
+        }
+    }
+    Ok(total)
+}
+
 /// `bytes` gzip-compressed, at the best level: done once per build, read on every first visit.
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     use std::io::Write;

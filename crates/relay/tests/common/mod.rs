@@ -93,6 +93,11 @@ impl Client {
         Self::read(self.agent.get(format!("{}{path}", self.base)).header(name, value).call())
     }
 
+    /// A GET with two more headers.
+    pub fn get2(&self, path: &str, [(n1, v1), (n2, v2)]: [(&str, &str); 2]) -> Reply {
+        Self::read(self.agent.get(format!("{}{path}", self.base)).header(n1, v1).header(n2, v2).call())
+    }
+
     pub fn head(&self, path: &str) -> Reply {
         Self::read(self.agent.head(format!("{}{path}", self.base)).call())
     }
