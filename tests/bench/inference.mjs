@@ -16,7 +16,10 @@
 // batch 1 each, so that both sides do the work one diagnosis needs.
 // Medians of N runs after two warm-ups each. One JSON line per task: task, iterations, passes (network
 // passes per run, on both sides), ours_ms, onnxruntime_web_ms, ratio (ours / onnxruntime-web's),
-// fp32_ms and int8_vs_fp32 (ours_ms / fp32_ms).
+// fp32_ms and int8_vs_fp32 (ours_ms / fp32_ms); ours_cpu_ms and onnxruntime_web_cpu_ms, the CPU time
+// of all the browser's processes per run (DevTools' SystemInfo.getProcessInfo, read around the runs:
+// the energy proxy); and simd_peak_macs_per_s, the CPU engine's pair instruction alone (`simdPeak`,
+// best of five), for the roofline.
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -72,24 +75,41 @@ try {
   });
   await page.goto(new URL('/__bench__/index.html', origin).href);
 
+  // The browser's CPU time, all its processes together (the page and its worker run in the
+  // renderer's): the energy proxy, per run.
+  const cdp = await browser.newBrowserCDPSession();
+  const cpuSeconds = async () => {
+    const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
+    return processInfo.reduce((sum, p) => sum + p.cpuTime, 0);
+  };
+  // Each timing is one page.evaluate (two warm-up runs, then N timed), with the CPU time read around it.
+  const measured = async (which) => {
+    const before = await cpuSeconds();
+    const ms = await page.evaluate(([which, iterations]) => window.bench.timed(which, iterations), [which, iterations]);
+    const cpuMs = ((await cpuSeconds()) - before) * 1000 / (iterations + 2);
+    return { ms, cpuMs };
+  };
+
+  // The pair instruction alone (`simdPeak`): the best of five calls, in multiply–accumulates per second.
+  const peak = await page.evaluate(async () => {
+    const { default: init, simdPeak } = await import('/pkg/bedside_web.js');
+    await init();
+    let best = 0;
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now();
+      const macs = simdPeak(20_000_000);
+      best = Math.max(best, macs / ((performance.now() - start) / 1000));
+    }
+    return best;
+  });
+
   for (const { task, dir } of jobs) {
     const hasLesion = existsSync(path.join(dir, 'lesion.json'));
-    const result = await page.evaluate(async ({ task, hasLesion, iterations }) => {
+    const passes = await page.evaluate(async ({ task, hasLesion }) => {
       const median = (times) => {
         times.sort((a, b) => a - b);
         const n = times.length;
         return n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
-      };
-      const timed = async (run) => {
-        await run();
-        await run();
-        const times = [];
-        for (let i = 0; i < iterations; i++) {
-          const start = performance.now();
-          await run();
-          times.push(performance.now() - start);
-        }
-        return median(times);
       };
       const get = async (name) => {
         const response = await fetch(`/__bench__/${task}/${name}`);
@@ -103,13 +123,9 @@ try {
       await init();
       const load = async (backend) => Model.load(await text('model.json'), await bytes('model.bin'), backend,
         hasLesion ? await text('lesion.json') : undefined, hasLesion ? await bytes('lesion.bin') : undefined);
-      const model = await load('cpu');
-      const ours = await timed(() => model.warmUp());
-      const input = model.summary().input;
-      model.free();
-      const fp32Model = await load('cpu-fp32');
-      const fp32 = await timed(() => fp32Model.warmUp());
-      fp32Model.free();
+      const ours = await load('cpu');
+      const fp32 = await load('cpu-fp32');
+      const input = ours.summary().input;
 
       const ort = await import('/__bench__/ort/ort.wasm.min.mjs');
       ort.env.wasm.wasmPaths = '/__bench__/ort/';
@@ -124,24 +140,53 @@ try {
       }
       const mirror = JSON.parse(await text('model.json')).input.mirror_average === true;
       const inputs = (mirror ? [values, mirrored] : [values]).map((v) => new ort.Tensor('float32', v, shape));
-      const peer = await timed(async () => {
-        for (const tensor of inputs) {
-          const outputs = await session.run({ input: tensor });
-          for (const name of session.outputNames) outputs[name].data;
-        }
-      });
-      await session.release();
-      return { ours, peer, fp32, passes: inputs.length };
-    }, { task, hasLesion, iterations });
+      const runs = {
+        ours: () => ours.warmUp(),
+        fp32: () => fp32.warmUp(),
+        peer: async () => {
+          for (const tensor of inputs) {
+            const outputs = await session.run({ input: tensor });
+            for (const name of session.outputNames) outputs[name].data;
+          }
+        },
+      };
+      window.bench = {
+        async timed(which, iterations) {
+          const run = runs[which];
+          await run();
+          await run();
+          const times = [];
+          for (let i = 0; i < iterations; i++) {
+            const start = performance.now();
+            await run();
+            times.push(performance.now() - start);
+          }
+          return median(times);
+        },
+        async release() {
+          ours.free();
+          fp32.free();
+          await session.release();
+        },
+      };
+      return inputs.length;
+    }, { task, hasLesion });
+    const ours = await measured('ours');
+    const fp32 = await measured('fp32');
+    const peer = await measured('peer');
+    await page.evaluate(() => window.bench.release());
     console.log(JSON.stringify({
       task,
       iterations,
-      passes: result.passes,
-      ours_ms: Number(result.ours.toFixed(3)),
-      onnxruntime_web_ms: Number(result.peer.toFixed(3)),
-      ratio: Number((result.ours / result.peer).toFixed(3)),
-      fp32_ms: Number(result.fp32.toFixed(3)),
-      int8_vs_fp32: Number((result.ours / result.fp32).toFixed(3)),
+      passes,
+      ours_ms: Number(ours.ms.toFixed(3)),
+      onnxruntime_web_ms: Number(peer.ms.toFixed(3)),
+      ratio: Number((ours.ms / peer.ms).toFixed(3)),
+      fp32_ms: Number(fp32.ms.toFixed(3)),
+      int8_vs_fp32: Number((ours.ms / fp32.ms).toFixed(3)),
+      ours_cpu_ms: Number(ours.cpuMs.toFixed(3)),
+      onnxruntime_web_cpu_ms: Number(peer.cpuMs.toFixed(3)),
+      simd_peak_macs_per_s: Math.round(peak),
     }));
   }
 } finally {

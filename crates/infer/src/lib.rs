@@ -27,6 +27,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use kernels::Kernels;
 use quant::QuantWeight;
+pub use quant::peak_pairs;
 
 /// Why a network cannot run on this engine.
 #[derive(Debug, thiserror::Error)]

@@ -420,6 +420,35 @@ unsafe fn tile<L: Lanes, const R: usize, const B: usize>(
     }
 }
 
+/// The pair instruction alone at its best: `steps` rounds of [`PEAK_CHAINS`] independent
+/// [`Lanes::dot_add`]s on values held in registers, the build's plain lanes (simd128 in Wasm, SSE2
+/// natively). Returns the multiply–accumulates done (each lane's pair counts two); the benchmark times
+/// the call, for the roofline it sets a network's multiply–accumulates per second against.
+pub fn peak_pairs(steps: usize) -> u64 {
+    // SAFETY: the plain lanes need only the build's baseline target features.
+    unsafe { peak::<Portable>(steps) }
+}
+
+/// Independent accumulators in [`peak_pairs`]: enough to cover the instruction's latency.
+const PEAK_CHAINS: usize = 8;
+
+#[inline(always)]
+unsafe fn peak<L: Lanes>(steps: usize) -> u64 {
+    // SAFETY (each block): as the caller guarantees.
+    let w: [L::V; PEAK_CHAINS] =
+        std::array::from_fn(|i| unsafe { L::splat(std::hint::black_box(i as i32 + 1)) });
+    let mut acc = [unsafe { L::zero() }; PEAK_CHAINS];
+    for step in 0..steps {
+        // A value the compiler cannot know, so that the sums are computed rather than folded.
+        let x = unsafe { L::splat(std::hint::black_box(step as i32 & 0x7fff)) };
+        for (a, w) in acc.iter_mut().zip(&w) {
+            *a = unsafe { L::dot_add(*a, x, *w) };
+        }
+    }
+    std::hint::black_box(acc);
+    (steps * PEAK_CHAINS * 2 * L::N) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

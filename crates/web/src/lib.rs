@@ -78,6 +78,14 @@ pub fn last_panic() -> Option<String> {
     FIRST_PANIC.get().cloned()
 }
 
+/// For the benchmark's roofline (`tests/bench/inference.mjs`): the CPU engine's pair instruction alone,
+/// `steps` rounds on registers (`bedside_infer::peak_pairs`); returns the multiply–accumulates done,
+/// which the caller divides by the time the call took.
+#[wasm_bindgen(js_name = simdPeak)]
+pub fn simd_peak(steps: u32) -> f64 {
+    bedside_infer::peak_pairs(steps as usize) as f64
+}
+
 /// Test hook: panics on purpose, so tests/e2e can check that the page restarts a worker whose module
 /// panicked (it calls this inside the worker). Nothing in the app calls it.
 #[wasm_bindgen(js_name = panicForTest)]

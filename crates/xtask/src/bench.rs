@@ -27,7 +27,9 @@
 //! `comparisons`, a list of `{name, ours, peer, unit, ratio}` with `ratio` = ours / peer (lower is
 //! better): `decode_native/<file>` and `decode_wasm/<file>` (against pydicom), `native_cpu/<task>`
 //! (burn) and `native_engine/<task>` (the engine) against onnxruntime, `browser_cpu/<task>` (the
-//! page's CPU path, the engine in wasm) against onnxruntime-web. Then `bench memory` and `bench load`
+//! page's CPU path, the engine in wasm) and `energy_cpu/<task>` (the browser's CPU time per diagnosis,
+//! the energy proxy) against onnxruntime-web, with a roofline of the page's CPU path against the
+//! engine's int8 instruction alone (`roofline`, `simd_peak_macs_per_s`). Then `bench memory` and `bench load`
 //! (`memory_bench`, `load_bench`) add their keys to the same report.
 
 use crate::{cargo, root, serve, setup, step, target_dir, web};
@@ -162,7 +164,8 @@ fn write_report(comparisons: &[Comparison]) -> Result<()> {
         table,
         "\nOne `cargo xtask bench` run, every pair measured side by side on this machine; below 1×, Bedside \
          is faster. Peers: pydicom + pylibjpeg (decode), onnxruntime from PyPI, one thread (native_cpu, \
-         native_engine), onnxruntime-web's wasm backend, one thread (browser_cpu)."
+         native_engine), onnxruntime-web's wasm backend, one thread (browser_cpu; energy_cpu: the \
+         browser's CPU time per diagnosis, an energy proxy)."
     );
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -212,6 +215,26 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
         "| model | passes | Bedside, page CPU path (int8 weights) | onnxruntime-web (wasm) | \
          Bedside / onnxruntime-web | Bedside in f32 | int8 / f32 |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut energy = String::from(
+        "| model | Bedside: CPU time per diagnosis | onnxruntime-web: CPU time per diagnosis | Bedside / \
+         onnxruntime-web |\n|---|---:|---:|---:|\n",
+    );
+    // The networks' multiply–accumulates per pass, from the native part of the same run.
+    let dir = target_dir().join("bench");
+    let native: Vec<Value> = std::fs::read_to_string(dir.join("inference.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let macs_of = |task: &str| {
+        native.iter().find(|r| r["task"] == task).and_then(|r| r["macs"].as_f64()).unwrap_or(f64::NAN)
+    };
+    let peak = rows.first().and_then(|r| r["simd_peak_macs_per_s"].as_f64()).unwrap_or(f64::NAN);
+    let mut roofline = format!(
+        "| model | multiply–accumulates per diagnosis | reached | share of the peak |\n|---|---:|---:|---:|\n\
+         | (the pair instruction alone, `simdPeak`) | | {:.1} G/s | 1.00 |\n",
+        peak / 1e9
+    );
+    let mut roofline_json = Vec::new();
     let mut comparisons = Vec::new();
     for row in &rows {
         let ms = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
@@ -224,8 +247,27 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
             ours / peer,
             ours / fp32
         );
+        let (ours_cpu, peer_cpu) = (ms("ours_cpu_ms"), ms("onnxruntime_web_cpu_ms"));
+        let _ = writeln!(
+            energy,
+            "| {task} | {ours_cpu:.2} ms | {peer_cpu:.2} ms | {:.2}× |",
+            ours_cpu / peer_cpu
+        );
+        let macs = macs_of(task) * passes as f64;
+        let reached = macs / (ours / 1e3);
+        let _ = writeln!(
+            roofline,
+            "| {task} | {:.1} M | {:.2} G/s | {:.2} |",
+            macs / 1e6,
+            reached / 1e9,
+            reached / peak
+        );
+        roofline_json.push(serde_json::json!({
+            "task": task, "macs": macs, "macs_per_s": reached, "peak_macs_per_s": peak, "share": reached / peak,
+        }));
         comparisons.push(Comparison::new(format!("browser_cpu/{task}"), ours, peer, "ms"));
         comparisons.push(Comparison::new(format!("int8_vs_fp32/{task}"), ours, fp32, "ms"));
+        comparisons.push(Comparison::new(format!("energy_cpu/{task}"), ours_cpu, peer_cpu, "ms CPU"));
     }
     let _ = writeln!(
         table,
@@ -236,8 +278,26 @@ fn browser_inference(iterations: usize, url: &str) -> Result<Vec<Comparison>> {
          by `bedside export --onnx`, every output fetched. Passes: the network's runs per diagnosis on \
          both sides — two where the model averages a pass with its mirror image's (`mirror_average`)."
     );
+    let _ = writeln!(
+        energy,
+        "\nEnergy proxy: the CPU time of all the browser's processes (DevTools' `SystemInfo.getProcessInfo`, \
+         read before and after each side's runs, warm-ups included) over the number of runs — not a \
+         measurement of energy."
+    );
+    let _ = writeln!(
+        roofline,
+        "\nRoofline: the network's multiply–accumulates (both passes where the model mirror-averages, the \
+         lesion decoder included; from the native part of this run) over the page's CPU-path time, against \
+         the rate of the engine's int8 pair instruction alone (`i32x4.dot_i16x8_s`, eight independent \
+         chains on registers, best of five calls of `simdPeak`). The depthwise convolutions run in f32 \
+         and the time includes the read-back, heat map and outline, so no model reaches the peak."
+    );
+    let table = format!("{table}\n{energy}\n{roofline}");
+    crate::memory_bench::merge_report(
+        &dir,
+        serde_json::json!({ "roofline": roofline_json, "simd_peak_macs_per_s": peak }),
+    )?;
     println!("\n{table}");
-    let dir = target_dir().join("bench");
     std::fs::write(dir.join("browser-inference.md"), &table)?;
     std::fs::write(dir.join("browser-inference.json"), serde_json::to_string_pretty(&rows)?)?;
     Ok(comparisons)
