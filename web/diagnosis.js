@@ -17,12 +17,17 @@ export class DiagnosisPanel {
   #shown = null; // {id, task, frame, routed} of the diagnosis on screen (task as asked)
   #pending = null; // {id, task, frame} asked of the worker and not answered yet
   #summaries = new Map(); // task → model card summary
+  // task → {backend, cpu_ms, webgpu_ms}: Automatic's choice on this device, kept for later visits
+  // (device timings, nothing of a patient's).
+  #choices = loadChoices();
   #diagnosed; // called with the file's id when its diagnosis is on screen (it can then be shared)
 
   constructor(worker, viewer, { diagnosed = () => {} } = {}) {
     this.#worker = worker;
     this.#viewer = viewer;
     this.#diagnosed = diagnosed;
+    this.#worker.postMessage({ type: 'backend-choices', choices: this.#choices });
+    document.body.dataset.backendChoices = JSON.stringify(this.#choices); // test hook
     $('task').addEventListener('change', () => this.#request());
     $('backend').addEventListener('change', () => {
       this.#shown = null;
@@ -63,6 +68,7 @@ export class DiagnosisPanel {
   /** The page started a fresh worker (web/app.js): what was asked of the old one is forgotten. */
   restarted(worker) {
     this.#worker = worker;
+    this.#worker.postMessage({ type: 'backend-choices', choices: this.#choices });
     this.#pending = null;
     this.#shown = null;
     this.#file = null; // until the page opens the file again
@@ -88,7 +94,7 @@ export class DiagnosisPanel {
         return true;
       case 'model-ready':
         this.#summaries.set(msg.task, msg.summary);
-        this.#showBackend(msg.summary.backend, msg.summary.fallback);
+        this.#showBackend(msg.summary.backend, msg.summary.fallback, msg.task);
         // The legend shows the heat map's own colour scale (the library's palette).
         $('heat-legend-bar').style.background =
           `linear-gradient(to right, ${msg.summary.heat_palette.map((c) => `rgb(${c})`).join(', ')})`;
@@ -96,6 +102,21 @@ export class DiagnosisPanel {
         $('diagnosis').dataset.modelTimes = `load ${Math.round(msg.loadMs)} ms, warm-up ${Math.round(msg.warmUpMs)} ms`;
         $('model-progress').hidden = true;
         if (this.#pending) this.#status('running', 'Diagnosing…');
+        return true;
+      case 'backend-timing':
+        if ($('backend').value === 'auto') {
+          $('backend-active').textContent = 'Backend: CPU (Wasm SIMD) (timing WebGPU on this device…)';
+        }
+        return true;
+      case 'backend-choice':
+        if (msg.choice) {
+          this.#choices[msg.task] = msg.choice;
+          saveChoices(this.#choices);
+          document.body.dataset.backendChoices = JSON.stringify(this.#choices); // test hook
+          if (this.#shown?.routed === msg.task) this.#showBackend(this.#shown.backend, this.#shown.fallback, msg.task);
+        } else if ($('backend').value === 'auto') {
+          $('backend-active').textContent = `Backend: CPU (Wasm SIMD) (WebGPU could not be timed: ${msg.message})`;
+        }
         return true;
       case 'model-error':
         $('model-progress').hidden = true;
@@ -141,11 +162,11 @@ export class DiagnosisPanel {
     if (!same(this.#pending, msg)) return; // an answer for a file, frame or task no longer wanted
     this.#pending = null;
     const a = msg.assessment;
-    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: a.task };
+    this.#shown = { id: msg.id, task: msg.task, frame: msg.frame, routed: a.task, backend: msg.backend, fallback: msg.fallback };
     const summary = this.#summaries.get(a.task);
     this.#viewer.setOverlay(msg.heatMap.rgba, msg.heatMap.width, msg.heatMap.height, a.region);
     this.#viewer.setOutline(a.lesion?.found ? msg.outline : null, a.region);
-    this.#showBackend(msg.backend, msg.fallback);
+    this.#showBackend(msg.backend, msg.fallback, a.task);
     this.#showResult(a, summary);
     // Disagreements are shown, not hidden: the model asked for (or the Modality's) against the gate.
     const note = a.note ? ` · ${a.note}` : '';
@@ -264,9 +285,12 @@ export class DiagnosisPanel {
     }
   }
 
-  #showBackend(backend, fallback) {
+  #showBackend(backend, fallback, task) {
+    const choice = $('backend').value === 'auto' ? this.#choices[task] : null;
+    const ms = (t) => `${t < 10 ? t.toFixed(1) : Math.round(t)} ms`;
     $('backend-active').textContent = `Backend: ${backendName(backend)}`
-      + (fallback ? ` (WebGPU not used: ${fallback})` : '');
+      + (fallback ? ` (WebGPU not used: ${fallback})` : '')
+      + (choice ? ` (Automatic uses ${backendName(choice.backend)} here: a pass takes ${ms(choice.cpu_ms)} on the CPU, ${ms(choice.webgpu_ms)} on WebGPU)` : '');
     document.body.dataset.backend = backend; // test hook
   }
 
@@ -320,6 +344,26 @@ function reviewRule(s) {
   const often = share != null ? ` (${percent(share)} of validation images)` : '';
   if (s.review_band) return `${s.positive_class} between ${percent(s.review_band[0])} and ${percent(s.review_band[1])}${often}`;
   return `within ${s.review.margin.toFixed(2)} log-odds of another answer${often}`;
+}
+
+const CHOICES = 'bedside-backend-choices';
+
+/** Automatic's choices kept from earlier visits ({} where none, or storage is unavailable). */
+function loadChoices() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(CHOICES) ?? '{}');
+    return kept && typeof kept === 'object' ? kept : {};
+  } catch {
+    return {};
+  }
+}
+
+function saveChoices(choices) {
+  try {
+    localStorage.setItem(CHOICES, JSON.stringify(choices));
+  } catch {
+    // Not kept (storage full or refused): the next visit times again.
+  }
 }
 
 function backendName(backend) {

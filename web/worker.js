@@ -1,6 +1,6 @@
 // The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
-import init, { Draft, Model, Study, lastPanic, openReply, openShare, sealReply } from '../pkg/bedside_web.js';
+import init, { Draft, Model, Study, fasterBackend, lastPanic, openReply, openShare, sealReply } from '../pkg/bedside_web.js';
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
@@ -13,6 +13,13 @@ let shareDraft = null;
 const models = new Map();
 /** Loads run one after another: the WebGPU device is made once, by the first of them. */
 let loads = Promise.resolve();
+/**
+ * Task → {backend, cpu_ms, webgpu_ms}: the backend Automatic uses for that model on this device,
+ * from a timed run of both (`timeBackends`) or remembered by the page from an earlier visit.
+ */
+const choices = new Map();
+/** Tasks whose backends are being timed now. */
+const timing = new Set();
 
 const ready = init().then(
   () => self.postMessage({ type: 'ready' }),
@@ -87,6 +94,8 @@ self.onmessage = async ({ data: msg }) => {
       // Only the current file's frame size: another file's buffers would be held for nothing.
       const size = study ? 4 * study.columns * study.rows : -1;
       if (spare.length < SPARE_KEPT && msg.buffer.byteLength === size) spare.push(msg.buffer);
+    } else if (msg.type === 'backend-choices') {
+      for (const [task, choice] of Object.entries(msg.choices ?? {})) choices.set(task, choice);
     } else if (msg.type === 'load-model') {
       await model(msg.task, msg.backend).catch(() => {}); // model-error already told the page
     } else if (msg.type === 'diagnose') {
@@ -193,8 +202,10 @@ function model(task, backend = 'auto') {
   return models.get(key);
 }
 
-async function load(task, backend) {
-  const progress = (loaded, total) => self.postMessage({ type: 'model-progress', task, loaded, total });
+/** `quiet`: tell the page nothing (a load for timing, `timeBackends`, not one it waits for). */
+async function load(task, backend, quiet = false) {
+  const tell = (msg) => quiet || self.postMessage(msg);
+  const progress = (loaded, total) => tell({ type: 'model-progress', task, loaded, total });
   try {
     const started = performance.now();
     const json = await (await fetchOk(`models/${task}/model.json`)).text();
@@ -206,7 +217,10 @@ async function load(task, backend) {
     const sha256 = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
     let fallback = null; // why 'auto' did not get WebGPU
     let loaded;
-    if (backend === 'auto' || backend === 'webgpu') {
+    // Automatic starts on the CPU path (ready in milliseconds, where WebGPU compiles its shaders
+    // first) unless a timed run on this device chose WebGPU (`timeBackends`).
+    const chosen = backend === 'auto' ? choices.get(task)?.backend : undefined;
+    if (backend === 'webgpu' || chosen === 'webgpu') {
       const why = await webgpuUnavailable();
       if (!why) {
         try {
@@ -220,6 +234,8 @@ async function load(task, backend) {
       } else {
         fallback = why;
       }
+    } else if (backend === 'auto' && !chosen) {
+      fallback = await webgpuUnavailable();
     }
     loaded ??= await Model.load(json, weights, 'cpu', ...lesion);
     const fetchedMs = performance.now() - started;
@@ -231,11 +247,11 @@ async function load(task, backend) {
       loadMs: fetchedMs,
       warmUpMs: performance.now() - warmStart,
     };
-    self.postMessage({ type: 'model-ready', task, summary: entry.summary, loadMs: entry.loadMs, warmUpMs: entry.warmUpMs });
+    tell({ type: 'model-ready', task, summary: entry.summary, loadMs: entry.loadMs, warmUpMs: entry.warmUpMs });
     return entry;
   } catch (err) {
     if (!panicReported()) {
-      self.postMessage({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
+      tell({ type: 'model-error', task, message: `could not load the ${task} model: ${err.message ?? err}` });
     }
     throw err;
   }
@@ -282,6 +298,7 @@ async function diagnose({ id, task: requested, frame, backend }) {
     if (!task) {
       const ms = performance.now() - started;
       self.postMessage({ type: 'assessment', id, task: requested, frame, ms, assessment: routing.refusal(), heatMap: null, outline: null });
+      if (backend === 'auto') timeBackends(['gate']);
       return;
     }
     let entry;
@@ -315,8 +332,60 @@ async function diagnose({ id, task: requested, frame, backend }) {
       },
       transfer,
     );
+    if (backend === 'auto') timeBackends(['gate', task]);
   } finally {
     routing.free();
+  }
+}
+
+/**
+ * Automatic's choice for each of `tasks` not chosen yet, where the browser offers WebGPU: after the
+ * first diagnosis (so that it never holds one back), the model is loaded on WebGPU beside the CPU
+ * path's, both are timed over three diagnosis passes, and the rule in Rust (`fasterBackend`) picks.
+ * The page is told (`backend-choice`) and remembers it for later visits. Where WebGPU wins it answers
+ * Automatic from then on (the CPU model stays, for the CPU setting); where it loses it is freed.
+ */
+async function timeBackends(tasks) {
+  for (const task of tasks) {
+    if (choices.has(task) || timing.has(task) || await webgpuUnavailable()) continue;
+    timing.add(task);
+    self.postMessage({ type: 'backend-timing', task });
+    try {
+      const automatic = model(task, 'auto');
+      const cpu = await automatic;
+      if (cpu.summary.backend !== 'cpu') continue;
+      // A load of its own, in the line of loads, that no request shares until it has won.
+      const loading = loads.then(() => load(task, 'webgpu', true));
+      loads = loading.catch(() => {});
+      const gpu = await loading;
+      const pass = async (m) => {
+        const start = performance.now();
+        await m.warmUp();
+        return performance.now() - start;
+      };
+      const cpuMs = [];
+      const gpuMs = [];
+      for (let i = 0; i < 3; i++) {
+        cpuMs.push(await pass(cpu.model));
+        gpuMs.push(await pass(gpu.model));
+      }
+      const median = (times) => times.sort((a, b) => a - b)[1];
+      const choice = { backend: fasterBackend(median(cpuMs), median(gpuMs)), cpu_ms: median(cpuMs), webgpu_ms: median(gpuMs) };
+      choices.set(task, choice);
+      if (choice.backend === 'webgpu') {
+        if (!models.has(`${task}/cpu`)) models.set(`${task}/cpu`, automatic);
+        models.set(`${task}/auto`, Promise.resolve(gpu));
+      } else {
+        gpu.model.free();
+      }
+      self.postMessage({ type: 'backend-choice', task, choice, summary: (choice.backend === 'webgpu' ? gpu : cpu).summary });
+    } catch (err) {
+      // Automatic stays on the CPU path this visit; the next one times again.
+      if (panicReported()) return;
+      self.postMessage({ type: 'backend-choice', task, choice: null, message: String(err.message ?? err) });
+    } finally {
+      timing.delete(task);
+    }
   }
 }
 

@@ -57,6 +57,23 @@ use serde::Serialize;
 /// every validation image of every shipped model (`bedside arithmetic`) and run faster in the page.
 pub const CPU_ARITHMETIC: Precision = Precision::W8A12;
 
+/// How much faster than the CPU path WebGPU must be, timed on this device, for the page's Automatic
+/// backend to use it: a tenth. The CPU path is the reference arithmetic and is ready at once; a
+/// near tie is not worth the GPU's memory and its shaders' compilation on every visit.
+pub const WEBGPU_MARGIN: f64 = 0.9;
+
+/// The backend the page's Automatic setting uses for a model on this device, from the median time of
+/// a diagnosis pass on each (`web/worker.js` times them after the first diagnosis): `"webgpu"` where
+/// it takes less than [`WEBGPU_MARGIN`] of the CPU path's time, else `"cpu"` (also where a time is
+/// missing or not a number).
+pub fn faster_backend(cpu_ms: f64, webgpu_ms: f64) -> &'static str {
+    if cpu_ms.is_finite() && webgpu_ms.is_finite() && webgpu_ms < WEBGPU_MARGIN * cpu_ms {
+        "webgpu"
+    } else {
+        "cpu"
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -346,6 +363,16 @@ impl Diagnoser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_takes_webgpu_only_where_it_is_clearly_faster() {
+        assert_eq!(faster_backend(40.0, 10.0), "webgpu");
+        assert_eq!(faster_backend(40.0, 35.9), "webgpu");
+        assert_eq!(faster_backend(40.0, 36.0), "cpu", "within a tenth: the CPU path stays");
+        assert_eq!(faster_backend(3.0, 1800.0), "cpu");
+        assert_eq!(faster_backend(40.0, f64::NAN), "cpu");
+        assert_eq!(faster_backend(f64::INFINITY, 5.0), "cpu");
+    }
 
     const ONE: PixelSize = PixelSize::Pixels(1.0);
 

@@ -78,6 +78,13 @@ pub fn last_panic() -> Option<String> {
     FIRST_PANIC.get().cloned()
 }
 
+/// The backend the page's Automatic setting uses for a model, from the median time of a diagnosis
+/// pass on the CPU path and on WebGPU on this device: the rule is `bedside_diagnosis::faster_backend`.
+#[wasm_bindgen(js_name = fasterBackend)]
+pub fn faster_backend(cpu_ms: f64, webgpu_ms: f64) -> String {
+    bedside_diagnosis::faster_backend(cpu_ms, webgpu_ms).to_string()
+}
+
 /// For the benchmark's roofline (`tests/bench/inference.mjs`): the CPU engine's pair instruction alone,
 /// `steps` rounds on registers (`bedside_infer::peak_pairs`); returns the multiply–accumulates done,
 /// which the caller divides by the time the call took.

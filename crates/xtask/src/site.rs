@@ -309,8 +309,31 @@ mod tests {
         let listed: Vec<&str> = build["files"].as_object().unwrap().keys().map(String::as_str).collect();
         let mut on_disk = Vec::new();
         walk(&out, &out, &mut on_disk);
-        on_disk.retain(|f| f != "sw.js");
+        let copies: Vec<String> = on_disk.iter().filter(|f| f.ends_with(".gz")).cloned().collect();
+        on_disk.retain(|f| f != "sw.js" && !f.ends_with(".gz"));
         assert_eq!(listed, on_disk, "every file but the worker itself is precached, and nothing else");
+        // The gzip copies: beside files of the site, each its file compressed; none for the icons.
+        assert!(
+            copies.contains(&"sw.js.gz".to_string())
+                && copies.contains(&"manifest.webmanifest.gz".to_string())
+        );
+        for copy in &copies {
+            use std::io::Read;
+            let file = std::fs::read(out.join(copy.trim_end_matches(".gz"))).unwrap();
+            let mut unpacked = Vec::new();
+            flate2::read::GzDecoder::new(&std::fs::read(out.join(copy)).unwrap()[..])
+                .read_to_end(&mut unpacked)
+                .unwrap();
+            assert_eq!(unpacked, file, "{copy}");
+            assert!(!copy.ends_with(".png.gz"), "{copy}");
+        }
+        let sent = sent_bytes(&out).unwrap();
+        let whole: u64 = on_disk
+            .iter()
+            .chain(["sw.js".to_string()].iter())
+            .map(|f| out.join(f).metadata().unwrap().len())
+            .sum();
+        assert!(sent < whole, "sent as gzip, the site weighs less ({sent} of {whole} bytes)");
         assert_eq!(build["files"]["models/chest/model.bin"], integrity(b"w"));
         let version: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("version.json")).unwrap()).unwrap();
