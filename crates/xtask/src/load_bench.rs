@@ -10,7 +10,7 @@
 //! before the first diagnosis, as sent: gzip, headers included) and `download_gzip_bytes` (every file
 //! of the site, all models included, as sent to a browser that takes gzip).
 
-use crate::{root, serve, setup, site, step, target_dir, web};
+use crate::{root, serve, site, step, web};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -20,15 +20,7 @@ use std::process::{Command, Stdio};
 const RUNS: u32 = 3;
 
 pub fn bench() -> Result<()> {
-    setup::wasm_toolchain()?;
-    setup::browser()?;
-    setup::npm_packages()?;
-    bedside_corpus::ensure()?;
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let film = dir.join("RG1_UNCR-no-age.dcm");
-    std::fs::write(&film, crate::memory_bench::without_age(&bedside_corpus::find("RG1_UNCR.dcm")?)?)
-        .with_context(|| format!("writing {}", film.display()))?;
+    let (dir, film) = crate::memory_bench::prepare_page_bench()?;
 
     step("First visit on a slow link, in headless Chromium");
     web::build()?;

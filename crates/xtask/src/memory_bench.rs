@@ -21,7 +21,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The multi-frame file: 400 frames of 256 × 256 16-bit samples, as an MR or CT series stored in
@@ -29,7 +29,9 @@ use std::process::{Command, Stdio};
 const FRAMES: u32 = 400;
 const FRAME_SIDE: u32 = 256;
 
-pub fn bench() -> Result<()> {
+/// What the page benches need: the browser and the wasm toolchain, the corpus, the bench folder in
+/// the target folder, and in it the corpus's CR without its age (`without_age`); returns the two.
+pub(crate) fn prepare_page_bench() -> Result<(PathBuf, PathBuf)> {
     setup::wasm_toolchain()?;
     setup::browser()?;
     setup::npm_packages()?;
@@ -39,6 +41,11 @@ pub fn bench() -> Result<()> {
     let cr = dir.join("RG1_UNCR-no-age.dcm");
     std::fs::write(&cr, without_age(&bedside_corpus::find("RG1_UNCR.dcm")?)?)
         .with_context(|| format!("writing {}", cr.display()))?;
+    Ok((dir, cr))
+}
+
+pub fn bench() -> Result<()> {
+    let (dir, cr) = prepare_page_bench()?;
     let frames = dir.join("frames-400.dcm");
     std::fs::write(&frames, multi_frame()?).with_context(|| format!("writing {}", frames.display()))?;
     let photo = dir.join("photo-9000.jpg");
@@ -166,7 +173,7 @@ pub(crate) fn merge_report(dir: &Path, keys: Value) -> Result<()> {
 /// The corpus's CR without the patient's age and birth date, as a de-identified copy arrives: the
 /// film is an adult's, which the chest model refuses where the file says so (`gate::age_refusal`),
 /// and the bench measures a diagnosis.
-pub(crate) fn without_age(file: &Path) -> Result<Vec<u8>> {
+fn without_age(file: &Path) -> Result<Vec<u8>> {
     let mut obj = dicom_object::open_file(file).with_context(|| format!("reading {}", file.display()))?;
     for tag in [tags::PATIENT_BIRTH_DATE, tags::PATIENT_AGE] {
         obj.remove_element(tag);
