@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, etag, negotiate, not_modified, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, content_type, etag, negotiate, not_modified, resolve};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -106,14 +106,11 @@ pub async fn fallback(
             )
                 .into_response();
             let headers = response.headers_mut();
-            if let Ok(tag) = HeaderValue::from_str(&tag) {
-                headers.insert(header::ETAG, tag);
-            }
-            if sent.gzip {
-                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            if sent.varies {
-                headers.insert(header::VARY, HeaderValue::from_static(VARY.1));
+            for (name, value) in sent.headers(&tag) {
+                let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
             }
             response
         }

@@ -110,6 +110,21 @@ pub struct Negotiated {
     pub varies: bool,
 }
 
+impl Negotiated {
+    /// The headers that say what is sent, beside its type and the security headers: its [`etag`]
+    /// (`tag`), `Content-Encoding: gzip` where the copy is sent, and [`VARY`] where the file has one.
+    pub fn headers(&self, tag: &str) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("ETag", tag.to_string())];
+        if self.gzip {
+            headers.push(("Content-Encoding", "gzip".to_string()));
+        }
+        if self.varies {
+            headers.push((VARY.0, VARY.1.to_string()));
+        }
+        headers
+    }
+}
+
 /// See [`Negotiated`]; `file` is what [`resolve`] gave, `accept_encoding` the request's header.
 pub fn negotiate(file: &Path, accept_encoding: Option<&str>) -> Negotiated {
     let mut copy = file.as_os_str().to_owned();
@@ -217,7 +232,11 @@ mod tests {
             assert_eq!(sent.body, if gzip { base.join("app.wasm.gz") } else { wasm.clone() });
         }
         // No copy: the file itself, whatever the client takes.
+        let sent = negotiate(&wasm, Some("gzip"));
+        let named: Vec<&str> = sent.headers("\"t\"").iter().map(|(name, _)| *name).collect();
+        assert_eq!(named, ["ETag", "Content-Encoding", "Vary"]);
         let sent = negotiate(&icon, Some("gzip"));
+        assert_eq!(sent.headers("\"t\""), [("ETag", "\"t\"".to_string())]);
         assert_eq!((sent.body, sent.gzip, sent.varies), (icon.clone(), false, false));
         assert!(worth_compressing(&wasm) && !worth_compressing(&icon));
         std::fs::remove_dir_all(base).ok();

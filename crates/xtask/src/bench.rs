@@ -415,7 +415,7 @@ fn lesion_cost(iterations: usize) -> Result<()> {
 
 /// Runs a benchmark program (its stderr passed through) and parses its output, one JSON value per
 /// line; `what` names it in errors.
-fn json_lines(cmd: &mut Command, what: &str) -> Result<Vec<Value>> {
+pub(crate) fn json_lines(cmd: &mut Command, what: &str) -> Result<Vec<Value>> {
     let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("could not run {what}"))?;
     if !out.status.success() {
         bail!("{what} failed ({})", out.status);

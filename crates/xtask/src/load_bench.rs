@@ -11,10 +11,9 @@
 //! of the site, all models included, as sent to a browser that takes gzip).
 
 use crate::{root, serve, site, step, web};
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result};
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Fresh visits timed; the median is reported.
 const RUNS: u32 = 3;
@@ -27,22 +26,17 @@ pub fn bench() -> Result<()> {
     let site_dir = crate::build_site(None, None)?;
     let download = site::sent_bytes(&site_dir)?;
     let server = serve::Server::start(site_dir, 0)?;
-    let out = Command::new("node")
-        .arg(root().join("tests/bench/load.mjs"))
-        .arg("--film")
-        .arg(&film)
-        .args(["--runs", &RUNS.to_string()])
-        .env("BEDSIDE_URL", format!("http://{}", server.addr()))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("could not run tests/bench/load.mjs")?;
-    if !out.status.success() {
-        bail!("tests/bench/load.mjs failed ({})", out.status);
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rfind(|l| l.starts_with('{')).context("load.mjs printed no result")?;
-    println!("{line}");
-    let v: Value = serde_json::from_str(line).context("load.mjs printed a line that is not JSON")?;
+    let lines = crate::bench::json_lines(
+        Command::new("node")
+            .arg(root().join("tests/bench/load.mjs"))
+            .arg("--film")
+            .arg(&film)
+            .args(["--runs", &RUNS.to_string()])
+            .env("BEDSIDE_URL", format!("http://{}", server.addr())),
+        "tests/bench/load.mjs",
+    )?;
+    let v = lines.into_iter().last().context("load.mjs printed no result")?;
+    println!("{v}");
     let number = |key: &str| v[key].as_f64().with_context(|| format!("load.mjs gave no {key}"));
     let (cold, code, before) =
         (number("cold_start_ms")?, number("app_code_bytes")?, number("bytes_before_diagnosis")?);

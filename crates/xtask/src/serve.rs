@@ -10,7 +10,7 @@
 //! load, a page's load stalled on one script for good.)
 
 use anyhow::{Context, Result};
-use bedside_site_policy::{SECURITY_HEADERS, VARY, content_type, etag, negotiate, not_modified, resolve};
+use bedside_site_policy::{SECURITY_HEADERS, content_type, etag, negotiate, not_modified, resolve};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -129,13 +129,7 @@ fn respond(root: &Path, method: &str, target: &str, asked: Asked, out: &mut impl
     };
     let metadata = file.metadata()?;
     let tag = etag(&sent, &metadata);
-    let mut extra = vec![("ETag", tag.as_str())];
-    if sent.gzip {
-        extra.push(("Content-Encoding", "gzip"));
-    }
-    if sent.varies {
-        extra.push(VARY);
-    }
+    let extra = sent.headers(&tag);
     let unchanged = not_modified(asked.if_none_match, &tag);
     let status = if unchanged { "304 Not Modified" } else { "200 OK" };
     out.write_all(&head(status, content_type(&path), metadata.len(), &extra))?;
@@ -155,13 +149,14 @@ fn send(out: &mut impl Write, status: &str, kind: &str, body: &[u8], with_body: 
 }
 
 /// The status line and headers, [`SECURITY_HEADERS`] among them, then `extra`.
-fn head(status: &str, kind: &str, length: u64, extra: &[(&str, &str)]) -> Vec<u8> {
+fn head(status: &str, kind: &str, length: u64, extra: &[(&str, String)]) -> Vec<u8> {
     // File names carry no hash: always revalidate, so a new build is never mixed with an old one
     // from the HTTP cache (the service worker keeps the offline copy, one build at a time).
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\nCache-Control: no-cache\r\n"
     );
-    for (name, value) in SECURITY_HEADERS.iter().chain(extra) {
+    let extra = extra.iter().map(|(name, value)| (*name, value.as_str()));
+    for (name, value) in SECURITY_HEADERS.into_iter().chain(extra) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
