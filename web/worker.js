@@ -257,14 +257,24 @@ async function load(task, backend, quiet = false) {
   }
 }
 
-/** Why WebGPU cannot be used here, or null when the browser offers an adapter. */
-async function webgpuUnavailable() {
-  if (!self.navigator.gpu) return 'this browser has no WebGPU';
-  try {
-    return (await self.navigator.gpu.requestAdapter()) ? null : 'the browser offers no WebGPU adapter';
-  } catch (err) {
-    return `WebGPU adapter request failed (${err.message ?? err})`;
-  }
+/** The answer of the one adapter request this worker makes (see `webgpuUnavailable`). */
+let adapterCheck = null;
+
+/**
+ * Why WebGPU cannot be used here, or null when the browser offers an adapter. Asked once per worker:
+ * Automatic asks after every diagnosis until each model has a timed choice, and where there is no
+ * adapter that would be one more request each time.
+ */
+function webgpuUnavailable() {
+  adapterCheck ??= (async () => {
+    if (!self.navigator.gpu) return 'this browser has no WebGPU';
+    try {
+      return (await self.navigator.gpu.requestAdapter()) ? null : 'the browser offers no WebGPU adapter';
+    } catch (err) {
+      return `WebGPU adapter request failed (${err.message ?? err})`;
+    }
+  })();
+  return adapterCheck;
 }
 
 /**

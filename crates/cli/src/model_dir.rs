@@ -97,14 +97,8 @@ fn data_split(
     split: &str,
 ) -> Result<bedside_train::data::Dataset, String> {
     let dir = data.map_or_else(|| bedside_train::data::default_dir(info.task), Path::to_path_buf);
-    bedside_train::pipeline::load_split(
-        info.task,
-        &dir,
-        split,
-        &info.input,
-        &bedside_train::Progress::default(),
-    )
-    .map_err(|e| e.to_string())
+    bedside_train::pipeline::load_split(info, &dir, split, &bedside_train::Progress::default())
+        .map_err(|e| e.to_string())
 }
 
 /// The command line this process was run with, as `bedside …` and without `--resume`: what

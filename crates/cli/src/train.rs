@@ -6,6 +6,7 @@ use bedside_model::task::Task;
 use bedside_train::Progress;
 use bedside_train::augment::Augment;
 use bedside_train::distill::TeacherSettings;
+use bedside_train::gate::GateData;
 use bedside_train::pipeline::{self, Job};
 use bedside_train::trainer::{DistillSettings, TrainSettings};
 use std::path::PathBuf;
@@ -103,6 +104,21 @@ pub struct Args {
     /// --teacher-batch-size) — for a task no student reaches the targets on.
     #[arg(long, value_enum, default_value_t = NetworkArg::Student)]
     network: NetworkArg,
+    /// Gate only: at most this many training images of each task (chest, skin, breast), spread
+    /// evenly over its train split; the photographs and other medical images are always all used.
+    #[arg(long, value_name = "N", default_value_t = GateData::default().per_task_train, value_parser = positive)]
+    gate_train_images: usize,
+    /// Gate only: at most this many validation images of each task (the refusal floor is chosen
+    /// on them).
+    #[arg(long, value_name = "N", default_value_t = GateData::default().per_task_val, value_parser = positive)]
+    gate_val_images: usize,
+    /// Gate only: random crops of each training photograph (the `other` class).
+    #[arg(long, value_name = "N", default_value_t = GateData::default().train_views, value_parser = positive)]
+    gate_photo_views: usize,
+    /// Gate only: views of each training frame of the DICOM corpus's other medical images (the
+    /// whole frame, then random crops; the `other` class).
+    #[arg(long, value_name = "N", default_value_t = GateData::default().train_scan_views, value_parser = positive)]
+    gate_scan_views: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -205,6 +221,13 @@ pub fn run(args: &Args) -> Result<(), String> {
         distillation: args
             .distill
             .then_some(DistillSettings { temperature: args.temperature, alpha: args.alpha }),
+        gate_data: (task == Task::Gate).then(|| GateData {
+            per_task_train: args.gate_train_images,
+            per_task_val: args.gate_val_images,
+            train_views: args.gate_photo_views,
+            train_scan_views: args.gate_scan_views,
+            ..Default::default()
+        }),
     };
     let teacher = (args.distill || lite0).then_some(TeacherSettings {
         views: args.views,
@@ -264,9 +287,8 @@ fn cross_validate(job: &Job, k: usize) -> Result<(), String> {
                 "--cv runs without --distill (a teacher adapted on every fold is not implemented)".into()
             );
         }
-        let (spec, train, _) =
-            pipeline::load_data(job.task, job.settings.intensity, &job.data_dir, &progress)
-                .map_err(|e| e.to_string())?;
+        let (spec, train, _) = pipeline::load_data(job.task, &job.settings, &job.data_dir, &progress)
+            .map_err(|e| e.to_string())?;
         let start = job.start().map_err(|e| e.to_string())?;
         bedside_train::cv::cross_validate(
             &job.settings,

@@ -278,6 +278,7 @@ mod tests {
             class_weights: true,
             max_batches: None,
             distillation: None,
+            gate_data: None,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::data::{self, Dataset, Example};
 use crate::rng::Rng;
 use crate::{Error, Progress};
 use bedside_imaging::{Limits, Study};
+use bedside_model::artifact::ModelInfo;
 use bedside_model::input::InputSpec;
 use bedside_model::task::Task;
 use image::imageops::{self, FilterType};
@@ -53,6 +54,14 @@ impl Default for GateData {
             val_scan_views: 8,
             seed: 0,
         }
+    }
+}
+
+impl GateData {
+    /// The set a gate was trained and validated on, as its training run recorded it in the card's
+    /// settings; the defaults for a gate trained before that was recorded.
+    pub fn recorded(info: &ModelInfo) -> GateData {
+        serde_json::from_value(info.card["settings"]["gate_data"].clone()).unwrap_or_default()
     }
 }
 
@@ -303,11 +312,7 @@ pub struct GroupRefusal {
 }
 
 /// Measures `route` with `floor` on calibrated validation probabilities of `val`'s images.
-pub fn evaluate(
-    info: &bedside_model::artifact::ModelInfo,
-    probabilities: &[Vec<f32>],
-    val: &Dataset,
-) -> Evaluation {
+pub fn evaluate(info: &ModelInfo, probabilities: &[Vec<f32>], val: &Dataset) -> Evaluation {
     let other = Task::Gate.positive_index();
     let labels: Vec<usize> = val.examples.iter().map(|e| e.label).collect();
     let (mut tasks, mut photos, mut routed, mut task_refused, mut photos_refused) = (0, 0, 0, 0, 0);
@@ -408,6 +413,21 @@ impl Evaluation {
 mod tests {
     use super::*;
     use bedside_model::input::Framing;
+
+    #[test]
+    fn later_steps_measure_on_the_images_the_gate_was_trained_on() {
+        let mut info = ModelInfo::from_json(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/gate/model.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let trained = GateData { per_task_train: 3000, per_task_val: 1002, ..GateData::default() };
+        info.card["settings"]["gate_data"] = serde_json::to_value(&trained).unwrap();
+        assert_eq!(GateData::recorded(&info), trained);
+        // A gate trained before the set was recorded used the defaults.
+        info.card["settings"].as_object_mut().unwrap().remove("gate_data");
+        assert_eq!(GateData::recorded(&info), GateData::default());
+    }
 
     #[test]
     fn corpus_files_become_other_pictures_drawn_as_the_app_draws_them() {

@@ -91,13 +91,13 @@ pub fn input_shape(task: Task) -> InputSpec {
 /// `intensity`).
 pub fn load_data(
     task: Task,
-    intensity: Intensity,
+    settings: &TrainSettings,
     dir: &Path,
     progress: &Progress,
 ) -> Result<(InputSpec, Dataset, Dataset), Error> {
-    let mut spec = InputSpec { intensity, ..input_shape(task) };
+    let mut spec = InputSpec { intensity: settings.intensity, ..input_shape(task) };
     let (train, val) = if task == Task::Gate {
-        gate_data(dir, &spec, progress)?
+        gate_data(dir, &spec, &settings.gate_data.clone().unwrap_or_default(), progress)?
     } else {
         (data::load(task, dir, "train", &spec, progress)?, data::load(task, dir, "val", &spec, progress)?)
     };
@@ -108,28 +108,28 @@ pub fn load_data(
 }
 
 /// The gate's train and validation sets (`dir` holds the three task folders).
-fn gate_data(dir: &Path, spec: &InputSpec, progress: &Progress) -> Result<(Dataset, Dataset), Error> {
+fn gate_data(
+    dir: &Path,
+    spec: &InputSpec,
+    settings: &gate::GateData,
+    progress: &Progress,
+) -> Result<(Dataset, Dataset), Error> {
     let photos = bedside_corpus::photos(&bedside_corpus::photos_dir())
         .map_err(|e| Error::Data(format!("could not fetch the gate's photographs: {e}")))?;
     let scans = bedside_corpus::files().map_err(|e| {
         Error::Data(format!("could not fetch the DICOM corpus (the gate's other medical images): {e}"))
     })?;
-    gate::load(dir, spec, &photos, &scans, &gate::GateData::default(), progress)
+    gate::load(dir, spec, &photos, &scans, settings, progress)
 }
 
-/// One split ("train" or "val") of a task's data framed to `spec`, the gate's included: what the
-/// steps after training (eval, quantize, heat-map and robustness checks) measure on.
-pub fn load_split(
-    task: Task,
-    dir: &Path,
-    split: &str,
-    spec: &InputSpec,
-    progress: &Progress,
-) -> Result<Dataset, Error> {
-    if task != Task::Gate {
-        return data::load(task, dir, split, spec, progress);
+/// One split ("train" or "val") of the model's task data framed to its input, the gate's included
+/// (the images its training run recorded): what the steps after training (eval, quantize, heat-map
+/// and robustness checks) measure on.
+pub fn load_split(info: &ModelInfo, dir: &Path, split: &str, progress: &Progress) -> Result<Dataset, Error> {
+    if info.task != Task::Gate {
+        return data::load(info.task, dir, split, &info.input, progress);
     }
-    let (train, val) = gate_data(dir, spec, progress)?;
+    let (train, val) = gate_data(dir, &info.input, &gate::GateData::recorded(info), progress)?;
     match split {
         "train" => Ok(train),
         "val" => Ok(val),
@@ -210,7 +210,7 @@ fn train_student(job: &Job, progress: &Progress) -> Result<Trained, Error> {
         }
         None => (None, None),
     };
-    let (spec, train, val) = load_data(job.task, job.settings.intensity, &job.data_dir, progress)?;
+    let (spec, train, val) = load_data(job.task, &job.settings, &job.data_dir, progress)?;
     progress.println(format!(
         "{}: {} train / {} val images, classes {:?}",
         job.task.name(),

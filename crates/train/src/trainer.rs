@@ -34,6 +34,10 @@ pub struct TrainSettings {
     /// Stop each epoch after this many batches (smoke runs).
     pub max_batches: Option<usize>,
     pub distillation: Option<DistillSettings>,
+    /// Which task images and photographs the gate learns from and is validated on (gate only;
+    /// `None`: [`GateData::default`]). Recorded so that later steps measure on the same set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_data: Option<crate::gate::GateData>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -354,6 +358,7 @@ mod tests {
             class_weights: false,
             max_batches: None,
             distillation: None,
+            gate_data: None,
         };
         let lrs: Vec<f64> = (0..100).map(|s| lr_at(&settings, s, 100, 10)).collect();
         assert!(lrs[0] < lrs[9] && (lrs[9] - 1e-3).abs() < 1e-12, "linear warm-up over the first epoch");
@@ -388,6 +393,7 @@ mod tests {
             class_weights: false,
             max_batches: None,
             distillation: None,
+            gate_data: None,
         };
         let start = settings.network.init(&Device::flex()).fold_batchnorm();
         let dir = std::env::temp_dir().join(format!("bedside-fine-tune-{}", std::process::id()));

@@ -50,6 +50,7 @@ fn lite0_ships_the_adapted_teacher_itself() {
         class_weights: true,
         max_batches: None,
         distillation: None,
+        gate_data: None,
     };
     let teacher = TeacherSettings {
         views: 1,
@@ -98,7 +99,7 @@ fn lite0_ships_the_adapted_teacher_itself() {
     let model = student_from_bytes(&info.network, bytes, &burn::prelude::Device::flex()).unwrap();
     // The shipped model on its own grey input, decided as the teacher's report is (uncalibrated,
     // threshold 0.5), answers exactly as the adapted teacher did on three-channel input.
-    let val = pipeline::load_split(Task::Breast, &task_dir, "val", &info.input, &Progress::hidden()).unwrap();
+    let val = pipeline::load_split(&info, &task_dir, "val", &Progress::hidden()).unwrap();
     let logits = bedside_train::trainer::predict_logits(&model, &info.input, &val, 4);
     let mut confusion = vec![vec![0usize; 3]; 3];
     for (p, example) in bedside_train::metrics::softmax(&logits, 1.0).iter().zip(&val.examples) {

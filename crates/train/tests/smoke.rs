@@ -27,6 +27,7 @@ fn two_batches_of_breast_ultrasound_make_a_loadable_model() {
         class_weights: true,
         max_batches: Some(2),
         distillation: None,
+        gate_data: None,
     };
     let job = Job {
         task: Task::Breast,
