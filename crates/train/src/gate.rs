@@ -3,8 +3,9 @@
 //!
 //! The photographs are the sample images that ship in Python packages on the package registry
 //! (scikit-image, scikit-learn, matplotlib), fetched once into `target/` by [`bedside_corpus::photos`]. They are split
-//! by group of near-copies ([`photo_group`]) — one group in [`VAL_EVERY`] held out — and each is cut into many random crops, half of them
-//! turned grey, so that the gate cannot tell a photograph from a film by colour or framing alone.
+//! by group of near-copies ([`photo_group`]) — one group in [`VAL_EVERY`] held out — and each is used whole, as the app frames it, and cut into
+//! many random crops, half of them turned grey, so that the gate cannot tell a photograph from a film
+//! by colour or framing alone.
 //!
 //! Medical images of other kinds are `other` too: the DICOM corpus ([`bedside_corpus::files`]) holds
 //! CT, MR and nuclear-medicine slices, radiographs of other body parts, echocardiography and
@@ -40,6 +41,11 @@ pub struct GateData {
     pub train_scan_views: usize,
     #[serde(default)]
     pub val_scan_views: usize,
+    /// The first view of each photograph is the whole picture as the app frames it (the rest are
+    /// crops), so that validation also asks what a clinician would get for that photo. Gates
+    /// recorded before this existed saw crops only.
+    #[serde(default)]
+    pub whole_photo: bool,
     pub seed: u64,
 }
 
@@ -52,6 +58,7 @@ impl Default for GateData {
             val_views: 40,
             train_scan_views: 12,
             val_scan_views: 8,
+            whole_photo: true,
             seed: 0,
         }
     }
@@ -59,9 +66,10 @@ impl Default for GateData {
 
 impl GateData {
     /// The set a gate was trained and validated on, as its training run recorded it in the card's
-    /// settings; the defaults for a gate trained before that was recorded.
+    /// settings. A gate trained before that was recorded used the defaults of its day: crops only.
     pub fn recorded(info: &ModelInfo) -> GateData {
-        serde_json::from_value(info.card["settings"]["gate_data"].clone()).unwrap_or_default()
+        serde_json::from_value(info.card["settings"]["gate_data"].clone())
+            .unwrap_or(GateData { whole_photo: false, ..GateData::default() })
     }
 }
 
@@ -201,7 +209,9 @@ pub fn load(
             (settings.train_views, &mut train)
         };
         let mut rng = rng.fork(i as u64);
-        for (v, pixels) in photo_views(&img, spec, views, &mut rng).into_iter().enumerate() {
+        let whole = settings.whole_photo.then(|| spec.fit(img.as_raw(), img.width(), img.height(), 3));
+        let crops = photo_views(&img, spec, views.saturating_sub(usize::from(whole.is_some())), &mut rng);
+        for (v, pixels) in whole.into_iter().chain(crops).enumerate() {
             out.push(Example {
                 file: format!("{name}#{v}"),
                 label: other,
@@ -424,9 +434,9 @@ mod tests {
         let trained = GateData { per_task_train: 3000, per_task_val: 1002, ..GateData::default() };
         info.card["settings"]["gate_data"] = serde_json::to_value(&trained).unwrap();
         assert_eq!(GateData::recorded(&info), trained);
-        // A gate trained before the set was recorded used the defaults.
+        // A gate trained before the set was recorded used the defaults of its day: crops only.
         info.card["settings"].as_object_mut().unwrap().remove("gate_data");
-        assert_eq!(GateData::recorded(&info), GateData::default());
+        assert_eq!(GateData::recorded(&info), GateData { whole_photo: false, ..GateData::default() });
     }
 
     #[test]

@@ -83,8 +83,9 @@ pub fn data_sheet(task: Task) -> DataSheet {
                      reported below.",
             images: "Every picture squashed to 64 × 64 RGB (grey films repeated into three channels). Each \
                      `other` photograph is cut into many random crops, half of them turned grey, so that \
-                     neither colour nor framing alone tells a photograph from a film; each corpus frame is \
-                     used whole, drawn as the app draws it, and in random crops.",
+                     neither colour nor framing alone tells a photograph from a film (a gate whose settings \
+                     record `whole_photo` also sees each photograph whole, as the app frames it); each corpus \
+                     frame is used whole, drawn as the app draws it, and in random crops.",
             split: "Each task's own train and validation splits; the photographs are split by file (near-copies such as \
                     a stereo pair kept together) and the corpus files by modality and size (a file's re-encodings \
                     together), one group in four held out for validation, so validation measures pictures the gate never saw.",
