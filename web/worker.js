@@ -1,10 +1,21 @@
 // The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
-import init, { Draft, Model, Study, fasterBackend, lastPanic, openReply, openShare, sealReply } from '../pkg/bedside_web.js';
+import init, * as cpuBuild from '../pkg/bedside_web.js';
+
+const { Draft, Study, fasterBackend, openReply, openShare, sealReply } = cpuBuild;
 
 let study = null; // the last file that opened; a failed open leaves it in place
 let studyId = 0;
+let studyName = '';
 let studyBytes = null; // the current file as it came, for a share's de-identified copy
+/**
+ * The WebGPU build of the module (`pkg/webgpu/`: the same exports plus burn-wgpu, most of the bytes),
+ * imported and started the first time a model is to run on WebGPU; a failed import is forgotten,
+ * so the next try fetches again.
+ */
+let gpuBuild = null;
+/** The current file opened again in the WebGPU build, `{id, study}`: a Study belongs to its build. */
+let gpuStudy = null;
 /** The current file's last diagnosis, as the page got it: what a share carries. */
 let lastDiagnosis = null;
 /** {id, draft}: the current file de-identified for a share the clinician has not confirmed yet. */
@@ -36,7 +47,7 @@ function panicReported() {
   if (panicked) return true;
   let message;
   try {
-    message = lastPanic();
+    message = cpuBuild.lastPanic() ?? loadedGpuBuild?.lastPanic();
   } catch (err) {
     message = `the decoder is in a broken state (${err.message ?? err})`;
   }
@@ -70,7 +81,7 @@ self.onmessage = async ({ data: msg }) => {
       newestOpen = Math.max(newestOpen, msg.id);
       const bytes = msg.file ? await readFile(msg.file) : new Uint8Array(msg.bytes);
       if (msg.id < newestOpen) return; // a newer file came while this one was read: that one stays
-      replaceStudy(Study.open(bytes, msg.name), msg.id, bytes);
+      replaceStudy(Study.open(bytes, msg.name), msg.id, bytes, msg.name);
       self.postMessage({ type: 'opened', id: msg.id, name: msg.name, ...study.summary() });
     } else if (msg.type === 'render') {
       if (!study || msg.id !== studyId) return; // a render for a file that was replaced
@@ -109,10 +120,13 @@ self.onmessage = async ({ data: msg }) => {
   }
 };
 
-function replaceStudy(opened, id, bytes) {
+function replaceStudy(opened, id, bytes, name) {
   if (study) study.free();
+  gpuStudy?.study.free();
+  gpuStudy = null;
   study = opened;
   studyId = id;
+  studyName = name;
   studyBytes = bytes;
   spare.length = 0;
   lastDiagnosis = null;
@@ -157,7 +171,7 @@ function shareMessage(msg) {
       const image = shared.images[0];
       if (!image) throw new Error('this share holds no image');
       const opened = Study.open(image.bytes, image.name);
-      replaceStudy(opened, msg.id, image.bytes);
+      replaceStudy(opened, msg.id, image.bytes, image.name);
       self.postMessage({ type: 'opened', id: msg.id, name: image.name, ...study.summary() });
       const transfer = [];
       const diagnoses = shared.diagnoses.map((d) => {
@@ -220,11 +234,14 @@ async function load(task, backend, quiet = false) {
     // Automatic starts on the CPU path (ready in milliseconds, where WebGPU compiles its shaders
     // first) unless a timed run on this device chose WebGPU (`timeBackends`).
     const chosen = backend === 'auto' ? choices.get(task)?.backend : undefined;
+    let build = cpuBuild;
     if (backend === 'webgpu' || chosen === 'webgpu') {
       const why = await webgpuUnavailable();
       if (!why) {
         try {
-          loaded = await Model.load(json, weights, 'webgpu', ...lesion);
+          const gpu = await webgpuBuild();
+          loaded = await gpu.Model.load(json, weights, 'webgpu', ...lesion);
+          build = gpu;
         } catch (err) {
           if (backend === 'webgpu') throw err;
           fallback = String(err.message ?? err);
@@ -237,12 +254,13 @@ async function load(task, backend, quiet = false) {
     } else if (backend === 'auto' && !chosen) {
       fallback = await webgpuUnavailable();
     }
-    loaded ??= await Model.load(json, weights, 'cpu', ...lesion);
+    loaded ??= await cpuBuild.Model.load(json, weights, 'cpu', ...lesion);
     const fetchedMs = performance.now() - started;
     const warmStart = performance.now();
     await loaded.warmUp();
     const entry = {
       model: loaded,
+      build,
       summary: { ...loaded.summary(), sha256, backend: loaded.backend, fallback },
       loadMs: fetchedMs,
       warmUpMs: performance.now() - warmStart,
@@ -255,6 +273,33 @@ async function load(task, backend, quiet = false) {
     }
     throw err;
   }
+}
+
+/** The WebGPU build once it has started, for `panicReported`. */
+let loadedGpuBuild = null;
+
+/** The WebGPU build of the module (see `gpuBuild`), started. */
+function webgpuBuild() {
+  gpuBuild ??= (async () => {
+    const build = await import('../pkg/webgpu/bedside_web.js');
+    await build.default();
+    loadedGpuBuild = build;
+    return build;
+  })().catch((err) => {
+    gpuBuild = null;
+    throw new Error(`could not load the WebGPU part of the app (${err.message ?? err})`);
+  });
+  return gpuBuild;
+}
+
+/** The current file as a Study of `build`: opened again (once per file) in the WebGPU build. */
+function studyIn(build) {
+  if (build === cpuBuild) return study;
+  if (gpuStudy?.id !== studyId) {
+    gpuStudy?.study.free();
+    gpuStudy = { id: studyId, study: build.Study.open(studyBytes, studyName) };
+  }
+  return gpuStudy.study;
 }
 
 /** The answer of the one adapter request this worker makes (see `webgpuUnavailable`). */
@@ -299,7 +344,7 @@ async function diagnose({ id, task: requested, frame, backend }) {
   if (id !== studyId) return;
   let routing;
   try {
-    routing = await gate.model.route(study, frame, requested);
+    routing = await gate.model.route(studyIn(gate.build), frame, requested);
   } catch (err) {
     return failed(err);
   }
@@ -320,7 +365,13 @@ async function diagnose({ id, task: requested, frame, backend }) {
     if (id !== studyId) return;
     let result;
     try {
-      result = await entry.model.assess(study, frame, routing);
+      // A routing belongs to the gate's build; the answering model may run in the other one.
+      if (entry.build !== gate.build) {
+        const carried = entry.build.Routing.fromJson(routing.toJson());
+        routing.free();
+        routing = carried;
+      }
+      result = await entry.model.assess(studyIn(entry.build), frame, routing);
     } catch (err) {
       return failed(err);
     }

@@ -397,6 +397,22 @@ test('with WebGPU offered, Automatic answers on the CPU path, times WebGPU once 
   assert.equal(await page.evaluate(() => document.body.dataset.backend), chosen.chest.backend);
   assert.match(await page.textContent('#backend-active'), /Automatic uses (CPU \(Wasm SIMD\)|WebGPU) here: a pass takes .+ on the CPU, .+ on WebGPU/);
 
+  // Choices that split one diagnosis between the module's two builds: the gate on the CPU build,
+  // chest on the WebGPU build, which gets the gate's routing carried across and the file opened again.
+  await page.evaluate(() => localStorage.setItem('bedside-backend-choices', JSON.stringify({
+    gate: { backend: 'cpu', cpu_ms: 1, webgpu_ms: 2 }, chest: { backend: 'webgpu', cpu_ms: 2, webgpu_ms: 1 },
+  })));
+  await page.reload();
+  await page.waitForFunction(() => document.body.dataset.state === 'ready');
+  const split = await diagnose(page, chestFile, 'chest');
+  assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu', 'chest answered on WebGPU');
+  const chestCli = predict('chest', chestFile);
+  assertSameProbabilities(split.probabilities, chestCli.probabilities, 'gate on the CPU build, chest on WebGPU');
+  const [worker] = page.workers();
+  const fetched = await worker.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  assert.ok(fetched.some((u) => u.endsWith('/pkg/webgpu/bedside_web_bg.wasm')), 'the WebGPU build was fetched');
+  await page.click('.settings summary');
+
   // WebGPU itself, chosen: the CLI's probabilities, and the CPU path's.
   await page.selectOption('#backend', 'webgpu');
   for (const [task, name] of [['chest', CHEST], ['skin', SKIN], ['breast', BREAST]]) {
@@ -418,13 +434,18 @@ test('with WebGPU offered, Automatic answers on the CPU path, times WebGPU once 
   }
 });
 
-test('without WebGPU, Automatic falls back to the CPU path and says why', async (t) => {
+test('without WebGPU, Automatic falls back to the CPU path, says why and never downloads the WebGPU build', async (t) => {
   const originals = sharedData(t, 'originals');
   if (!originals) return;
   const page = await openApp(t);
   await diagnose(page, path.join(originals, CHEST), 'chest');
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
   assert.match(await page.textContent('#backend-active'), /CPU \(Wasm SIMD\) \(WebGPU not used: .+\)/);
+  // Only the CPU build of the module was downloaded: the WebGPU build (most of the bytes) never is.
+  const [worker] = page.workers();
+  const fetched = await worker.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  assert.ok(fetched.some((u) => u.endsWith('/pkg/bedside_web_bg.wasm')), `the CPU build: ${fetched}`);
+  assert.ok(!fetched.some((u) => u.includes('/pkg/webgpu/')), `no WebGPU build: ${fetched}`);
 });
 
 test('the worker answers for the frame it was asked to diagnose, whatever frame is drawn meanwhile', async (t) => {

@@ -13,10 +13,10 @@ use crate::Diagnosis;
 use bedside_model::artifact::ModelInfo;
 use bedside_model::gate::{REFUSAL, Route, RoutedBy, age_refusal, choose, note};
 use bedside_model::task::Task;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The trust gate's verdict on one picture, as shown to the user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateVerdict {
     /// The kind of picture the gate sees; `None` (null) when refused.
     pub task: Option<Task>,
@@ -27,7 +27,7 @@ pub struct GateVerdict {
     /// The least confidence the gate routes at (its model's threshold).
     pub floor: Option<f32>,
     /// The gate's calibrated probability of each class (`chest`, `skin`, `breast`, `other`).
-    #[serde(serialize_with = "by_class")]
+    #[serde(serialize_with = "by_class", deserialize_with = "class_pairs")]
     pub probabilities: Vec<(String, f32)>,
 }
 
@@ -101,8 +101,10 @@ pub enum Routing {
     Routed(Routed),
 }
 
-/// A picture the gate let through, and the model that answers it.
-#[derive(Debug, Clone, PartialEq)]
+/// A picture the gate let through, and the model that answers it. It (de)serialises so that the
+/// page's worker can hand it from one build of the Wasm module to the other (the WebGPU build is
+/// loaded only when a model runs there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Routed {
     /// The model that answers.
     pub task: Task,
@@ -161,6 +163,25 @@ impl Routed {
 /// `[(class, p)]` as a JSON object `{class: p}`, keeping the class order.
 pub(crate) fn by_class<S: Serializer>(probabilities: &[(String, f32)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(probabilities.iter().map(|(class, p)| (class, p)))
+}
+
+/// [`by_class`] read back: the object's entries in the order they come.
+fn class_pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f32)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, f32)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of class → probability")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(pair) = map.next_entry()? {
+                pairs.push(pair);
+            }
+            Ok(pairs)
+        }
+    }
+    d.deserialize_map(Pairs)
 }
 
 #[cfg(test)]
@@ -230,6 +251,25 @@ mod tests {
         assert!(value["lesion"].is_null() && value["review"].is_null(), "{value}");
         // Class order is kept (a JSON object's keys are not sorted).
         assert!(json(&assessment).contains(r#""probabilities":{"normal":0.25,"pneumonia":0.75}"#));
+    }
+
+    #[test]
+    fn a_routing_survives_the_trip_between_module_builds() {
+        // The gate's classes are not in alphabetical order: a sorted map would lose it.
+        let route =
+            Route { task: Some(Task::Skin), confidence: 0.9, probabilities: vec![0.05, 0.9, 0.0, 0.05] };
+        let Routing::Routed(routed) = Routing::new(&gate_info(), &route, None, Some("DX"), Some(4.0)) else {
+            panic!("routed")
+        };
+        let text = serde_json::to_string(&routed).unwrap();
+        let back: Routed = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, routed);
+        let classes: Vec<&str> = back.gate.probabilities.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(classes, ["chest", "skin", "breast", "other"]);
+        assert!(
+            serde_json::from_str::<Routed>(r#"{"task":"chest"}"#).is_err(),
+            "a partial routing is refused"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::artifact::ModelInfo;
 use crate::task::Task;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the user is told when a picture is refused.
 pub const REFUSAL: &str = "This does not look like a chest X-ray, a skin photo or a breast ultrasound, so Bedside gives no diagnosis for it.";
@@ -42,7 +42,7 @@ impl Route {
 }
 
 /// Why a picture went to the model that answered it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutedBy {
     /// The user (or `--model`) chose the model.

@@ -14,7 +14,11 @@
 //! one happen the hook installed at start-up turns it into a JS `Error` carrying the panic message
 //! instead of an opaque `unreachable` trap, and [`last_panic`] keeps it for the worker.
 //!
-//! Built only by `cargo xtask` for `wasm32-unknown-unknown`.
+//! Built only by `cargo xtask` for `wasm32-unknown-unknown`, into two modules: `bedside-web-cpu`,
+//! this crate without its `webgpu` feature, into `pkg/` (the CPU path: what the page loads first)
+//! and `bedside-web-gpu`, this crate with it, into `pkg/webgpu/` (the worker loads it only when a
+//! model is to run on WebGPU). A [`Study`] or [`Routing`] belongs to the module that made it: the worker opens the file
+//! again in the other module and carries a routing across as JSON ([`Routing::to_json`]).
 
 mod model;
 mod share;

@@ -7,6 +7,7 @@ use bedside_model::task::Task;
 use burn::prelude::Device;
 use js_sys::{Object, Reflect, Uint8Array};
 use serde::Serialize;
+#[cfg(feature = "webgpu")]
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -67,7 +68,12 @@ impl Model {
             "cpu" => (Device::flex(), "cpu"),
             // The engine in f32: the reference the benchmark compares "cpu" with.
             "cpu-fp32" => (Device::flex(), "cpu-fp32"),
+            #[cfg(feature = "webgpu")]
             "webgpu" => (webgpu().await?, "webgpu"),
+            #[cfg(not(feature = "webgpu"))]
+            "webgpu" => {
+                return Err(JsError::new("this build of the module has no WebGPU backend: load pkg/webgpu/"));
+            }
             other => {
                 return Err(JsError::new(&format!("unknown backend {other:?}: use cpu, cpu-fp32 or webgpu")));
             }
@@ -235,8 +241,27 @@ impl Routing {
             bedside_diagnosis::Routing::Routed(_) => Ok(JsValue::UNDEFINED),
         }
     }
+
+    /// A routing to a model as JSON text, for a model loaded in the other build of this module
+    /// (the gate on the CPU build, the answering model on the WebGPU build, or the reverse), which
+    /// reads it back with [`Routing::from_json`]; undefined for a refusal, which needs no model.
+    #[wasm_bindgen(js_name = toJson)]
+    pub fn to_json(&self) -> Result<Option<String>, JsError> {
+        match &self.0 {
+            bedside_diagnosis::Routing::Routed(routed) => Ok(Some(serde_json::to_string(routed)?)),
+            bedside_diagnosis::Routing::Refused(_) => Ok(None),
+        }
+    }
+
+    /// The routing [`Routing::to_json`] wrote (in either build).
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(text: &str) -> Result<Routing, JsError> {
+        let routed = serde_json::from_str(text).map_err(|e| JsError::new(&format!("not a routing: {e}")))?;
+        Ok(Routing(bedside_diagnosis::Routing::Routed(routed)))
+    }
 }
 
+#[cfg(feature = "webgpu")]
 thread_local! {
     /// The worker's WebGPU device, made once: burn's runtime cannot be initialised twice.
     static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
@@ -244,6 +269,7 @@ thread_local! {
 
 /// The WebGPU device, initialised on first use. The worker loads one model at a time, so two
 /// initialisations never race.
+#[cfg(feature = "webgpu")]
 async fn webgpu() -> Result<Device, JsError> {
     if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
         return Ok(device);

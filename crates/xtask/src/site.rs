@@ -63,12 +63,15 @@ pub fn assemble(root: &Path, out: &Path, build_id: Option<&str>) -> Result<Site>
             copy(root.join("web").join(&name), format!("web/{name}"))?;
         }
     }
-    for name in ["bedside_web.js", "bedside_web_bg.wasm"] {
-        let from = root.join("pkg").join(name);
-        if !from.is_file() {
-            bail!("{} is missing: the wasm build (cargo xtask build) writes it", from.display());
+    // Both builds of the module: the CPU one the worker starts with, the WebGPU one it may fetch.
+    for (dir, _) in crate::web::BUILDS {
+        for name in ["bedside_web.js", "bedside_web_bg.wasm"] {
+            let from = root.join(dir).join(name);
+            if !from.is_file() {
+                bail!("{} is missing: the wasm build (cargo xtask build) writes it", from.display());
+            }
+            copy(from, format!("{dir}/{name}"))?;
         }
-        copy(from, format!("pkg/{name}"))?;
     }
     let mut models = 0;
     for task in listing(&root.join("models"))? {
@@ -269,6 +272,8 @@ mod tests {
             ("web/bridge.md", "doc"),
             ("pkg/bedside_web.js", "glue"),
             ("pkg/bedside_web_bg.wasm", "wasm"),
+            ("pkg/webgpu/bedside_web.js", "glue with WebGPU"),
+            ("pkg/webgpu/bedside_web_bg.wasm", "wasm with WebGPU"),
             ("models/chest/model.json", "{}"),
             ("models/chest/model.bin", "w"),
             ("models/chest/model-fp32.bin", "fp32"),
@@ -312,6 +317,9 @@ mod tests {
         let copies: Vec<String> = on_disk.iter().filter(|f| f.ends_with(".gz")).cloned().collect();
         on_disk.retain(|f| f != "sw.js" && !f.ends_with(".gz"));
         assert_eq!(listed, on_disk, "every file but the worker itself is precached, and nothing else");
+        for build in ["pkg/bedside_web_bg.wasm", "pkg/webgpu/bedside_web_bg.wasm"] {
+            assert!(listed.contains(&build), "both builds of the module are part of the site: {build}");
+        }
         // The gzip copies: beside files of the site, each its file compressed; none for the icons.
         assert!(
             copies.contains(&"sw.js.gz".to_string())
