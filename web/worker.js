@@ -1,4 +1,4 @@
-// The worker: the only place the Wasm module runs (decoding and diagnosis), so the page never
+// The worker: the only place the Wasm modules run (decoding and diagnosis), so the page never
 // freezes. One message bridge (see web/bridge.md for the protocol).
 import init, * as cpuBuild from '../pkg/bedside_web.js';
 
