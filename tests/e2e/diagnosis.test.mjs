@@ -364,6 +364,12 @@ test('a photograph of something else is refused, whatever model is chosen', asyn
   await refusal(chosen);
 });
 
+/** The URLs the page's worker has fetched (its resource timing entries): which module it loaded. */
+async function workerFetches(page) {
+  const [worker] = page.workers();
+  return worker.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+}
+
 test('with WebGPU offered, Automatic answers on the CPU path, times WebGPU once and keeps the faster; WebGPU agrees with the CPU path within 1e-3', async (t) => {
   const originals = sharedData(t, 'originals');
   if (!originals) return;
@@ -408,8 +414,7 @@ test('with WebGPU offered, Automatic answers on the CPU path, times WebGPU once 
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu', 'chest answered on WebGPU');
   const chestCli = predict('chest', chestFile);
   assertSameProbabilities(split.probabilities, chestCli.probabilities, 'gate on the CPU build, chest on WebGPU');
-  const [worker] = page.workers();
-  const fetched = await worker.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  const fetched = await workerFetches(page);
   assert.ok(fetched.some((u) => u.endsWith('/pkg/webgpu/bedside_web_bg.wasm')), 'the WebGPU build was fetched');
   await page.click('.settings summary');
 
@@ -442,8 +447,7 @@ test('without WebGPU, Automatic falls back to the CPU path, says why and never d
   assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
   assert.match(await page.textContent('#backend-active'), /CPU \(Wasm SIMD\) \(WebGPU not used: .+\)/);
   // Only the CPU build of the module was downloaded: the WebGPU build (most of the bytes) never is.
-  const [worker] = page.workers();
-  const fetched = await worker.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  const fetched = await workerFetches(page);
   assert.ok(fetched.some((u) => u.endsWith('/pkg/bedside_web_bg.wasm')), `the CPU build: ${fetched}`);
   assert.ok(!fetched.some((u) => u.includes('/pkg/webgpu/')), `no WebGPU build: ${fetched}`);
 });

@@ -112,7 +112,8 @@ pub struct Args {
     /// on them).
     #[arg(long, value_name = "N", default_value_t = GateData::default().per_task_val, value_parser = positive)]
     gate_val_images: usize,
-    /// Gate only: random crops of each training photograph (the `other` class).
+    /// Gate only: views of each training photograph (the whole picture, then random crops; the
+    /// `other` class).
     #[arg(long, value_name = "N", default_value_t = GateData::default().train_views, value_parser = positive)]
     gate_photo_views: usize,
     /// Gate only: views of each training frame of the DICOM corpus's other medical images (the

@@ -227,13 +227,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_diagnosis_records_the_routing_and_the_disagreement() {
+    /// A DX file (Modality: chest) the gate sees as a skin photo, routed to chest by its Modality.
+    fn routed_by_modality_against_the_gate() -> Routed {
         let route =
             Route { task: Some(Task::Skin), confidence: 0.9, probabilities: vec![0.05, 0.9, 0.0, 0.05] };
         let Routing::Routed(routed) = Routing::new(&gate_info(), &route, None, Some("DX"), Some(4.0)) else {
             panic!("routed")
         };
+        routed
+    }
+
+    #[test]
+    fn a_diagnosis_records_the_routing_and_the_disagreement() {
+        let routed = routed_by_modality_against_the_gate();
         assert_eq!((routed.task, routed.routed_by), (Task::Chest, RoutedBy::Modality));
         let assessment = routed.assess(diagnosis());
         let value: serde_json::Value = serde_json::from_str(&json(&assessment)).unwrap();
@@ -256,11 +262,7 @@ mod tests {
     #[test]
     fn a_routing_survives_the_trip_between_module_builds() {
         // The gate's classes are not in alphabetical order: a sorted map would lose it.
-        let route =
-            Route { task: Some(Task::Skin), confidence: 0.9, probabilities: vec![0.05, 0.9, 0.0, 0.05] };
-        let Routing::Routed(routed) = Routing::new(&gate_info(), &route, None, Some("DX"), Some(4.0)) else {
-            panic!("routed")
-        };
+        let routed = routed_by_modality_against_the_gate();
         let text = serde_json::to_string(&routed).unwrap();
         let back: Routed = serde_json::from_str(&text).unwrap();
         assert_eq!(back, routed);
