@@ -214,6 +214,10 @@ impl Relay {
         let app = router(&config, store.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = runtime.handle().clone();
+        // The first sweep runs here, before the relay answers anyone; the sweeper's next is one period
+        // on. (A first tick left to the sweeper task lands whenever the runtime gets to it, on a busy
+        // machine after requests have already been answered.)
+        log_sweep(&config, store.sweep(config.clock.now()));
         let sweeper = sweeper(store.clone(), config.clone());
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
@@ -284,18 +288,25 @@ impl Drop for Relay {
     }
 }
 
-/// Removes expired shares every `sweep_every`.
+/// Removes expired shares every `sweep_every`, the first one period after start (which sweeps once).
 async fn sweeper(store: Arc<dyn Store>, config: Config) {
-    let mut tick = tokio::time::interval(config.sweep_every);
+    let period = config.sweep_every;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
         let store = store.clone();
         let now = config.clock.now();
-        match tokio::task::spawn_blocking(move || store.sweep(now)).await {
-            Ok(Ok(0)) | Err(_) => {}
-            Ok(Ok(swept)) if config.log => eprintln!("relay: removed {swept} expired shares"),
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => eprintln!("relay: sweeping failed: {error}"),
+        if let Ok(swept) = tokio::task::spawn_blocking(move || store.sweep(now)).await {
+            log_sweep(&config, swept);
         }
+    }
+}
+
+fn log_sweep(config: &Config, swept: Result<u64, StoreError>) {
+    match swept {
+        Ok(0) => {}
+        Ok(swept) if config.log => eprintln!("relay: removed {swept} expired shares"),
+        Ok(_) => {}
+        Err(error) => eprintln!("relay: sweeping failed: {error}"),
     }
 }
