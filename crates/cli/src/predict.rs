@@ -62,7 +62,7 @@ pub struct Args {
 fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
     let (json, bytes) = read(dir, weights)?;
     let failed = |e: bedside_diagnosis::Error| format!("{}: {e}", dir.display());
-    let mut diagnoser = Diagnoser::new(&json, bytes, burn::prelude::Device::flex()).map_err(failed)?;
+    let mut diagnoser = Diagnoser::on_cpu(&json, bytes, weights.arithmetic()).map_err(failed)?;
     let lesion_json = dir.join("lesion.json");
     if weights == Weights::Int8 && lesion_json.is_file() {
         let read_file =
@@ -71,7 +71,7 @@ fn diagnoser(dir: &Path, weights: Weights) -> Result<Diagnoser, String> {
             .map_err(|e| format!("{}: {e}", lesion_json.display()))?;
         diagnoser = diagnoser.with_lesion(&text, read_file(&dir.join("lesion.bin"))?).map_err(failed)?;
     }
-    diagnoser.on_engine_in(weights.arithmetic()).map_err(failed)
+    Ok(diagnoser)
 }
 
 /// Writes a 0/1 mask as a 1-bit greyscale PNG (white inside).

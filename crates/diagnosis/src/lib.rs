@@ -7,7 +7,8 @@
 //! task's decision rule. The CLI (`bedside predict`) and the browser's worker call exactly this; only
 //! what computes the network differs: burn on a device (flex on the CPU natively, WebGPU in the
 //! browser when there is an adapter), or Bedside's own CPU engine (`bedside-infer`,
-//! [`Diagnoser::on_engine`]: the page's CPU path).
+//! [`Diagnoser::on_cpu`], which reads the weights without burn: the page's CPU path and
+//! `bedside predict`).
 //!
 //! The trust gate is loaded the same way: [`Diagnoser::route`] says which model a frame goes to, or
 //! refuses it. What a front end shows — the gate's verdict, the routing and the diagnosis, or the
@@ -21,7 +22,7 @@
 //! let dir = std::path::Path::new("models/chest");
 //! let json = std::fs::read_to_string(dir.join("model.json"))?;
 //! let weights = std::fs::read(dir.join("model.bin"))?;
-//! let diagnoser = Diagnoser::new(&json, weights, burn::prelude::Device::flex())?;
+//! let diagnoser = Diagnoser::on_cpu(&json, weights, bedside_diagnosis::CPU_ARITHMETIC)?;
 //! let study = Study::open(&std::fs::read("film.dcm")?, &Limits::default())?;
 //! let diagnosis = diagnoser.diagnose_blocking(&study, 0)?;
 //! println!("{} {:?}", diagnosis.label, diagnosis.probabilities);
@@ -100,7 +101,6 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 pub struct Diagnoser {
     info: ModelInfo,
     network: Network,
-    device: Device,
     /// SHA-256 of the weights file, which a lesion decoder must have been trained on.
     weights_sha256: String,
     /// The lesion decoder's `lesion.json`, where one is loaded.
@@ -110,8 +110,8 @@ pub struct Diagnoser {
 /// What computes the network.
 #[derive(Debug, Clone)]
 enum Network {
-    /// burn, on the diagnoser's device.
-    Burn { model: Student, decoder: Option<LesionDecoder> },
+    /// burn, on a device.
+    Burn { model: Student, decoder: Option<LesionDecoder>, device: Device },
     /// Bedside's own CPU engine (the lesion decoder inside it).
     Engine(bedside_infer::Engine),
 }
@@ -214,8 +214,20 @@ impl Diagnoser {
         let info = ModelInfo::from_json(model_json)?;
         let weights_sha256 = sha256_hex(&weights);
         let model = student_from_bytes(&info.network, weights, &device)?;
-        let network = Network::Burn { model, decoder: None };
-        Ok(Diagnoser { info, network, device, weights_sha256, lesion: None })
+        let network = Network::Burn { model, decoder: None, device };
+        Ok(Diagnoser { info, network, weights_sha256, lesion: None })
+    }
+
+    /// Loads `model.json` text and weights (`model.bin` or `model-fp32.bin`) straight into Bedside's
+    /// own CPU engine in `precision` — no burn device involved (the page's CPU module has none):
+    /// the same engine, weights and outputs as [`Diagnoser::new`] followed by
+    /// [`Diagnoser::on_engine_in`].
+    pub fn on_cpu(model_json: &str, weights: Vec<u8>, precision: Precision) -> Result<Diagnoser, Error> {
+        let info = ModelInfo::from_json(model_json)?;
+        let weights_sha256 = sha256_hex(&weights);
+        let options = bedside_infer::Options { precision, portable: false };
+        let engine = bedside_infer::Engine::from_bytes(&info.network, weights, options)?;
+        Ok(Diagnoser { info, network: Network::Engine(engine), weights_sha256, lesion: None })
     }
 
     /// The same model computed by Bedside's own CPU engine instead of burn, in [`CPU_ARITHMETIC`]: what
@@ -227,7 +239,7 @@ impl Diagnoser {
     /// [`Diagnoser::on_engine`] with the engine's arithmetic chosen: in f32 its outputs are within 1e-4
     /// of burn's (`bedside-infer`'s parity test); `bedside arithmetic` measures the integer ones.
     pub fn on_engine_in(mut self, precision: bedside_infer::Precision) -> Result<Diagnoser, Error> {
-        if let Network::Burn { model, decoder } = &self.network {
+        if let Network::Burn { model, decoder, .. } = &self.network {
             let options = bedside_infer::Options { precision, portable: false };
             self.network =
                 Network::Engine(bedside_infer::Engine::with_options(model, decoder.as_ref(), options)?);
@@ -239,10 +251,12 @@ impl Diagnoser {
     /// trained on this model's weights: every diagnosis then carries a [`Lesion`].
     pub fn with_lesion(mut self, lesion_json: &str, weights: Vec<u8>) -> Result<Diagnoser, Error> {
         let info = LesionInfo::from_json(lesion_json, &self.info.network, &self.weights_sha256)?;
-        let decoder = decoder_from_bytes(&info.decoder, weights, &self.device)?;
         self.network = match self.network {
-            Network::Burn { model, .. } => Network::Burn { model, decoder: Some(decoder) },
-            Network::Engine(engine) => Network::Engine(engine.with_lesion(&decoder)?),
+            Network::Burn { model, device, .. } => {
+                let decoder = decoder_from_bytes(&info.decoder, weights, &device)?;
+                Network::Burn { model, decoder: Some(decoder), device }
+            }
+            Network::Engine(engine) => Network::Engine(engine.with_lesion_bytes(&info.decoder, weights)?),
         };
         self.lesion = Some(info);
         Ok(self)
@@ -285,14 +299,14 @@ impl Diagnoser {
     /// a pixel spacing, else in the file's own pixels.
     pub async fn run(&self, input: Vec<f32>, region: [u32; 4], size: PixelSize) -> Result<Diagnosis, Error> {
         let (logits, maps, map_height, map_width, outline) = match &self.network {
-            Network::Burn { model, decoder } => {
+            Network::Burn { model, decoder, device } => {
                 let (logits, maps, outline) =
-                    forward_all(model, decoder.as_ref(), &self.info.input, input, &self.device);
+                    forward_all(model, decoder.as_ref(), &self.info.input, input, device);
                 let [_, _, map_height, map_width] = maps.dims();
-                let logits = self.read(logits.into_data_async().await)?;
-                let maps = self.read(maps.into_data_async().await)?;
+                let logits = read(device, logits.into_data_async().await)?;
+                let maps = read(device, maps.into_data_async().await)?;
                 let outline = match outline {
-                    Some(outline) => Some(self.read(outline.into_data_async().await)?),
+                    Some(outline) => Some(read(device, outline.into_data_async().await)?),
                     None => None,
                 };
                 (logits, maps, map_height, map_width, outline)
@@ -352,12 +366,13 @@ impl Diagnoser {
         let blank = vec![0.0; (spec.channels * spec.width * spec.height) as usize];
         self.run(blank, [0, 0, spec.width, spec.height], PixelSize::Pixels(1.0)).await.map(|_| ())
     }
+}
 
-    fn read<E: std::fmt::Debug>(&self, data: Result<TensorData, E>) -> Result<Vec<f32>, Error> {
-        let failed = |message: String| Error::ReadBack { device: format!("{:?}", self.device), message };
-        let data = data.map_err(|e| failed(format!("{e:?}")))?;
-        data.try_into_vec::<f32>().map_err(|e| failed(format!("{e:?}")))
-    }
+/// A tensor read back from `device` as f32 values.
+fn read<E: std::fmt::Debug>(device: &Device, data: Result<TensorData, E>) -> Result<Vec<f32>, Error> {
+    let failed = |message: String| Error::ReadBack { device: format!("{device:?}"), message };
+    let data = data.map_err(|e| failed(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| failed(format!("{e:?}")))
 }
 
 #[cfg(test)]

@@ -193,7 +193,8 @@ fn a_breast_ultrasound_gets_a_lesion_outline_measured_in_pixels_or_millimetres()
 }
 
 /// Bedside's own CPU engine (the page's CPU path) gives burn's diagnosis on every original: the
-/// same answer, probabilities within 1e-4, the same heat-map peak and the same lesion outline.
+/// same answer, probabilities within 1e-4, the same heat-map peak and the same lesion outline; and
+/// loaded from the files without burn ([`Diagnoser::on_cpu`]) exactly the same diagnosis.
 #[test]
 fn the_engine_gives_burns_diagnosis_on_every_original() {
     let Some(data) = bedside_corpus::shared_data("engine parity") else { return };
@@ -204,15 +205,25 @@ fn the_engine_gives_burns_diagnosis_on_every_original() {
         let task = line.split(',').nth(1).unwrap().split('_').next().unwrap();
         let dir = workspace().join("models").join(task);
         let mut burn = diagnoser(task);
+        // And the engine as the page's CPU module and `bedside predict` load it: weights read without burn.
+        let model_json = std::fs::read_to_string(dir.join("model.json")).unwrap();
+        let fp32 = bedside_diagnosis::Precision::Fp32;
+        let mut direct =
+            Diagnoser::on_cpu(&model_json, std::fs::read(dir.join("model.bin")).unwrap(), fp32).unwrap();
         if dir.join("lesion.json").is_file() {
             let json = std::fs::read_to_string(dir.join("lesion.json")).unwrap();
             burn = burn.with_lesion(&json, std::fs::read(dir.join("lesion.bin")).unwrap()).unwrap();
+            direct = direct.with_lesion(&json, std::fs::read(dir.join("lesion.bin")).unwrap()).unwrap();
         }
-        let engine = burn.clone().on_engine_in(bedside_diagnosis::Precision::Fp32).unwrap();
+        let engine = burn.clone().on_engine_in(fp32).unwrap();
         assert_eq!(engine.has_lesion(), burn.has_lesion());
         let study = open(&data, file);
         let (a, b) =
             (burn.diagnose_blocking(&study, 0).unwrap(), engine.diagnose_blocking(&study, 0).unwrap());
+        assert!(
+            direct.diagnose_blocking(&study, 0).unwrap() == b,
+            "{file}: the engine loaded two ways differs"
+        );
         assert_eq!((&a.label, &a.most_likely, a.region), (&b.label, &b.most_likely, b.region), "{file}");
         let diff =
             a.probabilities.iter().zip(&b.probabilities).map(|(x, y)| (x.1 - y.1).abs()).fold(0.0, f32::max);

@@ -12,22 +12,26 @@
 //! dense convolutions (`quant`: int8 weights per output channel, 8- or 12-bit activations per pixel,
 //! exact i32 sums), the rest in f32.
 //!
-//! Weights come from a loaded `bedside_model` network ([`Engine::new`]), BatchNorm folded.
-//! burn stays for training and for the WebGPU path; `tests/parity.rs` holds this engine to burn's
-//! outputs on every shipped model.
+//! Weights come straight from a model's files ([`Engine::from_bytes`]: `model.bin` or
+//! `model-fp32.bin`, read without burn, laid out by [`StudentConfig::layout`]) — what the page's CPU
+//! module does, so that it carries no tensor framework — or from a network loaded in burn
+//! ([`Engine::new`]), BatchNorm folded either way. burn stays for training and for the WebGPU path;
+//! `tests/parity.rs` holds this engine to burn's outputs on every shipped model.
 
 mod kernels;
 mod quant;
 
+use bedside_model::artifact::ArtifactError;
 use bedside_model::input::InputSpec;
-use bedside_model::lesion::{LesionDecoder, resample_matrix};
-use bedside_model::student::{ConvBn, Student, same_padding};
+use bedside_model::lesion::{LesionConfig, LesionDecoder, LesionLayout, resample_matrix};
+use bedside_model::student::{ConvBn, ConvShape, Student, StudentConfig, same_padding};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use kernels::Kernels;
 use quant::QuantWeight;
 pub use quant::peak_pairs;
+use std::collections::BTreeMap;
 
 /// Why a network cannot run on this engine.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,55 @@ pub enum Error {
     Unsupported { layer: String, what: String },
     #[error("input of {got} values given; the network reads {channels} × {height} × {width}")]
     InputSize { got: usize, channels: usize, height: usize, width: usize },
+    /// The weights file cannot be read (not a burnpack, a broken int8 tensor, …).
+    #[error(transparent)]
+    Weights(#[from] ArtifactError),
+    /// A tensor the network needs is not in the weights file.
+    #[error("the weights do not fit the network: {0} is missing")]
+    MissingWeight(String),
+    /// A tensor of the weights file has another shape than the network's layer.
+    #[error("the weights do not fit the network: {name} is {found:?}, the network's is {expected:?}")]
+    WeightShape { name: String, found: Vec<usize>, expected: Vec<usize> },
+}
+
+/// A weights file's tensors by name (BatchNorm folded, int8 restored to f32), taken one by one as
+/// the layers are built.
+struct Named(BTreeMap<String, bedside_model::quant::Weight>);
+
+impl Named {
+    fn from_bytes(bytes: Vec<u8>) -> Result<Named, Error> {
+        let weights = bedside_model::quant::read_weights(bytes)?;
+        Ok(Named(weights.into_iter().map(|w| (w.name.clone(), w)).collect()))
+    }
+
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, Error> {
+        self.take_optional(name, shape)?.ok_or_else(|| Error::MissingWeight(name.into()))
+    }
+
+    /// A bias: a folded network has one on every convolution, but none is zeros.
+    fn take_optional(&mut self, name: &str, shape: &[usize]) -> Result<Option<Vec<f32>>, Error> {
+        let Some(weight) = self.0.remove(name) else { return Ok(None) };
+        if weight.shape != shape {
+            return Err(Error::WeightShape {
+                name: name.into(),
+                found: weight.shape,
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(Some(weight.values))
+    }
+
+    fn conv(&mut self, prefix: &str, shape: &ConvShape, k: Kernels, p: Precision) -> Result<Conv, Error> {
+        let weight = self.take(&format!("{prefix}.weight"), &shape.weight_shape())?;
+        let bias = self.take_optional(&format!("{prefix}.bias"), &[shape.c_out])?;
+        Conv::from_parts(prefix, shape, &weight, bias, k, p)
+    }
+
+    fn linear(&mut self, prefix: &str, [d_in, d_out]: [usize; 2], k: Kernels) -> Result<Linear, Error> {
+        let weight = self.take(&format!("{prefix}.weight"), &[d_in, d_out])?;
+        let bias = self.take_optional(&format!("{prefix}.bias"), &[d_out])?;
+        Ok(Linear::from_parts(d_in, d_out, &weight, bias, k))
+    }
 }
 
 /// A channels-last feature map of one image.
@@ -171,19 +224,43 @@ impl Conv {
                 conv.stride, conv.dilation
             )));
         }
-        let (kernel, stride, groups) = (kh, conv.stride[0], conv.groups);
-        let (same_padding, pad) = match conv.padding {
-            PaddingConfig2d::Same => (true, 0),
-            PaddingConfig2d::Valid => (false, 0),
+        let same_padding = match conv.padding {
+            PaddingConfig2d::Same => true,
+            PaddingConfig2d::Valid if kh / 2 == 0 => false,
             PaddingConfig2d::Explicit(top, left, bottom, right)
-                if top == left && left == bottom && bottom == right =>
+                if [top, left, bottom, right] == [kh / 2; 4] =>
             {
-                (false, top)
+                false
             }
-            PaddingConfig2d::Explicit(..) => return Err(unsupported(format!("padding {:?}", conv.padding))),
+            _ => return Err(unsupported(format!("padding {:?} of a {kh}×{kw} kernel", conv.padding))),
         };
-        let c_in = c_in_group * groups;
-        let w = values(conv.weight.val()); // [c_out][c_in/groups][k][k]
+        let shape = ConvShape {
+            c_in: c_in_group * conv.groups,
+            c_out,
+            kernel: kh,
+            stride: conv.stride[0],
+            groups: conv.groups,
+            relu6,
+            same_padding,
+        };
+        let bias = conv.bias.as_ref().map(|b| values(b.val()));
+        Conv::from_parts(name, &shape, &values(conv.weight.val()), bias, k, p)
+    }
+
+    /// The convolution `shape` describes with its weight `w` (`[c_out][c_in / groups][k][k]`) and
+    /// bias, laid out for its kernel.
+    fn from_parts(
+        name: &str,
+        shape: &ConvShape,
+        w: &[f32],
+        bias: Option<Vec<f32>>,
+        k: Kernels,
+        p: Precision,
+    ) -> Result<Conv, Error> {
+        let unsupported = |what: String| Error::Unsupported { layer: name.into(), what };
+        let ConvShape { c_in, c_out, kernel, stride, groups, relu6, same_padding } = *shape;
+        let pad = if same_padding { 0 } else { kernel / 2 };
+        let c_in_group = c_in / groups.max(1);
         let kk = kernel * kernel;
         let (kind, weight) = if groups == c_out && c_in_group == 1 && c_in == c_out {
             let mut t = vec![0.0; kk * c_out];
@@ -217,10 +294,7 @@ impl Conv {
         } else {
             return Err(unsupported(format!("{groups} groups of {c_in_group} channels")));
         };
-        let bias = match &conv.bias {
-            Some(b) => values(b.val()),
-            None => vec![0.0; c_out],
-        };
+        let bias = bias.unwrap_or_else(|| vec![0.0; c_out]);
         Ok(Conv { kind, c_in, c_out, kernel, stride, same_padding, pad, weight, bias, relu6 })
     }
 
@@ -285,9 +359,13 @@ struct Linear {
 impl Linear {
     fn from_burn(linear: &burn::nn::Linear, k: Kernels) -> Linear {
         let [d_in, d_out] = linear.weight.dims();
-        let bias = linear.bias.as_ref().map_or_else(|| vec![0.0; d_out], |b| values(b.val()));
-        let weight = kernels::pack_pointwise(&values(linear.weight.val()), d_in, d_out, k.wide());
-        Linear { d_in, d_out, weight, bias }
+        let bias = linear.bias.as_ref().map(|b| values(b.val()));
+        Linear::from_parts(d_in, d_out, &values(linear.weight.val()), bias, k)
+    }
+
+    fn from_parts(d_in: usize, d_out: usize, weight: &[f32], bias: Option<Vec<f32>>, k: Kernels) -> Linear {
+        let bias = bias.unwrap_or_else(|| vec![0.0; d_out]);
+        Linear { d_in, d_out, weight: kernels::pack_pointwise(weight, d_in, d_out, k.wide()), bias }
     }
 
     fn run(&self, k: &Kernels, x: &[f32]) -> Vec<f32> {
@@ -390,6 +468,53 @@ impl Engine {
             Some(decoder) => engine.with_decoder(decoder),
             None => Ok(engine),
         }
+    }
+
+    /// The engine for the network `config` describes with the weights of `model.bin` (int8) or
+    /// `model-fp32.bin`, read without burn: a tensor missing or of another shape is an error.
+    pub fn from_bytes(config: &StudentConfig, weights: Vec<u8>, options: Options) -> Result<Engine, Error> {
+        let k = if options.portable { Kernels::Portable } else { Kernels::detect() };
+        let p = options.precision;
+        let layout = config.layout();
+        let mut named = Named::from_bytes(weights)?;
+        let blocks = layout
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut conv =
+                    |part: &str, shape| named.conv(&format!("blocks.{i}.{part}.conv"), shape, k, p);
+                let expand = b.expand.as_ref().map(|e| conv("expand", e)).transpose()?;
+                let depthwise = conv("depthwise", &b.depthwise)?;
+                let se = match b.se {
+                    Some([channels, squeezed]) => Some((
+                        named.linear(&format!("blocks.{i}.se.reduce"), [channels, squeezed], k)?,
+                        named.linear(&format!("blocks.{i}.se.expand"), [squeezed, channels], k)?,
+                    )),
+                    None => None,
+                };
+                let project = named.conv(&format!("blocks.{i}.project.conv"), &b.project, k, p)?;
+                Ok(Block { expand, depthwise, se, project, residual: b.residual })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Engine {
+            stem: named.conv("stem.conv", &layout.stem, k, p)?,
+            blocks,
+            taps: layout.taps,
+            head: named.conv("head.conv", &layout.head, k, p)?,
+            classifier: named.linear("classifier", layout.classifier, k)?,
+            decoder: None,
+            kernels: k,
+            precision: p,
+        })
+    }
+
+    /// The same engine with the lesion decoder `config` describes, weights from `lesion.bin` (or
+    /// fp32 bytes), read without burn.
+    pub fn with_lesion_bytes(self, config: &LesionConfig, weights: Vec<u8>) -> Result<Engine, Error> {
+        let mut named = Named::from_bytes(weights)?;
+        let decoder = Decoder::from_named(&config.layout(), &mut named, self.kernels, self.precision)?;
+        self.with_decoder(decoder)
     }
 
     /// Adds a decoder after checking that it reads this network's maps: the head's, then the taps'
@@ -524,6 +649,22 @@ fn mean_pool(x: &Map) -> Vec<f32> {
 }
 
 impl Decoder {
+    fn from_named(
+        layout: &LesionLayout,
+        named: &mut Named,
+        k: Kernels,
+        p: Precision,
+    ) -> Result<Decoder, Error> {
+        let mut convs = |shapes: &[ConvShape], name: &str| -> Result<Vec<Conv>, Error> {
+            shapes.iter().enumerate().map(|(i, c)| named.conv(&format!("{name}.{i}.conv"), c, k, p)).collect()
+        };
+        Ok(Decoder {
+            lateral: convs(&layout.lateral, "lateral")?,
+            smooth: convs(&layout.smooth, "smooth")?,
+            out: named.conv("out", &layout.out, k, p)?,
+        })
+    }
+
     fn new(d: &LesionDecoder, k: Kernels, p: Precision) -> Result<Decoder, Error> {
         let convs = |layers: &[ConvBn], name: &str| -> Result<Vec<Conv>, Error> {
             layers

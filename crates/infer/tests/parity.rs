@@ -2,6 +2,7 @@
 //! and lesion logits (mirror averaged where the model is), with both kernel sets.
 
 use bedside_infer::{Engine, Options, Precision};
+use bedside_model::lesion::LesionConfig;
 use bedside_onnx::Loaded;
 use burn::prelude::*;
 use std::path::Path;
@@ -72,6 +73,80 @@ fn the_engine_computes_what_burn_computes() {
             }
         }
     }
+}
+
+/// A model folder's file.
+fn read(task: &str, name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(task).join(name)).unwrap()
+}
+
+/// The lesion decoder's shape from the folder's `lesion.json`.
+fn lesion_config(task: &str, network: &bedside_model::student::StudentConfig) -> LesionConfig {
+    let text = String::from_utf8(read(task, "lesion.json")).unwrap();
+    let sha = bedside_model::lesion::sha256_hex(&read(task, "model.bin"));
+    bedside_model::lesion::LesionInfo::from_json(&text, network, &sha).unwrap().decoder
+}
+
+/// The page's CPU module has no burn backend: it reads the weights itself ([`Engine::from_bytes`]).
+/// That engine is the one built from the network burn loaded, bit for bit, on every shipped model
+/// (lesion decoders included) in both the reference and the shipped arithmetic, from int8 and fp32
+/// files.
+#[test]
+fn weights_read_without_burn_make_the_same_engine() {
+    let device = Device::flex();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for (task, fp32) in ["chest", "skin", "breast", "gate"].into_iter().flat_map(|t| [(t, false), (t, true)])
+    {
+        let Loaded { info, network, lesion, .. } =
+            bedside_onnx::load_folder(&models.join(task), fp32, &device).unwrap();
+        let x = picture(info.input.channels as usize, info.input.height as usize, info.input.width as usize);
+        for precision in [Precision::Fp32, Precision::W8A12] {
+            let options = Options { precision, portable: false };
+            let burn = Engine::with_options(&network, lesion.as_ref(), options).unwrap();
+            let file = if fp32 { "model-fp32.bin" } else { "model.bin" };
+            let mut engine = Engine::from_bytes(&info.network, read(task, file), options).unwrap();
+            if lesion.is_some() {
+                let config = lesion_config(task, &info.network);
+                engine = engine.with_lesion_bytes(&config, read(task, "lesion.bin")).unwrap();
+            }
+            assert_eq!(engine.has_lesion(), lesion.is_some());
+            let (ours, theirs) =
+                (engine.run_input(&info.input, &x).unwrap(), burn.run_input(&info.input, &x));
+            assert!(ours == theirs.unwrap(), "{task} {file} {}: outputs differ", precision.name());
+        }
+    }
+}
+
+/// Weights that are not the network's are a readable error, never a panic in the page's worker.
+#[test]
+fn weights_that_do_not_fit_are_an_error() {
+    let chest = bedside_model::artifact::ModelInfo::from_json(
+        &String::from_utf8(read("chest", "model.json")).unwrap(),
+    )
+    .unwrap()
+    .network;
+    let options = Options::default();
+    let error = |bytes| Engine::from_bytes(&chest, bytes, options).unwrap_err().to_string();
+    // The gate's weights: a narrower network, named by the first tensor whose shape differs.
+    let other = error(read("gate", "model.bin"));
+    assert!(
+        other.contains("do not fit the network: blocks.1.project.conv.weight is [8, 48, 1, 1]"),
+        "{other}"
+    );
+    // A lesion decoder's weights where a network's belong: tensors missing.
+    let missing = error(read("skin", "lesion.bin"));
+    assert!(missing.contains("is missing"), "{missing}");
+    let garbage = error(vec![7; 100]);
+    assert!(garbage.contains("not a weights file"), "{garbage}");
+    // A decoder for another network's maps.
+    let engine = Engine::from_bytes(&chest, read("chest", "model.bin"), options).unwrap();
+    let skin = bedside_model::artifact::ModelInfo::from_json(
+        &String::from_utf8(read("skin", "model.json")).unwrap(),
+    )
+    .unwrap()
+    .network;
+    let decoder = engine.with_lesion_bytes(&lesion_config("skin", &skin), read("skin", "lesion.bin"));
+    assert!(decoder.unwrap_err().to_string().contains("lesion decoder reading"));
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! Files: `lesion.json` ([`LesionInfo`]) and `lesion.bin` (int8, the same format as `model.bin`)
 //! beside the task's `model.json`.
 
-use crate::student::{ConvBn, StudentConfig};
+use crate::student::{ConvBn, ConvShape, StudentConfig};
 use crate::task::Task;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
@@ -41,17 +41,41 @@ impl LesionConfig {
         LesionConfig::new(student.tap_channels(), student.head_channels)
     }
 
-    pub fn init(&self, device: &Device) -> LesionDecoder {
+    /// The decoder's layers (parameter names follow the fields: `lateral.0.conv.weight`, …,
+    /// `out.weight`).
+    pub fn layout(&self) -> LesionLayout {
         let c = self.channels;
-        // Lateral 1×1 projections: the head first, then the taps from the deepest to the shallowest.
-        let lateral = std::iter::once(self.head)
-            .chain(self.taps.iter().rev().copied())
-            .map(|c_in| ConvBn::new(device, [c_in, c], 1, 1, 1, false))
-            .collect();
-        let smooth = self.taps.iter().map(|_| ConvBn::new(device, [c, c], 3, 1, 1, true)).collect();
-        let out = Conv2dConfig::new([c, 1], [1, 1]).init(device);
+        LesionLayout {
+            // Lateral 1×1 projections: the head first, then the taps from the deepest to the shallowest.
+            lateral: std::iter::once(self.head)
+                .chain(self.taps.iter().rev().copied())
+                .map(|c_in| ConvShape::new([c_in, c], 1))
+                .collect(),
+            smooth: self
+                .taps
+                .iter()
+                .map(|_| ConvShape { relu6: true, ..ConvShape::new([c, c], 3) })
+                .collect(),
+            out: ConvShape::new([c, 1], 1),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> LesionDecoder {
+        let layout = self.layout();
+        let conv_bn = |shape: &ConvShape| ConvBn::from_shape(device, shape, 1e-5);
+        let lateral = layout.lateral.iter().map(conv_bn).collect();
+        let smooth = layout.smooth.iter().map(conv_bn).collect();
+        let out = Conv2dConfig::new([layout.out.c_in, layout.out.c_out], [1, 1]).init(device);
         LesionDecoder { lateral, smooth, out }
     }
+}
+
+/// The decoder's layers as they are built (see [`ConvShape`]); `out` has a bias and no BatchNorm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LesionLayout {
+    pub lateral: Vec<ConvShape>,
+    pub smooth: Vec<ConvShape>,
+    pub out: ConvShape,
 }
 
 #[derive(Module, Debug)]

@@ -163,6 +163,12 @@ pub fn to_int8(weights: &[Weight], clips: &BTreeMap<String, f32>) -> Result<Vec<
     Ok(writer.into_bytes().map_err(|e| pack_error("could not write model.bin", e))?.to_vec())
 }
 
+/// Every weight of `model.bin` (int8, restored to fp32) or `model-fp32.bin`, told apart by their
+/// content: what Bedside's CPU engine reads, without burn.
+pub fn read_weights(bytes: Vec<u8>) -> Result<Vec<Weight>, ArtifactError> {
+    if is_int8(&bytes) { to_fp32(bytes) } else { read_fp32(bytes) }
+}
+
 /// Whether `bytes` are an int8 `model.bin` (rather than an fp32 burnpack).
 pub fn is_int8(bytes: &[u8]) -> bool {
     Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))

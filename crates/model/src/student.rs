@@ -186,6 +186,60 @@ fn round_channels(channels: f64) -> usize {
     if (rounded as f64) < 0.9 * channels { rounded + 8 } else { rounded }
 }
 
+/// One convolution of a network as it is built: the description burn's modules
+/// ([`StudentConfig::init`], [`crate::lesion::LesionConfig::init`]) and Bedside's CPU engine
+/// (`bedside-infer`, which reads the weights without burn) are both made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Square kernel side.
+    pub kernel: usize,
+    pub stride: usize,
+    /// `c_in` for a depthwise convolution, else 1.
+    pub groups: usize,
+    pub relu6: bool,
+    /// TensorFlow `SAME` padding ([`same_padding`]); else `kernel / 2` on every side.
+    pub same_padding: bool,
+}
+
+impl ConvShape {
+    /// A convolution of `c_in → c_out` channels, `kernel` side, stride 1, one group, no ReLU6,
+    /// padded `kernel / 2`.
+    pub fn new([c_in, c_out]: [usize; 2], kernel: usize) -> ConvShape {
+        ConvShape { c_in, c_out, kernel, stride: 1, groups: 1, relu6: false, same_padding: false }
+    }
+
+    /// The weight's shape, `[c_out, c_in / groups, kernel, kernel]` (burn's and ONNX's layout).
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.groups, self.kernel, self.kernel]
+    }
+}
+
+/// One inverted residual block as it is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockShape {
+    pub expand: Option<ConvShape>,
+    pub depthwise: ConvShape,
+    /// Squeeze-excitation's `[channels, squeezed]`: `reduce` maps channels to squeezed, `expand` back.
+    pub se: Option<[usize; 2]>,
+    pub project: ConvShape,
+    pub residual: bool,
+}
+
+/// A student network's layers as [`StudentConfig::layout`] gives them (the parameter names follow
+/// the fields: `stem.conv.weight`, `blocks.3.se.reduce.bias`, `classifier.weight`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub stem: ConvShape,
+    pub blocks: Vec<BlockShape>,
+    pub head: ConvShape,
+    /// `[head channels, classes]`.
+    pub classifier: [usize; 2],
+    /// The blocks whose outputs the lesion decoder reads ([`Architecture::taps`]).
+    pub taps: [usize; 3],
+}
+
 /// A convolution, its BatchNorm (absent once folded) and an optional ReLU6.
 #[derive(Module, Debug)]
 pub struct ConvBn {
@@ -195,30 +249,13 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
-    pub(crate) fn new(
-        device: &Device,
-        channels: [usize; 2],
-        kernel: usize,
-        stride: usize,
-        groups: usize,
-        relu6: bool,
-    ) -> Self {
-        Self::styled(device, ConvStyle::SYMMETRIC, channels, kernel, stride, groups, relu6)
-    }
-
-    pub(crate) fn styled(
-        device: &Device,
-        style: ConvStyle,
-        [c_in, c_out]: [usize; 2],
-        kernel: usize,
-        stride: usize,
-        groups: usize,
-        relu6: bool,
-    ) -> Self {
-        let pad = kernel / 2;
-        let padding = if style.same_padding {
+    /// The convolution `shape` describes, with a fresh BatchNorm (folded away before inference).
+    pub(crate) fn from_shape(device: &Device, shape: &ConvShape, bn_epsilon: f64) -> Self {
+        let ConvShape { c_in, c_out, kernel, stride, groups, relu6, same_padding } = *shape;
+        let padding = if same_padding {
             PaddingConfig2d::Same
         } else {
+            let pad = kernel / 2;
             PaddingConfig2d::Explicit(pad, pad, pad, pad)
         };
         let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
@@ -227,7 +264,7 @@ impl ConvBn {
             .with_groups(groups)
             .with_bias(false)
             .init(device);
-        let bn = BatchNormConfig::new(c_out).with_epsilon(style.bn_epsilon).init(device);
+        let bn = BatchNormConfig::new(c_out).with_epsilon(bn_epsilon).init(device);
         ConvBn { conv, bn: Some(bn), relu6 }
     }
 
@@ -377,15 +414,20 @@ impl StudentConfig {
         Ok(())
     }
 
-    pub fn init(&self, device: &Device) -> Student {
+    /// The layers of the network this config describes, in the order they run.
+    pub fn layout(&self) -> Layout {
         let w = |c: usize| round_channels(c as f64 * self.width);
         let arch = self.architecture();
-        let style = arch.conv_style();
-        let conv_bn = |channels, kernel, stride, groups, relu6| {
-            ConvBn::styled(device, style, channels, kernel, stride, groups, relu6)
+        let same_padding = arch.conv_style().same_padding;
+        let conv = |channels, kernel, stride, groups, relu6| ConvShape {
+            stride,
+            groups,
+            relu6,
+            same_padding,
+            ..ConvShape::new(channels, kernel)
         };
         let stem_channels = w(32);
-        let stem = conv_bn([self.in_channels, stem_channels], 3, 2, 1, true);
+        let stem = conv([self.in_channels, stem_channels], 3, 2, 1, true);
         let mut blocks = Vec::new();
         let mut c_in = stem_channels;
         for (stage, shape) in arch.stages().into_iter().enumerate() {
@@ -396,28 +438,57 @@ impl StudentConfig {
                     Some(hidden) => hidden[blocks.len()],
                     None => c_in * shape.expand,
                 };
-                let expand = (shape.expand != 1).then(|| conv_bn([c_in, hidden], 1, 1, 1, true));
-                let depthwise = conv_bn([hidden, hidden], shape.kernel, stride, hidden, true);
-                let se = arch.first_se_stage().is_some_and(|first| stage >= first).then(|| {
-                    let squeezed = ((c_in as f64 * self.se_ratio) as usize).max(8);
-                    SqueezeExcite {
-                        reduce: LinearConfig::new(hidden, squeezed).init(device),
-                        expand: LinearConfig::new(squeezed, hidden).init(device),
-                    }
+                let squeezed = ((c_in as f64 * self.se_ratio) as usize).max(8);
+                blocks.push(BlockShape {
+                    expand: (shape.expand != 1).then(|| conv([c_in, hidden], 1, 1, 1, true)),
+                    depthwise: conv([hidden, hidden], shape.kernel, stride, hidden, true),
+                    se: arch
+                        .first_se_stage()
+                        .is_some_and(|first| stage >= first)
+                        .then_some([hidden, squeezed]),
+                    project: conv([hidden, c_out], 1, 1, 1, false),
+                    residual: stride == 1 && c_in == c_out,
                 });
-                let project = conv_bn([hidden, c_out], 1, 1, 1, false);
-                let residual = stride == 1 && c_in == c_out;
-                blocks.push(InvertedResidual { expand, depthwise, se, project, residual });
                 c_in = c_out;
             }
         }
-        let head = conv_bn([c_in, self.head_channels], 1, 1, 1, true);
+        Layout {
+            stem,
+            blocks,
+            head: conv([c_in, self.head_channels], 1, 1, 1, true),
+            classifier: [self.head_channels, self.num_classes],
+            taps: arch.taps(),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Student {
+        let layout = self.layout();
+        let epsilon = self.architecture().conv_style().bn_epsilon;
+        let conv_bn = |shape: &ConvShape| ConvBn::from_shape(device, shape, epsilon);
+        // Modules are made in the order they run, as they always were: a seed gives the same weights.
+        let stem = conv_bn(&layout.stem);
+        let blocks = layout
+            .blocks
+            .iter()
+            .map(|b| InvertedResidual {
+                expand: b.expand.as_ref().map(conv_bn),
+                depthwise: conv_bn(&b.depthwise),
+                se: b.se.map(|[channels, squeezed]| SqueezeExcite {
+                    reduce: LinearConfig::new(channels, squeezed).init(device),
+                    expand: LinearConfig::new(squeezed, channels).init(device),
+                }),
+                project: conv_bn(&b.project),
+                residual: b.residual,
+            })
+            .collect();
+        let head = conv_bn(&layout.head);
+        let [features, classes] = layout.classifier;
         Student {
             stem,
             blocks,
             head,
             dropout: DropoutConfig::new(self.dropout).init(),
-            classifier: LinearConfig::new(self.head_channels, self.num_classes).init(device),
+            classifier: LinearConfig::new(features, classes).init(device),
         }
     }
 }

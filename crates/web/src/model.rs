@@ -4,6 +4,7 @@ use crate::study::Study;
 use bedside_diagnosis::Diagnoser;
 use bedside_model::artifact::ModelInfo;
 use bedside_model::task::Task;
+#[cfg(feature = "webgpu")]
 use burn::prelude::Device;
 use js_sys::{Object, Reflect, Uint8Array};
 use serde::Serialize;
@@ -64,12 +65,16 @@ impl Model {
         // Validated before a device is set up, so a broken model.json costs no WebGPU start-up and
         // comes back as its one-line message (`Diagnoser::new` checks it again, cheaply).
         ModelInfo::from_json(&model_json)?;
-        let (device, backend) = match backend.as_str() {
-            "cpu" => (Device::flex(), "cpu"),
+        // The CPU path runs on Bedside's own engine, weights read without burn, in the arithmetic
+        // `bedside predict` uses (`bedside_diagnosis::CPU_ARITHMETIC`); burn runs WebGPU only.
+        let (mut diagnoser, backend) = match backend.as_str() {
+            "cpu" => (Diagnoser::on_cpu(&model_json, weights, bedside_diagnosis::CPU_ARITHMETIC)?, "cpu"),
             // The engine in f32: the reference the benchmark compares "cpu" with.
-            "cpu-fp32" => (Device::flex(), "cpu-fp32"),
+            "cpu-fp32" => {
+                (Diagnoser::on_cpu(&model_json, weights, bedside_diagnosis::Precision::Fp32)?, "cpu-fp32")
+            }
             #[cfg(feature = "webgpu")]
-            "webgpu" => (webgpu().await?, "webgpu"),
+            "webgpu" => (Diagnoser::new(&model_json, weights, webgpu().await?)?, "webgpu"),
             #[cfg(not(feature = "webgpu"))]
             "webgpu" => {
                 return Err(JsError::new("this build of the module has no WebGPU backend: load pkg/webgpu/"));
@@ -78,17 +83,8 @@ impl Model {
                 return Err(JsError::new(&format!("unknown backend {other:?}: use cpu, cpu-fp32 or webgpu")));
             }
         };
-        let mut diagnoser = Diagnoser::new(&model_json, weights, device)?;
         if let (Some(json), Some(weights)) = (lesion_json, lesion_weights) {
             diagnoser = diagnoser.with_lesion(&json, weights)?;
-        }
-        // The CPU path runs on Bedside's own engine in the arithmetic `bedside predict` uses
-        // (`bedside_diagnosis::CPU_ARITHMETIC`), faster than burn's flex backend on every shipped model;
-        // burn stays for WebGPU.
-        match backend {
-            "cpu" => diagnoser = diagnoser.on_engine()?,
-            "cpu-fp32" => diagnoser = diagnoser.on_engine_in(bedside_diagnosis::Precision::Fp32)?,
-            _ => {}
         }
         Ok(Model { diagnoser: Rc::new(diagnoser), backend })
     }
