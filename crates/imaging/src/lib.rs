@@ -30,6 +30,8 @@
 //!   one tall grey image of component lines (an approximation by its own account, not T.87's line
 //!   interleave) and refuses sample interleave.
 //! - RLE Lossless: our `rle` module (dicom-rs's stops at 16 bits allocated; RT dose grids use 32).
+//!   dicom-pixeldata's `jpeg` and `rle` features are off: nothing reaches their adapters, and the
+//!   JPEG one would link an encoder into the page's module.
 //! - JPEG 2000, lossless and lossy: dicom-pixeldata's `openjp2` feature, `jpeg2k` over the pure-Rust
 //!   port of OpenJPEG; its values match OpenJPEG's bit for bit on the test corpus. dicom-rs registers
 //!   HTJ2K to it as well (openjp2 has OpenJPEG's HT block decoder); the corpus holds no HTJ2K file,

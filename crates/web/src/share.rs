@@ -212,7 +212,8 @@ fn whole_image_heat_map(
     let at = |v: u32| (f64::from(v) * scale).round() as i64;
     imageops::overlay(&mut canvas, &stretched, at(x), at(y));
     let mut png = Vec::new();
-    canvas.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)?;
+    // The PNG encoder named, not chosen by format at run time: that would link every encoder `image` has.
+    canvas.write_with_encoder(image::codecs::png::PngEncoder::new(&mut png))?;
     Ok(png)
 }
 
