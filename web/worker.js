@@ -32,6 +32,25 @@ const choices = new Map();
 /** Tasks whose backends are being timed now. */
 const timing = new Set();
 
+/**
+ * The gate's files, fetched while the module downloads and compiles: every file the page opens goes
+ * through the gate first, and on a slow link its weights would otherwise start only after the
+ * module is running and a file is open. Each is used once (`fetchOk`, `fetchOptional`); a later
+ * load fetches again.
+ */
+const prefetched = new Map(['models/gate/model.json', 'models/gate/model.bin', 'models/gate/lesion.json'].map((url) => {
+  const response = fetch(new URL(`../${url}`, import.meta.url));
+  response.catch(() => {}); // a failure surfaces where the load awaits it
+  return [url, response];
+}));
+
+/** A response for `url`, the prefetched one the first time there is one. */
+function fetchOnce(url) {
+  const response = prefetched.get(url);
+  prefetched.delete(url);
+  return response ?? fetch(new URL(`../${url}`, import.meta.url));
+}
+
 const ready = init().then(
   () => self.postMessage({ type: 'ready' }),
   (err) => self.postMessage({ type: 'fatal', message: `could not start the decoder: ${err}` }),
@@ -451,14 +470,14 @@ async function timeBackends(tasks) {
 }
 
 async function fetchOk(url) {
-  const response = await fetch(new URL(`../${url}`, import.meta.url));
+  const response = await fetchOnce(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response;
 }
 
 /** The response, or null on a 404 (a file the app may or may not ship). */
 async function fetchOptional(url) {
-  const response = await fetch(new URL(`../${url}`, import.meta.url));
+  const response = await fetchOnce(url);
   if (response.status === 404) return null;
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response;
