@@ -241,11 +241,14 @@ async function load(task, backend, quiet = false) {
   const progress = (loaded, total) => tell({ type: 'model-progress', task, loaded, total });
   try {
     const started = performance.now();
-    const json = await (await fetchOk(`models/${task}/model.json`)).text();
-    const weights = await fetchWithProgress(`models/${task}/model.bin`, progress);
-    // The lesion decoder, where the task has one (a 404 means it has none).
-    const lesionJson = await fetchOptional(`models/${task}/lesion.json`);
-    const lesion = lesionJson ? [await lesionJson.text(), await fetchWithProgress(`models/${task}/lesion.bin`, () => {})] : [undefined, undefined];
+    // Asked for at once: on a slow link each request waited for the one before costs a round trip.
+    // The lesion decoder's, where the task has one (a 404 means it has none).
+    const asked = [fetchOk(`models/${task}/model.json`), fetchOk(`models/${task}/model.bin`), fetchOptional(`models/${task}/lesion.json`)];
+    asked.forEach((response) => response.catch(() => {})); // a failure surfaces where it is awaited
+    const json = await (await asked[0]).text();
+    const weights = await readWithProgress(await asked[1], progress);
+    const lesionJson = await asked[2];
+    const lesion = lesionJson ? [await lesionJson.text(), await readWithProgress(await fetchOk(`models/${task}/lesion.bin`), () => {})] : [undefined, undefined];
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', weights));
     const sha256 = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
     let fallback = null; // why 'auto' did not get WebGPU
@@ -483,9 +486,8 @@ async function fetchOptional(url) {
   return response;
 }
 
-/** The whole body as bytes, reporting progress as it arrives. */
-async function fetchWithProgress(url, progress) {
-  const response = await fetchOk(url);
+/** The response's whole body as bytes, reporting progress as it arrives. */
+async function readWithProgress(response, progress) {
   // Sent gzip-compressed, its Content-Length counts the compressed bytes, not those read here.
   const encoded = response.headers.get('content-encoding');
   const total = encoded ? 0 : Number(response.headers.get('content-length')) || 0;
