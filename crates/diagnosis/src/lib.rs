@@ -230,14 +230,10 @@ impl Diagnoser {
         Ok(Diagnoser { info, network: Network::Engine(engine), weights_sha256, lesion: None })
     }
 
-    /// The same model computed by Bedside's own CPU engine instead of burn, in [`CPU_ARITHMETIC`]: what
-    /// the page's CPU path and `bedside predict` run.
-    pub fn on_engine(self) -> Result<Diagnoser, Error> {
-        self.on_engine_in(CPU_ARITHMETIC)
-    }
-
-    /// [`Diagnoser::on_engine`] with the engine's arithmetic chosen: in f32 its outputs are within 1e-4
-    /// of burn's (`bedside-infer`'s parity test); `bedside arithmetic` measures the integer ones.
+    /// The same model computed by Bedside's own CPU engine instead of burn, in `precision` (what the
+    /// page's CPU path and `bedside predict` run is [`CPU_ARITHMETIC`], loaded by
+    /// [`Diagnoser::on_cpu`]): in f32 its outputs are within 1e-4 of burn's (`bedside-infer`'s parity
+    /// test); `bedside arithmetic` measures the integer ones.
     pub fn on_engine_in(mut self, precision: bedside_infer::Precision) -> Result<Diagnoser, Error> {
         if let Network::Burn { model, decoder, .. } = &self.network {
             let options = bedside_infer::Options { precision, portable: false };
