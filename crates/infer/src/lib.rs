@@ -180,6 +180,13 @@ pub struct Options {
     pub portable: bool,
 }
 
+impl Options {
+    /// The kernels these options ask for: the fastest this CPU runs, or the portable ones.
+    fn kernels(self) -> Kernels {
+        if self.portable { Kernels::Portable } else { Kernels::detect() }
+    }
+}
+
 /// A convolution's weight in its kernel's layout.
 #[derive(Debug, Clone)]
 enum Weight {
@@ -434,7 +441,7 @@ impl Engine {
         lesion: Option<&LesionDecoder>,
         options: Options,
     ) -> Result<Engine, Error> {
-        let k = if options.portable { Kernels::Portable } else { Kernels::detect() };
+        let k = options.kernels();
         let p = options.precision;
         let blocks = model
             .blocks
@@ -473,7 +480,7 @@ impl Engine {
     /// The engine for the network `config` describes with the weights of `model.bin` (int8) or
     /// `model-fp32.bin`, read without burn: a tensor missing or of another shape is an error.
     pub fn from_bytes(config: &StudentConfig, weights: Vec<u8>, options: Options) -> Result<Engine, Error> {
-        let k = if options.portable { Kernels::Portable } else { Kernels::detect() };
+        let k = options.kernels();
         let p = options.precision;
         let layout = config.layout();
         let mut named = Named::from_bytes(weights)?;
