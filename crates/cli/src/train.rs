@@ -83,7 +83,7 @@ pub struct Args {
     teacher_epochs: usize,
     /// Train the teacher (or Lite0) on the task's lesion outlines too, with this weight on the
     /// outline loss beside the classification loss: a small decoder on its maps learns the masks,
-    /// so the trained stages learn where the lesion is (breast and skin; --teacher-stage 5). 0: none.
+    /// so the trained stages learn where the lesion is (breast and skin; --teacher-stage 2 to 5). 0: none.
     #[arg(long, value_name = "WEIGHT", default_value_t = 0.0, value_parser = weight)]
     lesion_weight: f64,
     /// Batch size for adapting the teacher [default: --batch-size]. On a few hundred images a

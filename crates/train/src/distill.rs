@@ -46,7 +46,7 @@ pub struct TeacherSettings {
     #[serde(default = "weighted")]
     pub class_weights: bool,
     /// Weight of the lesion-outline loss trained alongside the classification loss (0: none).
-    /// Needs `stage` = [`LESION_STAGE`] and the task's masks.
+    /// Needs `stage` in [`LESION_STAGES`] and the task's masks.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lesion_weight: f64,
 }
@@ -55,10 +55,34 @@ fn is_zero(value: &f64) -> bool {
     *value == 0.0
 }
 
-/// The first trained stage when the teacher also learns the lesion outlines: the map entering it
-/// (at 1/16) is the decoder's deepest tap and is what the feature cache already holds, and the maps
-/// at 1/4 and 1/8 come from frozen stages, so they are cached alongside.
+/// The stage whose entering map (at 1/16) is the decoder's deepest tap; the maps entering stages 2
+/// (1/4) and 3 (1/8) are the others.
 pub const LESION_STAGE: usize = 5;
+
+/// First trained stages the joint outline loss supports: the taps entering frozen stages are cached
+/// ([`LesionViews`]); those at or after the first trained stage are computed as the network trains.
+pub const LESION_STAGES: std::ops::RangeInclusive<usize> = 2..=LESION_STAGE;
+
+/// The decoder's taps (the maps entering stages 2, 3 and [`LESION_STAGE`]) and the head's map, from
+/// the map `x` entering `stage`, with the cached `quarter` and `eighth` maps for frozen stages.
+fn head_and_taps(
+    teacher: &Teacher,
+    stage: usize,
+    x: Tensor<4>,
+    cached: [Tensor<4>; 2],
+) -> (Tensor<4>, [Tensor<4>; 3]) {
+    let [quarter, eighth] = cached;
+    let (mut current, mut at) = (x, stage);
+    let mut reach = |boundary: usize| {
+        current = teacher.forward_stages(current.clone(), at, boundary);
+        at = boundary;
+        current.clone()
+    };
+    let quarter = if stage > 2 { quarter } else { reach(2) };
+    let eighth = if stage > 3 { eighth } else { reach(3) };
+    let sixteenth = reach(LESION_STAGE);
+    (teacher.features_from(LESION_STAGE, sixteenth.clone()), [quarter, eighth, sixteenth])
+}
 
 fn weighted() -> bool {
     true
@@ -291,9 +315,11 @@ pub fn cache_lesion_views(
 
 /// Training on the outlines reads the decoder's taps at stage boundaries the cache provides.
 pub fn check_lesion_stage(settings: &TeacherSettings) -> Result<(), Error> {
-    if settings.lesion_weight > 0.0 && settings.stage != LESION_STAGE {
+    if settings.lesion_weight > 0.0 && !LESION_STAGES.contains(&settings.stage) {
         return Err(Error::Data(format!(
-            "training on the lesion outlines needs the teacher's stages from {LESION_STAGE} on (not {})",
+            "training on the lesion outlines needs the first trained stage between {} and {} (not {})",
+            LESION_STAGES.start(),
+            LESION_STAGES.end(),
             settings.stage
         )));
     }
@@ -324,12 +350,11 @@ fn logits_and_dice(
     let (mut sum, mut n) = (0.0, 0usize);
     let picks: Vec<(usize, usize)> = (0..count).map(|k| (k / maps.views, k % maps.views)).collect();
     for chunk in picks.chunks(32) {
-        let x = maps.batch(chunk, &device);
-        let head = teacher.features_from(stage, x.clone());
+        let cached = [lesion.quarter.batch(chunk, &device), lesion.eighth.batch(chunk, &device)];
+        let (head, taps) = head_and_taps(teacher, stage, maps.batch(chunk, &device), cached);
         let classes = teacher.classify(head.clone()).into_data();
         let classes = classes.as_slice::<f32>().expect("f32 logits");
         all_logits.extend(classes.chunks(classes.len() / chunk.len()).map(<[f32]>::to_vec));
-        let taps = [lesion.quarter.batch(chunk, &device), lesion.eighth.batch(chunk, &device), x];
         let logits = decoder.forward(head, &taps, [qh, qw]).into_data();
         let logits = logits.as_slice::<f32>().expect("f32 logits");
         let truth = lesion.masks.batch(chunk, &device).into_data();
@@ -436,12 +461,18 @@ pub fn adapt_teacher(
             }
             let y = Tensor::<2>::from_data(TensorData::new(targets, [batch.len(), classes]), &device);
             let x = features.batch(&picks, &device);
-            let head = teacher.features_from(settings.stage, x.clone());
+            let (head, taps) = match lesion {
+                Some((views, _)) => {
+                    let cached = [views.quarter.batch(&picks, &device), views.eighth.batch(&picks, &device)];
+                    let (head, taps) = head_and_taps(&teacher, settings.stage, x, cached);
+                    (head, Some(taps))
+                }
+                None => (teacher.features_from(settings.stage, x), None),
+            };
             let logits = teacher.classify(head.clone());
             let mut loss = -(log_softmax(logits, 1) * y).sum() / weight_sum;
-            if let (Some(decoder), Some((views, _))) = (&decoder, lesion) {
+            if let (Some(decoder), Some((views, _)), Some(taps)) = (&decoder, lesion, taps) {
                 let [_, qh, qw] = views.masks.dims;
-                let taps = [views.quarter.batch(&picks, &device), views.eighth.batch(&picks, &device), x];
                 let target = views.masks.batch(&picks, &device).reshape([picks.len(), qh, qw]);
                 let outline = crate::lesion::outline_loss(decoder.forward(head, &taps, [qh, qw]), target);
                 loss = loss + outline.mul_scalar(settings.lesion_weight);
@@ -600,6 +631,30 @@ mod tests {
         let chest = teacher_input(Task::Chest);
         assert_eq!((chest.width, chest.height), (224, 224));
         assert!((chest.mean[0] - 127.0 / 255.0).abs() < 1e-6);
+    }
+
+    /// Whichever stage training starts from, the decoder reads the same maps and the head the same
+    /// features as one pass from the stem computes.
+    #[test]
+    fn the_outline_taps_do_not_depend_on_the_first_trained_stage() {
+        let device = Device::flex();
+        device.seed(5);
+        let teacher = bedside_model::teacher::TeacherConfig::new().with_num_classes(3).init(&device);
+        let x = Tensor::<4>::random([1, 3, 64, 48], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let maps: Vec<Tensor<4>> =
+            [2, 3, LESION_STAGE].iter().map(|&s| teacher.forward_stem_to(x.clone(), s)).collect();
+        let head = teacher.features_from(0, teacher.forward_stem_to(x.clone(), 0));
+        for stage in LESION_STAGES {
+            let cached = [maps[0].clone(), maps[1].clone()];
+            let (got_head, taps) =
+                head_and_taps(&teacher, stage, teacher.forward_stem_to(x.clone(), stage), cached);
+            for (got, want) in taps.iter().chain([&got_head]).zip(maps.iter().chain([&head])) {
+                assert_eq!(got.dims(), want.dims(), "stage {stage}");
+                got.clone()
+                    .into_data()
+                    .assert_approx_eq::<f32>(&want.clone().into_data(), Default::default());
+            }
+        }
     }
 
     /// Student and teacher render view `v` of an image from the same random stream at their own
