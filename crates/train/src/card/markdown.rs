@@ -305,14 +305,36 @@ fn lite0_network(out: &mut String, inputs: &CardInputs, channels: &str) {
         );
         if s.lesion_weight > 0.0 {
             let dice: Vec<String> = teacher.lesion_val_dice.iter().map(|d| num(*d)).collect();
+            // The maps entering stages 2, 3 and 5; the map entering the first trained stage is still
+            // a frozen stage's output.
+            let (frozen, trained): (Vec<_>, Vec<_>) =
+                [(2, "1/4"), (3, "1/8"), (5, "1/16")].iter().partition(|&&(entering, _)| entering <= s.stage);
+            let list = |maps: &[&(usize, &str)]| {
+                let sides: Vec<&str> = maps.iter().map(|m| m.1).collect();
+                match sides.split_last() {
+                    Some((last, [])) => last.to_string(),
+                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            };
+            let taps = match (frozen.is_empty(), trained.is_empty()) {
+                (false, true) => format!("{} of the input (from frozen stages)", list(&frozen)),
+                (true, false) => format!("{} of the input (from trained stages)", list(&trained)),
+                _ => format!(
+                    "{} of the input (from frozen stages), {} (from trained ones)",
+                    list(&frozen),
+                    list(&trained)
+                ),
+            };
             put!(
                 out,
                 "- **Trained on the lesion outlines too:** beside the classification loss, a small lesion \
-                 decoder on the frozen maps at 1/4 and 1/8, the map at 1/16 and the head's map learned the \
+                 decoder on the maps at {} and the head's map learned the \
                  authors' outlines of the same views (binary cross-entropy plus soft Dice, weight {}), so \
                  the trained stages learned where the lesion is as well as what it is. That decoder was then \
                  dropped: the shipped one is trained on the finished network (see Lesion outline). Its Dice \
                  at 1/4 of the input on validation after each epoch: {}.",
+                taps,
                 s.lesion_weight,
                 if dice.is_empty() { "not recorded".to_string() } else { dice.join(", ") }
             );
