@@ -64,22 +64,24 @@ pub const LESION_STAGE: usize = 5;
 pub const LESION_STAGES: std::ops::RangeInclusive<usize> = 2..=LESION_STAGE;
 
 /// The decoder's taps (the maps entering stages 2, 3 and [`LESION_STAGE`]) and the head's map, from
-/// the map `x` entering `stage`, with the cached `quarter` and `eighth` maps for frozen stages.
+/// the map `x` entering `stage` for the views `picks`: a tap entering a frozen stage is read from
+/// `lesion`'s cache, one entering a trained stage is computed here.
 fn head_and_taps(
     teacher: &Teacher,
     stage: usize,
     x: Tensor<4>,
-    cached: [Tensor<4>; 2],
+    lesion: &LesionViews,
+    picks: &[(usize, usize)],
 ) -> (Tensor<4>, [Tensor<4>; 3]) {
-    let [quarter, eighth] = cached;
+    let device = x.device();
     let (mut current, mut at) = (x, stage);
     let mut reach = |boundary: usize| {
         current = teacher.forward_stages(current.clone(), at, boundary);
         at = boundary;
         current.clone()
     };
-    let quarter = if stage > 2 { quarter } else { reach(2) };
-    let eighth = if stage > 3 { eighth } else { reach(3) };
+    let quarter = if stage > 2 { lesion.quarter.batch(picks, &device) } else { reach(2) };
+    let eighth = if stage > 3 { lesion.eighth.batch(picks, &device) } else { reach(3) };
     let sixteenth = reach(LESION_STAGE);
     (teacher.features_from(LESION_STAGE, sixteenth.clone()), [quarter, eighth, sixteenth])
 }
@@ -350,8 +352,7 @@ fn logits_and_dice(
     let (mut sum, mut n) = (0.0, 0usize);
     let picks: Vec<(usize, usize)> = (0..count).map(|k| (k / maps.views, k % maps.views)).collect();
     for chunk in picks.chunks(32) {
-        let cached = [lesion.quarter.batch(chunk, &device), lesion.eighth.batch(chunk, &device)];
-        let (head, taps) = head_and_taps(teacher, stage, maps.batch(chunk, &device), cached);
+        let (head, taps) = head_and_taps(teacher, stage, maps.batch(chunk, &device), lesion, chunk);
         let classes = teacher.classify(head.clone()).into_data();
         let classes = classes.as_slice::<f32>().expect("f32 logits");
         all_logits.extend(classes.chunks(classes.len() / chunk.len()).map(<[f32]>::to_vec));
@@ -463,8 +464,7 @@ pub fn adapt_teacher(
             let x = features.batch(&picks, &device);
             let (head, taps) = match lesion {
                 Some((views, _)) => {
-                    let cached = [views.quarter.batch(&picks, &device), views.eighth.batch(&picks, &device)];
-                    let (head, taps) = head_and_taps(&teacher, settings.stage, x, cached);
+                    let (head, taps) = head_and_taps(&teacher, settings.stage, x, views, &picks);
                     (head, Some(taps))
                 }
                 None => (teacher.features_from(settings.stage, x), None),
@@ -644,10 +644,20 @@ mod tests {
         let maps: Vec<Tensor<4>> =
             [2, 3, LESION_STAGE].iter().map(|&s| teacher.forward_stem_to(x.clone(), s)).collect();
         let head = teacher.features_from(0, teacher.forward_stem_to(x.clone(), 0));
+        // The cache of one view, as `cache_lesion_views` holds it.
+        let cache = |map: &Tensor<4>| {
+            let [_, c, h, w] = map.dims();
+            let data = map.clone().into_data().to_vec::<f32>().unwrap();
+            FeatureCache { dims: [c, h, w], views: 1, data }
+        };
+        let lesion = LesionViews {
+            quarter: cache(&maps[0]),
+            eighth: cache(&maps[1]),
+            masks: FeatureCache { dims: [1, 1, 1], views: 1, data: vec![0.0] },
+        };
         for stage in LESION_STAGES {
-            let cached = [maps[0].clone(), maps[1].clone()];
-            let (got_head, taps) =
-                head_and_taps(&teacher, stage, teacher.forward_stem_to(x.clone(), stage), cached);
+            let x_at_stage = teacher.forward_stem_to(x.clone(), stage);
+            let (got_head, taps) = head_and_taps(&teacher, stage, x_at_stage, &lesion, &[(0, 0)]);
             for (got, want) in taps.iter().chain([&got_head]).zip(maps.iter().chain([&head])) {
                 assert_eq!(got.dims(), want.dims(), "stage {stage}");
                 got.clone()
