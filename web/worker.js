@@ -39,7 +39,7 @@ const timing = new Set();
  * load fetches again.
  */
 const prefetched = new Map(['models/gate/model.json', 'models/gate/model.bin', 'models/gate/lesion.json'].map((url) => {
-  const response = fetch(new URL(`../${url}`, import.meta.url));
+  const response = fetchFromApp(url);
   response.catch(() => {}); // a failure surfaces where the load awaits it
   return [url, response];
 }));
@@ -48,7 +48,12 @@ const prefetched = new Map(['models/gate/model.json', 'models/gate/model.bin', '
 function fetchOnce(url) {
   const response = prefetched.get(url);
   prefetched.delete(url);
-  return response ?? fetch(new URL(`../${url}`, import.meta.url));
+  return response ?? fetchFromApp(url);
+}
+
+/** The app's file at `url`, a path from the app's root (the folder above this worker's). */
+function fetchFromApp(url) {
+  return fetch(new URL(`../${url}`, import.meta.url));
 }
 
 const ready = init().then(
