@@ -647,7 +647,7 @@ mod tests {
         // The cache of one view, as `cache_lesion_views` holds it.
         let cache = |map: &Tensor<4>| {
             let [_, c, h, w] = map.dims();
-            let data = map.clone().into_data().to_vec::<f32>().unwrap();
+            let data = map.clone().into_data().as_slice::<f32>().unwrap().to_vec();
             FeatureCache { dims: [c, h, w], views: 1, data }
         };
         let lesion = LesionViews {
