@@ -55,6 +55,38 @@ fn font(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().color(&BLACK)
 }
 
+/// The legend box of the labelled series, at `position`, as every plot draws it.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .label_font(font(16))
+        .background_style(WHITE.mix(0.92))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
+}
+
+/// A labelled line of `colour` through `points`, each point dotted.
+fn dotted_line<'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+    label: &str,
+) -> Drawn {
+    let style = colour.stroke_width(2);
+    chart.draw_series(LineSeries::new(points.iter().copied(), style))?;
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+    Ok(())
+}
+
 /// Draws with `draw` on a white canvas of [`SIZE`] and writes the PNG to `path`.
 fn save(path: &Path, draw: impl FnOnce(&Area) -> Drawn) -> Result<(), Error> {
     register_font();
@@ -127,14 +159,7 @@ pub fn roc(
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 12, y), 6, marker));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .margin(12)
-            .label_font(font(16))
-            .background_style(WHITE.mix(0.92))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
@@ -191,14 +216,7 @@ pub fn reliability(path: &Path, title: &str, bins: usize, rows: &[(f64, f64, usi
             .draw_series(points.iter().map(|&p| Circle::new(p, 5, EMPHASIS.filled())))?
             .label("mean confidence in the bin")
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, EMPHASIS.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .label_font(font(16))
-            .background_style(WHITE.mix(0.92))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -399,12 +417,7 @@ pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Er
         ];
         for (values, colour, label) in series {
             let line: Vec<(f64, f64)> = points.iter().zip(values).map(|(p, v)| (kilo(p), v)).collect();
-            let style = colour.stroke_width(2);
-            chart.draw_series(LineSeries::new(line.iter().copied(), style))?;
-            chart
-                .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            dotted_line(&mut chart, &line, colour, label)?;
         }
         if let Some(p) = points.iter().find(|p| p.shipped) {
             let ring = BLACK.stroke_width(2);
@@ -413,14 +426,7 @@ pub fn pruning(path: &Path, title: &str, points: &[PrunePoint]) -> Result<(), Er
                 .label("shipped")
                 .legend(move |(x, y)| Circle::new((x + 12, y), 6, ring));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .margin(12)
-            .label_font(font(16))
-            .background_style(WHITE.mix(0.92))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
@@ -454,24 +460,12 @@ pub fn risk_coverage(
             .draw()?;
         for (i, (name, points, shipped)) in curves.iter().enumerate() {
             let colour = if i == 0 { EMPHASIS } else { PALETTE[(i - 1) % PALETTE.len()] };
-            let style = colour.stroke_width(2);
             let line: Vec<(f64, f64)> = points.iter().map(|p| (p.coverage, p.accuracy)).collect();
-            chart.draw_series(LineSeries::new(line.iter().copied(), style))?;
-            chart
-                .draw_series(line.iter().map(|&p| Circle::new(p, 4, colour.filled())))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            dotted_line(&mut chart, &line, colour, name)?;
             let marker = BLACK.mix(0.6).stroke_width(1);
             chart.draw_series(LineSeries::new([(*shipped, bottom), (*shipped, 1.0)], marker))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .margin(12)
-            .label_font(font(16))
-            .background_style(WHITE.mix(0.92))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
@@ -529,14 +523,7 @@ pub fn size_curve(
             let name = format!("{} ({:.2} M parameters)", p.network, p.params as f64 / 1e6);
             Text::new(name, (mega(p), p.auc.max(p.positive_auc) + 0.012), name_style.clone())
         }))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .margin(12)
-            .label_font(font(16))
-            .background_style(WHITE.mix(0.92))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
