@@ -8,6 +8,7 @@
 //! the weights against the network, so a file that does not fit is an [`ArtifactError`], never a
 //! panic (in the browser's worker a panic would leave the Wasm instance broken).
 
+use crate::heat_map::HeatMapKind;
 use crate::input::InputSpec;
 use crate::review::{MAX_MARGIN, Review};
 use crate::student::{Student, StudentConfig};
@@ -38,6 +39,9 @@ pub struct ModelInfo {
     /// the model always names a class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
+    /// What the heat map draws; absent, the predicted class's activation map.
+    #[serde(default, skip_serializing_if = "HeatMapKind::is_class")]
+    pub heat_map: HeatMapKind,
     /// Free-form card data (data, metrics with CIs, training command, …) for people and the page.
     #[serde(default)]
     pub card: serde_json::Value,

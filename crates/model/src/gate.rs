@@ -152,6 +152,7 @@ mod tests {
             temperature: 1.0,
             threshold: Some(floor),
             review: None,
+            heat_map: Default::default(),
             card: serde_json::Value::Null,
         }
     }

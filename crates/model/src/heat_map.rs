@@ -21,6 +21,43 @@ impl Student {
     }
 }
 
+/// Which per-position evidence a model's heat map draws (`heat_map` in `model.json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeatMapKind {
+    /// The predicted class's activation map: where the evidence raising its logit lies.
+    #[default]
+    Class,
+    /// Its activation map less the probability-weighted mean of every class's, `map_c − Σ_k p_k ·
+    /// map_k`: each position's first-order share of the log of its calibrated probability. Evidence
+    /// that raises every class's logit alike moves no probability and cancels, so the map marks what
+    /// sets the predicted class above the others.
+    Contrast,
+}
+
+impl HeatMapKind {
+    pub fn is_class(&self) -> bool {
+        *self == HeatMapKind::Class
+    }
+
+    /// The raw map of `class` from every class's activation maps (`classes × cells`, row-major
+    /// per class) and the calibrated probabilities; before [`HeatMap::from_activation`].
+    pub fn evidence(self, maps: &[f32], probabilities: &[f32], class: usize) -> Vec<f32> {
+        let cells = maps.len() / probabilities.len().max(1);
+        let map = |k: usize| &maps[k * cells..(k + 1) * cells];
+        match self {
+            HeatMapKind::Class => map(class).to_vec(),
+            HeatMapKind::Contrast => {
+                let mut own = map(class).to_vec();
+                for (k, &p) in probabilities.iter().enumerate() {
+                    own.iter_mut().zip(map(k)).for_each(|(v, &m)| *v -= p * m);
+                }
+                own
+            }
+        }
+    }
+}
+
 /// A heat map with values in 0–1 (1 = where the class's evidence is strongest), row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeatMap {
@@ -109,6 +146,18 @@ pub fn colour(v: f32) -> [u8; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_contrast_map_cancels_evidence_every_class_shares() {
+        // Two cells, three classes; cell 1 raises every class's logit by 5.
+        let maps = [1.0, 5.0, 0.0, 5.0, 0.0, 5.0];
+        let p = [0.5, 0.25, 0.25];
+        assert_eq!(HeatMapKind::Class.evidence(&maps, &p, 0), vec![1.0, 5.0]);
+        assert_eq!(HeatMapKind::Contrast.evidence(&maps, &p, 0), vec![0.5, 0.0]);
+        // Two classes: (1 − p) times the difference of the two maps.
+        let (maps, p) = ([2.0, 0.0, 1.0, 3.0], [0.75, 0.25]);
+        assert_eq!(HeatMapKind::Contrast.evidence(&maps, &p, 0), vec![0.25, -0.75]);
+    }
 
     #[test]
     fn activation_is_cut_at_zero_and_scaled_to_one() {

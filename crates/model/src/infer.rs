@@ -124,10 +124,9 @@ impl ModelInfo {
         map_height: u32,
     ) -> (Prediction, HeatMap) {
         let prediction = self.interpret(logits);
-        let cells = (map_width * map_height) as usize;
-        let own = &maps[prediction.label * cells..(prediction.label + 1) * cells];
-        let heat_map =
-            HeatMap::from_activation(own, map_width, map_height).resized(self.input.width, self.input.height);
+        let own = self.heat_map.evidence(maps, &prediction.probabilities, prediction.label);
+        let heat_map = HeatMap::from_activation(&own, map_width, map_height)
+            .resized(self.input.width, self.input.height);
         (prediction, heat_map)
     }
 }

@@ -300,6 +300,7 @@ mod tests {
             temperature: 1.2345,
             threshold,
             review: None,
+            heat_map: Default::default(),
             card: serde_json::json!({
                 "training_command": format!("bedside train --task {}", task.name()),
                 "settings": settings(task),

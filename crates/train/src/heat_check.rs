@@ -14,7 +14,7 @@ use crate::metrics::{Estimate, grouped_mean};
 use crate::rng::Rng;
 use crate::{Error, Progress};
 use bedside_model::artifact::ModelInfo;
-use bedside_model::heat_map::HeatMap;
+use bedside_model::heat_map::{HeatMap, HeatMapKind};
 use bedside_model::infer::forward_with_maps;
 use bedside_model::student::Student;
 use burn::prelude::*;
@@ -85,6 +85,9 @@ pub struct Localisation {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HeatMapCheck {
+    /// The map measured (the model's `heat_map`).
+    #[serde(default)]
+    pub kind: HeatMapKind,
     /// Images of the deletion / insertion and randomisation checks.
     pub images: usize,
     pub steps: usize,
@@ -240,9 +243,9 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
 /// The predicted class and its raw activation map at the input size, for a batch of one input.
 fn own_map(model: &Student, info: &ModelInfo, x: Vec<f32>) -> (usize, Vec<f32>, HeatMap, [u32; 2]) {
     let (logits, maps, [mh, mw]) = run(model, info, x);
-    let class = info.interpret(&logits[0]).label;
-    let cells = mh * mw;
-    let own = maps[0][class * cells..(class + 1) * cells].to_vec();
+    let prediction = info.interpret(&logits[0]);
+    let class = prediction.label;
+    let own = info.heat_map.evidence(&maps[0], &prediction.probabilities, class);
     let raw = HeatMap { width: mw as u32, height: mh as u32, values: own.clone() }
         .resized(info.input.width, info.input.height);
     (class, own, raw, [mw as u32, mh as u32])
@@ -358,10 +361,11 @@ pub fn check(
         groups.push(example.group.as_str());
         for pair in &randomised {
             for (r, randomised) in pair.iter().enumerate() {
-                let (_, maps, _) = run(randomised, info, x.clone());
-                let cells = own.len();
-                correlations[r] +=
-                    spearman(&own, &maps[0][class * cells..(class + 1) * cells]) / RANDOM_INITS as f64;
+                // The same class's map, drawn as the model draws it, from the randomised weights.
+                let (logits, maps, _) = run(randomised, info, x.clone());
+                let probabilities = info.interpret(&logits[0]).probabilities;
+                let theirs = info.heat_map.evidence(&maps[0], &probabilities, class);
+                correlations[r] += spearman(&own, &theirs) / RANDOM_INITS as f64;
             }
         }
         bar.inc(1);
@@ -369,6 +373,7 @@ pub fn check(
     bar.finish_and_clear();
     let n = data.len().max(1) as f64;
     Ok(HeatMapCheck {
+        kind: info.heat_map,
         images: data.len(),
         steps: STEPS,
         deletion_auc: Compared::of(&deletion, &groups),
@@ -443,12 +448,22 @@ impl HeatMapCheck {
     pub fn card_section(&self, command: &str) -> String {
         let header = "| check | heat map | random map | centre prior | heat map − random | heat map − centre |\n\
                       |---|---|---|---|---|---|\n";
+        let what = match self.kind {
+            HeatMapKind::Class => {
+                "It is the class activation map of the predicted class (the last feature map weighted by \
+                 that class's head weights), so it marks the regions that pushed the model towards its answer"
+            }
+            HeatMapKind::Contrast => {
+                "It is the class activation map of the predicted class (the last feature map weighted by \
+                 that class's head weights) less the mean of every class's map weighted by its probability: \
+                 evidence that raises every class alike changes no probability and cancels, so it marks the \
+                 regions that pushed the model towards its answer rather than another"
+            }
+        };
         let mut out = format!(
             "## Heat maps\n\n\
-             **A heat map shows where the model looked, not where disease is.** It is the class activation \
-             map of the predicted class (the last feature map weighted by that class's head weights), so it \
-             marks the regions that pushed the model towards its answer; it is not a segmentation, and a \
-             wrong answer comes with a confident-looking map too.\n\n\
+             **A heat map shows where the model looked, not where disease is.** {what}; it is not a \
+             segmentation, and a wrong answer comes with a confident-looking map too.\n\n\
              Each measure is compared with two maps that know nothing of the picture: a random map of the \
              heat map's coarseness and a centre prior (a Gaussian at the centre, σ a quarter of each side). \
              Means over validation images with 95 % intervals from resampling whole groups (patient, lesion \
@@ -500,6 +515,28 @@ impl HeatMapCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_card_says_which_map_was_measured_and_old_records_measured_the_class_map() {
+        let e = serde_json::json!({"value": 0.5, "low": 0.4, "high": 0.6});
+        let c = serde_json::json!({"heat_map": e, "random": e, "centre": e,
+            "heat_map_minus_random": e, "heat_map_minus_centre": e});
+        let old = serde_json::json!({"images": 3, "steps": STEPS, "deletion_auc": c, "insertion_auc": c,
+            "rank_correlation_random_classifier": 0.1, "rank_correlation_random_network": 0.0,
+            "localisation": null});
+        let mut check: HeatMapCheck = serde_json::from_value(old).unwrap();
+        assert_eq!(check.kind, HeatMapKind::Class);
+        let class = check.card_section("bedside heatmaps");
+        assert!(
+            class.contains("class activation map of the predicted class (") && !class.contains("cancels")
+        );
+        check.kind = HeatMapKind::Contrast;
+        let contrast = check.card_section("bedside heatmaps");
+        assert!(
+            contrast.contains("weighted by its probability") && contrast.contains("cancels"),
+            "{contrast}"
+        );
+    }
 
     #[test]
     fn spearman_is_rank_based() {

@@ -301,6 +301,7 @@ fn calibrate(job: &Job, spec: &InputSpec, model: &Student, val: &Dataset) -> Cal
         temperature,
         threshold,
         review: None,
+        heat_map: Default::default(),
         card: serde_json::json!({
             "training_command": job.command,
             "settings": job.settings,

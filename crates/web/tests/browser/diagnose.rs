@@ -52,6 +52,7 @@ async fn breast() -> Model {
         temperature: 1.5,
         threshold: None,
         review: None,
+        heat_map: Default::default(),
         card: serde_json::Value::Null,
     };
     let json = serde_json::to_string(&info).unwrap();
@@ -138,6 +139,7 @@ async fn weights_that_do_not_fit_are_a_readable_error() {
         temperature: 1.0,
         threshold: Some(0.5),
         review: None,
+        heat_map: Default::default(),
         card: serde_json::Value::Null,
     })
     .unwrap();
@@ -176,6 +178,7 @@ async fn gate(bias: [f32; 4]) -> Model {
         temperature: 1.0,
         threshold: Some(0.6),
         review: None,
+        heat_map: Default::default(),
         card: serde_json::Value::Null,
     };
     Model::load(serde_json::to_string(&info).unwrap(), int8, "cpu".into(), None, None).await.unwrap()
