@@ -449,21 +449,18 @@ impl HeatMapCheck {
         let header = "| check | heat map | random map | centre prior | heat map − random | heat map − centre |\n\
                       |---|---|---|---|---|---|\n";
         let what = match self.kind {
-            HeatMapKind::Class => {
-                "It is the class activation map of the predicted class (the last feature map weighted by \
-                 that class's head weights), so it marks the regions that pushed the model towards its answer"
-            }
+            HeatMapKind::Class => ", so it marks the regions that pushed the model towards its answer",
             HeatMapKind::Contrast => {
-                "It is the class activation map of the predicted class (the last feature map weighted by \
-                 that class's head weights) less the mean of every class's map weighted by its probability: \
-                 evidence that raises every class alike changes no probability and cancels, so it marks the \
-                 regions that pushed the model towards its answer rather than another"
+                " less the mean of every class's map weighted by its probability: evidence that raises every \
+                 class alike changes no probability and cancels, so it marks the regions that pushed the model \
+                 towards its answer rather than another"
             }
         };
         let mut out = format!(
             "## Heat maps\n\n\
-             **A heat map shows where the model looked, not where disease is.** {what}; it is not a \
-             segmentation, and a wrong answer comes with a confident-looking map too.\n\n\
+             **A heat map shows where the model looked, not where disease is.** It is the class activation \
+             map of the predicted class (the last feature map weighted by that class's head weights){what}; \
+             it is not a segmentation, and a wrong answer comes with a confident-looking map too.\n\n\
              Each measure is compared with two maps that know nothing of the picture: a random map of the \
              heat map's coarseness and a centre prior (a Gaussian at the centre, σ a quarter of each side). \
              Means over validation images with 95 % intervals from resampling whole groups (patient, lesion \
